@@ -1,0 +1,71 @@
+"""Parsing requests and writing answers: the few helpers every handler shares."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+
+from majlis.errors import BadRequest
+from majlis.services.auth import Authenticator, Caller
+
+__all__ = ["SESSION_COOKIE", "client_ip", "json_response", "parse_body", "parse_query", "token_of"]
+
+SESSION_COOKIE = "majlis_session"
+M = TypeVar("M", bound=BaseModel)
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(data), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def _reason(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "body"
+        problems.append(f"{where}: {error['msg']}")
+    return "; ".join(problems)
+
+
+async def parse_body(request: Request, model: type[M]) -> M:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise BadRequest("send a JSON body with Content-Type: application/json", code="not_json")
+    raw = await request.body()
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise BadRequest("the body is not valid JSON", code="malformed_json") from None
+        raise BadRequest(_reason(exc), code="invalid_body") from None
+
+
+def parse_query(request: Request, model: type[M]) -> M:
+    params = request.query_params
+    unknown = set(params.keys()) - set(model.model_fields)
+    if unknown:
+        raise BadRequest(f"unknown query parameter {sorted(unknown)[0]!r}", code="invalid_query")
+    try:
+        return model.model_validate({k: params[k] for k in params})
+    except ValidationError as exc:
+        raise BadRequest(_reason(exc), code="invalid_query") from None
+
+
+def token_of(connection: HTTPConnection) -> str | None:
+    header = connection.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return connection.cookies.get(SESSION_COOKIE) or None
+
+
+def client_ip(connection: HTTPConnection) -> str:
+    return connection.client.host if connection.client else "unknown"
+
+
+async def caller_of(connection: HTTPConnection, auth: Authenticator) -> Caller:
+    return await auth.caller(token_of(connection), client_ip(connection))

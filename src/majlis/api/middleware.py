@@ -1,0 +1,152 @@
+"""Pure ASGI middleware that runs before any expensive work: body size and rate limits."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from majlis.bus.base import Bus
+from majlis.clock import Clock
+from majlis.errors import MajlisError, PayloadTooLarge, RateLimited, Unauthorized
+from majlis.services.tokens import ANON_AUDIENCE, SESSION_AUDIENCE, TokenService
+
+__all__ = ["BodyLimit", "RateLimit", "RateLimits", "send_error"]
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+async def send_error(send: Send, error: MajlisError) -> None:
+    headers = [(b"content-type", b"application/json")]
+    if isinstance(error, RateLimited):
+        seconds = math.ceil(error.retry_after_ms / 1000)
+        headers += [
+            (b"retry-after", str(seconds).encode()),
+            (b"retry-after-ms", str(error.retry_after_ms).encode()),
+        ]
+    body = orjson.dumps(error.body())
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    """413 for a body over the limit: at once from Content-Length, or while it streams."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            too_big = not value.isdigit() or int(value) > self.max_bytes
+            if name == b"content-length" and too_big:
+                await send_error(send, self._error())
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise self._error()
+            return message
+
+        await self.app(scope, limited, send)
+
+    def _error(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"request body is larger than {self.max_bytes} bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    write_rate_ip: float
+    write_burst_ip: int
+    write_rate_user: float
+    write_burst_user: int
+    auth_rate_ip: float
+    auth_burst_ip: int
+
+
+class RateLimit:
+    """Per-IP and per-user limits on every write, checked before the body is read.
+
+    The user is read from the token's signature alone (no store, no bus lookup): an invalid
+    token gets no per-user bucket here and is refused later by the handler.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        bus: Bus,
+        tokens: TokenService,
+        clock: Clock,
+        limits: RateLimits,
+        is_auth_path: Callable[[str], bool],
+    ) -> None:
+        self.app = app
+        self.bus = bus
+        self.tokens = tokens
+        self.clock = clock
+        self.limits = limits
+        self.is_auth_path = is_auth_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in WRITE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        wait = await self._check(scope)
+        if wait > 0:
+            ms = math.ceil(wait * 1000)
+            await send_error(send, RateLimited("too many requests; slow down", ms))
+            return
+        await self.app(scope, receive, send)
+
+    async def _check(self, scope: Scope) -> float:
+        now = self.clock.now()
+        limits = self.limits
+        client = scope.get("client")
+        ip = client[0] if client else "unknown"
+        if self.is_auth_path(scope["path"]):
+            rate, burst, key = limits.auth_rate_ip, limits.auth_burst_ip, f"rl:auth:{ip}"
+        else:
+            rate, burst, key = limits.write_rate_ip, limits.write_burst_ip, f"rl:ip:{ip}"
+        wait = await self.bus.hit_rate_limit(key, rate, burst, now)
+        if wait > 0:
+            return wait
+        subject = self._subject(scope)
+        if subject is None:
+            return 0.0
+        return await self.bus.hit_rate_limit(
+            f"rl:user:{subject}", limits.write_rate_user, limits.write_burst_user, now
+        )
+
+    def _subject(self, scope: Scope) -> str | None:
+        token = _token(scope)
+        if token is None:
+            return None
+        try:
+            claims = self.tokens.verify(token, (SESSION_AUDIENCE, ANON_AUDIENCE))
+        except Unauthorized:
+            return None
+        return claims.subject
+
+
+def _token(scope: Scope) -> str | None:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for name, value in headers:
+        if name == b"authorization" and value[:7].lower() == b"bearer ":
+            return value[7:].decode("latin-1").strip() or None
+        if name == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                key, _, val = part.strip().partition("=")
+                if key == "majlis_session" and val:
+                    return str(val)
+    return None

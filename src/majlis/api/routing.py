@@ -1,0 +1,181 @@
+"""An explicit route table that is also the OpenAPI document.
+
+Each Endpoint names its method, path, handler, and the models of its body, query and
+answers. `routes()` turns the table into Starlette routes; `openapi()` turns the same
+table into /openapi.json, so the document cannot drift from what is served.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+__all__ = ["Endpoint", "ErrorBody", "openapi", "routes"]
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+ID_PATTERN = "^[A-Za-z0-9_:-]{1,64}$"
+
+
+class ErrorBody(BaseModel):
+    error: str
+    reason: str
+    retry_after_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    ok: int = 200
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    answer: type[BaseModel] | None = None
+    content_type: str = "application/json"
+    auth: str = "optional"  # none | optional | user | member
+    other_answers: dict[int, type[BaseModel] | None] = field(default_factory=dict)
+    errors: Sequence[int] = (400, 404, 413, 429)
+
+
+def routes(endpoints: Sequence[Endpoint]) -> list[Route]:
+    by_path: dict[str, dict[str, Handler]] = {}
+    for endpoint in endpoints:
+        by_path.setdefault(endpoint.path, {})[endpoint.method] = endpoint.handler
+    return [
+        Route(path, _dispatch(handlers), methods=list(handlers))
+        for path, handlers in by_path.items()
+    ]
+
+
+def _dispatch(handlers: dict[str, Handler]) -> Handler:
+    if len(handlers) == 1:
+        return next(iter(handlers.values()))
+
+    async def dispatch(request: Request) -> Response:
+        return await handlers[request.method](request)
+
+    return dispatch
+
+
+# OpenAPI ---------------------------------------------------------------------------------
+
+_PATH_PARAM = re.compile(r"{(\w+)}")
+
+
+def openapi(endpoints: Sequence[Endpoint], title: str, version: str) -> dict[str, Any]:
+    schemas_out: dict[str, Any] = {}
+    schemas: dict[str, Any] = {"ErrorBody": _schema(ErrorBody, schemas_out)}
+    paths: dict[str, dict[str, Any]] = {}
+    for endpoint in endpoints:
+        operation = _operation(endpoint, schemas_out)
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = operation
+    schemas.update(schemas_out)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "majlis_session"},
+            },
+        },
+    }
+
+
+def _operation(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
+    name = endpoint.handler.__name__
+    operation: dict[str, Any] = {
+        "operationId": f"{endpoint.tag}_{name}".replace(" ", "_"),
+        "summary": endpoint.summary,
+        "tags": [endpoint.tag],
+        "parameters": _parameters(endpoint, schemas),
+        "responses": _responses(endpoint, schemas),
+    }
+    if endpoint.auth in ("user", "member", "optional"):
+        operation["security"] = [{"bearer": []}, {"cookie": []}] + (
+            [{}] if endpoint.auth == "optional" else []
+        )
+    if endpoint.body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(endpoint.body, schemas)}},
+        }
+    return operation
+
+
+def _parameters(endpoint: Endpoint, schemas: dict[str, Any]) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": ID_PATTERN},
+        }
+        for name in _PATH_PARAM.findall(endpoint.path)
+    ]
+    if endpoint.query is not None:
+        schema = endpoint.query.model_json_schema()
+        required = set(schema.get("required", []))
+        for prop, prop_schema in schema.get("properties", {}).items():
+            prop_schema = {k: v for k, v in prop_schema.items() if k != "title"}
+            params.append(
+                {"name": prop, "in": "query", "required": prop in required, "schema": prop_schema}
+            )
+    return params
+
+
+def _responses(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
+    answers: dict[int, type[BaseModel] | None] = {endpoint.ok: endpoint.answer}
+    answers.update(endpoint.other_answers)
+    out: dict[str, Any] = {}
+    for status, model in answers.items():
+        if model is None and endpoint.content_type != "application/json" and status < 300:
+            out[str(status)] = {
+                "description": "OK",
+                "content": {endpoint.content_type: {"schema": {"type": "string"}}},
+            }
+        elif model is None:
+            out[str(status)] = {"description": "No content"}
+        else:
+            out[str(status)] = {
+                "description": "OK",
+                "content": {"application/json": {"schema": _ref(model, schemas)}},
+            }
+    errors = set(endpoint.errors)
+    if endpoint.auth in ("user", "member") or endpoint.auth == "optional":
+        errors |= {401, 403}
+    for status in sorted(errors):
+        out.setdefault(
+            str(status),
+            {
+                "description": "Error, with a reason",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                },
+            },
+        )
+    return out
+
+
+def _ref(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
+    schemas[model.__name__] = _schema(model, schemas)
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _schema(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, sub in schema.pop("$defs", {}).items():
+        schemas[name] = sub
+    return schema

@@ -1,0 +1,181 @@
+"""HTTP for spaces: create, get, list and search, start, end, reminders, calendar, state."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from majlis.api.http import caller_of, json_response, parse_body, parse_query
+from majlis.api.models import (
+    ListQuery,
+    ReminderBody,
+    SpaceBody,
+    SpaceCreateBody,
+    SpaceListBody,
+    StateBody,
+)
+from majlis.api.routing import Endpoint
+from majlis.services.auth import Authenticator
+from majlis.services.listeners import Listeners, space_summary
+from majlis.services.spaces import Spaces
+
+__all__ = ["SpaceRoutes"]
+
+PREFIX = "/api/v1/spaces"
+
+
+class SpaceRoutes:
+    def __init__(
+        self,
+        spaces: Spaces,
+        listeners: Listeners,
+        auth: Authenticator,
+        public_url: str,
+        state_max_age: float,
+    ) -> None:
+        self._spaces = spaces
+        self._listeners = listeners
+        self._auth = auth
+        self._public_url = public_url
+        self._state_cache = f"public, max-age={max(1, round(state_max_age))}"
+
+    def endpoints(self) -> list[Endpoint]:
+        tag = "spaces"
+        one = f"{PREFIX}/{{space_id}}"
+        return [
+            Endpoint(
+                "POST",
+                PREFIX,
+                self.create,
+                "Create a space (live now or scheduled)",
+                tag,
+                ok=201,
+                body=SpaceCreateBody,
+                answer=SpaceBody,
+                auth="user",
+            ),
+            Endpoint(
+                "GET",
+                PREFIX,
+                self.list,
+                "List and search live, upcoming and ended spaces",
+                tag,
+                query=ListQuery,
+                answer=SpaceListBody,
+                auth="none",
+                errors=(400, 429),
+            ),
+            Endpoint("GET", one, self.get, "One space", tag, answer=SpaceBody, auth="none"),
+            Endpoint(
+                "POST",
+                f"{one}/start",
+                self.start,
+                "Go live (host only)",
+                tag,
+                answer=SpaceBody,
+                auth="user",
+                errors=(400, 404, 409, 413, 429),
+            ),
+            Endpoint(
+                "POST",
+                f"{one}/end",
+                self.end,
+                "End the space (host only)",
+                tag,
+                answer=SpaceBody,
+                auth="user",
+                errors=(400, 404, 409, 413, 429),
+            ),
+            Endpoint(
+                "PUT",
+                f"{one}/reminder",
+                self.remind,
+                "Remind me when it starts",
+                tag,
+                answer=ReminderBody,
+                auth="user",
+                errors=(400, 404, 409, 413, 429),
+            ),
+            Endpoint(
+                "DELETE",
+                f"{one}/reminder",
+                self.unremind,
+                "Cancel my reminder",
+                tag,
+                answer=ReminderBody,
+                auth="user",
+                errors=(400, 404, 409, 413, 429),
+            ),
+            Endpoint(
+                "GET",
+                f"{one}/calendar.ics",
+                self.calendar,
+                "iCalendar entry",
+                tag,
+                content_type="text/calendar",
+                auth="none",
+                errors=(400, 404, 409, 429),
+            ),
+            Endpoint(
+                "GET",
+                f"{one}/state",
+                self.state,
+                "Public state document (cacheable ~1 s; what listeners poll)",
+                tag,
+                answer=StateBody,
+                auth="none",
+                errors=(400, 404, 429),
+            ),
+        ]
+
+    async def create(self, request: Request) -> Response:
+        caller = await caller_of(request, self._auth)
+        body = await parse_body(request, SpaceCreateBody)
+        space = await self._spaces.create(
+            caller, body.title, body.description, body.scheduled_for, body.visibility
+        )
+        return json_response(space_summary(space), 201)
+
+    async def list(self, request: Request) -> Response:
+        query = parse_query(request, ListQuery)
+        spaces = await self._spaces.list(
+            query.state, query.q, query.host_id, query.limit, query.offset
+        )
+        return json_response({"spaces": [space_summary(s) for s in spaces]})
+
+    async def get(self, request: Request) -> Response:
+        space = await self._spaces.get(request.path_params["space_id"])
+        return json_response(space_summary(space))
+
+    async def start(self, request: Request) -> Response:
+        caller = await caller_of(request, self._auth)
+        space = await self._spaces.start(caller, request.path_params["space_id"])
+        return json_response(space_summary(space))
+
+    async def end(self, request: Request) -> Response:
+        caller = await caller_of(request, self._auth)
+        space = await self._spaces.end(caller, request.path_params["space_id"])
+        return json_response(space_summary(space))
+
+    async def remind(self, request: Request) -> Response:
+        return await self._reminder(request, True)
+
+    async def unremind(self, request: Request) -> Response:
+        return await self._reminder(request, False)
+
+    async def _reminder(self, request: Request, on: bool) -> Response:
+        caller = await caller_of(request, self._auth)
+        count = await self._spaces.remind(caller, request.path_params["space_id"], on)
+        return json_response({"subscribed": on, "reminders": count})
+
+    async def calendar(self, request: Request) -> Response:
+        text = await self._spaces.calendar(request.path_params["space_id"], self._public_url)
+        return Response(
+            text,
+            media_type="text/calendar",
+            headers={"Content-Disposition": 'attachment; filename="space.ics"'},
+        )
+
+    async def state(self, request: Request) -> Response:
+        document = await self._listeners.state(request.path_params["space_id"])
+        return json_response(document, headers={"Cache-Control": self._state_cache})

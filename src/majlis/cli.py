@@ -1,0 +1,236 @@
+"""The `majlis` command: serve, and what an operator scripts (users, spaces, URLs)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from majlis.config import Config, ConfigError, describe, load_config
+
+__all__ = ["main"]
+
+
+def _config_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML config file (or MAJLIS_CONFIG)")
+    parser.add_argument("--data-dir", dest="data_dir", help="data directory (default ./data)")
+
+
+def _load(args: argparse.Namespace, **flags: object) -> Config:
+    file = args.config or (
+        Path(os.environ["MAJLIS_CONFIG"]) if "MAJLIS_CONFIG" in os.environ else None
+    )
+    return load_config(file, flags={"data_dir": args.data_dir, **flags})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="majlis",
+        description="Live audio spaces: talk over WebRTC, listen over LL-HLS, replay.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run Majlis (embedded: SQLite, local files, one process)")
+    _config_flags(serve)
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
+    serve.add_argument(
+        "--dev", action="store_true", default=None, help="development mode: debug logs"
+    )
+
+    config = sub.add_parser("config", help="list every configuration key with its default")
+    config.set_defaults(command="config")
+
+    user = sub.add_parser("user", help="manage accounts")
+    user_sub = user.add_subparsers(dest="action", required=True)
+    create = user_sub.add_parser("create", help="create an account")
+    _config_flags(create)
+    create.add_argument("username")
+    create.add_argument("--display-name")
+    create.add_argument("--password", help="default: MAJLIS_PASSWORD or a prompt")
+
+    space = sub.add_parser(
+        "space", help="create, start, end spaces and print their URLs (talks to a running server)"
+    )
+    space_sub = space.add_subparsers(dest="action", required=True)
+    for name, text in (
+        ("create", "create a space (live now, or --at a time)"),
+        ("start", "go live"),
+        ("end", "end the space"),
+        ("urls", "print a space's page, playlist and replay URLs"),
+    ):
+        cmd = space_sub.add_parser(name, help=text)
+        cmd.add_argument(
+            "--server", default=os.environ.get("MAJLIS_SERVER", "http://127.0.0.1:8080")
+        )
+        if name != "urls":
+            cmd.add_argument("--user", required=True, help="the host's username")
+            cmd.add_argument("--password", help="default: MAJLIS_PASSWORD or a prompt")
+        if name == "create":
+            cmd.add_argument("--title", required=True)
+            cmd.add_argument("--description", default="")
+            cmd.add_argument("--at", help="ISO 8601 start time; omit to go live now")
+            cmd.add_argument("--unlisted", action="store_true")
+        else:
+            cmd.add_argument("space_id")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "config":
+            for key, default, doc in describe():
+                print(f"{key:20} {default:28} {doc}")
+            return 0
+        if args.command == "user":
+            return asyncio.run(_user_create(args))
+        return asyncio.run(_space(args))
+    except ConfigError as exc:
+        print(f"majlis: {exc}", file=sys.stderr)
+        return 2
+    except CliError as exc:
+        print(f"majlis: {exc}", file=sys.stderr)
+        return 1
+
+
+class CliError(Exception):
+    pass
+
+
+def _password(args: argparse.Namespace) -> str:
+    return args.password or os.environ.get("MAJLIS_PASSWORD") or getpass.getpass("password: ")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from majlis.app import build_app, build_services
+
+    config = _load(args, host=args.host, port=args.port, dev=args.dev)
+    logging.basicConfig(
+        level=logging.DEBUG if config.dev else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((config.host, config.port))
+    port = sock.getsockname()[1]
+    if config.port == 0:
+        config = load_config(
+            args.config,
+            flags={
+                "data_dir": config.data_dir,
+                "host": config.host,
+                "port": port,
+                "dev": config.dev,
+            },
+        )
+    app = build_app(build_services(config))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            lifespan="on",
+            log_level="debug" if config.dev else "warning",
+            access_log=config.dev,
+            http="httptools",
+            loop="uvloop",
+            ws="websockets-sansio",
+            ws_max_size=65536,
+        )
+    )
+    print(
+        f"majlis listening on {config.effective_public_url} (data in {config.data_dir})", flush=True
+    )
+    server.run(sockets=[sock])
+    return 0
+
+
+async def _user_create(args: argparse.Namespace) -> int:
+    from majlis.app import build_services
+    from majlis.errors import MajlisError
+
+    services = build_services(_load(args))
+    await services.store.open()
+    try:
+        session = await services.accounts.register(
+            args.username, _password(args), args.display_name
+        )
+    except MajlisError as exc:
+        raise CliError(exc.reason) from None
+    finally:
+        await services.store.close()
+    if session.user is not None:
+        print(f"created user {session.user.username} (id {session.user.id})")
+    return 0
+
+
+async def _space(args: argparse.Namespace) -> int:
+    import httpx
+
+    base = args.server.rstrip("/")
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        if args.action == "urls":
+            return await _print_urls(client, base, args.space_id)
+        login = await client.post(
+            "/api/v1/auth/login", json={"username": args.user, "password": _password(args)}
+        )
+        _check(login)
+        headers = {"Authorization": f"Bearer {login.json()['token']}"}
+        if args.action == "create":
+            body: dict[str, object] = {
+                "title": args.title,
+                "description": args.description,
+                "visibility": "unlisted" if args.unlisted else "public",
+            }
+            if args.at:
+                body["scheduled_for"] = _parse_time(args.at)
+            answer = await client.post("/api/v1/spaces", json=body, headers=headers)
+        else:
+            answer = await client.post(
+                f"/api/v1/spaces/{args.space_id}/{args.action}", headers=headers
+            )
+        _check(answer)
+        space = answer.json()
+        print(f"{space['id']} {space['state']} {space['title']}")
+        return await _print_urls(client, base, space["id"])
+
+
+async def _print_urls(client: object, base: str, space_id: str) -> int:
+    print(f"page:     {base}/spaces/{space_id}")
+    print(f"playlist: {base}/hls/{space_id}/index.m3u8")
+    print(f"replay:   {base}/hls/{space_id}/replay.m4a")
+    print(f"state:    {base}/api/v1/spaces/{space_id}/state")
+    return 0
+
+
+def _check(response: object) -> None:
+    import httpx
+
+    if not isinstance(response, httpx.Response) or response.status_code >= 400:
+        reason = response.text if isinstance(response, httpx.Response) else "no answer"
+        raise CliError(f"server said {getattr(response, 'status_code', '?')}: {reason}")
+
+
+def _parse_time(text: str) -> float:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"--at {text!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return moment.timestamp()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Configuration: defaults < TOML file < MAJLIS_* environment < command-line flags.
+
+Every key is declared once, with its type and its check. An unknown key or a value that
+does not parse or does not pass its check stops the program with a message naming the key:
+a typo in an operator's config must never silently fall back to a default.
+Imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Config", "ConfigError", "load_config"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, malformed or out of range."""
+
+
+def _positive(value: float) -> bool:
+    return value > 0
+
+
+def _non_negative(value: float) -> bool:
+    return value >= 0
+
+
+def _port(value: int) -> bool:
+    return 0 <= value <= 65535
+
+
+def _url(*schemes: str) -> Callable[[str], bool]:
+    def check(value: str) -> bool:
+        return any(value.startswith(f"{scheme}://") for scheme in schemes)
+
+    check.__doc__ = "one of " + ", ".join(f"{s}://" for s in schemes)
+    return check
+
+
+def _key(default: Any, check: Callable[[Any], bool] | None = None, doc: str = "") -> Any:
+    return field(default=default, metadata={"check": check, "doc": doc})
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    data_dir: Path = _key(Path("data"), doc="where the SQLite file, keys and recordings live")
+    host: str = _key("127.0.0.1", doc="address the HTTP server binds")
+    port: int = _key(8080, _port, "port the HTTP server binds (0 picks a free one)")
+    public_url: str = _key("", doc="URL people reach this server at; default http://host:port")
+    database_url: str = _key("", doc="sqlite:///path or postgresql://...; default SQLite")
+    bus_url: str = _key("memory://", _url("memory", "redis"), "memory:// or redis://host/db")
+    secret_key: str = _key("", doc="HMAC key for tokens; default: generated in data_dir")
+    dev: bool = _key(False, doc="development mode: verbose logs, relaxed cookie security")
+    media: bool = _key(True, doc="run a media node inside this process (embedded mode)")
+    session_ttl: float = _key(7 * 86400.0, _positive, "seconds a login lasts")
+    playback_ttl: float = _key(600.0, _positive, "seconds a playback token lasts")
+    admission_rate: float = _key(500.0, _positive, "new listeners admitted per second per space")
+    admission_burst: int = _key(1000, _positive, "listeners admitted at once before queueing")
+    presence_window: float = _key(60.0, _positive, "seconds a heartbeat keeps a listener counted")
+    write_rate_ip: float = _key(50.0, _positive, "write requests per second per IP")
+    write_burst_ip: int = _key(100, _positive, "burst of write requests per IP")
+    write_rate_user: float = _key(10.0, _positive, "write requests per second per user")
+    write_burst_user: int = _key(30, _positive, "burst of write requests per user")
+    auth_rate_ip: float = _key(2.0, _positive, "register/login attempts per second per IP")
+    auth_burst_ip: int = _key(10, _positive, "burst of register/login attempts per IP")
+    reaction_rate: float = _key(2.0, _positive, "reactions per second per listener")
+    reaction_burst: int = _key(5, _positive, "burst of reactions per listener")
+    max_body_bytes: int = _key(65536, _positive, "largest request body accepted")
+    max_ws_per_user: int = _key(5, _positive, "event sockets one user may hold open")
+    state_cache_seconds: float = _key(1.0, _non_negative, "how long the state document is cached")
+    part_seconds: float = _key(0.25, _positive, "LL-HLS part duration")
+    segment_seconds: float = _key(2.0, _positive, "LL-HLS segment duration")
+    audio_bitrate: int = _key(64000, _positive, "AAC bit rate for listeners")
+
+    @property
+    def effective_public_url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'majlis.db'}"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "spaces"
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _parse(name: str, raw: object) -> object:
+    kind = _FIELDS[name].type
+    try:
+        if kind == "bool":
+            return _parse_bool(raw)
+        if kind == "int":
+            if isinstance(raw, bool):
+                raise ValueError("a boolean is not a number")
+            if isinstance(raw, float) and not raw.is_integer():
+                raise ValueError(f"{raw!r} is not a whole number")
+            return int(str(raw)) if isinstance(raw, str) else int(raw)  # type: ignore[call-overload]
+        if kind == "float":
+            if isinstance(raw, bool):
+                raise ValueError("a boolean is not a number")
+            return float(raw)  # type: ignore[arg-type]
+        if kind == "Path":
+            return Path(str(raw))
+        if not isinstance(raw, str):
+            raise ValueError("expected a string")
+        return raw
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"config key {name!r}: cannot use {raw!r} ({exc})") from None
+
+
+def _parse_bool(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _check(name: str, value: object) -> None:
+    check = _FIELDS[name].metadata.get("check")
+    if check is not None and not check(value):
+        rule = check.__doc__ or check.__name__.strip("_").replace("_", " ")
+        raise ConfigError(f"config key {name!r}: {value!r} is not {rule}")
+
+
+def _merge(values: dict[str, object], source: Mapping[str, object], origin: str) -> None:
+    for key, raw in source.items():
+        name = key.replace("-", "_")
+        if name not in _FIELDS:
+            raise ConfigError(f"unknown config key {key!r} in {origin}")
+        values[name] = _parse(name, raw)
+
+
+def load_config(
+    file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, object] | None = None,
+) -> Config:
+    """Build a Config; raise ConfigError naming the offending key on any problem."""
+    values: dict[str, object] = {}
+    if file is not None:
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {file}: {exc}") from None
+        _merge(values, data, str(file))
+    env = os.environ if environ is None else environ
+    from_env = {k[len("MAJLIS_") :].lower(): v for k, v in env.items() if k.startswith("MAJLIS_")}
+    from_env.pop("config", None)
+    _merge(values, from_env, "the environment (MAJLIS_*)")
+    _merge(values, {k: v for k, v in (flags or {}).items() if v is not None}, "the flags")
+    for name, value in values.items():
+        _check(name, value)
+    config = Config(**values)  # type: ignore[arg-type]
+    if config.part_seconds * 2 > config.segment_seconds:
+        raise ConfigError("config key 'segment_seconds' must be at least twice 'part_seconds'")
+    return config
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(key, default, meaning) for every key, for `majlis config --help` and the docs."""
+    return [(f.name, repr(f.default), f.metadata.get("doc", "")) for f in _FIELDS.values()]

@@ -1,0 +1,121 @@
+"""Accounts: register, log in, log out, anonymous listener ids."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from majlis.clock import Clock
+from majlis.errors import BadRequest, Conflict, NotFound, Unauthorized
+from majlis.services.auth import Authenticator, Caller
+from majlis.services.tokens import ANON_AUDIENCE, SESSION_AUDIENCE, TokenService
+from majlis.store.base import DuplicateError, Store
+from majlis.types import User
+
+__all__ = ["Accounts", "Session"]
+
+USERNAME = re.compile(r"^[A-Za-z0-9_]{3,32}$")
+# A real hash of a throwaway password, so a login for an unknown user costs the same time
+# as one for a known user and does not reveal which usernames exist.
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(8))
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    token: str
+    expires_at: float
+    user: User | None
+    member: str
+
+
+def clean_text(value: str, field: str, max_len: int, *, allow_empty: bool = False) -> str:
+    """NFC-normalise, refuse control characters, trim, bound the length."""
+    text = unicodedata.normalize("NFC", value).strip()
+    if any(unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\n\t" for ch in text):
+        raise BadRequest(f"{field} contains control characters", code="invalid_text")
+    if not text and not allow_empty:
+        raise BadRequest(f"{field} must not be empty", code="invalid_text")
+    if len(text) > max_len:
+        raise BadRequest(f"{field} is longer than {max_len} characters", code="invalid_text")
+    return text
+
+
+class Accounts:
+    def __init__(
+        self,
+        store: Store,
+        tokens: TokenService,
+        auth: Authenticator,
+        clock: Clock,
+        *,
+        session_ttl: float,
+    ) -> None:
+        self._store = store
+        self._tokens = tokens
+        self._auth = auth
+        self._clock = clock
+        self._session_ttl = session_ttl
+
+    async def register(self, username: str, password: str, display_name: str | None) -> Session:
+        if not USERNAME.match(username):
+            raise BadRequest(
+                "username must be 3 to 32 letters, digits or underscores", code="invalid_username"
+            )
+        if not 8 <= len(password) <= 256:
+            raise BadRequest("password must be 8 to 256 characters", code="invalid_password")
+        name = clean_text(display_name or username, "display_name", 64)
+        password_hash = await asyncio.to_thread(_hasher.hash, password)
+        user = User(secrets.token_hex(8), username, name, self._clock.now(), password_hash)
+        try:
+            await self._store.create_user(user)
+        except DuplicateError:
+            raise Conflict("that username is taken", code="username_taken") from None
+        return self._session(user)
+
+    async def login(self, username: str, password: str) -> Session:
+        user = await self._store.get_user_by_username(username)
+        stored = user.password_hash if user else _DUMMY_HASH
+        if not await asyncio.to_thread(_verify, stored, password) or user is None:
+            raise Unauthorized("wrong username or password", code="bad_credentials")
+        return self._session(user)
+
+    async def logout(self, caller: Caller) -> None:
+        if caller.claims is None or caller.claims.anonymous:
+            raise Unauthorized("not logged in", code="login_required")
+        await self._auth.revoke(caller.claims, self._clock.now())
+
+    def anonymous(self) -> Session:
+        token, claims = self._tokens.issue(
+            "anon:" + secrets.token_hex(8), ANON_AUDIENCE, self._session_ttl
+        )
+        return Session(token, claims.expires_at, None, claims.subject)
+
+    async def me(self, caller: Caller) -> User:
+        user = await self._store.get_user(caller.require_user())
+        if user is None:
+            raise NotFound("this account no longer exists", code="user_not_found")
+        return user
+
+    async def get_user(self, user_id: str) -> User:
+        user = await self._store.get_user(user_id)
+        if user is None:
+            raise NotFound("no such user", code="user_not_found")
+        return user
+
+    def _session(self, user: User) -> Session:
+        token, claims = self._tokens.issue(user.id, SESSION_AUDIENCE, self._session_ttl)
+        return Session(token, claims.expires_at, user, user.id)
+
+
+def _verify(stored_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False

@@ -1,0 +1,225 @@
+"""The listener path: join through the waiting room, heartbeats, reactions, state document.
+
+Everything here is O(1) per request and writes nothing to SQL: the space and its stage are
+read through a short per-worker cache, bans, presence, tallies and the waiting room live
+on the bus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from majlis.bus.base import Bus
+from majlis.clock import Clock
+from majlis.errors import BadRequest, Conflict, Forbidden, RateLimited, Unauthorized
+from majlis.services.auth import Caller
+from majlis.services.cache import TtlCache
+from majlis.services.roles import ban_key
+from majlis.services.spaces import Spaces
+from majlis.services.tokens import TokenService
+from majlis.store.base import Store
+from majlis.types import Space, SpaceState
+
+__all__ = ["REACTIONS", "Admitted", "ListenerPolicy", "Listeners", "Queued"]
+
+REACTIONS = ("👏", "❤️", "😂", "🔥", "💯", "🙏", "👍", "😮")
+TICKET_TTL = 3600.0
+LEVEL_PREFIX = "level:"
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerPolicy:
+    admission_rate: float
+    admission_burst: int
+    playback_ttl: float
+    presence_window: float
+    reaction_rate: float
+    reaction_burst: int
+    public_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    playback_token: str
+    playback_url: str
+    expires_at: float
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    ticket: str
+    position: int
+    estimated_wait_ms: int
+
+
+def level_key(space_id: str, user_id: str) -> str:
+    return f"{LEVEL_PREFIX}{space_id}:{user_id}"
+
+
+class Listeners:
+    def __init__(
+        self,
+        store: Store,
+        bus: Bus,
+        spaces: Spaces,
+        tokens: TokenService,
+        clock: Clock,
+        policy: ListenerPolicy,
+        state_ttl: float,
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._spaces = spaces
+        self._tokens = tokens
+        self._clock = clock
+        self._policy = policy
+        self._documents: TtlCache[dict[str, object]] = TtlCache(clock, state_ttl)
+
+    async def join(self, caller: Caller, space_id: str, ticket: str | None) -> Admitted | Queued:
+        member = caller.require_member()
+        space = await self._listenable(space_id, member)
+        stage = await self._spaces.stage_cached(space_id)
+        on_stage = next((p.role for p in stage if p.user_id == member), None)
+        if on_stage is not None:
+            return await self._admit(space, member, str(on_stage))
+        seq = self._ticket_seq(ticket, space_id, member) if ticket else None
+        now = self._clock.now()
+        policy = self._policy
+        try:
+            answer = await self._bus.admit(
+                space_id, seq, policy.admission_rate, policy.admission_burst, now
+            )
+        except ValueError:
+            raise BadRequest("that ticket was never issued", code="invalid_ticket") from None
+        if answer.admitted:
+            return await self._admit(space, member, "listener")
+        ticket_token = self._tokens.sign_compact(
+            "ticket", (space_id, str(answer.ticket), member), TICKET_TTL
+        )
+        wait_ms = int(answer.position / policy.admission_rate * 1000)
+        return Queued(ticket_token, answer.position, wait_ms)
+
+    async def heartbeat(self, caller: Caller, space_id: str, playback_token: str) -> Admitted:
+        """Keeps the listener counted and hands out a fresh playback token."""
+        member = caller.require_member()
+        fields = self._tokens.verify_compact("play", playback_token, 2)
+        if fields != (space_id, member):
+            raise Forbidden("that playback token is for someone else", code="token_mismatch")
+        space = await self._listenable(space_id, member)
+        return await self._admit(space, member, "listener")
+
+    async def leave(self, caller: Caller, space_id: str) -> None:
+        await self._bus.drop_presence(space_id, caller.require_member())
+
+    async def react(self, caller: Caller, space_id: str, emoji: str) -> dict[str, int]:
+        member = caller.require_member()
+        if emoji not in REACTIONS:
+            raise BadRequest(f"reaction must be one of {' '.join(REACTIONS)}", code="bad_reaction")
+        await self._listenable(space_id, member)
+        policy = self._policy
+        wait = await self._bus.hit_rate_limit(
+            f"react:{space_id}:{member}",
+            policy.reaction_rate,
+            policy.reaction_burst,
+            self._clock.now(),
+        )
+        if wait > 0:
+            raise RateLimited("too many reactions; slow down", int(wait * 1000) + 1)
+        await self._bus.incr_tally(f"reactions:{space_id}", emoji)
+        return await self._bus.get_tally(f"reactions:{space_id}")
+
+    async def listener_count(self, space_id: str) -> int:
+        return await self._bus.count_presence(
+            space_id, self._clock.now(), self._policy.presence_window
+        )
+
+    async def state(self, space_id: str) -> dict[str, object]:
+        """The public state document; built at most once per cache TTL per worker."""
+        return await self._documents.get(space_id, lambda: self._build_state(space_id))
+
+    # helpers -----------------------------------------------------------------------------
+    async def _listenable(self, space_id: str, member: str) -> Space:
+        space = await self._spaces.get_cached(space_id)
+        if space.state is SpaceState.SCHEDULED:
+            raise Conflict("the space has not started yet", code="not_started")
+        if space.state is SpaceState.ENDED:
+            raise Conflict("the space has ended; its replay is available", code="ended")
+        if await self._bus.get_value(ban_key(space_id, member)):
+            raise Forbidden("you are banned from this space", code="banned")
+        return space
+
+    def _ticket_seq(self, ticket: str, space_id: str, member: str) -> int:
+        try:
+            t_space, t_seq, t_member = self._tokens.verify_compact("ticket", ticket, 3)
+        except Unauthorized as exc:
+            raise BadRequest(exc.reason, code="invalid_ticket") from None
+        if (t_space, t_member) != (space_id, member) or not t_seq.isdigit():
+            raise BadRequest("that ticket is for another space or person", code="invalid_ticket")
+        return int(t_seq)
+
+    async def _admit(self, space: Space, member: str, role: str) -> Admitted:
+        now = self._clock.now()
+        await self._bus.touch_presence(space.id, member, now)
+        ttl = self._policy.playback_ttl
+        token = self._tokens.sign_compact("play", (space.id, member), ttl)
+        url = f"{self._policy.public_url}/hls/{space.id}/index.m3u8"
+        return Admitted(token, url, now + ttl, role)
+
+    async def _build_state(self, space_id: str) -> dict[str, object]:
+        space = await self._spaces.get(space_id)
+        stage = await self._store.list_participants(space_id)
+        levels = await self._bus.get_values(f"{LEVEL_PREFIX}{space_id}:")
+        count = await self.listener_count(space_id) if space.state is SpaceState.LIVE else 0
+        if count > space.peak_listeners:
+            await self._store.raise_peak_listeners(space_id, count)
+        speakers = []
+        for p in stage:
+            level = _parse_level(levels.get(level_key(space_id, p.user_id)))
+            speakers.append(
+                {
+                    "user_id": p.user_id,
+                    "username": p.username,
+                    "display_name": p.display_name,
+                    "role": str(p.role),
+                    "muted": p.muted,
+                    "speaking": level is not None and level[1] and not p.muted,
+                    "level_db": None if level is None else level[0],
+                }
+            )
+        return {
+            "space": space_summary(space),
+            "speakers": speakers,
+            "listener_count": count,
+            "peak_listeners": max(count, space.peak_listeners),
+            "reactions": await self._bus.get_tally(f"reactions:{space_id}"),
+            "updated_at": self._clock.now(),
+        }
+
+
+def _parse_level(raw: str | None) -> tuple[float, bool] | None:
+    """Levels are published by the media node as "<dBFS>,<0|1>"."""
+    if not raw:
+        return None
+    db, _, speaking = raw.partition(",")
+    try:
+        return float(db), speaking == "1"
+    except ValueError:
+        return None
+
+
+def space_summary(space: Space) -> dict[str, object]:
+    return {
+        "id": space.id,
+        "title": space.title,
+        "description": space.description,
+        "state": str(space.state),
+        "visibility": str(space.visibility),
+        "host_id": space.host_id,
+        "host_username": space.host_username,
+        "created_at": space.created_at,
+        "scheduled_for": space.scheduled_for,
+        "started_at": space.started_at,
+        "ended_at": space.ended_at,
+        "peak_listeners": space.peak_listeners,
+    }

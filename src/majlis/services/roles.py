@@ -1,0 +1,259 @@
+"""Roles and the speaking flow: requests, invites, promotion, mute, demote, remove, ban.
+
+Every action reads the actor's role in *that* space from the store (never a cache) and
+checks it here. Rank decides who may act on whom: host > co-host > speaker > listener; a
+moderator (host or co-host) acts only on people ranked below them.
+"""
+
+from __future__ import annotations
+
+from majlis.bus.base import Bus
+from majlis.clock import Clock
+from majlis.errors import Conflict, Forbidden, NotFound
+from majlis.services.auth import Caller
+from majlis.services.events import Events
+from majlis.services.spaces import Spaces
+from majlis.store.base import Store
+from majlis.types import Invite, Participant, Role, Space, SpaceState, SpeakRequest
+
+__all__ = ["COHOST_LIMIT", "SPEAKER_LIMIT", "Roles", "ban_key"]
+
+COHOST_LIMIT = 2
+SPEAKER_LIMIT = 10
+_RANK = {Role.HOST: 3, Role.COHOST: 2, Role.SPEAKER: 1, Role.LISTENER: 0}
+
+
+def ban_key(space_id: str, member: str) -> str:
+    return f"ban:{space_id}:{member}"
+
+
+class Roles:
+    def __init__(
+        self, store: Store, bus: Bus, spaces: Spaces, events: Events, clock: Clock
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._spaces = spaces
+        self._events = events
+        self._clock = clock
+
+    # reading ----------------------------------------------------------------------------
+    async def role_of(self, space_id: str, user_id: str | None) -> Role:
+        if user_id is None:
+            return Role.LISTENER
+        participant = await self._store.get_participant(space_id, user_id)
+        return participant.role if participant else Role.LISTENER
+
+    async def stage(self, space_id: str) -> list[Participant]:
+        await self._spaces.get(space_id)
+        return await self._store.list_participants(space_id)
+
+    async def watcher(self, caller: Caller, space_id: str) -> tuple[str, Role]:
+        """Who may hold an event socket: people on stage, asking to speak, or invited.
+        Listeners who do none of these poll the state document instead."""
+        user_id = caller.require_user()
+        space = await self._spaces.get(space_id)
+        if space.state is SpaceState.ENDED:
+            raise Conflict("the space has ended", code="space_ended")
+        role = await self.role_of(space_id, user_id)
+        if role.on_stage or await self._has_request(space_id, user_id):
+            return user_id, role
+        if await self._store.get_invite(space_id, user_id) is not None:
+            return user_id, role
+        raise Forbidden(
+            "event sockets are for people on stage or asking to speak; poll the state "
+            "document instead",
+            code="not_acting",
+        )
+
+    async def requests(self, caller: Caller, space_id: str) -> list[SpeakRequest]:
+        await self._moderator(caller, space_id)
+        return await self._store.list_speak_requests(space_id)
+
+    # a listener asks; a moderator answers -------------------------------------------------
+    async def ask(self, caller: Caller, space_id: str) -> None:
+        user_id, space = await self._live_listener(caller, space_id)
+        request = SpeakRequest(space.id, user_id, self._clock.now())
+        if not await self._store.add_speak_request(request):
+            raise Conflict("you have already asked to speak", code="already_requested")
+        await self._events.emit(space_id, "speak_requested", "moderators", user_id=user_id)
+
+    async def withdraw(self, caller: Caller, space_id: str) -> None:
+        user_id = caller.require_user()
+        await self._spaces.get(space_id)
+        if not await self._store.remove_speak_request(space_id, user_id):
+            raise NotFound("you have no request to speak here", code="no_request")
+        await self._events.emit(space_id, "speak_request_withdrawn", "moderators", user_id=user_id)
+
+    async def approve(self, caller: Caller, space_id: str, user_id: str) -> Participant:
+        await self._moderator(caller, space_id, live=True)
+        if not await self._has_request(space_id, user_id):
+            raise NotFound("that user has not asked to speak", code="no_request")
+        return await self._promote(space_id, user_id, Role.SPEAKER)
+
+    async def decline(self, caller: Caller, space_id: str, user_id: str) -> None:
+        await self._moderator(caller, space_id)
+        if not await self._store.remove_speak_request(space_id, user_id):
+            raise NotFound("that user has not asked to speak", code="no_request")
+        await self._events.emit(space_id, "speak_request_declined", user_id, user_id=user_id)
+        await self._events.emit(space_id, "speak_request_declined", "moderators", user_id=user_id)
+
+    # a moderator invites; the listener answers -------------------------------------------
+    async def invite(self, caller: Caller, space_id: str, user_id: str) -> None:
+        actor = await self._moderator(caller, space_id, live=True)
+        if await self._store.get_user(user_id) is None:
+            raise NotFound("no such user", code="user_not_found")
+        if await self._store.is_banned(space_id, user_id):
+            raise Conflict("that user is banned from this space", code="banned")
+        if await self.role_of(space_id, user_id) is not Role.LISTENER:
+            raise Conflict("that user is already on stage", code="already_on_stage")
+        invite = Invite(space_id, user_id, actor.user_id, self._clock.now())
+        if not await self._store.add_invite(invite):
+            raise Conflict("that user is already invited", code="already_invited")
+        await self._events.emit(space_id, "invited", user_id, user_id=user_id, by=actor.user_id)
+
+    async def accept_invite(self, caller: Caller, space_id: str) -> Participant:
+        user_id, _ = await self._live_listener(caller, space_id)
+        if await self._store.get_invite(space_id, user_id) is None:
+            raise NotFound("you have no invitation to speak here", code="no_invite")
+        return await self._promote(space_id, user_id, Role.SPEAKER)
+
+    async def decline_invite(self, caller: Caller, space_id: str) -> None:
+        user_id = caller.require_user()
+        await self._spaces.get(space_id)
+        if not await self._store.remove_invite(space_id, user_id):
+            raise NotFound("you have no invitation to speak here", code="no_invite")
+        await self._events.emit(space_id, "invite_declined", "moderators", user_id=user_id)
+
+    # leaving and being moved -------------------------------------------------------------
+    async def step_down(self, caller: Caller, space_id: str) -> None:
+        user_id = caller.require_user()
+        await self._spaces.get(space_id)
+        role = await self.role_of(space_id, user_id)
+        if role is Role.HOST:
+            raise Conflict("the host cannot step down; end the space instead", code="is_host")
+        if role is Role.LISTENER:
+            raise Conflict("you are not on stage", code="not_on_stage")
+        await self._to_listener(space_id, user_id, "stepped_down")
+
+    async def demote(self, caller: Caller, space_id: str, user_id: str) -> None:
+        actor = await self._moderator(caller, space_id)
+        target = await self._outranked(actor, space_id, user_id)
+        if target is Role.LISTENER:
+            raise Conflict("that user is not on stage", code="not_on_stage")
+        await self._to_listener(space_id, user_id, "demoted")
+
+    async def set_muted(self, caller: Caller, space_id: str, user_id: str, muted: bool) -> None:
+        actor_id = caller.require_user()
+        space = await self._spaces.get(space_id)
+        if space.state is SpaceState.ENDED:
+            raise Conflict("the space has ended", code="space_ended")
+        if not muted and actor_id != user_id:
+            raise Forbidden("only speakers unmute themselves", code="self_unmute_only")
+        if actor_id != user_id:
+            actor = await self._moderator(caller, space_id)
+            await self._outranked(actor, space_id, user_id)
+        elif not (await self.role_of(space_id, user_id)).on_stage:
+            raise Conflict("you are not on stage", code="not_on_stage")
+        if not await self._store.set_muted(space_id, user_id, muted):
+            raise Conflict("that user is not on stage", code="not_on_stage")
+        self._spaces.forget(space_id)
+        await self._events.media(space_id, "mute" if muted else "unmute", user_id=user_id)
+        await self._events.emit(space_id, "muted" if muted else "unmuted", "all", user_id=user_id)
+
+    async def remove(self, caller: Caller, space_id: str, user_id: str, ban: bool) -> None:
+        actor = await self._moderator(caller, space_id)
+        await self._outranked(actor, space_id, user_id)
+        if await self._store.get_user(user_id) is None:
+            raise NotFound("no such user", code="user_not_found")
+        if ban:
+            await self._store.ban(space_id, user_id, actor.user_id, self._clock.now())
+            # The join path checks the bus, not SQL, so a ban is seen by every worker at once.
+            await self._bus.set_value(ban_key(space_id, user_id), "1", None)
+        else:
+            await self._store.remove_participant(space_id, user_id)
+            await self._store.remove_speak_request(space_id, user_id)
+            await self._store.remove_invite(space_id, user_id)
+        await self._bus.drop_presence(space_id, user_id)
+        self._spaces.forget(space_id)
+        await self._events.media(space_id, "disconnect", user_id=user_id)
+        await self._events.emit(space_id, "removed", "all", user_id=user_id, banned=ban)
+
+    # co-hosts: the host's alone ----------------------------------------------------------
+    async def add_cohost(self, caller: Caller, space_id: str, user_id: str) -> Participant:
+        space = await self._host(caller, space_id)
+        if user_id == space.host_id:
+            raise Conflict("the host is already the host", code="is_host")
+        if await self._store.get_user(user_id) is None:
+            raise NotFound("no such user", code="user_not_found")
+        if await self._store.is_banned(space_id, user_id):
+            raise Conflict("that user is banned from this space", code="banned")
+        return await self._promote(space_id, user_id, Role.COHOST)
+
+    async def remove_cohost(self, caller: Caller, space_id: str, user_id: str) -> Participant:
+        await self._host(caller, space_id)
+        if await self.role_of(space_id, user_id) is not Role.COHOST:
+            raise Conflict("that user is not a co-host", code="not_cohost")
+        return await self._promote(space_id, user_id, Role.SPEAKER)
+
+    # helpers -----------------------------------------------------------------------------
+    async def _promote(self, space_id: str, user_id: str, role: Role) -> Participant:
+        limit = COHOST_LIMIT if role is Role.COHOST else SPEAKER_LIMIT
+        now = self._clock.now()
+        if not await self._store.set_role(space_id, user_id, role, limit=limit, at=now):
+            raise Conflict(f"this space already has {limit} {role}s", code=f"too_many_{role}s")
+        participant = await self._store.get_participant(space_id, user_id)
+        if participant is None:
+            raise Conflict("the participant left meanwhile", code="not_on_stage")
+        self._spaces.forget(space_id)
+        await self._events.emit(space_id, "role_changed", "all", user_id=user_id, role=role)
+        return participant
+
+    async def _to_listener(self, space_id: str, user_id: str, why: str) -> None:
+        await self._store.remove_participant(space_id, user_id)
+        self._spaces.forget(space_id)
+        await self._events.media(space_id, "disconnect", user_id=user_id)
+        await self._events.emit(
+            space_id, "role_changed", "all", user_id=user_id, role=Role.LISTENER, reason=why
+        )
+
+    async def _has_request(self, space_id: str, user_id: str) -> bool:
+        requests = await self._store.list_speak_requests(space_id)
+        return any(r.user_id == user_id for r in requests)
+
+    async def _live_listener(self, caller: Caller, space_id: str) -> tuple[str, Space]:
+        user_id = caller.require_user()
+        space = await self._spaces.get(space_id)
+        if space.state is not SpaceState.LIVE:
+            raise Conflict(f"the space is {space.state}, not live", code="not_live")
+        if await self._store.is_banned(space_id, user_id):
+            raise Forbidden("you are banned from this space", code="banned")
+        if (await self.role_of(space_id, user_id)).on_stage:
+            raise Conflict("you are already on stage", code="already_on_stage")
+        return user_id, space
+
+    async def _moderator(self, caller: Caller, space_id: str, *, live: bool = False) -> Participant:
+        user_id = caller.require_user()
+        space = await self._spaces.get(space_id)
+        participant = await self._store.get_participant(space_id, user_id)
+        if participant is None or not participant.role.can_moderate:
+            raise Forbidden("only the host or a co-host can do that", code="not_moderator")
+        if space.state is SpaceState.ENDED or (live and space.state is not SpaceState.LIVE):
+            raise Conflict(f"the space is {space.state}", code="not_live")
+        return participant
+
+    async def _host(self, caller: Caller, space_id: str) -> Space:
+        user_id = caller.require_user()
+        space = await self._spaces.get(space_id)
+        if space.host_id != user_id:
+            raise Forbidden("only the host can do that", code="not_host")
+        if space.state is SpaceState.ENDED:
+            raise Conflict("the space has ended", code="space_ended")
+        return space
+
+    async def _outranked(self, actor: Participant, space_id: str, user_id: str) -> Role:
+        """The target's role, if the actor ranks above it."""
+        target = await self.role_of(space_id, user_id)
+        if _RANK[target] >= _RANK[actor.role]:
+            raise Forbidden(f"a {actor.role} cannot act on a {target}", code="outranked")
+        return target

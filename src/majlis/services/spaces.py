@@ -1,0 +1,203 @@
+"""Spaces: create, schedule, start, end, list, search, reminders, calendar file."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from majlis.clock import Clock
+from majlis.errors import BadRequest, Conflict, Forbidden, NotFound
+from majlis.services.accounts import clean_text
+from majlis.services.auth import Caller
+from majlis.services.cache import TtlCache
+from majlis.services.events import Events
+from majlis.store.base import Store
+from majlis.types import Participant, Space, SpaceState, Visibility
+
+__all__ = ["Spaces"]
+
+MAX_SCHEDULE_AHEAD = 366 * 86400.0
+
+# What each state may become, and the reason given when a transition is impossible.
+_TRANSITIONS: dict[SpaceState, set[SpaceState]] = {
+    SpaceState.SCHEDULED: {SpaceState.LIVE, SpaceState.ENDED},
+    SpaceState.LIVE: {SpaceState.ENDED},
+    SpaceState.ENDED: set(),
+}
+
+
+class Spaces:
+    def __init__(self, store: Store, events: Events, clock: Clock, cache_ttl: float) -> None:
+        self._store = store
+        self._events = events
+        self._clock = clock
+        self._space_cache: TtlCache[Space | None] = TtlCache(clock, cache_ttl)
+        self._stage_cache: TtlCache[list[Participant]] = TtlCache(clock, cache_ttl)
+
+    async def create(
+        self,
+        caller: Caller,
+        title: str,
+        description: str,
+        scheduled_for: float | None,
+        visibility: Visibility,
+    ) -> Space:
+        host_id = caller.require_user()
+        now = self._clock.now()
+        if scheduled_for is not None and not now < scheduled_for <= now + MAX_SCHEDULE_AHEAD:
+            raise BadRequest(
+                "scheduled_for must be in the future and within a year", code="invalid_schedule"
+            )
+        live = scheduled_for is None
+        space = Space(
+            id=secrets.token_hex(6),
+            host_id=host_id,
+            title=clean_text(title, "title", 120),
+            description=clean_text(description, "description", 2000, allow_empty=True),
+            state=SpaceState.LIVE if live else SpaceState.SCHEDULED,
+            visibility=visibility,
+            created_at=now,
+            scheduled_for=scheduled_for,
+            started_at=now if live else None,
+        )
+        await self._store.create_space(space)
+        if live:
+            await self._events.media(space.id, "start", started_at=now)
+        return await self.get(space.id)
+
+    async def get(self, space_id: str) -> Space:
+        space = await self._store.get_space(space_id)
+        if space is None:
+            raise NotFound("no such space", code="space_not_found")
+        return space
+
+    async def get_cached(self, space_id: str) -> Space:
+        """For the listener paths: may be up to the cache TTL old."""
+        space = await self._space_cache.get(space_id, lambda: self._store.get_space(space_id))
+        if space is None:
+            raise NotFound("no such space", code="space_not_found")
+        return space
+
+    async def stage_cached(self, space_id: str) -> list[Participant]:
+        return await self._stage_cache.get(
+            space_id, lambda: self._store.list_participants(space_id)
+        )
+
+    def forget(self, space_id: str) -> None:
+        self._space_cache.invalidate(space_id)
+        self._stage_cache.invalidate(space_id)
+
+    async def start(self, caller: Caller, space_id: str) -> Space:
+        space = await self._owned(caller, space_id, "start")
+        await self._transition(space, SpaceState.LIVE)
+        await self._events.media(space_id, "start", started_at=self._clock.now())
+        await self._events.emit(space_id, "space_started", "all")
+        return await self.get(space_id)
+
+    async def end(self, caller: Caller, space_id: str) -> Space:
+        space = await self._owned(caller, space_id, "end")
+        await self._transition(space, SpaceState.ENDED)
+        await self._events.media(space_id, "end")
+        await self._events.emit(space_id, "space_ended", "all")
+        return await self.get(space_id)
+
+    async def list(
+        self,
+        state: SpaceState | None,
+        query: str | None,
+        host_id: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[Space]:
+        text = clean_text(query, "q", 100, allow_empty=True) if query else None
+        return await self._store.list_spaces(
+            state=state,
+            query=text or None,
+            host_id=host_id,
+            include_unlisted=False,
+            limit=limit,
+            offset=offset,
+        )
+
+    async def remind(self, caller: Caller, space_id: str, on: bool) -> int:
+        user_id = caller.require_user()
+        space = await self.get(space_id)
+        if on and space.state is not SpaceState.SCHEDULED:
+            raise Conflict(
+                f"reminders are for scheduled spaces; this one is {space.state}",
+                code="not_scheduled",
+            )
+        if on:
+            await self._store.add_reminder(space_id, user_id, self._clock.now())
+        else:
+            await self._store.remove_reminder(space_id, user_id)
+        return await self._store.count_reminders(space_id)
+
+    async def calendar(self, space_id: str, public_url: str) -> str:
+        space = await self.get(space_id)
+        if space.state is not SpaceState.SCHEDULED or space.scheduled_for is None:
+            raise Conflict("only a scheduled space has a calendar entry", code="not_scheduled")
+        return render_ics(space, f"{public_url}/spaces/{space.id}", self._clock.now())
+
+    async def _owned(self, caller: Caller, space_id: str, action: str) -> Space:
+        user_id = caller.require_user()
+        space = await self.get(space_id)
+        if space.host_id != user_id:
+            raise Forbidden(f"only the host can {action} this space", code="not_host")
+        return space
+
+    async def _transition(self, space: Space, new: SpaceState) -> None:
+        if new not in _TRANSITIONS[space.state]:
+            raise Conflict(
+                f"a space that is {space.state} cannot become {new}", code="invalid_transition"
+            )
+        if not await self._store.transition_space(space.id, space.state, new, self._clock.now()):
+            raise Conflict("the space changed state meanwhile; reload", code="invalid_transition")
+        self.forget(space.id)
+
+
+def _ics_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _ics_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
+
+
+def _fold(line: str) -> str:
+    """RFC 5545 3.1: lines longer than 75 octets are folded (never inside a UTF-8 char)."""
+    out, current = [], b""
+    for ch in line:
+        encoded = ch.encode()
+        if len(current) + len(encoded) > 75:
+            out.append(current.decode())
+            current = b" "
+        current += encoded
+    out.append(current.decode())
+    return "\r\n".join(out)
+
+
+def render_ics(space: Space, url: str, now: float) -> str:
+    start = space.scheduled_for or now
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//Majlis//Spaces//EN",
+        "CALSCALE:GREGORIAN",
+        "BEGIN:VEVENT",
+        f"UID:{space.id}@majlis",
+        f"DTSTAMP:{_ics_time(now)}",
+        f"DTSTART:{_ics_time(start)}",
+        f"DTEND:{_ics_time(start + 3600)}",
+        f"SUMMARY:{_ics_escape(space.title)}",
+        f"DESCRIPTION:{_ics_escape(space.description)}",
+        f"URL:{url}",
+        "BEGIN:VALARM",
+        "ACTION:DISPLAY",
+        "TRIGGER:-PT10M",
+        f"DESCRIPTION:{_ics_escape(space.title)}",
+        "END:VALARM",
+        "END:VEVENT",
+        "END:VCALENDAR",
+    ]
+    return "\r\n".join(_fold(line) for line in lines) + "\r\n"

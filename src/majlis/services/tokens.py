@@ -1,0 +1,111 @@
+"""Signed, expiring, audience-bound tokens.
+
+Session and anonymous-listener tokens are JWTs (HS256 only: the algorithm list is pinned so
+a token naming another algorithm, or none, is refused). Playback tokens and waiting-room
+tickets are a compact HMAC-SHA256 format instead: they are checked on every join poll and,
+where an edge is configured, by the edge itself, which should not need a JWT library.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+import jwt
+
+from majlis.clock import Clock
+from majlis.errors import Unauthorized
+
+__all__ = ["Claims", "TokenService"]
+
+SESSION_AUDIENCE = "majlis:session"
+ANON_AUDIENCE = "majlis:anon"
+_ALGORITHMS = ["HS256"]
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    subject: str  # a user id, or "anon:<random>" for anonymous listeners
+    audience: str
+    token_id: str
+    expires_at: float
+
+    @property
+    def anonymous(self) -> bool:
+        return self.audience == ANON_AUDIENCE
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class TokenService:
+    def __init__(self, secret: bytes, clock: Clock) -> None:
+        if len(secret) < 32:
+            raise ValueError("the token secret must be at least 32 bytes")
+        self._secret = secret
+        self._compact_key = hmac.new(secret, b"majlis compact tokens", hashlib.sha256).digest()
+        self._clock = clock
+
+    # JWT: sessions and anonymous ids ----------------------------------------------------
+    def issue(self, subject: str, audience: str, ttl: float) -> tuple[str, Claims]:
+        now = self._clock.now()
+        claims = Claims(subject, audience, secrets.token_urlsafe(12), now + ttl)
+        payload = {
+            "sub": subject,
+            "aud": audience,
+            "jti": claims.token_id,
+            "iat": int(now),
+            "exp": claims.expires_at,
+        }
+        return jwt.encode(payload, self._secret, algorithm="HS256"), claims
+
+    def verify(self, token: str, audiences: tuple[str, ...]) -> Claims:
+        try:
+            payload = jwt.decode(
+                token,
+                self._secret,
+                algorithms=_ALGORITHMS,
+                audience=list(audiences),
+                options={"require": ["sub", "aud", "exp", "jti"], "verify_exp": False},
+            )
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"invalid token: {exc}", code="invalid_token") from None
+        # Expiry is checked against our clock, not the library's, so it can be tested.
+        expires_at = float(payload["exp"])
+        if expires_at <= self._clock.now():
+            raise Unauthorized("token expired", code="token_expired")
+        return Claims(str(payload["sub"]), str(payload["aud"]), str(payload["jti"]), expires_at)
+
+    # compact HMAC: playback tokens and tickets -------------------------------------------
+    def sign_compact(self, kind: str, fields: tuple[str, ...], ttl: float) -> str:
+        """`kind.field1.field2...expiry.signature`; fields must not contain '.'."""
+        expiry = str(int(self._clock.now() + ttl))
+        body = ".".join((kind, *fields, expiry))
+        return f"{body}.{self._mac(body)}"
+
+    def verify_compact(self, kind: str, token: str, n_fields: int) -> tuple[str, ...]:
+        parts = token.split(".")
+        if len(parts) != n_fields + 3 or parts[0] != kind:
+            raise Unauthorized(f"malformed {kind} token", code="invalid_token")
+        body, mac = token.rsplit(".", 1)
+        if not hmac.compare_digest(mac, self._mac(body)):
+            raise Unauthorized(f"{kind} token signature does not match", code="invalid_token")
+        if not parts[-2].isdigit() or int(parts[-2]) <= self._clock.now():
+            raise Unauthorized(f"{kind} token expired", code="token_expired")
+        return tuple(parts[1:-2])
+
+    def _mac(self, body: str) -> str:
+        return _b64(hmac.new(self._compact_key, body.encode(), hashlib.sha256).digest()[:20])
+
+    @property
+    def compact_key(self) -> bytes:
+        """The key an edge needs to verify playback tokens itself."""
+        return self._compact_key

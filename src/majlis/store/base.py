@@ -1,0 +1,129 @@
+"""The SQL store's interface. `services/` depends on this, never on a dialect.
+
+Every method is one short transaction. Methods that enforce a limit or a state
+transition do it atomically inside the store (a compare-and-set), so two control-plane
+workers racing on the same space cannot both win.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from majlis.types import Invite, Participant, Role, Space, SpaceState, SpeakRequest, User
+
+__all__ = ["DuplicateError", "Store"]
+
+
+class DuplicateError(Exception):
+    """A unique key already exists (for example a username)."""
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect and apply any migrations not yet applied."""
+        ...
+
+    async def close(self) -> None: ...
+
+    # users -------------------------------------------------------------------------------
+    async def create_user(self, user: User) -> None:
+        """Insert; raise DuplicateError if the username (case-insensitive) is taken."""
+        ...
+
+    async def get_user(self, user_id: str) -> User | None: ...
+
+    async def get_user_by_username(self, username: str) -> User | None:
+        """Case-insensitive lookup; the returned User carries password_hash."""
+        ...
+
+    # spaces ------------------------------------------------------------------------------
+    async def create_space(self, space: Space) -> None:
+        """Insert the space and its host as a Participant with Role.HOST, atomically."""
+        ...
+
+    async def get_space(self, space_id: str) -> Space | None:
+        """The space with host_username filled in."""
+        ...
+
+    async def transition_space(
+        self, space_id: str, expected: SpaceState, new: SpaceState, at: float
+    ) -> bool:
+        """Set state to `new` only if it is `expected`; stamp started_at (live) or
+        ended_at (ended) with `at`. False if the state was not `expected`."""
+        ...
+
+    async def list_spaces(
+        self,
+        *,
+        state: SpaceState | None,
+        query: str | None,
+        host_id: str | None,
+        include_unlisted: bool,
+        limit: int,
+        offset: int,
+    ) -> list[Space]:
+        """Newest first (live: started_at desc; scheduled: scheduled_for asc; ended:
+        ended_at desc). `query` matches title or host username, case-insensitive
+        substring."""
+        ...
+
+    async def raise_peak_listeners(self, space_id: str, count: int) -> None:
+        """peak_listeners = max(peak_listeners, count)."""
+        ...
+
+    # participants (host, co-hosts, speakers; listeners are never stored) -----------------
+    async def list_participants(self, space_id: str) -> list[Participant]:
+        """With username and display_name filled in; ordered host, co-hosts, speakers,
+        then joined_at."""
+        ...
+
+    async def get_participant(self, space_id: str, user_id: str) -> Participant | None: ...
+
+    async def set_role(
+        self, space_id: str, user_id: str, role: Role, *, limit: int | None, at: float
+    ) -> bool:
+        """Upsert the user's role (role must not be LISTENER or HOST). When `limit` is
+        given, fail (return False) if the space already has `limit` participants with
+        that role not counting this user. Atomic. Keeps `muted` if the row exists,
+        otherwise muted=False. Also deletes any speak request and invite of the user."""
+        ...
+
+    async def remove_participant(self, space_id: str, user_id: str) -> bool:
+        """Delete the row (never the host's). False if there was none."""
+        ...
+
+    async def set_muted(self, space_id: str, user_id: str, muted: bool) -> bool: ...
+
+    # speak requests and invites ----------------------------------------------------------
+    async def add_speak_request(self, request: SpeakRequest) -> bool:
+        """False if one already exists."""
+        ...
+
+    async def remove_speak_request(self, space_id: str, user_id: str) -> bool: ...
+
+    async def list_speak_requests(self, space_id: str) -> list[SpeakRequest]:
+        """Oldest first, with username and display_name."""
+        ...
+
+    async def add_invite(self, invite: Invite) -> bool:
+        """False if one already exists."""
+        ...
+
+    async def remove_invite(self, space_id: str, user_id: str) -> bool: ...
+
+    async def get_invite(self, space_id: str, user_id: str) -> Invite | None: ...
+
+    # bans and reminders ------------------------------------------------------------------
+    async def ban(self, space_id: str, user_id: str, banned_by: str, at: float) -> None:
+        """Idempotent. Also removes participant row, speak request and invite."""
+        ...
+
+    async def is_banned(self, space_id: str, user_id: str) -> bool: ...
+
+    async def add_reminder(self, space_id: str, user_id: str, at: float) -> bool:
+        """False if already subscribed."""
+        ...
+
+    async def remove_reminder(self, space_id: str, user_id: str) -> bool: ...
+
+    async def count_reminders(self, space_id: str) -> int: ...

@@ -1,0 +1,456 @@
+"""Everything the SQL dialects agree on: queries, row mapping and the store logic itself.
+
+SQL here is written once with PostgreSQL's `$1` placeholders; the SQLite connection
+rewrites them to SQLite's numbered `?1` form. A dialect only supplies connections
+(`_read`/`_write`), its duplicate-key translation and how to lock a space row.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+from majlis.store.migrate import migrate
+from majlis.types import (
+    Invite,
+    Participant,
+    Role,
+    Space,
+    SpaceState,
+    SpeakRequest,
+    User,
+    Visibility,
+)
+
+__all__ = ["Row", "SqlStore", "Tx"]
+
+
+class Row(Protocol):
+    """A result row addressed by column name (sqlite3.Row and asyncpg.Record both are)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+class Tx(Protocol):
+    """One connection, inside a transaction when obtained from `_write`."""
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]: ...
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None: ...
+
+    async def execute(self, sql: str, *args: object) -> None: ...
+
+    async def script(self, sql: str) -> None:
+        """Run several `;`-separated statements without parameters."""
+        ...
+
+
+# row mapping ------------------------------------------------------------------------------
+
+
+def user_from_row(r: Row) -> User:
+    return User(
+        id=r["id"],
+        username=r["username"],
+        display_name=r["display_name"],
+        created_at=r["created_at"],
+        password_hash=r["password_hash"],
+    )
+
+
+def space_from_row(r: Row) -> Space:
+    return Space(
+        id=r["id"],
+        host_id=r["host_id"],
+        title=r["title"],
+        description=r["description"],
+        state=SpaceState(r["state"]),
+        visibility=Visibility(r["visibility"]),
+        created_at=r["created_at"],
+        scheduled_for=r["scheduled_for"],
+        started_at=r["started_at"],
+        ended_at=r["ended_at"],
+        peak_listeners=r["peak_listeners"],
+        host_username=r["host_username"],
+    )
+
+
+def participant_from_row(r: Row) -> Participant:
+    return Participant(
+        space_id=r["space_id"],
+        user_id=r["user_id"],
+        role=Role(r["role"]),
+        muted=bool(r["muted"]),  # SQLite hands back 0/1
+        joined_at=r["joined_at"],
+        username=r["username"],
+        display_name=r["display_name"],
+    )
+
+
+def speak_request_from_row(r: Row) -> SpeakRequest:
+    return SpeakRequest(
+        space_id=r["space_id"],
+        user_id=r["user_id"],
+        created_at=r["created_at"],
+        username=r["username"],
+        display_name=r["display_name"],
+    )
+
+
+def invite_from_row(r: Row) -> Invite:
+    return Invite(
+        space_id=r["space_id"],
+        user_id=r["user_id"],
+        invited_by=r["invited_by"],
+        created_at=r["created_at"],
+    )
+
+
+# SQL --------------------------------------------------------------------------------------
+
+_USER_COLUMNS = "id, username, display_name, created_at, password_hash"
+INSERT_USER = f"INSERT INTO users ({_USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
+GET_USER = f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1"
+# lower() on both sides matches the unique index on lower(username) in both schemas.
+GET_USER_BY_USERNAME = f"SELECT {_USER_COLUMNS} FROM users WHERE lower(username) = lower($1)"
+
+INSERT_SPACE = (
+    "INSERT INTO spaces (id, host_id, title, description, state, visibility, created_at,"
+    " scheduled_for, started_at, ended_at, peak_listeners)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+)
+_SELECT_SPACES = (
+    "SELECT s.id, s.host_id, s.title, s.description, s.state, s.visibility, s.created_at,"
+    " s.scheduled_for, s.started_at, s.ended_at, s.peak_listeners, u.username AS host_username"
+    " FROM spaces s JOIN users u ON u.id = s.host_id"
+)
+GET_SPACE = f"{_SELECT_SPACES} WHERE s.id = $1"
+# `at` is $4 for started_at and $5 for ended_at so one statement stamps the right column.
+TRANSITION_SPACE = (
+    "UPDATE spaces SET state = $3,"
+    " started_at = COALESCE($4, started_at), ended_at = COALESCE($5, ended_at)"
+    " WHERE id = $1 AND state = $2 RETURNING 1"
+)
+RAISE_PEAK = "UPDATE spaces SET peak_listeners = $2 WHERE id = $1 AND peak_listeners < $2"
+SPACE_EXISTS = "SELECT 1 FROM spaces WHERE id = $1"
+
+_SPACE_ORDER = {
+    SpaceState.LIVE: "s.started_at DESC NULLS LAST, s.id",
+    SpaceState.SCHEDULED: "s.scheduled_for ASC NULLS LAST, s.id",
+    SpaceState.ENDED: "s.ended_at DESC NULLS LAST, s.id",
+}
+# Without a state filter: live first, then upcoming, then past, each in its own order.
+_MIXED_ORDER = (
+    "CASE s.state WHEN 'live' THEN 0 WHEN 'scheduled' THEN 1 ELSE 2 END,"
+    " CASE s.state WHEN 'live' THEN -COALESCE(s.started_at, s.created_at)"
+    " WHEN 'scheduled' THEN COALESCE(s.scheduled_for, s.created_at)"
+    " ELSE -COALESCE(s.ended_at, s.created_at) END, s.id"
+)
+
+_PARTICIPANT_SELECT = (
+    "SELECT p.space_id, p.user_id, p.role, p.muted, p.joined_at, u.username, u.display_name"
+    " FROM participants p JOIN users u ON u.id = p.user_id"
+)
+LIST_PARTICIPANTS = (
+    f"{_PARTICIPANT_SELECT} WHERE p.space_id = $1 ORDER BY"
+    " CASE p.role WHEN 'host' THEN 0 WHEN 'cohost' THEN 1 ELSE 2 END, p.joined_at, p.user_id"
+)
+GET_PARTICIPANT = f"{_PARTICIPANT_SELECT} WHERE p.space_id = $1 AND p.user_id = $2"
+INSERT_PARTICIPANT = (
+    "INSERT INTO participants (space_id, user_id, role, muted, joined_at)"
+    " VALUES ($1, $2, $3, FALSE, $4)"
+)
+COUNT_ROLE_EXCEPT = (
+    "SELECT count(*) AS n FROM participants WHERE space_id = $1 AND role = $2 AND user_id <> $3"
+)
+# Keeps muted and joined_at of an existing row; never rewrites the host's row.
+UPSERT_ROLE = (
+    "INSERT INTO participants (space_id, user_id, role, muted, joined_at)"
+    " VALUES ($1, $2, $3, FALSE, $4)"
+    " ON CONFLICT (space_id, user_id) DO UPDATE SET role = excluded.role"
+    " WHERE participants.role <> 'host' RETURNING 1"
+)
+DELETE_PARTICIPANT = (
+    "DELETE FROM participants WHERE space_id = $1 AND user_id = $2 AND role <> 'host' RETURNING 1"
+)
+SET_MUTED = "UPDATE participants SET muted = $3 WHERE space_id = $1 AND user_id = $2 RETURNING 1"
+
+INSERT_SPEAK_REQUEST = (
+    "INSERT INTO speak_requests (space_id, user_id, created_at) VALUES ($1, $2, $3)"
+    " ON CONFLICT DO NOTHING RETURNING 1"
+)
+DELETE_SPEAK_REQUEST = "DELETE FROM speak_requests WHERE space_id = $1 AND user_id = $2 RETURNING 1"
+LIST_SPEAK_REQUESTS = (
+    "SELECT r.space_id, r.user_id, r.created_at, u.username, u.display_name"
+    " FROM speak_requests r JOIN users u ON u.id = r.user_id"
+    " WHERE r.space_id = $1 ORDER BY r.created_at, r.user_id"
+)
+
+INSERT_INVITE = (
+    "INSERT INTO invites (space_id, user_id, invited_by, created_at) VALUES ($1, $2, $3, $4)"
+    " ON CONFLICT DO NOTHING RETURNING 1"
+)
+DELETE_INVITE = "DELETE FROM invites WHERE space_id = $1 AND user_id = $2 RETURNING 1"
+GET_INVITE = (
+    "SELECT space_id, user_id, invited_by, created_at FROM invites"
+    " WHERE space_id = $1 AND user_id = $2"
+)
+
+INSERT_BAN = (
+    "INSERT INTO bans (space_id, user_id, banned_by, at) VALUES ($1, $2, $3, $4)"
+    " ON CONFLICT DO NOTHING"
+)
+IS_BANNED = "SELECT 1 FROM bans WHERE space_id = $1 AND user_id = $2"
+
+INSERT_REMINDER = (
+    "INSERT INTO reminders (space_id, user_id, at) VALUES ($1, $2, $3)"
+    " ON CONFLICT DO NOTHING RETURNING 1"
+)
+DELETE_REMINDER = "DELETE FROM reminders WHERE space_id = $1 AND user_id = $2 RETURNING 1"
+COUNT_REMINDERS = "SELECT count(*) AS n FROM reminders WHERE space_id = $1"
+
+
+def _like_pattern(query: str) -> str:
+    """A case-folded LIKE pattern matching `query` anywhere, with wildcards escaped."""
+    escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def list_spaces_sql(
+    *,
+    state: SpaceState | None,
+    query: str | None,
+    host_id: str | None,
+    include_unlisted: bool,
+    limit: int,
+    offset: int,
+) -> tuple[str, list[object]]:
+    """The filtered, ordered, paged space listing and its parameters."""
+    where: list[str] = []
+    args: list[object] = []
+
+    def param(value: object) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if state is not None:
+        where.append(f"s.state = {param(state.value)}")
+    if not include_unlisted:
+        where.append(f"s.visibility = {param(Visibility.PUBLIC.value)}")
+    if host_id is not None:
+        where.append(f"s.host_id = {param(host_id)}")
+    if query:
+        like = param(_like_pattern(query))
+        where.append(
+            f"(lower(s.title) LIKE {like} ESCAPE '\\' OR lower(u.username) LIKE {like} ESCAPE '\\')"
+        )
+    sql = _SELECT_SPACES
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    order = _MIXED_ORDER if state is None else _SPACE_ORDER[state]
+    sql += f" ORDER BY {order} LIMIT {param(limit)} OFFSET {param(offset)}"
+    return sql, args
+
+
+# the store --------------------------------------------------------------------------------
+
+
+class SqlStore(ABC):
+    """The `Store` contract over any connection that speaks the `Tx` protocol."""
+
+    DIALECT: str
+    # Appended to SPACE_EXISTS in set_role; SQLite's BEGIN IMMEDIATE already serialises.
+    _LOCK_SPACE_SUFFIX = ""
+    # Run first in every migration transaction so concurrent starters apply each once.
+    _MIGRATION_LOCK_SQL: str | None = None
+
+    @abstractmethod
+    async def _connect(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    def _read(self) -> AbstractAsyncContextManager[Tx]:
+        """A connection for one read-only statement."""
+
+    @abstractmethod
+    def _write(self) -> AbstractAsyncContextManager[Tx]:
+        """A transaction; commits on exit, rolls back on error and raises DuplicateError
+        for unique-key violations."""
+
+    async def open(self) -> None:
+        await self._connect()
+        await migrate(self._write, self.DIALECT, self._MIGRATION_LOCK_SQL)
+
+    async def _fetchrow(self, sql: str, *args: object) -> Row | None:
+        async with self._read() as tx:
+            return await tx.fetchrow(sql, *args)
+
+    async def _fetch(self, sql: str, *args: object) -> list[Row]:
+        async with self._read() as tx:
+            return await tx.fetch(sql, *args)
+
+    async def _changed(self, sql: str, *args: object) -> bool:
+        """Run a `RETURNING` write on its own; True if it touched a row."""
+        async with self._write() as tx:
+            return await tx.fetchrow(sql, *args) is not None
+
+    # users --------------------------------------------------------------------------------
+    async def create_user(self, user: User) -> None:
+        async with self._write() as tx:
+            await tx.execute(
+                INSERT_USER,
+                user.id,
+                user.username,
+                user.display_name,
+                user.created_at,
+                user.password_hash,
+            )
+
+    async def get_user(self, user_id: str) -> User | None:
+        row = await self._fetchrow(GET_USER, user_id)
+        return None if row is None else user_from_row(row)
+
+    async def get_user_by_username(self, username: str) -> User | None:
+        row = await self._fetchrow(GET_USER_BY_USERNAME, username)
+        return None if row is None else user_from_row(row)
+
+    # spaces -------------------------------------------------------------------------------
+    async def create_space(self, space: Space) -> None:
+        async with self._write() as tx:
+            await tx.execute(
+                INSERT_SPACE,
+                space.id,
+                space.host_id,
+                space.title,
+                space.description,
+                space.state.value,
+                space.visibility.value,
+                space.created_at,
+                space.scheduled_for,
+                space.started_at,
+                space.ended_at,
+                space.peak_listeners,
+            )
+            await tx.execute(
+                INSERT_PARTICIPANT, space.id, space.host_id, Role.HOST.value, space.created_at
+            )
+
+    async def get_space(self, space_id: str) -> Space | None:
+        row = await self._fetchrow(GET_SPACE, space_id)
+        return None if row is None else space_from_row(row)
+
+    async def transition_space(
+        self, space_id: str, expected: SpaceState, new: SpaceState, at: float
+    ) -> bool:
+        started = at if new is SpaceState.LIVE else None
+        ended = at if new is SpaceState.ENDED else None
+        return await self._changed(
+            TRANSITION_SPACE, space_id, expected.value, new.value, started, ended
+        )
+
+    async def list_spaces(
+        self,
+        *,
+        state: SpaceState | None,
+        query: str | None,
+        host_id: str | None,
+        include_unlisted: bool,
+        limit: int,
+        offset: int,
+    ) -> list[Space]:
+        sql, args = list_spaces_sql(
+            state=state,
+            query=query,
+            host_id=host_id,
+            include_unlisted=include_unlisted,
+            limit=limit,
+            offset=offset,
+        )
+        return [space_from_row(r) for r in await self._fetch(sql, *args)]
+
+    async def raise_peak_listeners(self, space_id: str, count: int) -> None:
+        async with self._write() as tx:
+            await tx.execute(RAISE_PEAK, space_id, count)
+
+    # participants -------------------------------------------------------------------------
+    async def list_participants(self, space_id: str) -> list[Participant]:
+        return [participant_from_row(r) for r in await self._fetch(LIST_PARTICIPANTS, space_id)]
+
+    async def get_participant(self, space_id: str, user_id: str) -> Participant | None:
+        row = await self._fetchrow(GET_PARTICIPANT, space_id, user_id)
+        return None if row is None else participant_from_row(row)
+
+    async def set_role(
+        self, space_id: str, user_id: str, role: Role, *, limit: int | None, at: float
+    ) -> bool:
+        if role in (Role.LISTENER, Role.HOST):
+            raise ValueError(f"set_role cannot grant {role.value!r}")
+        async with self._write() as tx:
+            # Locking the space row serialises every role change of this space, so the
+            # count below cannot go stale before the upsert.
+            if await tx.fetchrow(SPACE_EXISTS + self._LOCK_SPACE_SUFFIX, space_id) is None:
+                return False
+            if limit is not None:
+                row = await tx.fetchrow(COUNT_ROLE_EXCEPT, space_id, role.value, user_id)
+                if row is not None and row["n"] >= limit:
+                    return False
+            if await tx.fetchrow(UPSERT_ROLE, space_id, user_id, role.value, at) is None:
+                return False  # the user is the host
+            await tx.execute(DELETE_SPEAK_REQUEST, space_id, user_id)
+            await tx.execute(DELETE_INVITE, space_id, user_id)
+            return True
+
+    async def remove_participant(self, space_id: str, user_id: str) -> bool:
+        return await self._changed(DELETE_PARTICIPANT, space_id, user_id)
+
+    async def set_muted(self, space_id: str, user_id: str, muted: bool) -> bool:
+        return await self._changed(SET_MUTED, space_id, user_id, muted)
+
+    # speak requests and invites -----------------------------------------------------------
+    async def add_speak_request(self, request: SpeakRequest) -> bool:
+        return await self._changed(
+            INSERT_SPEAK_REQUEST, request.space_id, request.user_id, request.created_at
+        )
+
+    async def remove_speak_request(self, space_id: str, user_id: str) -> bool:
+        return await self._changed(DELETE_SPEAK_REQUEST, space_id, user_id)
+
+    async def list_speak_requests(self, space_id: str) -> list[SpeakRequest]:
+        rows = await self._fetch(LIST_SPEAK_REQUESTS, space_id)
+        return [speak_request_from_row(r) for r in rows]
+
+    async def add_invite(self, invite: Invite) -> bool:
+        return await self._changed(
+            INSERT_INVITE, invite.space_id, invite.user_id, invite.invited_by, invite.created_at
+        )
+
+    async def remove_invite(self, space_id: str, user_id: str) -> bool:
+        return await self._changed(DELETE_INVITE, space_id, user_id)
+
+    async def get_invite(self, space_id: str, user_id: str) -> Invite | None:
+        row = await self._fetchrow(GET_INVITE, space_id, user_id)
+        return None if row is None else invite_from_row(row)
+
+    # bans and reminders -------------------------------------------------------------------
+    async def ban(self, space_id: str, user_id: str, banned_by: str, at: float) -> None:
+        async with self._write() as tx:
+            await tx.execute(INSERT_BAN, space_id, user_id, banned_by, at)
+            await tx.execute(DELETE_PARTICIPANT, space_id, user_id)
+            await tx.execute(DELETE_SPEAK_REQUEST, space_id, user_id)
+            await tx.execute(DELETE_INVITE, space_id, user_id)
+
+    async def is_banned(self, space_id: str, user_id: str) -> bool:
+        return await self._fetchrow(IS_BANNED, space_id, user_id) is not None
+
+    async def add_reminder(self, space_id: str, user_id: str, at: float) -> bool:
+        return await self._changed(INSERT_REMINDER, space_id, user_id, at)
+
+    async def remove_reminder(self, space_id: str, user_id: str) -> bool:
+        return await self._changed(DELETE_REMINDER, space_id, user_id)
+
+    async def count_reminders(self, space_id: str) -> int:
+        row = await self._fetchrow(COUNT_REMINDERS, space_id)
+        return 0 if row is None else int(row["n"])

@@ -1,0 +1,110 @@
+"""SQLite store for the embedded, one-process deployment (aiosqlite, one connection)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from pathlib import Path
+
+import aiosqlite
+
+from majlis.store.base import DuplicateError
+from majlis.store.rows import Row, SqlStore, Tx
+
+__all__ = ["SqliteStore"]
+
+MEMORY = ":memory:"
+_PRAGMAS = (
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA busy_timeout = 5000",
+)
+_UNIQUE_ERRORS = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
+_DOLLAR_PARAM = re.compile(r"\$(\d+)")
+
+
+@lru_cache(maxsize=256)
+def to_sqlite_params(sql: str) -> str:
+    """`$1` → `?1`: SQLite's numbered placeholders bind positionally like PostgreSQL's."""
+    return _DOLLAR_PARAM.sub(r"?\1", sql)
+
+
+class _SqliteTx:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        async with self._conn.execute(to_sqlite_params(sql), args) as cursor:
+            return list(await cursor.fetchall())
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def execute(self, sql: str, *args: object) -> None:
+        # Drained through fetch so a RETURNING statement finishes before COMMIT.
+        await self.fetch(sql, *args)
+
+    async def script(self, sql: str) -> None:
+        await self._conn.executescript(sql)
+
+
+class SqliteStore(SqlStore):
+    DIALECT = "sqlite"
+
+    def __init__(self, path: str | Path) -> None:
+        self._path = str(path)
+        self._conn: aiosqlite.Connection | None = None
+        # Statements of different coroutines would otherwise interleave inside one
+        # connection's transaction; the lock keeps each transaction whole.
+        self._lock = asyncio.Lock()
+
+    async def _connect(self) -> None:
+        if self._path != MEMORY:
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: the sqlite3 module must not open transactions on its own;
+        # _write issues BEGIN IMMEDIATE itself.
+        conn = await aiosqlite.connect(self._path, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        for pragma in _PRAGMAS:
+            await conn.execute(pragma)
+        self._conn = conn
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise RuntimeError("SqliteStore is not open")
+        return self._conn
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[Tx]:
+        async with self._lock:
+            yield _SqliteTx(self._connection())
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[Tx]:
+        async with self._lock:
+            conn = self._connection()
+            # IMMEDIATE takes the write lock up front, so another process cannot slip a
+            # write between our read (a limit count) and our write.
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteTx(conn)
+            except sqlite3.IntegrityError as exc:
+                await conn.rollback()
+                if exc.sqlite_errorname in _UNIQUE_ERRORS:
+                    raise DuplicateError(str(exc)) from exc
+                raise
+            except BaseException:
+                await conn.rollback()
+                raise
+            await conn.commit()

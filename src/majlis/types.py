@@ -1,0 +1,103 @@
+"""Plain data shared by every layer. Imports nothing of ours."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+__all__ = [
+    "BusMessage",
+    "Invite",
+    "Participant",
+    "Role",
+    "Space",
+    "SpaceState",
+    "SpeakRequest",
+    "User",
+    "Visibility",
+]
+
+
+class Role(enum.StrEnum):
+    HOST = "host"
+    COHOST = "cohost"
+    SPEAKER = "speaker"
+    LISTENER = "listener"
+
+    @property
+    def can_moderate(self) -> bool:
+        return self in (Role.HOST, Role.COHOST)
+
+    @property
+    def on_stage(self) -> bool:
+        """Everyone who sends audio: host, co-hosts and speakers."""
+        return self is not Role.LISTENER
+
+
+class SpaceState(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    LIVE = "live"
+    ENDED = "ended"
+
+
+class Visibility(enum.StrEnum):
+    PUBLIC = "public"
+    UNLISTED = "unlisted"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    username: str
+    display_name: str
+    created_at: float
+    password_hash: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Space:
+    id: str
+    host_id: str
+    title: str
+    description: str
+    state: SpaceState
+    visibility: Visibility
+    created_at: float
+    scheduled_for: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    peak_listeners: int = 0
+    host_username: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    """A user with a role above listener in one space (listeners are never stored)."""
+
+    space_id: str
+    user_id: str
+    role: Role
+    muted: bool
+    joined_at: float
+    username: str = ""
+    display_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakRequest:
+    space_id: str
+    user_id: str
+    created_at: float
+    username: str = ""
+    display_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    space_id: str
+    user_id: str
+    invited_by: str
+    created_at: float
+
+
+BusMessage = dict[str, object]
