@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from majlis import __version__
 from majlis.api.accounts import AccountRoutes
@@ -23,23 +24,30 @@ from majlis.api.events import EventSocket
 from majlis.api.http import json_response
 from majlis.api.listeners import ListenerRoutes
 from majlis.api.middleware import BodyLimit, RateLimit, RateLimits
+from majlis.api.playback import PlaybackGuard
 from majlis.api.roles import RoleRoutes
 from majlis.api.routing import Endpoint, openapi, routes
+from majlis.api.rtc import RtcRoutes
 from majlis.api.spaces import SpaceRoutes
 from majlis.bus import open_bus
-from majlis.bus.base import Bus
+from majlis.bus.base import Bus, Subscription
 from majlis.clock import Clock, SystemClock
 from majlis.config import Config
 from majlis.errors import MajlisError
+from majlis.media.mixer import Levels
+from majlis.media.node import MediaNode, NodeSettings
+from majlis.media.origin import SpaceRegistry, create_origin
 from majlis.services.accounts import Accounts
 from majlis.services.auth import Authenticator
 from majlis.services.events import Events
 from majlis.services.listeners import ListenerPolicy, Listeners
 from majlis.services.roles import Roles
+from majlis.services.rtc import Rtc
 from majlis.services.spaces import Spaces
 from majlis.services.tokens import TokenService
 from majlis.store import open_store
 from majlis.store.base import Store
+from majlis.types import MEDIA_CHANNEL, SpaceState, level_key
 
 __all__ = ["Services", "build_app", "build_services", "load_secret"]
 
@@ -59,6 +67,9 @@ class Services:
     spaces: Spaces
     roles: Roles
     listeners: Listeners
+    rtc: Rtc
+    registry: SpaceRegistry
+    media: MediaNode | None
 
 
 def load_secret(config: Config) -> bytes:
@@ -91,6 +102,16 @@ def build_services(config: Config, clock: Clock | None = None) -> Services:
         reaction_burst=config.reaction_burst,
         public_url=config.effective_public_url,
     )
+    registry = SpaceRegistry(config.recordings_dir)
+    media: MediaNode | None = None
+    if config.media:
+        settings = NodeSettings(
+            recordings_root=config.recordings_dir,
+            part_seconds=config.part_seconds,
+            segment_seconds=config.segment_seconds,
+            bitrate=config.audio_bitrate,
+        )
+        media = MediaNode(settings, registry)
     return Services(
         config=config,
         clock=clock,
@@ -103,6 +124,9 @@ def build_services(config: Config, clock: Clock | None = None) -> Services:
         spaces=spaces,
         roles=Roles(store, bus, spaces, events, clock),
         listeners=Listeners(store, bus, spaces, tokens, clock, policy, config.state_cache_seconds),
+        rtc=Rtc(store, spaces, media),
+        registry=registry,
+        media=media,
     )
 
 
@@ -117,6 +141,7 @@ def api_endpoints(s: Services) -> list[Endpoint]:
         ).endpoints(),
         *RoleRoutes(s.roles, s.auth).endpoints(),
         *ListenerRoutes(s.listeners, s.auth).endpoints(),
+        *RtcRoutes(s.rtc, s.auth).endpoints(),
     ]
 
 
@@ -147,6 +172,12 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         event_socket.route(),
         Route("/openapi.json", openapi_json),
         Route("/healthz", health),
+        Mount(
+            "/hls",
+            app=PlaybackGuard(
+                create_origin(services.registry), services.spaces, services.tokens, services.bus
+            ),
+        ),
         *(extra_routes or []),
     ]
     middleware = [
@@ -166,7 +197,8 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         await services.store.open()
         await services.bus.open()
         try:
-            yield
+            async with _media_running(services):
+                yield
         finally:
             await services.bus.close()
             await services.store.close()
@@ -181,6 +213,55 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         },
         lifespan=lifespan,
     )
+
+
+@contextlib.asynccontextmanager
+async def _media_running(services: Services) -> AsyncIterator[None]:
+    """Run the embedded media node: follow bus commands, resume spaces that are live."""
+    node = services.media
+    if node is None:
+        yield
+        return
+    node.on_levels = _levels_publisher(services.bus, asyncio.get_running_loop())
+    node.start()
+    commands = await services.bus.subscribe(MEDIA_CHANNEL)
+    follower = asyncio.create_task(_follow(node, commands))
+    try:
+        for space in await services.store.list_spaces(
+            state=SpaceState.LIVE,
+            query=None,
+            host_id=None,
+            include_unlisted=True,
+            limit=10_000,
+            offset=0,
+        ):
+            await node.start_space(space.id, space.started_at or space.created_at)
+        yield
+    finally:
+        follower.cancel()
+        await commands.close()
+        await node.stop()
+
+
+async def _follow(node: MediaNode, commands: Subscription) -> None:
+    async for command in commands:
+        try:
+            await node.handle(command)
+        except Exception:
+            log.exception("media command %r failed", command)
+
+
+def _levels_publisher(bus: Bus, loop: asyncio.AbstractEventLoop) -> Callable[[str, Levels], None]:
+    """Levels arrive on the media loop; the bus belongs to the HTTP loop."""
+
+    def publish(space_id: str, levels: Levels) -> None:
+        for user_id, (db, speaking) in levels.items():
+            value = f"{db:.1f},{1 if speaking else 0}"
+            asyncio.run_coroutine_threadsafe(
+                bus.set_value(level_key(space_id, user_id), value, 2.0), loop
+            )
+
+    return publish
 
 
 async def _majlis_error(request: Request, exc: MajlisError) -> Response:

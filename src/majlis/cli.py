@@ -80,7 +80,83 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--unlisted", action="store_true")
         else:
             cmd.add_argument("space_id")
+    _client_commands(sub)
     return parser
+
+
+def _client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    server = os.environ.get("MAJLIS_SERVER", "http://127.0.0.1:8080")
+    speak = sub.add_parser(
+        "speak",
+        help="speak in a space over WebRTC: a generated tone or an audio file",
+        description="Log in, (optionally ask to speak and wait for approval), then send a "
+        "tone or a file over the same WebRTC path as the browser. Bots and tests use it.",
+    )
+    speak.add_argument("space_id")
+    speak.add_argument("--server", default=server, help="default MAJLIS_SERVER or :8080")
+    speak.add_argument("--user", required=True)
+    speak.add_argument("--password", help="default: MAJLIS_PASSWORD or a prompt")
+    source = speak.add_mutually_exclusive_group()
+    source.add_argument("--tone", type=float, default=440.0, help="sine frequency in Hz")
+    source.add_argument("--file", type=Path, help="audio file to send (any format FFmpeg reads)")
+    speak.add_argument("--level", type=float, default=-20.0, help="tone level in dBFS")
+    speak.add_argument("--burst", help="ON,OFF seconds: gate the tone (latency tests)")
+    speak.add_argument("--duration", type=float, help="seconds to speak (default: until Ctrl-C)")
+    speak.add_argument("--record-mix", type=Path, help="save what you hear (your mix-minus)")
+    speak.add_argument("--ask", action="store_true", help="ask to speak and wait for approval")
+
+    listen = sub.add_parser(
+        "listen",
+        help="listen to a live space or a replay; play it or record it to WAV",
+        description="Join as a listener (anonymous unless --user), wait in the waiting "
+        "room if asked to, then play the stream with ffplay or record it with --out.",
+    )
+    listen.add_argument("space_id")
+    listen.add_argument("--server", default=server, help="default MAJLIS_SERVER or :8080")
+    listen.add_argument("--out", type=Path, help="record to this WAV file instead of playing")
+    listen.add_argument("--duration", type=float, help="seconds to listen (default: to the end)")
+    listen.add_argument("--user", help="listen as this user (default anonymous)")
+    listen.add_argument("--password", help="default: MAJLIS_PASSWORD or a prompt")
+
+
+def _speak(args: argparse.Namespace) -> int:
+    from majlis.client.speak import SpeakOptions, speak
+
+    burst = None
+    if args.burst:
+        on, _, off = args.burst.partition(",")
+        try:
+            burst = (float(on), float(off))
+        except ValueError:
+            raise CliError("--burst wants ON,OFF in seconds, e.g. 0.2,0.8") from None
+    options = SpeakOptions(
+        server=args.server,
+        space_id=args.space_id,
+        username=args.user,
+        password=_password(args),
+        tone=args.tone,
+        level_db=args.level,
+        burst=burst,
+        file=args.file,
+        duration=args.duration,
+        record_mix=args.record_mix,
+        ask=args.ask,
+    )
+    return asyncio.run(speak(options))
+
+
+def _listen(args: argparse.Namespace) -> int:
+    from majlis.client.listen import ListenOptions, listen
+
+    options = ListenOptions(
+        server=args.server,
+        space_id=args.space_id,
+        out=args.out,
+        duration=args.duration,
+        username=args.user,
+        password=_password(args) if args.user else None,
+    )
+    return asyncio.run(listen(options))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,6 +170,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "user":
             return asyncio.run(_user_create(args))
+        if args.command == "speak":
+            return _speak(args)
+        if args.command == "listen":
+            return _listen(args)
         return asyncio.run(_space(args))
     except ConfigError as exc:
         print(f"majlis: {exc}", file=sys.stderr)
@@ -101,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"majlis: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 class CliError(Exception):

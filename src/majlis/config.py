@@ -92,6 +92,8 @@ class Config:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+# MAJLIS_* variables read by the command line rather than the server.
+_NOT_CONFIG = frozenset({"config", "password", "server"})
 
 
 def _parse(name: str, raw: object) -> object:
@@ -159,7 +161,9 @@ def load_config(
         _merge(values, data, str(file))
     env = os.environ if environ is None else environ
     from_env = {k[len("MAJLIS_") :].lower(): v for k, v in env.items() if k.startswith("MAJLIS_")}
-    from_env.pop("config", None)
+    for name in list(from_env):
+        if name in _NOT_CONFIG or name.startswith("test_"):
+            del from_env[name]
     _merge(values, from_env, "the environment (MAJLIS_*)")
     _merge(values, {k: v for k, v in (flags or {}).items() if v is not None}, "the flags")
     for name, value in values.items():

@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field
 
 __all__ = [
+    "LEVEL_PREFIX",
+    "MEDIA_CHANNEL",
     "BusMessage",
     "Invite",
     "Participant",
@@ -15,6 +17,7 @@ __all__ = [
     "SpeakRequest",
     "User",
     "Visibility",
+    "level_key",
 ]
 
 
@@ -101,3 +104,13 @@ class Invite:
 
 
 BusMessage = dict[str, object]
+
+# Contracts between the control plane and media nodes, which share only the bus.
+MEDIA_CHANNEL = "media:commands"
+"""Commands to media nodes: {"cmd": start|end|mute|unmute|disconnect, "space_id", ...}."""
+LEVEL_PREFIX = "level:"
+
+
+def level_key(space_id: str, user_id: str) -> str:
+    """Bus key of a speaker's level, valued "<dBFS>,<0|1 speaking>" with a short TTL."""
+    return f"{LEVEL_PREFIX}{space_id}:{user_id}"

@@ -17,6 +17,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from majlis.api.http import caller_of
+from majlis.api.routing import check_path_ids
 from majlis.errors import Conflict, Forbidden, MajlisError, NotFound, Unauthorized
 from majlis.services.auth import Authenticator
 from majlis.services.events import Events, visible_to
@@ -45,6 +46,9 @@ class EventSocket:
         try:
             user_id, role = await self._admit(websocket, space_id)
         except MajlisError as exc:
+            # Accept first: a close before the handshake completes reaches the client as a
+            # bare HTTP 403, and the close code and reason that say why would be lost.
+            await websocket.accept()
             await websocket.close(code=_close_code(exc), reason=exc.reason[:120])
             return
         self._open[user_id] += 1
@@ -57,6 +61,7 @@ class EventSocket:
                 del self._open[user_id]
 
     async def _admit(self, websocket: WebSocket, space_id: str) -> tuple[str, Role]:
+        check_path_ids(websocket.path_params)
         token = websocket.query_params.get("token")
         if token:
             caller = await self._auth.caller(
@@ -75,6 +80,7 @@ class EventSocket:
         reader = asyncio.create_task(_read_client(websocket))
         try:
             await websocket.send_bytes(orjson.dumps(await self._hello(space_id, role)))
+            await self._replay_invite(websocket, space_id, user_id)
             await self._forward(websocket, subscription.__aiter__(), reader, user_id, role)
         finally:
             reader.cancel()
@@ -102,6 +108,21 @@ class EventSocket:
                 code = 1000 if message["type"] == "space_ended" else 4403
                 await websocket.close(code=code, reason=str(message["type"]))
                 return
+
+    async def _replay_invite(self, websocket: WebSocket, space_id: str, user_id: str) -> None:
+        """A listener holds no socket until invited, so the live 'invited' event reaches
+        them only if they happened to be connected: repeat a pending invitation on connect."""
+        invite = await self._roles.pending_invite(space_id, user_id)
+        if invite is None:
+            return
+        message: BusMessage = {
+            "type": "invited",
+            "space_id": space_id,
+            "to": user_id,
+            "at": invite.created_at,
+            "data": {"user_id": user_id, "by": invite.invited_by},
+        }
+        await websocket.send_bytes(orjson.dumps(message))
 
     async def _hello(self, space_id: str, role: Role) -> dict[str, object]:
         stage = await self._roles.stage(space_id)

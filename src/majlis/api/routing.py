@@ -8,7 +8,7 @@ table into /openapi.json, so the document cannot drift from what is served.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,8 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from majlis.errors import NotFound
 
 __all__ = ["Endpoint", "ErrorBody", "openapi", "routes"]
 
@@ -52,9 +54,31 @@ def routes(endpoints: Sequence[Endpoint]) -> list[Route]:
     for endpoint in endpoints:
         by_path.setdefault(endpoint.path, {})[endpoint.method] = endpoint.handler
     return [
-        Route(path, _dispatch(handlers), methods=list(handlers))
+        Route(path, _checked_ids(_dispatch(handlers)), methods=list(handlers))
         for path, handlers in by_path.items()
     ]
+
+
+_ID = re.compile(ID_PATTERN)
+
+
+def check_path_ids(path_params: Mapping[str, object]) -> None:
+    """Every id in a path matches ID_PATTERN (as the OpenAPI document promises), or the
+    thing it names cannot exist: 404 before any lookup. Bytes no id contains (NUL,
+    invalid UTF-8) then never reach a store that would choke on them."""
+    for name, value in path_params.items():
+        if not isinstance(value, str) or _ID.fullmatch(value) is None:
+            thing = name.removesuffix("_id")
+            raise NotFound(f"no such {thing}", code=f"{thing}_not_found")
+
+
+def _checked_ids(handler: Handler) -> Handler:
+    async def checked(request: Request) -> Response:
+        check_path_ids(request.path_params)
+        return await handler(request)
+
+    checked.__name__ = handler.__name__
+    return checked
 
 
 def _dispatch(handlers: dict[str, Handler]) -> Handler:

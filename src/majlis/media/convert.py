@@ -57,7 +57,8 @@ def _downmix(frame: av.AudioFrame) -> Pcm:
         return np.array(rows[0], dtype=np.int16)
     # Sum in int32 so two loud channels cannot wrap around before the division.
     summed = rows.astype(np.int32).sum(axis=0)
-    return (summed // channels).astype(np.int16)
+    mono: Pcm = (summed // channels).astype(np.int16)
+    return mono
 
 
 class MonoConverter:

@@ -35,11 +35,19 @@ class Session:
     member: str
 
 
+# Bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) reorder
+# the text around them: a title or name with them can display as something it is not.
+# Arabic and mixed text need none of them (the marks U+200E/U+200F stay allowed).
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def clean_text(value: str, field: str, max_len: int, *, allow_empty: bool = False) -> str:
     """NFC-normalise, refuse control characters, trim, bound the length."""
     text = unicodedata.normalize("NFC", value).strip()
     if any(unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\n\t" for ch in text):
         raise BadRequest(f"{field} contains control characters", code="invalid_text")
+    if any(ch in _BIDI_CONTROLS for ch in text):
+        raise BadRequest(f"{field} contains bidirectional override characters", code="invalid_text")
     if not text and not allow_empty:
         raise BadRequest(f"{field} must not be empty", code="invalid_text")
     if len(text) > max_len:
@@ -80,7 +88,11 @@ class Accounts:
         return self._session(user)
 
     async def login(self, username: str, password: str) -> Session:
-        user = await self._store.get_user_by_username(username)
+        # A name no account can have is never looked up: it may hold bytes (NUL) the
+        # store refuses. It still costs one hash, like any unknown name.
+        user = (
+            await self._store.get_user_by_username(username) if USERNAME.match(username) else None
+        )
         stored = user.password_hash if user else _DUMMY_HASH
         if not await asyncio.to_thread(_verify, stored, password) or user is None:
             raise Unauthorized("wrong username or password", code="bad_credentials")

@@ -6,13 +6,10 @@ from typing import Literal
 
 from majlis.bus.base import Bus, Subscription
 from majlis.clock import Clock
-from majlis.types import BusMessage
+from majlis.types import MEDIA_CHANNEL, BusMessage
 
 __all__ = ["MEDIA_CHANNEL", "Audience", "Events", "space_channel"]
 
-# Commands to media nodes (start, end, mute, unmute, disconnect). One channel for all
-# spaces: a node ignores spaces it does not own.
-MEDIA_CHANNEL = "media:commands"
 
 Audience = Literal["all", "moderators"] | str  # or one user id
 

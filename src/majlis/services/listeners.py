@@ -18,13 +18,12 @@ from majlis.services.roles import ban_key
 from majlis.services.spaces import Spaces
 from majlis.services.tokens import TokenService
 from majlis.store.base import Store
-from majlis.types import Space, SpaceState
+from majlis.types import LEVEL_PREFIX, Space, SpaceState, level_key
 
 __all__ = ["REACTIONS", "Admitted", "ListenerPolicy", "Listeners", "Queued"]
 
 REACTIONS = ("👏", "❤️", "😂", "🔥", "💯", "🙏", "👍", "😮")
 TICKET_TTL = 3600.0
-LEVEL_PREFIX = "level:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +50,6 @@ class Queued:
     ticket: str
     position: int
     estimated_wait_ms: int
-
-
-def level_key(space_id: str, user_id: str) -> str:
-    return f"{LEVEL_PREFIX}{space_id}:{user_id}"
 
 
 class Listeners:

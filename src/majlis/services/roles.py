@@ -55,6 +55,8 @@ class Roles:
         space = await self._spaces.get(space_id)
         if space.state is SpaceState.ENDED:
             raise Conflict("the space has ended", code="space_ended")
+        if await self._store.is_banned(space_id, user_id):
+            raise Forbidden("you are banned from this space", code="banned")
         role = await self.role_of(space_id, user_id)
         if role.on_stage or await self._has_request(space_id, user_id):
             return user_id, role
@@ -65,6 +67,9 @@ class Roles:
             "document instead",
             code="not_acting",
         )
+
+    async def pending_invite(self, space_id: str, user_id: str) -> Invite | None:
+        return await self._store.get_invite(space_id, user_id)
 
     async def requests(self, caller: Caller, space_id: str) -> list[SpeakRequest]:
         await self._moderator(caller, space_id)

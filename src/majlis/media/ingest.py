@@ -1,0 +1,333 @@
+"""WebRTC ingest: one aiortc RTCPeerConnection per speaker, on the media loop.
+
+The speaker's offer is checked before aiortc sees it, so a bad offer gets a clear 400 reason
+(and anything aiortc still rejects becomes a 400 too, never a 500). The answer sends the
+speaker their mix-minus and feeds their audio into the space's mixer. Closing a peer takes the
+speaker out of the mix at once; a new offer from the same speaker replaces the old peer.
+
+aiortc's own audio receive buffer (capacity 16, prefetch 4, at most one frame out per packet
+in) stalls for ~240 ms at the first lost packet and from then on keeps the stream ~300 ms late,
+and under reordering it overflows and drops real packets (aiortc issue #543). Playout timing,
+loss concealment and drift are our JitterBuffer's job, so each speaker's receiver gets a
+ReorderWindow instead: it only puts packets back in order and never waits on a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtp import RtpPacket
+from aiortc.sdp import SessionDescription
+
+from majlis.errors import BadRequest
+from majlis.media.mixer import Mixer, MixMinusTrack
+
+__all__ = ["MAX_OFFER_BYTES", "Ingest", "ReorderWindow", "SpeakerPeer", "validate_offer"]
+
+log = logging.getLogger(__name__)
+
+MAX_OFFER_BYTES = 64 * 1024
+CONNECT_TIMEOUT = 30.0
+_SENDING_DIRECTIONS = ("sendrecv", "sendonly")
+
+
+def validate_offer(sdp: str) -> None:
+    """Raise BadRequest unless `sdp` is an offer a speaker can send audio with."""
+    if not isinstance(sdp, str) or not sdp.strip():
+        raise BadRequest("the SDP offer is empty")
+    if len(sdp.encode("utf-8", "replace")) > MAX_OFFER_BYTES:
+        raise BadRequest(f"the SDP offer is larger than {MAX_OFFER_BYTES} bytes")
+    if not sdp.lstrip().startswith("v=0"):
+        raise BadRequest("the SDP offer is not parseable: it must start with v=0")
+    try:
+        description = SessionDescription.parse(sdp)
+    except Exception as exc:  # aiortc's parser fails with asserts, ValueErrors, IndexErrors…
+        raise BadRequest(f"the SDP offer is not parseable: {exc!r}") from exc
+    media_kinds = [media.kind for media in description.media]
+    if "video" in media_kinds:
+        raise BadRequest("the SDP offer has video: spaces are audio only")
+    audio = [media for media in description.media if media.kind == "audio"]
+    if not audio:
+        raise BadRequest("the SDP offer has no audio m-line")
+    if len(audio) > 1:
+        raise BadRequest(f"the SDP offer has {len(audio)} audio m-lines: a speaker sends one")
+    if not any(codec.name.lower() == "opus" for codec in audio[0].rtp.codecs):
+        raise BadRequest("the SDP offer's audio does not offer the Opus codec")
+    if (audio[0].direction or "sendrecv") not in _SENDING_DIRECTIONS:
+        raise BadRequest(f"the SDP offer's audio is {audio[0].direction}: a speaker must send")
+
+
+class ReorderWindow:
+    """Stands in for aiortc's audio JitterBuffer on a speaker's receiver (same `add` seam).
+
+    One packet in, at most one Opus frame out, in sequence order. It holds up to `window`
+    packets to undo reordering; the window starts at 0 (no added delay) and grows by one,
+    up to MAX_WINDOW, each time a packet shows up after a newer one was already let out.
+    A gap is never waited on: the lost packet shows up downstream as a pts gap.
+    """
+
+    MAX_WINDOW = 3
+    # A sequence jump this far back is a restarted stream, not a late packet.
+    RESTART_DISTANCE = 1_000
+
+    def __init__(self) -> None:
+        self.window = 0
+        self.late = 0
+        self.duplicates = 0
+        self._held: dict[int, RtpPacket] = {}
+        self._highest: int | None = None
+        self._last_out: int | None = None
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        """aiortc's JitterBuffer.add contract: (send a PLI?, complete frame or None)."""
+        seq = self._extend(packet.sequence_number)
+        if self._last_out is not None and self._last_out - seq > self.RESTART_DISTANCE:
+            self._restart(packet.sequence_number)
+            seq = packet.sequence_number
+        if (self._last_out is not None and seq <= self._last_out) or seq in self._held:
+            self._count_late_or_duplicate(seq)
+            return False, None
+        self._held[seq] = packet
+        if len(self._held) <= self.window:
+            return False, None
+        oldest = min(self._held)
+        out = self._held.pop(oldest)
+        self._last_out = oldest
+        # The receiver stores the depayloaded Opus payload on the packet as `_data`.
+        return False, JitterFrame(data=getattr(out, "_data", b""), timestamp=out.timestamp)
+
+    def _extend(self, seq: int) -> int:
+        """16-bit sequence number → monotonic extended one (survives wrap-around)."""
+        if self._highest is None:
+            self._highest = seq
+            return seq
+        delta = (seq - self._highest + 0x8000) % 0x10000 - 0x8000
+        extended = self._highest + delta
+        self._highest = max(self._highest, extended)
+        return extended
+
+    def _restart(self, seq: int) -> None:
+        self._held.clear()
+        self._highest = seq
+        self._last_out = None
+
+    def _count_late_or_duplicate(self, seq: int) -> None:
+        if seq == self._last_out or seq in self._held:
+            self.duplicates += 1
+            return
+        self.late += 1
+        if self.window < self.MAX_WINDOW:
+            self.window += 1
+
+
+def _use_reorder_window(receiver: RTCRtpReceiver) -> None:
+    attribute = "_RTCRtpReceiver__jitter_buffer"
+    if not hasattr(receiver, attribute):
+        log.warning("aiortc has no %s to replace: keeping its audio buffer", attribute)
+        return
+    setattr(receiver, attribute, ReorderWindow())
+
+
+def _opus_preferences() -> list[RTCRtpCodecCapability]:
+    codecs = RTCRtpSender.getCapabilities("audio").codecs
+    return [codec for codec in codecs if codec.mimeType.lower() == "audio/opus"]
+
+
+class SpeakerPeer:
+    """One speaker's peer connection. All methods run on the media loop."""
+
+    def __init__(
+        self,
+        space_id: str,
+        speaker_id: str,
+        mixer: Mixer,
+        *,
+        ice_servers: Sequence[RTCIceServer] = (),
+        connect_timeout: float = CONNECT_TIMEOUT,
+        on_closed: Callable[[SpeakerPeer], None] | None = None,
+    ) -> None:
+        """`on_closed` is called when the peer closes on its own (failed, timed out), not
+        after an explicit close()."""
+        self.space_id = space_id
+        self.speaker_id = speaker_id
+        self._mixer = mixer
+        self._on_closed = on_closed
+        self._connect_timeout = connect_timeout
+        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers)))
+        self._input: MediaStreamTrack | None = None
+        self._output: MixMinusTrack | None = None
+        self._closed = False
+        self._closing: asyncio.Task[None] | None = None
+        self._timeout: asyncio.TimerHandle | None = None
+        self._pc.on("track", self._on_track)
+        self._pc.on("connectionstatechange", self._on_connection_state)
+
+    @property
+    def connection_state(self) -> str:
+        return "closed" if self._closed else str(self._pc.connectionState)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def answer(self, offer_sdp: str) -> str:
+        """Validate the offer, wire the peer into the mixer and return the answer SDP (with
+        all ICE candidates: aiortc gathers them in setLocalDescription)."""
+        if self._output is not None or self._closed:
+            raise RuntimeError("a SpeakerPeer answers one offer; make a new one to renegotiate")
+        validate_offer(offer_sdp)
+        self._output = self._mixer.mix_minus_track(self.speaker_id)
+        transceiver = self._pc.addTransceiver(self._output, direction="sendrecv")
+        # Opus only: the mixer assumes 48 kHz speech, and G.711 would be a needless downgrade.
+        transceiver.setCodecPreferences(_opus_preferences())
+        _use_reorder_window(transceiver.receiver)
+        try:
+            await self._pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+            await self._pc.setLocalDescription(await self._pc.createAnswer())
+        except Exception as exc:
+            await self.close()
+            reason = str(exc) or type(exc).__name__
+            raise BadRequest(f"the SDP offer was rejected: {reason}") from exc
+        local = self._pc.localDescription
+        if local is None:
+            await self.close()
+            raise BadRequest("no answer could be created for the SDP offer")
+        self._timeout = asyncio.get_running_loop().call_later(
+            self._connect_timeout, self._on_connect_timeout
+        )
+        return str(local.sdp)
+
+    async def close(self) -> None:
+        """Take the speaker out of the mix at once, then tear down the connection."""
+        if not self._closed:
+            self._closed = True
+            self._release_media()
+        await self._pc.close()
+
+    async def _close_on_its_own(self) -> None:
+        """The connection failed or never came up: close, and tell the owner."""
+        if self._closed:
+            return
+        await self.close()
+        if self._on_closed is not None:
+            self._on_closed(self)
+
+    def _release_media(self) -> None:
+        if self._timeout is not None:
+            self._timeout.cancel()
+        if self._input is not None:
+            self._mixer.remove_input(self.speaker_id, self._input)
+        if self._output is not None:
+            self._mixer.release_mix_minus(self.speaker_id, self._output)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        # validate_offer allows one audio m-line and no video, so this is the speaker's voice.
+        if track.kind != "audio" or self._input is not None or self._closed:
+            return
+        self._input = track
+        self._mixer.add_input(self.speaker_id, track)
+
+    def _on_connection_state(self) -> None:
+        state = self._pc.connectionState
+        log.debug("speaker %s in %s: connection %s", self.speaker_id, self.space_id, state)
+        if state == "connected" and self._timeout is not None:
+            self._timeout.cancel()
+        if state in ("failed", "closed") and not self._closed:
+            self._schedule_close()
+
+    def _on_connect_timeout(self) -> None:
+        if self._pc.connectionState != "connected" and not self._closed:
+            log.info("speaker %s in %s never connected", self.speaker_id, self.space_id)
+            self._schedule_close()
+
+    def _schedule_close(self) -> None:
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close_on_its_own())
+
+
+class Ingest:
+    """The speakers' peers of one space, feeding one Mixer. All methods run on the media loop
+    (from the HTTP loop: `await media_loop.run(ingest.accept_offer(...))`)."""
+
+    def __init__(
+        self,
+        space_id: str,
+        mixer: Mixer,
+        *,
+        ice_servers: Sequence[RTCIceServer] = (),
+        connect_timeout: float = CONNECT_TIMEOUT,
+        on_peer_closed: Callable[[str], None] | None = None,
+    ) -> None:
+        """`on_peer_closed(speaker_id)` reports a connection that dropped on its own (failed
+        or never connected); it runs on the media loop."""
+        self.space_id = space_id
+        self.mixer = mixer
+        self._ice_servers = tuple(ice_servers)
+        self._connect_timeout = connect_timeout
+        self._on_peer_closed = on_peer_closed
+        self._peers: dict[str, SpeakerPeer] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def speakers(self) -> list[str]:
+        return list(self._peers)
+
+    def peer(self, speaker_id: str) -> SpeakerPeer | None:
+        return self._peers.get(speaker_id)
+
+    async def accept_offer(self, speaker_id: str, offer_sdp: str) -> str:
+        """Answer `speaker_id`'s offer; an existing peer of theirs is closed first.
+        Raises BadRequest for an unusable offer."""
+        validate_offer(offer_sdp)
+        lock = self._locks.setdefault(speaker_id, asyncio.Lock())
+        async with lock:
+            old = self._peers.pop(speaker_id, None)
+            if old is not None:
+                await old.close()
+            peer = SpeakerPeer(
+                self.space_id,
+                speaker_id,
+                self.mixer,
+                ice_servers=self._ice_servers,
+                connect_timeout=self._connect_timeout,
+                on_closed=self._forget_peer,
+            )
+            self._peers[speaker_id] = peer
+            try:
+                return await peer.answer(offer_sdp)
+            except BaseException:
+                if self._peers.get(speaker_id) is peer:
+                    del self._peers[speaker_id]
+                raise
+
+    async def close_speaker(self, speaker_id: str) -> bool:
+        """Close a speaker's peer (removed from stage, left, kicked). False if none."""
+        peer = self._peers.pop(speaker_id, None)
+        if peer is None:
+            return False
+        await peer.close()
+        return True
+
+    async def close(self) -> None:
+        peers = list(self._peers.values())
+        self._peers.clear()
+        await asyncio.gather(*(peer.close() for peer in peers), return_exceptions=True)
+
+    def _forget_peer(self, peer: SpeakerPeer) -> None:
+        if self._peers.get(peer.speaker_id) is not peer:
+            return  # already replaced or closed by us
+        del self._peers[peer.speaker_id]
+        if self._on_peer_closed is not None:
+            self._on_peer_closed(peer.speaker_id)

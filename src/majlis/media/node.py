@@ -1,0 +1,200 @@
+"""The media node: owns live spaces, each a mixer + speakers' peers + LL-HLS packager.
+
+All media work runs on the node's own MediaLoop (a thread with its own event loop), never
+on the loop that serves HTTP. The node hears the control plane only through the bus
+(commands on MEDIA_CHANNEL) and answers speakers' offers through `offer()`, which the
+control plane calls after checking the caller may speak (in-process here; over the
+internal HTTP API when the node runs on its own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from majlis.errors import Conflict, NotFound
+from majlis.media.ingest import Ingest
+from majlis.media.mixer import Levels, MediaLoop, Mixer, TickStats
+from majlis.media.origin import SpaceRegistry
+from majlis.media.packager import HlsPackager, frames_for_seconds
+
+__all__ = ["MediaNode", "NodeSettings"]
+
+log = logging.getLogger(__name__)
+
+LevelsSink = Callable[[str, Levels], None]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    recordings_root: Path
+    part_seconds: float = 0.25
+    segment_seconds: float = 2.0
+    bitrate: int = 64000
+
+    @property
+    def part_frames(self) -> int:
+        return frames_for_seconds(self.part_seconds)
+
+    @property
+    def parts_per_segment(self) -> int:
+        return max(2, round(self.segment_seconds / (self.part_frames * 1024 / 48000)))
+
+
+@dataclass
+class _Space:
+    space_id: str
+    mixer: Mixer
+    ingest: Ingest
+    packager: HlsPackager
+    muted: dict[str, bool] = field(default_factory=dict)
+
+
+class MediaNode:
+    def __init__(
+        self,
+        settings: NodeSettings,
+        registry: SpaceRegistry,
+        on_levels: LevelsSink | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.on_levels = on_levels
+        self._loop = MediaLoop()
+        self._spaces: dict[str, _Space] = {}
+
+    # lifecycle (any thread but the media loop) ------------------------------------------
+    def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        """Shut down without ending spaces: recordings are flushed and resume next start."""
+        for space_id in list(self._spaces):
+            await self._run(self._close_space(space_id, end=False))
+        self._loop.stop()
+
+    # control (any loop) ------------------------------------------------------------------
+    async def start_space(self, space_id: str, started_at: float) -> None:
+        await self._run(self._start_space(space_id, started_at))
+
+    async def end_space(self, space_id: str) -> None:
+        await self._run(self._close_space(space_id, end=True))
+
+    async def offer(self, space_id: str, user_id: str, sdp: str, muted: bool) -> str:
+        answer: str = await self._run(self._offer(space_id, user_id, sdp, muted))
+        return answer
+
+    async def set_muted(self, space_id: str, user_id: str, muted: bool) -> None:
+        space = self._spaces.get(space_id)
+        if space is not None:
+            space.mixer.set_muted(user_id, muted)
+
+    async def disconnect(self, space_id: str, user_id: str) -> None:
+        await self._run(self._disconnect(space_id, user_id))
+
+    def owns(self, space_id: str) -> bool:
+        return space_id in self._spaces
+
+    def tick_stats(self, space_id: str) -> TickStats | None:
+        space = self._spaces.get(space_id)
+        return space.mixer.stats() if space else None
+
+    async def handle(self, command: dict[str, object]) -> None:
+        """One bus command from the control plane."""
+        space_id = str(command.get("space_id", ""))
+        user_id = str(command.get("user_id", ""))
+        kind = command.get("cmd")
+        if kind == "start":
+            started_at = command.get("started_at")
+            when = float(started_at) if isinstance(started_at, int | float) else 0.0
+            await self.start_space(space_id, when)
+        elif kind == "end":
+            await self.end_space(space_id)
+        elif kind in ("mute", "unmute"):
+            await self.set_muted(space_id, user_id, kind == "mute")
+        elif kind == "disconnect":
+            await self.disconnect(space_id, user_id)
+
+    # on the media loop -------------------------------------------------------------------
+    async def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return await self._loop.run(coro)
+
+    async def _start_space(self, space_id: str, started_at: float) -> None:
+        if space_id in self._spaces:
+            return
+        settings = self.settings
+        directory = settings.recordings_root / space_id
+        # Opening the recording may read and fsync files: keep it off the mixer's loop.
+        packager = await asyncio.to_thread(
+            HlsPackager,
+            directory,
+            space_started_at=started_at,
+            part_frames=settings.part_frames,
+            parts_per_segment=settings.parts_per_segment,
+            bitrate=settings.bitrate,
+        )
+        mixer = Mixer(on_mix=packager.push, on_levels=self._levels_sink(space_id))
+        ingest = Ingest(space_id, mixer)
+        self._spaces[space_id] = _Space(space_id, mixer, ingest, packager)
+        self.registry.register(space_id, directory, packager.feed)
+        mixer.start()
+        log.info("space %s: media started in %s", space_id, directory)
+
+    async def _close_space(self, space_id: str, *, end: bool) -> None:
+        space = self._spaces.pop(space_id, None)
+        if space is None:
+            if end:
+                await self._end_orphan(space_id)
+            return
+        await space.ingest.close()
+        await space.mixer.stop()
+        await asyncio.to_thread(space.packager.end if end else space.packager.close)
+        if end:
+            # Served from disk from now on: the replay.
+            self.registry.unregister(space_id)
+        log.info("space %s: media %s", space_id, "ended" if end else "closed")
+
+    async def _end_orphan(self, space_id: str) -> None:
+        """A space ended while no node ran it: close its recording if one exists."""
+        directory = self.settings.recordings_root / space_id
+        if not (directory / "index.m3u8").exists():
+            return
+        with contextlib.suppress(Conflict):
+            packager = await asyncio.to_thread(
+                HlsPackager,
+                directory,
+                space_started_at=0.0,
+                part_frames=self.settings.part_frames,
+                parts_per_segment=self.settings.parts_per_segment,
+                bitrate=self.settings.bitrate,
+            )
+            await asyncio.to_thread(packager.end)
+
+    async def _offer(self, space_id: str, user_id: str, sdp: str, muted: bool) -> str:
+        space = self._spaces.get(space_id)
+        if space is None:
+            raise NotFound("this space is not running on a media node", code="no_media")
+        space.mixer.set_muted(user_id, muted)
+        return await space.ingest.accept_offer(user_id, sdp)
+
+    async def _disconnect(self, space_id: str, user_id: str) -> None:
+        space = self._spaces.get(space_id)
+        if space is None:
+            return
+        await space.ingest.close_speaker(user_id)
+        space.mixer.forget(user_id)
+
+    def _levels_sink(self, space_id: str) -> Callable[[Levels], None] | None:
+        sink = self.on_levels
+        if sink is None:
+            return None
+
+        def publish(levels: Levels) -> None:
+            sink(space_id, levels)
+
+        return publish

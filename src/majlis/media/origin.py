@@ -1,0 +1,318 @@
+"""The HLS origin: serves each space's playlist, init segment, parts, segments and replay.
+
+Live spaces are answered from their PlaylistFeed (blocking playlist reload, preload-hinted
+parts held until written); spaces without a feed (ended earlier, or whose node is gone)
+are answered from their directory alone. Routes:
+
+    GET /{space_id}/index.m3u8[?_HLS_msn=M[&_HLS_part=N]]
+    GET /{space_id}/replay.m4a
+    GET /{space_id}/init.mp4 | s{msn}.m4s | p{life}-{msn}-{part}.m4s
+
+Cache-Control: media files never change under a name (the recording module guarantees
+it), so they are immutable. The live playlist without directives changes with every part:
+max-age=1. A blocking reload response may be cached longer (six target durations): its
+query names the content, since any playlist that contains part N of segment M remains a
+correct answer to "_HLS_msn=M&_HLS_part=N" (an EVENT playlist only grows), and a client
+that gets an older copy simply asks for the next part. Edges can then collapse a whole
+audience's identical requests into one. An ended playlist and the replay no longer change.
+
+Every path component is checked against a strict pattern before it touches the disk, so
+no request can name a file outside a space's directory. Bad input gets a 4xx with a JSON
+reason, never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route, Router
+from starlette.types import Receive, Scope, Send
+
+from majlis.errors import BadRequest, MajlisError, NotFound
+from majlis.media.feed import FeedSnapshot, PlaylistFeed
+from majlis.media.recording import (
+    INIT_NAME,
+    PART_NAME,
+    PLAYLIST_NAME,
+    REPLAY_NAME,
+    SEGMENT_NAME,
+)
+
+__all__ = ["SPACE_ID", "SpaceEntry", "SpaceRegistry", "create_origin"]
+
+SPACE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_DECIMAL = re.compile(r"[0-9]{1,10}")
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+MEDIA_TYPE = "audio/mp4"
+IMMUTABLE = "public, max-age=31536000, immutable"
+LIVE_PLAYLIST = "public, max-age=1"
+FINISHED = "public, max-age=86400"
+NO_STORE = "no-store"
+# Blocking reload responses stay valid for the query that named them (module docstring).
+BLOCKING_RESPONSE_TARGET_DURATIONS = 6
+# RFC 8216bis 6.2.5.2: answer 503 after blocking for three target durations.
+BLOCKING_TIMEOUT_TARGET_DURATIONS = 3
+_ENDLIST = b"#EXT-X-ENDLIST"
+
+
+@dataclass(frozen=True, slots=True)
+class SpaceEntry:
+    directory: Path
+    feed: PlaylistFeed | None
+
+
+class SpaceRegistry:
+    """Which spaces the origin serves: live ones with their feed, finished ones by
+    directory. With a recordings_root, an unregistered id falls back to root/id."""
+
+    def __init__(self, recordings_root: Path | None = None) -> None:
+        self._root = recordings_root
+        self._entries: dict[str, SpaceEntry] = {}
+        self._lock = threading.Lock()
+
+    def register(self, space_id: str, directory: Path, feed: PlaylistFeed | None = None) -> None:
+        if not SPACE_ID.fullmatch(space_id):
+            raise ValueError(f"space id {space_id!r} does not match {SPACE_ID.pattern}")
+        with self._lock:
+            self._entries[space_id] = SpaceEntry(directory, feed)
+
+    def unregister(self, space_id: str) -> None:
+        with self._lock:
+            self._entries.pop(space_id, None)
+
+    def resolve(self, space_id: str) -> SpaceEntry | None:
+        if not SPACE_ID.fullmatch(space_id):
+            return None
+        with self._lock:
+            entry = self._entries.get(space_id)
+        if entry is not None:
+            return entry
+        if self._root is not None and (self._root / space_id / PLAYLIST_NAME).is_file():
+            return SpaceEntry(self._root / space_id, None)
+        return None
+
+
+class _Unavailable(Exception):
+    """Blocked for too long: 503 with Retry-After."""
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def create_origin(registry: SpaceRegistry, *, blocking_timeout: float | None = None) -> Router:
+    """The ASGI app; mount it wherever HLS is served from (e.g. /hls).
+
+    blocking_timeout overrides how long a request may be held (default: three target
+    durations of the space's playlist)."""
+    origin = _Origin(registry, blocking_timeout)
+    routes = [
+        Route("/{space_id}/index.m3u8", _json_errors(origin.playlist), methods=["GET"]),
+        Route("/{space_id}/replay.m4a", _json_errors(origin.replay), methods=["GET"]),
+        Route("/{space_id}/{name}", _json_errors(origin.media), methods=["GET"]),
+    ]
+    return Router(routes=routes, redirect_slashes=False, default=_unknown_path)
+
+
+class _Origin:
+    def __init__(self, registry: SpaceRegistry, blocking_timeout: float | None) -> None:
+        self._registry = registry
+        self._blocking_timeout = blocking_timeout
+
+    async def playlist(self, request: Request) -> Response:
+        entry = self._entry(request)
+        directive = _directives(request.query_params)
+        if entry.feed is None:
+            return _disk_playlist(entry.directory, directive)
+        snapshot = entry.feed.snapshot()
+        if directive is None or snapshot.ended:
+            # RFC 8216bis 6.2.5.2: directives are ignored once the playlist has ended.
+            return _playlist_response(snapshot.playlist, _playlist_cache(snapshot.ended))
+        msn, part = directive
+        _refuse_far_ahead(snapshot, msn, part)
+        snapshot = await self._wait(entry.feed, snapshot, msn, part)
+        cache = _playlist_cache(snapshot.ended, blocking=snapshot.target_duration)
+        return _playlist_response(snapshot.playlist, cache)
+
+    async def media(self, request: Request) -> Response:
+        entry = self._entry(request)
+        name = request.path_params["name"]
+        if name == INIT_NAME or SEGMENT_NAME.fullmatch(name):
+            return _media_file(entry.directory / name)
+        part = PART_NAME.fullmatch(name)
+        if part is None:
+            raise NotFound(f"{name!r} is not a file this origin serves")
+        path = entry.directory / name
+        if not path.is_file() and entry.feed is not None:
+            life, msn, index = (int(group) for group in part.groups())
+            await self._wait_for_hinted_part(entry.feed, life, msn, index)
+        return _media_file(path)
+
+    async def replay(self, request: Request) -> Response:
+        entry = self._entry(request)
+        if not _has_ended(entry):
+            raise NotFound("the replay is available once the space has ended")
+        path = entry.directory / REPLAY_NAME
+        if not path.is_file():
+            raise NotFound("this space has no recorded audio")
+        space_id = request.path_params["space_id"]
+        return FileResponse(
+            path,
+            media_type=MEDIA_TYPE,
+            filename=f"{space_id}.m4a",
+            headers={"Cache-Control": FINISHED},
+        )
+
+    async def _wait(
+        self, feed: PlaylistFeed, snapshot: FeedSnapshot, msn: int, part: int | None
+    ) -> FeedSnapshot:
+        timeout = self._blocking_timeout
+        if timeout is None:
+            timeout = BLOCKING_TIMEOUT_TARGET_DURATIONS * snapshot.target_duration
+        try:
+            async with asyncio.timeout(timeout):
+                return await feed.wait_for(msn, part)
+        except TimeoutError:
+            raise _Unavailable(
+                f"segment {msn} part {part} did not appear within {timeout:g} s",
+                retry_after=max(1, math.ceil(snapshot.part_target)),
+            ) from None
+
+    async def _wait_for_hinted_part(
+        self, feed: PlaylistFeed, life: int, msn: int, index: int
+    ) -> None:
+        """Hold a request for a part that is coming soon (the preload hint, or a few
+        ahead), like a blocking reload. Anything else is simply not there: 404 (RFC
+        8216bis 6.2.6)."""
+        snapshot = feed.snapshot()
+        ahead = snapshot.parts_ahead(msn, index)
+        upcoming = 0 < ahead <= snapshot.advance_part_limit
+        if snapshot.ended or life != snapshot.life or not upcoming:
+            return
+        await self._wait(feed, snapshot, msn, index)
+
+    def _entry(self, request: Request) -> SpaceEntry:
+        space_id = request.path_params["space_id"]
+        entry = self._registry.resolve(space_id)
+        if entry is None:
+            raise NotFound(f"no space {space_id!r} is served here")
+        return entry
+
+
+def _directives(query: QueryParams) -> tuple[int, int | None] | None:
+    """(_HLS_msn, _HLS_part) of a blocking reload, or None for a plain request."""
+    msn = _decimal_param(query, "_HLS_msn")
+    part = _decimal_param(query, "_HLS_part")
+    if part is not None and msn is None:
+        raise BadRequest("_HLS_part needs _HLS_msn (RFC 8216bis 6.2.5.2)")
+    return None if msn is None else (msn, part)
+
+
+def _decimal_param(query: QueryParams, name: str) -> int | None:
+    values = query.getlist(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise BadRequest(f"{name} is given more than once")
+    if not _DECIMAL.fullmatch(values[0]):
+        raise BadRequest(f"{name} must be a decimal integer, not {values[0][:20]!r}")
+    return int(values[0])
+
+
+def _refuse_far_ahead(snapshot: FeedSnapshot, msn: int, part: int | None) -> None:
+    """RFC 8216bis 6.2.5.2: more than two segments, or the Advance Part Limit, beyond the
+    newest is an error right away rather than a long wait."""
+    if msn > snapshot.msn + 2:
+        raise BadRequest(f"_HLS_msn={msn} is more than two segments past {snapshot.msn}")
+    if part is not None and snapshot.parts_ahead(msn, part) > snapshot.advance_part_limit:
+        raise BadRequest(
+            f"_HLS_part={part} of segment {msn} is more than "
+            f"{snapshot.advance_part_limit} parts past the newest"
+        )
+
+
+def _disk_playlist(directory: Path, directive: tuple[int, int | None] | None) -> Response:
+    try:
+        text = (directory / PLAYLIST_NAME).read_bytes()
+    except OSError:
+        raise NotFound("this space has no playlist") from None
+    ended = _ENDLIST in text
+    if directive is not None and not ended:
+        # Nothing here produces new segments: answer what is listed, refuse the rest.
+        listed = sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
+        msn = directive[0]
+        if msn > listed + 1:
+            raise BadRequest(f"_HLS_msn={msn} is more than two segments past {listed - 1}")
+        if msn >= listed:
+            raise _Unavailable("this space is not live on this node", retry_after=1)
+    return _playlist_response(text, _playlist_cache(ended))
+
+
+def _has_ended(entry: SpaceEntry) -> bool:
+    if entry.feed is not None:
+        return entry.feed.snapshot().ended
+    try:
+        return _ENDLIST in (entry.directory / PLAYLIST_NAME).read_bytes()
+    except OSError:
+        return False
+
+
+def _playlist_cache(ended: bool, *, blocking: int | None = None) -> str:
+    if ended:
+        return FINISHED
+    if blocking is not None:
+        return f"public, max-age={BLOCKING_RESPONSE_TARGET_DURATIONS * blocking}"
+    return LIVE_PLAYLIST
+
+
+def _playlist_response(body: bytes, cache_control: str) -> Response:
+    return Response(body, media_type=PLAYLIST_TYPE, headers={"Cache-Control": cache_control})
+
+
+def _media_file(path: Path) -> Response:
+    if not path.is_file():
+        raise NotFound(f"{path.name} does not exist (yet)")
+    return FileResponse(path, media_type=MEDIA_TYPE, headers={"Cache-Control": IMMUTABLE})
+
+
+def _json_errors(handler: Handler) -> Handler:
+    async def guarded(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except MajlisError as error:
+            return _error_response(error.status, error.body())
+        except _Unavailable as error:
+            body: dict[str, object] = {"error": "unavailable", "reason": error.reason}
+            return _error_response(503, body, {"Retry-After": str(error.retry_after)})
+
+    return guarded
+
+
+def _error_response(
+    status: int, body: dict[str, object], headers: dict[str, str] | None = None
+) -> Response:
+    return JSONResponse(
+        body, status_code=status, headers={"Cache-Control": NO_STORE, **(headers or {})}
+    )
+
+
+async def _unknown_path(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1000})
+        return
+    response = _error_response(404, NotFound("no such resource on the HLS origin").body())
+    await response(scope, receive, send)

@@ -1,0 +1,118 @@
+"""The replay download: a whole recording as one classic (non-fragmented) .m4a file.
+
+Concatenating init.mp4 and the segments would give a valid fragmented MP4, but it carries
+no duration (players and ffprobe must scan every fragment), seeking without an index is
+poor in browsers, and the jumps in decode time between lives of the packager would show
+up as gaps. So the replay is remuxed, without re-encoding: a moov with full sample tables
+(one chunk per fragment) followed by one mdat holding every AAC frame in order. Lives are
+joined back to back (the downtime is not replayed as silence) and an edit list hides the
+encoder's priming at the start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from majlis.media.fmp4 import SAMPLE_DURATION, SampleTables, movie_header, parse_fragments
+from majlis.media.recording import durable_file
+
+__all__ = ["ReplayInfo", "build_replay", "write_replay"]
+
+_U32_MAX = 0xFFFFFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayInfo:
+    samples: int
+    size: int
+
+
+@dataclass(slots=True)
+class _Layout:
+    """Where every chunk's sample bytes are, in its segment file and in the replay."""
+
+    sample_sizes: list[int]
+    chunk_sample_counts: list[int]
+    # (segment index, start offset in that file, byte count) per chunk
+    chunk_sources: list[tuple[int, int, int]]
+
+
+def build_replay(
+    target: Path, segment_paths: Sequence[Path], audio_specific_config: bytes, *, priming: int
+) -> ReplayInfo:
+    """Write the replay durably to target (temp file, fsync, rename)."""
+    with durable_file(target) as handle:
+        return write_replay(handle, segment_paths, audio_specific_config, priming=priming)
+
+
+def write_replay(
+    out: BinaryIO, segment_paths: Sequence[Path], audio_specific_config: bytes, *, priming: int
+) -> ReplayInfo:
+    """Stream the replay into out. Segments are read twice so memory stays small."""
+    layout = _read_layout(segment_paths)
+    payload_size = sum(layout.sample_sizes)
+    mdat_header = _mdat_header(payload_size)
+    header = _header(audio_specific_config, layout, len(mdat_header), priming)
+    out.write(header)
+    out.write(mdat_header)
+    _copy_samples(out, segment_paths, layout)
+    total = len(layout.sample_sizes) * SAMPLE_DURATION
+    return ReplayInfo(
+        samples=total - min(max(priming, 0), total),
+        size=len(header) + len(mdat_header) + payload_size,
+    )
+
+
+def _read_layout(segment_paths: Sequence[Path]) -> _Layout:
+    layout = _Layout(sample_sizes=[], chunk_sample_counts=[], chunk_sources=[])
+    for index, path in enumerate(segment_paths):
+        for fragment in parse_fragments(path.read_bytes()):
+            layout.sample_sizes.extend(fragment.sample_sizes)
+            layout.chunk_sample_counts.append(fragment.sample_count)
+            layout.chunk_sources.append((index, fragment.data_start, fragment.data_size))
+    return layout
+
+
+def _header(asc: bytes, layout: _Layout, mdat_header_size: int, priming: int) -> bytes:
+    """moov whose chunk offsets point into the mdat right after it.
+
+    The offsets depend on the header's own size, which depends on whether 32-bit offsets
+    suffice, so the header is built until its size stops changing (twice at most).
+    """
+    relative: list[int] = []
+    position = 0
+    for _, _, size in layout.chunk_sources:
+        relative.append(position)
+        position += size
+    header_size = 0
+    while True:
+        first = header_size + mdat_header_size
+        tables = SampleTables(
+            sample_sizes=layout.sample_sizes,
+            chunk_sample_counts=layout.chunk_sample_counts,
+            chunk_offsets=[first + offset for offset in relative],
+        )
+        header = movie_header(asc, tables, skip_samples=priming)
+        if len(header) == header_size:
+            return header
+        header_size = len(header)
+
+
+def _mdat_header(payload_size: int) -> bytes:
+    if payload_size + 8 <= _U32_MAX:
+        return (payload_size + 8).to_bytes(4, "big") + b"mdat"
+    # size 1 announces a 64-bit largesize after the type
+    return (1).to_bytes(4, "big") + b"mdat" + (payload_size + 16).to_bytes(8, "big")
+
+
+def _copy_samples(out: BinaryIO, segment_paths: Sequence[Path], layout: _Layout) -> None:
+    current = -1
+    data = b""
+    for index, start, size in layout.chunk_sources:
+        if index != current:
+            data = segment_paths[index].read_bytes()
+            current = index
+        out.write(data[start : start + size])

@@ -1,0 +1,41 @@
+"""Speakers' WebRTC offers: check the caller may send audio, then hand the offer to the
+media node that owns the space (in-process or remote, behind MediaGateway)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from majlis.errors import Conflict, Forbidden, Overloaded
+from majlis.services.auth import Caller
+from majlis.services.spaces import Spaces
+from majlis.store.base import Store
+from majlis.types import SpaceState
+
+__all__ = ["MediaGateway", "Rtc"]
+
+
+class MediaGateway(Protocol):
+    async def offer(self, space_id: str, user_id: str, sdp: str, muted: bool) -> str:
+        """The SDP answer; raises BadRequest for an offer the node cannot use."""
+        ...
+
+
+class Rtc:
+    def __init__(self, store: Store, spaces: Spaces, gateway: MediaGateway | None) -> None:
+        self._store = store
+        self._spaces = spaces
+        self._gateway = gateway
+
+    async def offer(self, caller: Caller, space_id: str, sdp: str) -> str:
+        user_id = caller.require_user()
+        space = await self._spaces.get(space_id)
+        if space.state is not SpaceState.LIVE:
+            raise Conflict(f"the space is {space.state}, not live", code="not_live")
+        if await self._store.is_banned(space_id, user_id):
+            raise Forbidden("you are banned from this space", code="banned")
+        participant = await self._store.get_participant(space_id, user_id)
+        if participant is None:
+            raise Forbidden("only the host, co-hosts and speakers send audio", code="not_on_stage")
+        if self._gateway is None:
+            raise Overloaded("no media node is available", 5000)
+        return await self._gateway.offer(space_id, user_id, sdp, participant.muted)

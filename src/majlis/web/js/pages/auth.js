@@ -1,0 +1,48 @@
+// Sign up and log in (one module; the form's data-mode says which).
+
+import { login, register } from '../api.js';
+import { $, busy, param, renderAccount, safeNext, showError } from '../ui.js';
+
+async function main() {
+  const form = $('#auth-form');
+  const mode = form.dataset.mode;
+  const next = safeNext(param('next'));
+  const other = $('#other-link');
+  if (next !== '/') other.href = `${other.pathname}?next=${encodeURIComponent(next)}`;
+  const user = await renderAccount();
+  if (user) {
+    location.replace(next);
+    return;
+  }
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const username = $('#username').value.trim();
+    const password = $('#password').value;
+    const problem = check(mode, username, password);
+    if (problem) {
+      showError(problem);
+      return;
+    }
+    const done = await busy(form.querySelector('button[type=submit]'), async () => {
+      if (mode === 'signup') {
+        await register(username, password, $('#display_name').value.trim());
+      } else {
+        await login(username, password);
+      }
+      return true;
+    });
+    if (done) location.assign(next);
+  });
+}
+
+function check(mode, username, password) {
+  if (!username) return 'Enter a username.';
+  if (!password) return 'Enter a password.';
+  if (mode === 'signup') {
+    if (!/^[A-Za-z0-9_]{3,32}$/.test(username)) return 'A username is 3 to 32 letters, digits or underscores.';
+    if (password.length < 8) return 'Choose a password of at least 8 characters.';
+  }
+  return null;
+}
+
+main().catch(showError);

@@ -1,0 +1,3 @@
+import { renderAccount } from '../ui.js';
+
+renderAccount();

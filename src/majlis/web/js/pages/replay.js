@@ -1,0 +1,127 @@
+// The replay of an ended space: the whole recording as one file (seekable everywhere), or
+// its HLS playlist when the file is not there; seek, ±15 s, download, length, peak listeners.
+
+import { spaces } from '../api.js';
+import { Player } from '../player.js';
+import { renderSpace } from '../spacehead.js';
+import { $, formatClock, formatCount, formatWhen, renderAccount, setText, showError, showInfo, spaceIdFromPath, spaceUrl } from '../ui.js';
+
+const spaceId = spaceIdFromPath();
+const audio = $('#player');
+const seek = $('#seek');
+const playButton = $('#play-button');
+let player = null;
+let dragging = false;
+
+const hlsUrl = () => `/hls/${encodeURIComponent(spaceId)}/index.m3u8`;
+const fileUrl = () => `/hls/${encodeURIComponent(spaceId)}/replay.m4a`;
+
+function setControls(enabled) {
+  for (const control of [seek, playButton, $('#back-button'), $('#forward-button')]) control.disabled = !enabled;
+}
+
+function showDuration(seconds) {
+  if (!Number.isFinite(seconds) || seconds <= 0) return;
+  seek.max = String(Math.floor(seconds));
+  setText('#total-time', formatClock(seconds));
+  setText('#duration', formatClock(seconds));
+  setControls(true);
+  showTime();
+}
+
+function showTime() {
+  const now = audio.currentTime;
+  if (!dragging) seek.value = String(Math.floor(now));
+  setText('#current-time', formatClock(now));
+  seek.setAttribute('aria-valuetext', `${formatClock(now)} of ${formatClock(Number(seek.max))}`);
+}
+
+function bindControls() {
+  audio.addEventListener('durationchange', () => showDuration(audio.duration));
+  audio.addEventListener('loadedmetadata', () => showDuration(audio.duration));
+  audio.addEventListener('timeupdate', showTime);
+  audio.addEventListener('play', () => {
+    playButton.textContent = '❚❚ Pause';
+    playButton.setAttribute('aria-pressed', 'true');
+    setText('#player-detail', '');
+  });
+  audio.addEventListener('pause', () => {
+    playButton.textContent = '▶ Play';
+    playButton.setAttribute('aria-pressed', 'false');
+  });
+  playButton.addEventListener('click', () => {
+    if (audio.paused) audio.play().catch((error) => setText('#player-detail', error.message));
+    else audio.pause();
+  });
+  seek.addEventListener('input', () => {
+    dragging = true;
+    setText('#current-time', formatClock(Number(seek.value)));
+  });
+  seek.addEventListener('change', () => {
+    dragging = false;
+    audio.currentTime = Number(seek.value);
+  });
+  const jump = (delta) => {
+    audio.currentTime = Math.max(0, Math.min(audio.duration || 0, audio.currentTime + delta));
+  };
+  $('#back-button').addEventListener('click', () => jump(-15));
+  $('#forward-button').addEventListener('click', () => jump(15));
+}
+
+/** The single file first; the HLS playlist if the file is missing. */
+function load() {
+  const fallback = () => {
+    audio.removeEventListener('error', fallback);
+    setText('#player-detail', 'Loading the recording from its playlist…');
+    player = new Player(audio);
+    player.on('state', ({ state, reason }) => {
+      if (state === 'reconnecting' || state === 'failed') {
+        setText('#player-detail', 'The recording is not available yet. It appears here when it is ready.');
+        document.body.dataset.player = 'unavailable';
+        if (state === 'failed') setText('#player-detail', reason);
+      } else if (state === 'playing') {
+        document.body.dataset.player = 'playing';
+      }
+    });
+    player.play(hlsUrl(), { live: false, autoplay: false });
+  };
+  audio.addEventListener('error', fallback);
+  audio.src = fileUrl();
+  audio.load();
+}
+
+async function main() {
+  if (!spaceId) return;
+  await renderAccount();
+  let space;
+  try {
+    space = await spaces.get(spaceId);
+  } catch (error) {
+    setText('#space-title', error.status === 404 ? 'No such space' : 'Cannot load this space');
+    showError(error);
+    return;
+  }
+  renderSpace(space);
+  setText('#space-state', space.state === 'ended' ? 'Replay' : space.state === 'live' ? 'Live now' : 'Upcoming');
+  setText('#peak-count', formatCount(space.peak_listeners));
+  setText('#recorded-at', space.started_at ? formatWhen(space.started_at) : '–');
+  if (space.started_at && space.ended_at) showDuration(space.ended_at - space.started_at);
+  setControls(false);
+  const download = $('#download-link');
+  download.href = fileUrl();
+  download.setAttribute('download', `${space.title.replace(/[\\/:*?"<>|]+/g, ' ').trim() || 'space'}.m4a`);
+  if (space.state !== 'ended') {
+    showInfo('This space has not ended yet: its replay appears here afterwards.');
+    download.hidden = true;
+    const listen = document.createElement('a');
+    listen.className = 'button primary';
+    listen.href = spaceUrl(spaceId);
+    listen.textContent = space.state === 'live' ? 'Listen live' : 'See the space';
+    $('#player-card').append(listen);
+    return;
+  }
+  bindControls();
+  load();
+}
+
+main().catch(showError);

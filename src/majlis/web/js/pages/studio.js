@@ -1,0 +1,358 @@
+// The host studio: go live, the microphone, the stage with moderation, requests to speak,
+// invitations, co-hosts, and ending the space (after a confirmation).
+
+import { spaces, speaking } from '../api.js';
+import { EventStream } from '../events.js';
+import { MicPanel } from '../micpanel.js';
+import { ReactionBar } from '../reactions.js';
+import { renderCounts, renderSpace, showConnection } from '../spacehead.js';
+import { StageGrid } from '../stage.js';
+import { StatePoller } from '../statepoll.js';
+import {
+  $,
+  busy,
+  confirmDialog,
+  h,
+  renderAccount,
+  setText,
+  show,
+  showError,
+  showInfo,
+  spaceIdFromPath,
+  spaceUrl,
+  userText,
+} from '../ui.js';
+
+const RANK = { host: 3, cohost: 2, speaker: 1, listener: 0 };
+
+const spaceId = spaceIdFromPath();
+const poller = new StatePoller(spaceId);
+let user = null;
+let space = null;
+let role = 'listener';
+let mic = null;
+let stage = null;
+let reactions = null;
+let events = null;
+let requestsLoading = null;
+
+// Controls -------------------------------------------------------------------------------
+
+function applySpaceState({ prepareMic = true } = {}) {
+  const isHost = role === 'host';
+  show('#go-live', isHost && space.state === 'scheduled');
+  show('#end-space', isHost && space.state === 'live');
+  show('#replay-link', space.state === 'ended');
+  if (space.state === 'ended') {
+    mic?.stop();
+    events?.stop();
+    poller.interval = 30000;
+    showConnection('idle', 'Ended');
+    showInfo('This space has ended. Its recording is now the replay.');
+    for (const control of document.querySelectorAll('#requests button, #invite-form button, #speakers button')) {
+      control.disabled = true;
+    }
+    return;
+  }
+  poller.interval = space.state === 'live' ? 1000 : 5000;
+  if (prepareMic) mic?.prepare(space.state === 'live');
+}
+
+async function goLive(event) {
+  const started = await busy(event.currentTarget, () => spaces.start(spaceId));
+  if (!started) return;
+  space = started;
+  renderSpace(space);
+  applySpaceState({ prepareMic: false });
+  // The click is the gesture a browser wants before it asks for the microphone.
+  await mic.setLive(true);
+  $('#end-space').focus();
+}
+
+async function endSpace(event) {
+  if (!(await confirmDialog($('#end-dialog')))) {
+    event.currentTarget?.focus?.();
+    return;
+  }
+  const ended = await busy($('#end-space'), () => spaces.end(spaceId));
+  if (!ended) return;
+  space = ended;
+  renderSpace(space);
+  applySpaceState();
+  $('#replay-link').focus();
+}
+
+// Stage moderation -----------------------------------------------------------------------
+
+function actionButton(action, label, ariaLabel, run, extraClass = '') {
+  return h(
+    'button',
+    {
+      type: 'button',
+      class: `small-button ${extraClass}`.trim(),
+      dataset: { action },
+      'aria-label': ariaLabel,
+      onclick: (event) => busy(event.currentTarget, run).then(() => poller.refresh()),
+    },
+    label,
+  );
+}
+
+function speakerActions(speaker) {
+  if (!user || speaker.user_id === user.id || RANK[role] <= RANK[speaker.role]) return [];
+  const name = speaker.display_name;
+  const id = speaker.user_id;
+  const buttons = [];
+  if (!speaker.muted) buttons.push(actionButton('mute', 'Mute', `Mute ${name}`, () => speaking.mute(spaceId, id)));
+  buttons.push(actionButton('demote', 'To audience', `Move ${name} back to the audience`, () => speaking.demote(spaceId, id)));
+  if (role === 'host' && speaker.role === 'speaker') {
+    buttons.push(actionButton('cohost', 'Make co-host', `Make ${name} a co-host`, () => speaking.addCohost(spaceId, id)));
+  }
+  if (role === 'host' && speaker.role === 'cohost') {
+    buttons.push(
+      actionButton('uncohost', 'Not co-host', `Make ${name} a speaker again`, () => speaking.removeCohost(spaceId, id)),
+    );
+  }
+  buttons.push(
+    actionButton('remove', 'Remove', `Remove ${name} from the space`, () => removeSpeaker(speaker, false), 'danger'),
+    actionButton('ban', 'Ban', `Remove and ban ${name}`, () => removeSpeaker(speaker, true), 'danger'),
+  );
+  return buttons;
+}
+
+async function removeSpeaker(speaker, ban) {
+  const dialog = h(
+    'dialog',
+    { 'aria-labelledby': 'remove-title' },
+    h(
+      'form',
+      { method: 'dialog', class: 'stack' },
+      h('h2', { id: 'remove-title' }, ban ? 'Remove and ban ' : 'Remove ', userText('span', speaker.display_name), '?'),
+      h(
+        'p',
+        {},
+        ban
+          ? 'They leave the space at once and cannot come back, even as a listener.'
+          : 'They leave the space at once. They can come back as a listener.',
+      ),
+      h(
+        'div',
+        { class: 'row' },
+        h('button', { type: 'submit', value: 'cancel', autofocus: true }, 'Cancel'),
+        h('button', { type: 'submit', value: 'confirm', class: 'danger', id: 'remove-confirm' }, ban ? 'Ban' : 'Remove'),
+      ),
+    ),
+  );
+  document.body.append(dialog);
+  try {
+    if (await confirmDialog(dialog)) await speaking.remove(spaceId, speaker.user_id, ban);
+  } finally {
+    dialog.remove();
+  }
+}
+
+// Requests to speak ------------------------------------------------------------------------
+
+async function loadRequests() {
+  // Coalesce bursts of events into one request at a time, plus one follow-up.
+  if (requestsLoading) {
+    requestsLoading.again = true;
+    return;
+  }
+  requestsLoading = { again: false };
+  try {
+    const { requests } = await speaking.requests(spaceId);
+    renderRequests(requests);
+  } catch (error) {
+    if (error.status !== 409) showError(error);
+  } finally {
+    const again = requestsLoading.again;
+    requestsLoading = null;
+    if (again) loadRequests();
+  }
+}
+
+function renderRequests(requests) {
+  const list = $('#requests');
+  setText('#request-count', String(requests.length));
+  if (!requests.length) {
+    list.replaceChildren(h('li', { class: 'empty' }, 'No requests right now.'));
+    return;
+  }
+  list.replaceChildren(
+    ...requests.map((request) =>
+      h(
+        'li',
+        { dataset: { userId: request.user_id } },
+        h('span', {}, userText('strong', request.display_name), ' ', userText('span', `@${request.username}`, { class: 'muted' })),
+        h(
+          'span',
+          { class: 'row' },
+          h(
+            'button',
+            {
+              type: 'button',
+              class: 'primary small-button',
+              dataset: { action: 'approve' },
+              'aria-label': `Approve ${request.display_name}`,
+              onclick: (event) => answerRequest(event.currentTarget, request, true),
+            },
+            'Approve',
+          ),
+          h(
+            'button',
+            {
+              type: 'button',
+              class: 'small-button',
+              dataset: { action: 'decline' },
+              'aria-label': `Decline ${request.display_name}`,
+              onclick: (event) => answerRequest(event.currentTarget, request, false),
+            },
+            'Decline',
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+async function answerRequest(button, request, approve) {
+  await busy(button, () => (approve ? speaking.approve : speaking.decline)(spaceId, request.user_id));
+  loadRequests();
+  poller.refresh();
+}
+
+async function invite(event) {
+  event.preventDefault();
+  const input = $('#invite-user');
+  const userId = input.value.trim();
+  if (!userId) {
+    showError('Enter the listener’s user id.');
+    input.focus();
+    return;
+  }
+  const done = await busy(event.submitter, async () => {
+    await speaking.invite(spaceId, userId);
+    return true;
+  });
+  if (done) {
+    setText('#invite-status', 'Invitation sent.');
+    input.value = '';
+  }
+}
+
+// Events -----------------------------------------------------------------------------------
+
+const EVENTS_TEXT = {
+  connecting: ['connecting', 'Events: connecting…'],
+  connected: ['connected', 'Events: connected'],
+  reconnecting: ['reconnecting', 'Events: reconnecting…'],
+  closed: ['idle', 'Events: closed'],
+};
+
+function openEvents() {
+  events = new EventStream(spaceId)
+    .on('state', ({ state, inMs }) => {
+      const node = $('#events-state');
+      const [dot, text] = EVENTS_TEXT[state] ?? ['idle', `Events: ${state}`];
+      node.dataset.state = dot;
+      node.textContent = inMs ? `${text} (in ${Math.ceil(inMs / 1000)} s)` : text;
+    })
+    .on('hello', (hello) => {
+      loadRequests();
+      poller.refresh();
+      const mine = hello.participants.find((p) => p.user_id === user.id);
+      if (mine && mic) mic.applyMute(mine.muted, mine.muted ? 'moderator' : null);
+    })
+    .on('speak_requested', loadRequests)
+    .on('speak_request_withdrawn', loadRequests)
+    .on('speak_request_declined', loadRequests)
+    .on('invite_declined', ({ data }) => setText('#invite-status', `User ${data.user_id} declined the invitation.`))
+    .on('role_changed', ({ data }) => {
+      poller.refresh();
+      loadRequests();
+      if (data.user_id === user.id && RANK[data.role] < RANK.cohost) leaveStudio('You are no longer a co-host.');
+    })
+    .on('muted', ({ data }) => {
+      if (data.user_id === user.id) mic?.applyMute(true, 'moderator');
+      poller.refresh();
+    })
+    .on('unmuted', () => poller.refresh())
+    .on('removed', ({ data }) => {
+      if (data.user_id === user.id) leaveStudio('You were removed from this space.');
+      else poller.refresh();
+    })
+    .on('space_ended', async () => {
+      space = await spaces.get(spaceId);
+      renderSpace(space);
+      applySpaceState();
+    })
+    .start();
+}
+
+function leaveStudio(message) {
+  mic?.stop();
+  events?.stop();
+  poller.stop();
+  showError(message);
+  for (const id of ['#host-controls', '#requests-panel']) show(id, false);
+}
+
+// Start ------------------------------------------------------------------------------------
+
+async function main() {
+  if (!spaceId) return;
+  user = await renderAccount();
+  if (!user) {
+    location.replace(`/login?next=${encodeURIComponent(location.pathname)}`);
+    return;
+  }
+  try {
+    space = await spaces.get(spaceId);
+  } catch (error) {
+    setText('#space-title', error.status === 404 ? 'No such space' : 'Cannot load this space');
+    showError(error);
+    return;
+  }
+  renderSpace(space);
+  $('#listener-link').href = spaceUrl(spaceId);
+  $('#replay-link').href = spaceUrl(spaceId, 'replay');
+  const { participants } = await spaces.participants(spaceId);
+  role = participants.find((p) => p.user_id === user.id)?.role ?? 'listener';
+  if (role !== 'host' && role !== 'cohost') {
+    showError('Only the host and co-hosts can use the studio. You can listen from the listener view.');
+    show('#requests-panel', false);
+    $('#go-live').hidden = true;
+    $('#end-space').hidden = true;
+    return;
+  }
+  document.body.dataset.role = role;
+  mic = new MicPanel($('#mic-slot'), { spaceId, userId: user.id });
+  stage = new StageGrid($('#speakers'), { actions: speakerActions, meId: user.id });
+  reactions = new ReactionBar($('#reactions'));
+  $('#go-live').addEventListener('click', goLive);
+  $('#end-space').addEventListener('click', endSpace);
+  $('#invite-form').addEventListener('submit', invite);
+  poller
+    .on('state', (state) => {
+      renderCounts(state);
+      stage.render(state.speakers);
+      reactions.update(state.reactions);
+      if (state.space.state !== space.state) {
+        space = state.space;
+        renderSpace(space);
+        applySpaceState();
+      }
+    })
+    .on('connection', ({ state, inMs }) => {
+      if (state === 'live') showConnection('live', space.state === 'live' ? 'On air' : 'Connected');
+      else showConnection(state, `Connection lost — retrying in ${Math.ceil(inMs / 1000)} s`);
+    })
+    .start();
+  showConnection(space.state === 'live' ? 'live' : 'idle', space.state === 'live' ? 'On air' : 'Not live yet');
+  applySpaceState();
+  if (space.state !== 'ended') openEvents();
+  else renderRequests([]);
+}
+
+main().catch(showError);

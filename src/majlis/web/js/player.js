@@ -1,0 +1,214 @@
+// Plays a space: live LL-HLS or a replay, through hls.js where the browser has Media Source
+// Extensions, else the browser's own HLS (Safari, iOS) — canPlayType tells.
+//
+// hls.js is loaded on demand from /vendor/hls.mjs (the npm install of the project). The
+// playback token travels as ?token= on the playlist URL; setToken() swaps it in for every
+// later playlist request, so a token refreshed by the heartbeat is used at once.
+// URL flag ?player=native or ?player=hlsjs forces one path (tests, debugging).
+//
+// Events (detail in parentheses): state ({state: loading|playing|buffering|reconnecting|
+// paused|ended|failed, reason}), time, duration.
+
+import { backoff } from './api.js';
+
+const HLS_TYPE = 'application/vnd.apple.mpegurl';
+let hlsModule = null;
+
+async function loadHls() {
+  hlsModule ??= import('/vendor/hls.mjs').then((module) => module.default);
+  try {
+    return await hlsModule;
+  } catch (error) {
+    hlsModule = null;
+    throw error;
+  }
+}
+
+export function nativeHls(audio) {
+  return Boolean(audio.canPlayType(HLS_TYPE));
+}
+
+function withToken(url, token) {
+  if (!token) return url;
+  const parsed = new URL(url, location.href);
+  parsed.searchParams.set('token', token);
+  return parsed.pathname + parsed.search;
+}
+
+export class Player extends EventTarget {
+  constructor(audio, { prefer = new URLSearchParams(location.search).get('player') } = {}) {
+    super();
+    this.audio = audio;
+    this.prefer = prefer;
+    this.hls = null;
+    this.url = null;
+    this.token = null;
+    this.live = true;
+    this.autoplay = true;
+    this.kind = null;
+    this.state = 'idle';
+    this.failures = 0;
+    this.retryTimer = null;
+    this.stalledTimer = null;
+    this.bindMedia();
+  }
+
+  on(type, fn) {
+    this.addEventListener(type, (event) => fn(event.detail));
+    return this;
+  }
+
+  setState(state, reason = '') {
+    if (this.state === state && !reason) return;
+    this.state = state;
+    this.dispatchEvent(new CustomEvent('state', { detail: { state, reason, kind: this.kind } }));
+  }
+
+  bindMedia() {
+    const audio = this.audio;
+    audio.addEventListener('playing', () => {
+      this.failures = 0;
+      this.setState('playing');
+    });
+    audio.addEventListener('waiting', () => {
+      if (this.url) this.setState('buffering');
+    });
+    audio.addEventListener('pause', () => {
+      if (this.url && !audio.ended) this.setState('paused');
+    });
+    audio.addEventListener('ended', () => this.setState('ended'));
+    audio.addEventListener('timeupdate', () =>
+      this.dispatchEvent(new CustomEvent('time', { detail: audio.currentTime })),
+    );
+    audio.addEventListener('durationchange', () =>
+      this.dispatchEvent(new CustomEvent('duration', { detail: audio.duration })),
+    );
+    audio.addEventListener('error', () => {
+      if (this.kind === 'native' && this.url) this.recover('the audio stopped');
+    });
+  }
+
+  /** Start playing url (a playlist). live=false for a replay (VOD). */
+  async play(url, { token = null, live = true, autoplay = true } = {}) {
+    this.stop();
+    this.url = url;
+    this.autoplay = autoplay;
+    this.token = token;
+    this.live = live;
+    this.setState('loading');
+    const useNative = this.prefer === 'native' || (this.prefer !== 'hlsjs' && !(await this.hlsUsable()));
+    if (useNative) {
+      if (!nativeHls(this.audio)) {
+        this.setState('failed', 'This browser cannot play live audio (no HLS support).');
+        return;
+      }
+      this.kind = 'native';
+      this.audio.src = withToken(url, token);
+    } else {
+      await this.startHls();
+    }
+    if (autoplay) await this.resume();
+  }
+
+  async hlsUsable() {
+    try {
+      const Hls = await loadHls();
+      return Hls.isSupported();
+    } catch {
+      return false; // not installed or blocked: fall back to the browser's own HLS
+    }
+  }
+
+  async startHls() {
+    const Hls = await loadHls();
+    this.kind = 'hlsjs';
+    const hls = new Hls({
+      lowLatencyMode: this.live,
+      backBufferLength: this.live ? 30 : Infinity,
+      liveSyncDurationCount: 2,
+      enableWorker: true,
+      xhrSetup: (xhr, requestUrl) => {
+        // Keep the newest playback token on playlist requests; leave media URLs alone.
+        if (this.token && new URL(requestUrl, location.href).pathname.endsWith('.m3u8')) {
+          xhr.open('GET', withToken(requestUrl, this.token), true);
+        }
+      },
+    });
+    this.hls = hls;
+    hls.on(Hls.Events.ERROR, (_event, data) => {
+      if (!data.fatal) return;
+      const status = data.response?.code;
+      if (status === 403 || status === 401) {
+        this.setState('failed', 'Not allowed to listen (the playback token was refused).');
+        this.stopMedia();
+        return;
+      }
+      if (data.type === Hls.ErrorTypes.MEDIA_ERROR && this.failures < 2) {
+        this.failures += 1;
+        hls.recoverMediaError();
+        return;
+      }
+      const reason = status === 404 ? 'The audio is not available (yet).' : 'Lost the audio stream.';
+      this.recover(reason);
+    });
+    hls.on(Hls.Events.MANIFEST_PARSED, () => {
+      if (this.autoplay) this.resume();
+    });
+    hls.loadSource(withToken(this.url, this.token));
+    hls.attachMedia(this.audio);
+  }
+
+  /** Rebuild the pipeline after a jittered, growing wait. */
+  recover(reason) {
+    if (!this.url) return;
+    clearTimeout(this.retryTimer);
+    const wait = backoff(this.failures, { base: 1000, cap: 15000 });
+    this.failures += 1;
+    this.setState('reconnecting', `${reason} Retrying in ${Math.ceil(wait / 1000)} s…`);
+    this.stopMedia();
+    this.retryTimer = setTimeout(async () => {
+      if (!this.url) return;
+      if (this.kind === 'native') {
+        this.audio.src = withToken(this.url, this.token);
+      } else {
+        await this.startHls();
+      }
+      if (this.autoplay) await this.resume();
+    }, wait);
+  }
+
+  async resume() {
+    try {
+      await this.audio.play();
+    } catch (error) {
+      if (error?.name === 'NotAllowedError') this.setState('paused', 'Press play to listen.');
+    }
+  }
+
+  pause() {
+    this.audio.pause();
+  }
+
+  setToken(token) {
+    this.token = token;
+  }
+
+  stopMedia() {
+    if (this.hls) {
+      this.hls.destroy();
+      this.hls = null;
+    }
+    if (this.kind === 'native') {
+      this.audio.removeAttribute('src');
+      this.audio.load();
+    }
+  }
+
+  stop() {
+    clearTimeout(this.retryTimer);
+    this.stopMedia();
+    this.url = null;
+    this.kind = null;
+    this.setState('idle');
+  }
+}

@@ -1,0 +1,60 @@
+// Reaction buttons with everyone's tallies. Sending is optional (the studio only shows them).
+
+import { REACTIONS, listening } from './api.js';
+import { formatCount, h } from './ui.js';
+
+export class ReactionBar {
+  /** send: async (emoji) → tallies; null for a read-only bar. */
+  constructor(container, { send = null, onError = null } = {}) {
+    this.send = send;
+    this.onError = onError;
+    this.buttons = new Map();
+    this.blockedUntil = 0;
+    const items = REACTIONS.map(([emoji, name]) => {
+      const count = h('span', { class: 'count' }, '0');
+      const button = h(
+        send ? 'button' : 'span',
+        {
+          class: send ? 'reaction' : 'reaction button',
+          type: send ? 'button' : undefined,
+          dataset: { emoji },
+          'aria-label': `${name}: 0`,
+          onclick: send ? () => this.react(emoji, name) : undefined,
+        },
+        h('span', { 'aria-hidden': 'true' }, emoji),
+        count,
+      );
+      this.buttons.set(emoji, { button, count, name });
+      return button;
+    });
+    container.replaceChildren(...items);
+  }
+
+  update(tallies = {}) {
+    for (const [emoji, { button, count, name }] of this.buttons) {
+      const n = tallies[emoji] ?? 0;
+      const text = formatCount(n);
+      if (count.textContent !== text) {
+        count.textContent = text;
+        button.setAttribute('aria-label', `${this.send ? 'Send ' : ''}${name}: ${n}`);
+      }
+    }
+  }
+
+  async react(emoji) {
+    const entry = this.buttons.get(emoji);
+    if (Date.now() < this.blockedUntil) return;
+    entry.button.classList.add('sent');
+    setTimeout(() => entry.button.classList.remove('sent'), 400);
+    try {
+      this.update(await this.send(emoji));
+    } catch (error) {
+      if (error.status === 429) this.blockedUntil = Date.now() + (error.retryAfterMs ?? 1000);
+      this.onError?.(error.status === 429 ? { ...error, reason: 'Too many reactions — wait a moment.' } : error);
+    }
+  }
+}
+
+/** A send function for a listener (anonymous id or logged in). */
+export const sender = (spaceId, getToken) => async (emoji) =>
+  (await listening.react(spaceId, emoji, await getToken())).reactions;

@@ -1,0 +1,34 @@
+// The title block of a space page: title, host, description, state badge and counts.
+
+import { $, formatCount, formatWhen, setText } from './ui.js';
+
+const STATE_NAMES = { live: 'Live', scheduled: 'Upcoming', ended: 'Ended' };
+
+export function renderSpace(space) {
+  setText('#space-title', space.title);
+  setText('#space-host', `@${space.host_username}`);
+  setText('#space-description', space.description || '');
+  $('#space-description').hidden = !space.description;
+  const badge = $('#space-state');
+  if (badge) {
+    let text = STATE_NAMES[space.state] ?? space.state;
+    if (space.state === 'scheduled' && space.scheduled_for) text = `Upcoming · ${formatWhen(space.scheduled_for)}`;
+    setText(badge, text);
+    badge.className = `badge ${space.state}`;
+  }
+  document.title = `${space.title} — Majlis`;
+}
+
+export function renderCounts(state) {
+  setText('#listener-count', formatCount(state.listener_count));
+  setText('#peak-count', formatCount(state.peak_listeners));
+  setText('#stage-count', formatCount(state.speakers.length));
+}
+
+/** The connection line: a coloured dot plus words (data-state for tests and styles). */
+export function showConnection(state, text) {
+  const node = $('#connection');
+  if (!node) return;
+  node.dataset.state = state;
+  setText(node, text);
+}

@@ -1,0 +1,91 @@
+// The speaker grid: who is on stage, who is talking, who is muted. Updated in place by
+// user id so a keyboard user's focus on a card's buttons survives the once-a-second refresh.
+
+import { h, initials, userText } from './ui.js';
+
+const ROLE_NAMES = { host: 'Host', cohost: 'Co-host', speaker: 'Speaker' };
+const ORDER = { host: 0, cohost: 1, speaker: 2 };
+
+export class StageGrid {
+  /** actions(speaker) → [buttons] or null; called again only when role or mute changes. */
+  constructor(list, { actions = null, meId = null } = {}) {
+    this.list = list;
+    this.actions = actions;
+    this.meId = meId;
+    this.cards = new Map();
+  }
+
+  render(speakers) {
+    const sorted = [...speakers].sort(
+      (a, b) => (ORDER[a.role] ?? 9) - (ORDER[b.role] ?? 9) || a.display_name.localeCompare(b.display_name),
+    );
+    const seen = new Set();
+    let previous = null;
+    for (const speaker of sorted) {
+      seen.add(speaker.user_id);
+      let card = this.cards.get(speaker.user_id);
+      if (!card) {
+        card = this.create(speaker);
+        this.cards.set(speaker.user_id, card);
+      }
+      this.update(card, speaker);
+      const want = previous ? previous.nextSibling : this.list.firstChild;
+      if (want !== card.node) this.list.insertBefore(card.node, want);
+      previous = card.node;
+    }
+    for (const [id, card] of this.cards) {
+      if (!seen.has(id)) {
+        card.node.remove();
+        this.cards.delete(id);
+      }
+    }
+    if (!sorted.length && !this.list.querySelector('.empty')) {
+      this.list.append(h('li', { class: 'empty' }, 'Nobody is on stage yet.'));
+    } else if (sorted.length) {
+      this.list.querySelector('.empty')?.remove();
+    }
+  }
+
+  create(speaker) {
+    const avatar = h('span', { class: 'avatar', 'aria-hidden': 'true' });
+    const name = userText('span', '', { class: 'name' });
+    const role = h('span', { class: 'role' });
+    const flags = h('span', { class: 'flags' });
+    const actions = h('div', { class: 'actions' });
+    const node = h(
+      'li',
+      { class: 'speaker', dataset: { userId: speaker.user_id } },
+      avatar,
+      name,
+      role,
+      flags,
+      actions,
+    );
+    return { node, avatar, name, role, flags, actions, signature: null, flagKey: null };
+  }
+
+  update(card, speaker) {
+    const me = speaker.user_id === this.meId ? ' (you)' : '';
+    const label = `${speaker.display_name}${me}`;
+    if (card.name.textContent !== label) card.name.textContent = label;
+    const initial = initials(speaker.display_name);
+    if (card.avatar.textContent !== initial) card.avatar.textContent = initial;
+    card.role.textContent = ROLE_NAMES[speaker.role] ?? speaker.role;
+    const speaking = Boolean(speaker.speaking) && !speaker.muted;
+    card.node.dataset.speaking = String(speaking);
+    card.node.dataset.muted = String(Boolean(speaker.muted));
+    const flag = speaker.muted ? ['🔇', 'Muted'] : speaking ? ['🔊', 'Speaking'] : null;
+    const flagKey = flag ? flag[1] : '';
+    if (card.flagKey !== flagKey) {
+      card.flagKey = flagKey;
+      card.flags.replaceChildren(...(flag ? [h('span', { 'aria-hidden': 'true' }, flag[0]), ` ${flag[1]}`] : []));
+    }
+    const signature = `${speaker.role}|${speaker.muted}`;
+    if (this.actions && card.signature !== signature) {
+      card.signature = signature;
+      const focused = card.actions.contains(document.activeElement) ? document.activeElement.dataset.action : null;
+      card.actions.replaceChildren(...(this.actions(speaker) ?? []));
+      if (focused) card.actions.querySelector(`[data-action="${focused}"]`)?.focus();
+    }
+  }
+}

@@ -1,0 +1,68 @@
+// Polls a space's state document (speakers, who is talking, listener count, reactions)
+// about once a second — the edge caches it for a second, so this costs the origin nothing
+// per listener. Slower while the tab is hidden; backs off (jittered) while it fails.
+// Events: state (the document), connection ({state: live|reconnecting|offline, inMs}).
+
+import { backoff, spaces } from './api.js';
+
+export class StatePoller extends EventTarget {
+  constructor(spaceId, { interval = 1000, hiddenInterval = 5000 } = {}) {
+    super();
+    this.spaceId = spaceId;
+    this.interval = interval;
+    this.hiddenInterval = hiddenInterval;
+    this.failures = 0;
+    this.timer = null;
+    this.running = false;
+    this.last = null;
+    this.onVisible = () => {
+      if (!document.hidden && this.running) this.poll();
+    };
+  }
+
+  on(type, fn) {
+    this.addEventListener(type, (event) => fn(event.detail));
+    return this;
+  }
+
+  start() {
+    if (this.running) return this;
+    this.running = true;
+    document.addEventListener('visibilitychange', this.onVisible);
+    this.poll();
+    return this;
+  }
+
+  stop() {
+    this.running = false;
+    clearTimeout(this.timer);
+    document.removeEventListener('visibilitychange', this.onVisible);
+  }
+
+  /** Poll now (after an action whose effect should show at once). */
+  refresh() {
+    if (this.running) this.poll();
+  }
+
+  async poll() {
+    clearTimeout(this.timer);
+    let wait;
+    try {
+      const state = await spaces.state(this.spaceId, { retries: 0 });
+      if (this.failures) this.connection('live');
+      this.failures = 0;
+      this.last = state;
+      this.dispatchEvent(new CustomEvent('state', { detail: state }));
+      wait = document.hidden ? this.hiddenInterval : this.interval;
+    } catch (error) {
+      this.failures += 1;
+      wait = error.retryAfterMs ?? backoff(this.failures - 1, { base: 1000, cap: 20000 });
+      this.connection(navigator.onLine === false ? 'offline' : 'reconnecting', wait, error);
+    }
+    if (this.running) this.timer = setTimeout(() => this.poll(), wait);
+  }
+
+  connection(state, inMs = 0, error = null) {
+    this.dispatchEvent(new CustomEvent('connection', { detail: { state, inMs, error } }));
+  }
+}

@@ -1,0 +1,192 @@
+// DOM helpers shared by every page. Text always goes in as text nodes (never innerHTML), and
+// anything a person typed gets dir="auto" so Arabic and other right-to-left text reads right.
+
+import { logout, me } from './api.js';
+
+/** h('button', {class: 'primary', onclick: fn, 'aria-label': 'x'}, 'text', child) */
+export function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs ?? {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith('on') && typeof value === 'function') {
+      node.addEventListener(key.slice(2), value);
+    } else if (key === 'class') {
+      node.className = value;
+    } else if (key === 'dataset') {
+      Object.assign(node.dataset, value);
+    } else if (value === true) {
+      node.setAttribute(key, '');
+    } else {
+      node.setAttribute(key, String(value));
+    }
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+/** Text a person typed (titles, names, descriptions): its own direction. */
+export const userText = (tag, text, attrs = {}) => h(tag, { dir: 'auto', ...attrs }, text ?? '');
+
+export const $ = (selector, root = document) => root.querySelector(selector);
+
+export function setText(selector, text) {
+  const node = typeof selector === 'string' ? $(selector) : selector;
+  if (node && node.textContent !== String(text)) node.textContent = String(text);
+}
+
+export function show(node, visible = true) {
+  const el = typeof node === 'string' ? $(node) : node;
+  if (el) el.hidden = !visible;
+}
+
+// Alerts: one role="alert" region per page for errors, one role="status" for news. --------
+
+export function showError(error, where = '#alert') {
+  const node = $(where);
+  if (!node) return;
+  const reason = error?.reason || error?.message || String(error);
+  node.classList.remove('info');
+  node.textContent = reason;
+  node.hidden = false;
+}
+
+export function showInfo(text, where = '#alert') {
+  const node = $(where);
+  if (!node) return;
+  node.classList.add('info');
+  node.textContent = text;
+  node.hidden = false;
+}
+
+export function clearAlert(where = '#alert') {
+  const node = $(where);
+  if (node) {
+    node.hidden = true;
+    node.textContent = '';
+  }
+}
+
+/** Run an action from a button: disable it meanwhile, show the error if it fails. */
+export async function busy(button, action) {
+  if (button) button.disabled = true;
+  try {
+    clearAlert();
+    return await action();
+  } catch (error) {
+    showError(error);
+    return undefined;
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+// Formatting ---------------------------------------------------------------------------
+
+export function formatCount(n) {
+  return new Intl.NumberFormat(undefined, { notation: n >= 10000 ? 'compact' : 'standard' }).format(n);
+}
+
+export function formatWhen(unixSeconds) {
+  return new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' }).format(
+    new Date(unixSeconds * 1000),
+  );
+}
+
+export function formatClock(seconds) {
+  if (!Number.isFinite(seconds) || seconds < 0) return '--:--';
+  const s = Math.floor(seconds % 60);
+  const m = Math.floor((seconds / 60) % 60);
+  const hours = Math.floor(seconds / 3600);
+  const mm = hours ? String(m).padStart(2, '0') : String(m);
+  return `${hours ? `${hours}:` : ''}${mm}:${String(s).padStart(2, '0')}`;
+}
+
+export function formatWait(ms) {
+  const seconds = Math.max(1, Math.round(ms / 1000));
+  if (seconds < 60) return `about ${seconds} second${seconds === 1 ? '' : 's'}`;
+  const minutes = Math.round(seconds / 60);
+  return `about ${minutes} minute${minutes === 1 ? '' : 's'}`;
+}
+
+export function initials(name) {
+  const letters = Array.from((name || '?').trim());
+  return (letters[0] || '?').toUpperCase();
+}
+
+// Location -----------------------------------------------------------------------------
+
+/** The space id in /spaces/{id}[/studio|/replay]. */
+export function spaceIdFromPath() {
+  const match = /^\/spaces\/([^/]+)/.exec(location.pathname);
+  return match ? decodeURIComponent(match[1]) : null;
+}
+
+export const flag = (name) => new URLSearchParams(location.search).has(name);
+export const param = (name) => new URLSearchParams(location.search).get(name);
+
+/** A same-site path to go to after logging in; anything else becomes "/". */
+export function safeNext(value) {
+  if (typeof value !== 'string' || !value.startsWith('/') || value.startsWith('//') || value.includes('\\')) {
+    return '/';
+  }
+  return value;
+}
+
+export const spaceUrl = (id, page = '') => `/spaces/${encodeURIComponent(id)}${page ? `/${page}` : ''}`;
+
+// Header -------------------------------------------------------------------------------
+
+/** Fill the account area of the header; returns the logged-in user or null. */
+export async function renderAccount() {
+  const nav = $('#account');
+  let user = null;
+  try {
+    user = await me();
+  } catch {
+    user = null;
+  }
+  if (!nav) return user;
+  const here = location.pathname + location.search;
+  const next = `?next=${encodeURIComponent(here)}`;
+  if (user) {
+    nav.replaceChildren(
+      h('span', { class: 'who' }, 'Signed in as ', userText('strong', user.display_name)),
+      h('a', { class: 'button primary small-button', href: '/new' }, 'New space'),
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'small-button',
+          id: 'logout',
+          onclick: async () => {
+            await logout().catch(() => undefined);
+            location.assign('/');
+          },
+        },
+        'Log out',
+      ),
+    );
+  } else {
+    nav.replaceChildren(
+      h('a', { class: 'button small-button', href: `/login${next}` }, 'Log in'),
+      h('a', { class: 'button primary small-button', href: `/signup${next}` }, 'Sign up'),
+    );
+  }
+  return user;
+}
+
+/** Wire a <dialog> to confirm an action; resolves true when confirmed. */
+export function confirmDialog(dialog) {
+  return new Promise((resolve) => {
+    const onClose = () => {
+      dialog.removeEventListener('close', onClose);
+      resolve(dialog.returnValue === 'confirm');
+    };
+    dialog.returnValue = '';
+    dialog.addEventListener('close', onClose);
+    dialog.showModal();
+  });
+}

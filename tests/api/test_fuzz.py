@@ -1,0 +1,122 @@
+"""Schema-driven fuzzing: schemathesis reads /openapi.json from a real server and sends
+generated requests, valid and invalid, to every operation, as the host of a live space, as
+an anonymous listener and with no token. No answer may be a 5xx, and every answer must
+have a status, content type and body the document declares."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from api.conftest import V1, Server, mint_token
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+EXAMPLES = 15
+BUDGET_SECONDS = 45.0
+_PATH_PARAM = re.compile(r"{(\w+)}")
+
+
+def fresh_world(server: Server) -> dict[str, str]:
+    """A host with a live space, and a speaker in it, made over plain HTTP."""
+    with httpx.Client(base_url=server.base_url + V1, timeout=10) as http:
+        names = [f"fz{time.monotonic_ns() % 10**12}{n}" for n in ("h", "s")]
+        tokens, ids = [], []
+        for name in names:
+            answer = http.post("/auth/register", json={"username": name, "password": "p" * 12})
+            assert answer.status_code == 201, answer.text
+            tokens.append(answer.json()["token"])
+            ids.append(answer.json()["user"]["id"])
+        host = {"Authorization": f"Bearer {tokens[0]}"}
+        space = http.post("/spaces", json={"title": "fuzzed"}, headers=host).json()["id"]
+        speaker = {"Authorization": f"Bearer {tokens[1]}"}
+        assert http.post(f"/spaces/{space}/requests", headers=speaker).status_code == 204
+        approve = http.post(f"/spaces/{space}/requests/{ids[1]}/approve", headers=host)
+        assert approve.status_code == 200, approve.text
+        anon = http.post("/auth/anonymous").json()["token"]
+    return {"space_id": space, "user_id": ids[1], "host_id": ids[0], "anon": anon}
+
+
+def fuzz(
+    server: Server, operation: Any, mode: GenerationMode, world: dict[str, str], seconds: float
+) -> int:
+    """Run generated cases against one operation for at most `seconds`; how many were sent."""
+    known = {name: world[name] for name in _PATH_PARAM.findall(operation.path)}
+    strategies = [operation.as_strategy(generation_mode=mode)]
+    if known:  # half the time aim at things that exist, to get past the 404s
+        strategies.append(operation.as_strategy(generation_mode=mode, path_parameters=known))
+    stop_at = time.monotonic() + seconds
+    sent = 0
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+    )
+    @given(case=st.one_of(strategies), who=st.sampled_from(["host", "anonymous", "nobody"]))
+    def run(case: Any, who: str) -> None:
+        nonlocal sent
+        if time.monotonic() > stop_at:
+            return
+        headers = {}
+        if who == "host":  # a fresh token each time, so a generated logout stops nothing
+            headers["Authorization"] = f"Bearer {mint_token(world['host_id'])}"
+        elif who == "anonymous":
+            headers["Authorization"] = f"Bearer {world['anon']}"
+        case.call_and_validate(base_url=server.base_url, headers=headers, checks=CHECKS, timeout=10)
+        sent += 1
+
+    run()
+    return sent
+
+
+@pytest.mark.timeout(120)
+def test_fuzz_every_operation(shared_server: Server) -> None:
+    schema = schemathesis.openapi.from_url(shared_server.base_url + "/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 25, [op.label for op in operations]
+    failures: list[str] = []
+    sent: dict[str, int] = {}
+    started = time.monotonic()
+    seconds = BUDGET_SECONDS / (2 * len(operations))
+
+    for operation in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            world = fresh_world(shared_server)
+            try:
+                count = fuzz(shared_server, operation, mode, world, seconds)
+            except Unsatisfiable:
+                continue  # nothing negative to say about an operation without inputs
+            except (FailureGroup, AssertionError) as exc:
+                failures.append(f"{operation.label} ({mode.value}):\n{exc}")
+                continue
+            sent[operation.label] = sent.get(operation.label, 0) + count
+
+    elapsed = time.monotonic() - started
+    assert not failures, "\n\n".join(failures)
+    assert all(sent.get(op.label, 0) >= 3 for op in operations), sent
+    assert elapsed < 60, f"fuzzing took {elapsed:.0f}s"
+    assert "Traceback" not in shared_server.log()

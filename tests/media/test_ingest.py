@@ -1,0 +1,376 @@
+"""Ingest end to end over real aiortc: SpeakerClients on the test's loop, the node's peers and
+mixer on their media loop, ICE/DTLS-SRTP over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import re
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+
+import aioice.ice
+import numpy as np
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtp import RtpPacket, is_rtcp
+
+from majlis.errors import BadRequest
+from majlis.media.audio import FRAME_SECONDS, SAMPLE_RATE
+from majlis.media.ingest import Ingest, ReorderWindow
+from majlis.media.jitter import JitterStats
+from majlis.media.mixer import MediaLoop, Mixer
+from majlis.media.speaker_client import SendOffer, SpeakerClient
+from majlis.media.tone import ToneTrack
+
+FULL_SCALE = 32767.0
+
+
+def tone_dbfs(samples: np.ndarray, frequency: float, band: float = 15.0) -> float:
+    """Amplitude (dBFS, a full-scale sine = 0) of the energy within ±band Hz of frequency."""
+    x = samples.astype(np.float64)
+    window = np.hanning(x.size)
+    spectrum = np.abs(np.fft.rfft(x * window)) ** 2
+    freqs = np.fft.rfftfreq(x.size, 1.0 / SAMPLE_RATE)
+    energy = spectrum[np.abs(freqs - frequency) <= band].sum()
+    amplitude = math.sqrt(4.0 * energy / (x.size * np.sum(window**2)))
+    return 20.0 * math.log10(max(amplitude, 1e-9) / FULL_SCALE)
+
+
+def longest_silence_seconds(samples: np.ndarray, window: int = 480) -> float:
+    """Longest run of 10 ms windows quieter than -60 dBFS RMS."""
+    usable = samples[: samples.size // window * window].astype(np.float64)
+    rms = np.sqrt(np.mean(usable.reshape(-1, window) ** 2, axis=1))
+    silent = rms < FULL_SCALE * 10 ** (-60 / 20)
+    longest = current = 0
+    for quiet in silent:
+        current = current + 1 if quiet else 0
+        longest = max(longest, current)
+    return longest * window / SAMPLE_RATE
+
+
+@pytest.fixture(autouse=True)
+def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gather only 127.0.0.1 host candidates: hermetic, and no STUN (iceServers=[])."""
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+
+
+@dataclass
+class Node:
+    """The speaker side of a media node: a mixer and its ingest on their own loop."""
+
+    media_loop: MediaLoop
+    mixer: Mixer
+    ingest: Ingest
+    mixes: list[np.ndarray] = field(default_factory=list)
+    clients: list[SpeakerClient] = field(default_factory=list)
+
+    def send_offer(self, speaker_id: str) -> SendOffer:
+        async def send(offer_sdp: str) -> str:
+            return await self.media_loop.run(self.ingest.accept_offer(speaker_id, offer_sdp))
+
+        return send
+
+    async def connect(self, speaker_id: str, source: ToneTrack) -> SpeakerClient:
+        client = SpeakerClient(self.send_offer(speaker_id), source)
+        self.clients.append(client)
+        await client.connect()
+        await client.wait_connected()
+        return client
+
+    def mix_since(self, seconds: float) -> np.ndarray:
+        return np.concatenate(self.mixes[-round(seconds / FRAME_SECONDS) :])
+
+    async def on_loop(self, fn: object, *args: object) -> object:
+        return await asyncio.wrap_future(self.media_loop.submit(fn, *args))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def media_loop() -> Iterator[MediaLoop]:
+    loop = MediaLoop()
+    loop.start()
+    yield loop
+    loop.stop()
+
+
+@pytest.fixture
+async def node(media_loop: MediaLoop) -> AsyncIterator[Node]:
+    mixes: list[np.ndarray] = []
+    mixer = Mixer(on_mix=lambda pcm, wall: mixes.append(pcm))
+    ingest = Ingest("space-1", mixer)
+    await asyncio.wrap_future(media_loop.submit(mixer.start))
+    node = Node(media_loop, mixer, ingest, mixes)
+    yield node
+    for client in node.clients:
+        await client.close()
+    await media_loop.run(ingest.close())
+    await media_loop.run(mixer.stop())
+
+
+async def test_two_speakers_hear_each_other_and_listeners_hear_both(node: Node) -> None:
+    alice = await node.connect("alice", ToneTrack(440.0, -20.0))
+    bob = await node.connect("bob", ToneTrack(660.0, -20.0))
+    await asyncio.sleep(2.5)
+
+    mix = node.mix_since(1.5)
+    assert tone_dbfs(mix, 440.0) == pytest.approx(-20.0, abs=2.0)
+    assert tone_dbfs(mix, 660.0) == pytest.approx(-20.0, abs=2.0)
+
+    heard_by_alice = alice.recording()[-SAMPLE_RATE:]
+    heard_by_bob = bob.recording()[-SAMPLE_RATE:]
+    assert heard_by_alice.size == SAMPLE_RATE and heard_by_bob.size == SAMPLE_RATE
+    assert tone_dbfs(heard_by_alice, 660.0) == pytest.approx(-20.0, abs=2.0)
+    assert tone_dbfs(heard_by_alice, 440.0) < tone_dbfs(heard_by_alice, 660.0) - 30.0
+    assert tone_dbfs(heard_by_bob, 440.0) == pytest.approx(-20.0, abs=2.0)
+    assert tone_dbfs(heard_by_bob, 660.0) < tone_dbfs(heard_by_bob, 440.0) - 30.0
+
+    stats = node.mixer.stats()
+    print(f"\ntick stats, 2 WebRTC speakers: {stats}")
+    assert stats.late_p50_ms < 5.0
+
+
+class LossyLink:
+    """Patches a client's DTLS transport so its outgoing RTP (not RTCP) drops every 20th
+    packet (5 %) and delays the rest by a deterministic 0–40 ms, which also reorders them.
+
+    The seam: RTCRtpSender._run_rtp sends each packet with `await transport._send_rtp(bytes)`
+    on its RTCDtlsTransport, which encrypts (SRTP) and writes to ICE."""
+
+    def __init__(self, transport: RTCDtlsTransport) -> None:
+        self._send = transport._send_rtp
+        self._loop = asyncio.get_running_loop()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self.packets = 0
+        self.dropped = 0
+        transport._send_rtp = self.send  # type: ignore[method-assign]
+
+    async def send(self, data: bytes) -> None:
+        if is_rtcp(data):
+            await self._send(data)
+            return
+        index = self.packets
+        self.packets += 1
+        if index % 20 == 7:
+            self.dropped += 1
+            return
+        delay = (index * 7_919 % 41) / 1_000
+        self._loop.call_later(delay, self._send_later, data)
+
+    def _send_later(self, data: bytes) -> None:
+        task = self._loop.create_task(self._deliver(data))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _deliver(self, data: bytes) -> None:
+        # The peer may have closed while the packet was "in the network".
+        with contextlib.suppress(ConnectionError):
+            await self._send(data)
+
+
+async def test_loss_and_jitter_on_the_rtp_path_keep_the_mix_continuous(node: Node) -> None:
+    links: list[LossyLink] = []
+
+    async def lossy_send_offer(offer_sdp: str) -> str:
+        # The client's local description is set, so its sender has its DTLS transport.
+        links.append(LossyLink(client.peer_connection.getSenders()[0].transport))
+        return await node.send_offer("alice")(offer_sdp)
+
+    client = SpeakerClient(lossy_send_offer, ToneTrack(440.0, -20.0))
+    node.clients.append(client)
+    await client.connect()
+    await client.wait_connected()
+    await asyncio.sleep(4.0)
+
+    link = links[0]
+    assert link.packets >= 180
+    assert link.dropped == pytest.approx(link.packets / 20, abs=1)
+    # From the first second on (the jitter buffer adapts meanwhile) the listener mix is
+    # continuous and carries the tone; only the lost 5 % (plus a few too-late) are concealed.
+    steady = node.mix_since(3.0)
+    assert longest_silence_seconds(steady) <= 0.040
+    assert tone_dbfs(steady, 440.0) > -22.0
+    stats = await node.on_loop(node.mixer.input_stats, "alice")
+    print(f"\nalice's jitter buffer over a lossy link: {stats}")
+    assert isinstance(stats, JitterStats)
+    assert stats.pushed >= link.packets - link.dropped - 10
+    assert stats.concealed <= 0.08 * stats.pushed
+
+
+def rtp(seq: int) -> RtpPacket:
+    packet = RtpPacket(sequence_number=seq % 65_536, timestamp=seq * 960 % 2**32)
+    packet._data = seq.to_bytes(4, "big")  # type: ignore[attr-defined]
+    return packet
+
+
+def released(window: ReorderWindow, order: list[int]) -> list[int]:
+    out = []
+    for seq in order:
+        _, frame = window.add(rtp(seq))
+        if frame is not None:
+            out.append(int.from_bytes(frame.data, "big"))
+    return out
+
+
+def test_reorder_window_passes_in_order_packets_straight_through() -> None:
+    window = ReorderWindow()
+    # Across the 16-bit wrap, with a lost packet: nothing waits on the gap.
+    order = [65_533, 65_534, 65_535, 65_536, 65_538, 65_539]
+    assert released(window, order) == order
+    assert window.window == 0
+
+
+def test_reorder_window_grows_on_reordering_and_then_restores_order() -> None:
+    window = ReorderWindow()
+    assert released(window, [1, 3, 2]) == [1, 3]  # 2 came too late: the window grows
+    assert window.late == 1 and window.window == 1
+    assert released(window, [5, 4, 6, 7, 7, 9, 8, 10]) == [4, 5, 6, 7, 8, 9]
+    assert window.duplicates == 1 and window.late == 1
+
+
+def test_reorder_window_follows_a_restarted_stream() -> None:
+    window = ReorderWindow()
+    released(window, [40_000, 40_001])
+    assert released(window, [5, 6, 7]) == [5, 6, 7]
+
+
+# --- offers that must be refused ---------------------------------------------------------------
+
+
+async def real_offer() -> str:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver(ToneTrack(), direction="sendrecv")
+    await pc.setLocalDescription(await pc.createOffer())
+    assert pc.localDescription is not None
+    sdp = str(pc.localDescription.sdp)
+    await pc.close()
+    return sdp
+
+
+def without_opus(sdp: str) -> str:
+    found = re.search(r"a=rtpmap:(\d+) opus/", sdp, re.IGNORECASE)
+    assert found is not None
+    payload_type = found.group(1)
+    lines = []
+    for line in sdp.split("\r\n"):
+        if re.match(rf"a=(rtpmap|fmtp|rtcp-fb):{payload_type}( |$)", line):
+            continue
+        if line.startswith("m=audio"):
+            fields = line.split(" ")
+            line = " ".join(fields[:3] + [f for f in fields[3:] if f != payload_type])
+        lines.append(line)
+    return "\r\n".join(lines)
+
+
+def mutate(sdp: str, kind: str) -> str:
+    if kind == "no-opus":
+        return without_opus(sdp)
+    if kind == "no-ice-credentials":
+        return "\r\n".join(line for line in sdp.split("\r\n") if not line.startswith("a=ice-"))
+    if kind == "recvonly":
+        return sdp.replace("a=sendrecv", "a=recvonly")
+    if kind == "video":
+        return sdp.replace("m=audio", "m=video")
+    if kind == "two-audio":
+        media = sdp[sdp.index("m=audio") :]
+        return sdp + media
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize(
+    ("offer", "reason"),
+    [
+        ("", "empty"),
+        ("hello", "not parseable"),
+        ("v=0\r\nm=audio x", "not parseable"),
+        ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n", "no audio m-line"),
+    ],
+)
+async def test_unparseable_or_audioless_offers_are_bad_requests(
+    node: Node, offer: str, reason: str
+) -> None:
+    with pytest.raises(BadRequest, match=reason):
+        await node.send_offer("alice")(offer)
+    assert await node.on_loop(node.ingest.speakers) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("no-opus", "Opus"),
+        ("no-ice-credentials", "rejected: ICE username fragment or password is missing"),
+        ("recvonly", "must send"),
+        ("video", "audio only"),
+        ("two-audio", "2 audio m-lines"),
+    ],
+)
+async def test_unusable_offers_are_bad_requests_and_leave_nothing_behind(
+    node: Node, kind: str, reason: str
+) -> None:
+    offer = mutate(await real_offer(), kind)
+    with pytest.raises(BadRequest, match=reason):
+        await node.send_offer("alice")(offer)
+    assert await node.on_loop(node.ingest.speakers) == []
+    assert await node.on_loop(node.mixer.has_input, "alice") is False
+
+
+async def test_speaker_client_surfaces_the_bad_request(node: Node) -> None:
+    async def refuse(offer_sdp: str) -> str:
+        raise BadRequest("nope")
+
+    client = SpeakerClient(refuse, ToneTrack())
+    with pytest.raises(BadRequest):
+        await client.connect()
+    assert client.connection_state == "closed"
+
+
+# --- peers come and go -------------------------------------------------------------------------
+
+
+async def test_new_offer_replaces_the_old_peer_and_close_removes_input_at_once(
+    node: Node,
+) -> None:
+    await node.connect("alice", ToneTrack(440.0, -20.0))
+    await asyncio.sleep(0.3)
+    first = node.ingest.peer("alice")
+    assert first is not None
+    await node.connect("alice", ToneTrack(550.0, -20.0))
+    assert first.closed
+    second = node.ingest.peer("alice")
+    assert second is not None and second is not first
+    await asyncio.sleep(1.0)
+    assert tone_dbfs(node.mix_since(0.5), 550.0) > -23.0
+    assert tone_dbfs(node.mix_since(0.5), 440.0) < -60.0
+
+    async def close_and_check() -> bool:
+        await node.ingest.close_speaker("alice")
+        return node.mixer.has_input("alice")
+
+    assert await node.media_loop.run(close_and_check()) is False
+    assert await node.on_loop(node.ingest.speakers) == []
+
+
+async def test_client_hanging_up_cleans_up_its_peer(media_loop: MediaLoop) -> None:
+    closed: list[str] = []
+    mixer = Mixer()
+    ingest = Ingest("space-1", mixer, on_peer_closed=closed.append)
+    await asyncio.wrap_future(media_loop.submit(mixer.start))
+
+    async def send_offer(offer_sdp: str) -> str:
+        return await media_loop.run(ingest.accept_offer("alice", offer_sdp))
+
+    client = SpeakerClient(send_offer, ToneTrack())
+    await client.connect()
+    await client.wait_connected()
+    await asyncio.sleep(0.3)
+    assert await asyncio.wrap_future(media_loop.submit(mixer.has_input, "alice"))
+    await client.close()
+    for _ in range(50):
+        if closed:
+            break
+        await asyncio.sleep(0.05)
+    assert closed == ["alice"]
+    assert not await asyncio.wrap_future(media_loop.submit(mixer.has_input, "alice"))
+    assert await asyncio.wrap_future(media_loop.submit(ingest.speakers)) == []
+    await media_loop.run(mixer.stop())
