@@ -207,6 +207,9 @@ def _serve(args: argparse.Namespace) -> int:
     sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((config.host, config.port))
+    # Listening before the line below is printed: connections made as soon as a script
+    # reads it wait in the backlog instead of being refused.
+    sock.listen(2048)
     port = sock.getsockname()[1]
     if config.port == 0:
         config = load_config(

@@ -41,7 +41,9 @@ def decode_with_pyav(path: Path) -> Floats:
     return np.concatenate(chunks) * FULL_SCALE
 
 
-def decode_with_ffmpeg(source: str, *, extra: list[str] | None = None, timeout: float = 30) -> Floats:
+def decode_with_ffmpeg(
+    source: str, *, extra: list[str] | None = None, timeout: float = 30
+) -> Floats:
     """Decode anything ffmpeg reads (file or URL) to mono 48 kHz samples."""
     command = ["ffmpeg", "-nostdin", "-v", "error", *(extra or []), "-i", source]
     command += ["-f", "s16le", "-ac", "1", "-ar", str(SAMPLE_RATE), "-"]
@@ -68,7 +70,7 @@ def dominant_frequency(samples: Floats) -> float:
     peak = int(np.argmax(spectrum[1:-1])) + 1
     left, centre, right = np.log(spectrum[peak - 1 : peak + 2] + 1e-12)
     offset = 0.5 * (left - right) / (left - 2 * centre + right)
-    return (peak + offset) * SAMPLE_RATE / samples.size
+    return float((peak + offset) * SAMPLE_RATE / samples.size)
 
 
 def rms_db(samples: Floats) -> float:

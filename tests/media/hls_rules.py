@@ -45,6 +45,9 @@ class Playlist:
     def complete(self) -> list[Segment]:
         return [segment for segment in self.segments if segment.uri is not None]
 
+    def uris(self) -> list[str]:
+        return [segment.uri for segment in self.segments if segment.uri is not None]
+
     @property
     def media_sequence(self) -> int:
         return int(self.tags.get("EXT-X-MEDIA-SEQUENCE", "0"))

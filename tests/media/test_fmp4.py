@@ -48,7 +48,7 @@ def path_to(data: bytes, *kinds: bytes) -> tuple[int, int]:
 
 class TestEncoder:
     def test_access_units_are_contiguous_with_sample_accurate_pts(self) -> None:
-        asc, units = encode(tone(1000, 1.0))
+        _, units = encode(tone(1000, 1.0))
         pts = [unit.pts for unit in units]
         # FFmpeg's priming frame decodes to the silence before the first sample.
         assert pts[0] == -AAC_FRAME_SAMPLES
@@ -184,8 +184,7 @@ class TestMovieHeader:
         path = tmp_path / "replay.m4a"
         path.write_bytes(header + struct.pack(">I4s", len(payload) + 8, b"mdat") + payload)
         probe = subprocess.run(
-            ["ffprobe", "-v", "error", "-show_entries", "stream=duration", "-of", "csv=p=0"]
-            + [str(path)],
+            ["ffprobe", "-v", "error", "-show_entries", "stream=duration", "-of", "csv=p=0", path],
             capture_output=True,
             text=True,
             check=True,

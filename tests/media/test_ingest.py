@@ -7,8 +7,9 @@ import asyncio
 import contextlib
 import math
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import aioice.ice
 import numpy as np
@@ -26,6 +27,7 @@ from majlis.media.speaker_client import SendOffer, SpeakerClient
 from majlis.media.tone import ToneTrack
 
 FULL_SCALE = 32767.0
+T = TypeVar("T")
 
 
 def tone_dbfs(samples: np.ndarray, frequency: float, band: float = 15.0) -> float:
@@ -83,8 +85,8 @@ class Node:
     def mix_since(self, seconds: float) -> np.ndarray:
         return np.concatenate(self.mixes[-round(seconds / FRAME_SECONDS) :])
 
-    async def on_loop(self, fn: object, *args: object) -> object:
-        return await asyncio.wrap_future(self.media_loop.submit(fn, *args))  # type: ignore[arg-type]
+    async def on_loop(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.wrap_future(self.media_loop.submit(fn, *args))
 
 
 @pytest.fixture

@@ -125,7 +125,11 @@ class HlsPackager:
         self._encoder = (
             encoder if self._config.bitrate == bitrate else AacEncoder(self._config.bitrate)
         )
-        self._pipeline = _Pipeline(recording)
+        try:
+            self._pipeline = _Pipeline(recording)
+        except BaseException:
+            recording.close()
+            raise
         self.feed = PlaylistFeed(self._pipeline.snapshot())
         self._pipeline.feed = self.feed
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
@@ -405,7 +409,8 @@ def _write_ending(recording: RecordingDir) -> None:
     in between is repaired by finalize_recording rather than resumed."""
     if not recording.ended:
         recording.mark_ended()
-    if recording.segments:
+    # The replay is written atomically, so one that exists is complete.
+    if recording.segments and not recording.path(REPLAY_NAME).exists():
         build_replay(
             recording.path(REPLAY_NAME),
             [recording.path(segment_name(record.msn)) for record in recording.segments],

@@ -1,0 +1,147 @@
+"""Issue 3 end to end: `majlis serve`, two `majlis speak` with different tones, and the
+listener side checked three ways (majlis listen to WAV, ffmpeg over HTTP, the replay)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import m3u8
+import numpy as np
+import pytest
+
+from .harness import MAJLIS, Api, running_server, speak, wait_line
+from .signal_tools import RATE, decode, longest_gap, read_wav, tone_db, tone_track
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+HOST_TONE, GUEST_TONE = 440.0, 660.0
+TONE_RMS_DB = -23.0  # a -20 dBFS peak sine
+
+
+def _wall_clock_of(samples_at: float, playlist: m3u8.M3U8, lead_in: float) -> float:
+    """Wall-clock time of a position (seconds) in the decoded replay, from the segments'
+    EXT-X-PROGRAM-DATE-TIME."""
+    position = samples_at - lead_in
+    start = 0.0
+    for segment in playlist.segments:
+        if position < start + segment.duration:
+            return segment.current_program_date_time.timestamp() + (position - start)
+        start += segment.duration
+    raise AssertionError("position beyond the end of the recording")
+
+
+def test_two_speakers_three_listeners_mute_and_replay(tmp_path: Path) -> None:
+    with running_server(tmp_path / "data") as server:
+        api = Api(server)
+        host_id = api.register("host")
+        guest_id = api.register("guest")
+        space = api.ok("host", "POST", "/api/v1/spaces", {"title": "e2e"})
+        sid = space["id"]
+        api.ok("guest", "POST", f"/api/v1/spaces/{sid}/requests")
+        api.ok("host", "POST", f"/api/v1/spaces/{sid}/requests/{guest_id}/approve")
+
+        host_mix, guest_mix = tmp_path / "host-mix.wav", tmp_path / "guest-mix.wav"
+        host = speak(server, sid, "host", HOST_TONE, 16, "--record-mix", str(host_mix))
+        guest = speak(server, sid, "guest", GUEST_TONE, 16, "--record-mix", str(guest_mix))
+        wait_line(host, "connected")
+        wait_line(guest, "connected")
+        time.sleep(3.0)  # both in the mix, jitter buffers settled
+
+        listened = tmp_path / "listen.wav"
+        listener = subprocess.Popen(
+            [
+                MAJLIS,
+                "listen",
+                sid,
+                "--server",
+                server.url,
+                "--out",
+                str(listened),
+                "--duration",
+                "5",
+            ],
+            env=server.env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        join = api.ok("host", "POST", f"/api/v1/spaces/{sid}/join", {})
+        url = f"{join['playback_url']}?token={join['playback_token']}"
+        ffmpeg_out = tmp_path / "ffmpeg.wav"
+        ffmpeg = subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-y",
+                "-live_start_index",
+                "-1",
+                "-i",
+                url,
+                "-t",
+                "5",
+                "-ac",
+                "1",
+                "-ar",
+                str(RATE),
+                str(ffmpeg_out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert ffmpeg.returncode == 0, ffmpeg.stderr
+        assert listener.wait(60) == 0
+
+        muted_at = time.time()
+        api.ok("host", "POST", f"/api/v1/spaces/{sid}/participants/{guest_id}/mute")
+        time.sleep(3.0)
+        api.ok("host", "POST", f"/api/v1/spaces/{sid}/end")
+        assert host.wait(30) == 0 and guest.wait(30) == 0
+
+        playlist_text = api.http.get(f"/hls/{sid}/index.m3u8").text
+        replay = api.http.get(f"/hls/{sid}/replay.m4a")
+        assert replay.status_code == 200
+        api.close()
+
+    # 1. majlis listen and ffmpeg: both tones, at their level, with no gap
+    for name, recorded in (("majlis listen", read_wav(listened)), ("ffmpeg", read_wav(ffmpeg_out))):
+        # A live start may reach back to before the speakers connected: judge from the
+        # first sound on.
+        samples = recorded[int(np.argmax(np.abs(recorded) > 0.01)) :]
+        assert len(samples) >= 3.0 * RATE, f"{name}: only {len(samples) / RATE:.1f} s of sound"
+        for tone in (HOST_TONE, GUEST_TONE):
+            level = tone_db(samples, tone)
+            assert abs(level - TONE_RMS_DB) < 2.0, f"{name}: {tone} Hz at {level:.1f} dBFS"
+        assert longest_gap(samples) <= 0.040, f"{name}: gap of {longest_gap(samples)} s"
+
+    # 2. mix-minus: each speaker hears the other and not themself
+    for path, own, other in ((host_mix, HOST_TONE, GUEST_TONE), (guest_mix, GUEST_TONE, HOST_TONE)):
+        heard = read_wav(path)[int(2 * RATE) : int(7 * RATE)]
+        assert abs(tone_db(heard, other) - TONE_RMS_DB) < 3.0, path.name
+        assert tone_db(heard, own) < tone_db(heard, other) - 30.0, path.name
+
+    # 3. the replay: both tones before the mute, only the host's after, the mute on time
+    playlist = m3u8.loads(playlist_text)
+    assert playlist.is_endlist
+    audio = decode(replay.content)
+    listed = sum(s.duration for s in playlist.segments)
+    lead_in = len(audio) / RATE - listed
+    assert -0.05 < lead_in < 0.1, f"replay is {lead_in:+.3f} s off its playlist"
+    hop = 0.005
+    guest_level = tone_track(audio, GUEST_TONE, 0.02, hop)
+    host_level = tone_track(audio, HOST_TONE, 0.02, hop)
+    loud = np.flatnonzero(guest_level > TONE_RMS_DB - 10)
+    assert len(loud) > 0, "the guest's tone never reached the replay"
+    last_guest = (loud[-1] + 1) * hop + 0.02  # end of the last window with the tone
+    stopped_at = _wall_clock_of(last_guest, playlist, lead_in)
+    delay = stopped_at - muted_at
+    assert delay <= 0.100, f"the tone stopped {delay * 1000:.0f} ms after the mute"
+    after, end = int((last_guest + 0.1) / hop), len(guest_level) - int(0.3 / hop)
+    assert end - after > int(2.0 / hop), "too little recorded after the mute"
+    # (the last moments hold the click of the host's tone being cut off at the end)
+    assert np.all(guest_level[after:end] < TONE_RMS_DB - 30), "muted tone came back"
+    assert np.median(host_level[after:end]) > TONE_RMS_DB - 2, "host tone missing after mute"
+    start = loud[0]
+    assert longest_gap(audio[int(start * hop * RATE) :]) <= 0.040
