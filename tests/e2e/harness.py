@@ -127,3 +127,14 @@ def wait_line(process: subprocess.Popen[str], needle: str, timeout: float = 30) 
         if not line and process.poll() is not None:
             break
     raise AssertionError(f"never saw {needle!r} (exit {process.poll()})")
+
+
+def wait_replay(api: Api, space_id: str, timeout: float = 30) -> str:
+    """The ended playlist: ending is asynchronous (the node flushes the last segment)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = api.http.get(f"/hls/{space_id}/index.m3u8").text
+        if "#EXT-X-ENDLIST" in text:
+            return text
+        time.sleep(0.2)
+    raise AssertionError("the replay never closed with EXT-X-ENDLIST")

@@ -11,7 +11,7 @@ import m3u8
 import numpy as np
 import pytest
 
-from .harness import MAJLIS, Api, running_server, speak, wait_line
+from .harness import MAJLIS, Api, running_server, speak, wait_line, wait_replay
 from .signal_tools import RATE, decode, longest_gap, read_wav, tone_db, tone_track
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -35,7 +35,7 @@ def _wall_clock_of(samples_at: float, playlist: m3u8.M3U8, lead_in: float) -> fl
 def test_two_speakers_three_listeners_mute_and_replay(tmp_path: Path) -> None:
     with running_server(tmp_path / "data") as server:
         api = Api(server)
-        host_id = api.register("host")
+        api.register("host")
         guest_id = api.register("guest")
         space = api.ok("host", "POST", "/api/v1/spaces", {"title": "e2e"})
         sid = space["id"]
@@ -100,7 +100,7 @@ def test_two_speakers_three_listeners_mute_and_replay(tmp_path: Path) -> None:
         api.ok("host", "POST", f"/api/v1/spaces/{sid}/end")
         assert host.wait(30) == 0 and guest.wait(30) == 0
 
-        playlist_text = api.http.get(f"/hls/{sid}/index.m3u8").text
+        playlist_text = wait_replay(api, sid)
         replay = api.http.get(f"/hls/{sid}/replay.m4a")
         assert replay.status_code == 200
         api.close()

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import uvicorn
 
-from majlis.media.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE
+from majlis.media.audio import FRAME_SECONDS, SAMPLE_RATE
 from majlis.media.feed import FeedSnapshot, PlaylistFeed
 from majlis.media.origin import IMMUTABLE, SpaceRegistry, create_origin
 from majlis.media.packager import HlsPackager
@@ -393,7 +393,3 @@ def _wait_until(condition: object, seconds: float) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
-
-
-def test_frame_constants_match_the_contract() -> None:
-    assert FRAME_SAMPLES == 960 and SAMPLE_RATE == 48_000

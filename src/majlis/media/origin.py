@@ -155,7 +155,7 @@ class _Origin:
             return _media_file(entry.directory / name)
         part = PART_NAME.fullmatch(name)
         if part is None:
-            raise NotFound(f"{name!r} is not a file this origin serves")
+            raise NotFound(f"{name[:64]!r} is not a file this origin serves")
         path = entry.directory / name
         if not path.is_file() and entry.feed is not None:
             life, msn, index = (int(group) for group in part.groups())
@@ -209,7 +209,7 @@ class _Origin:
         space_id = request.path_params["space_id"]
         entry = self._registry.resolve(space_id)
         if entry is None:
-            raise NotFound(f"no space {space_id!r} is served here")
+            raise NotFound(f"no space {space_id[:64]!r} is served here")
         return entry
 
 

@@ -130,7 +130,10 @@ class MediaPlaylist:
 
     def render_recording(self) -> str:
         lines = self._header(live=False)
-        lines += [_segment_text(seg, with_parts=False) for seg in self._segments]
+        # Frozen segments already render without parts: reuse their text.
+        lines += self._frozen_text
+        tail = self._segments[self._frozen_count :]
+        lines += [_segment_text(seg, with_parts=False) for seg in tail]
         if self._ended:
             lines.append("#EXT-X-ENDLIST\n")
         return "".join(lines)

@@ -96,7 +96,7 @@ export class MicPanel {
   }
 
   showLevel({ fraction }) {
-    this.fill.style.transform = `scaleX(${fraction.toFixed(3)})`;
+    this.fill.style.clipPath = `inset(0 ${(100 - fraction * 100).toFixed(1)}% 0 0)`;
     const now = Math.round(fraction * 100);
     if (Math.abs(now - Number(this.meter.getAttribute('aria-valuenow'))) >= 10) {
       this.meter.setAttribute('aria-valuenow', String(now));
@@ -183,7 +183,7 @@ export class MicPanel {
     this.wantLive = false;
     this.link.close();
     this.microphone.stop();
-    this.fill.style.transform = 'scaleX(0)';
+    this.fill.style.clipPath = 'inset(0 100% 0 0)';
     this.set('off');
   }
 }

@@ -30,5 +30,6 @@ export function showConnection(state, text) {
   const node = $('#connection');
   if (!node) return;
   node.dataset.state = state;
+  node.hidden = !text;
   setText(node, text);
 }

@@ -48,7 +48,10 @@ export class StageGrid {
 
   create(speaker) {
     const avatar = h('span', { class: 'avatar', 'aria-hidden': 'true' });
-    const name = userText('span', '', { class: 'name' });
+    // The name keeps its own direction; "(you)" stays on the interface's side of it.
+    const nameText = userText('span', '');
+    const you = h('span', {}, '');
+    const name = h('span', { class: 'name' }, nameText, you);
     const role = h('span', { class: 'role' });
     const flags = h('span', { class: 'flags' });
     const actions = h('div', { class: 'actions' });
@@ -61,13 +64,13 @@ export class StageGrid {
       flags,
       actions,
     );
-    return { node, avatar, name, role, flags, actions, signature: null, flagKey: null };
+    return { node, avatar, name, nameText, you, role, flags, actions, signature: null, flagKey: null };
   }
 
   update(card, speaker) {
     const me = speaker.user_id === this.meId ? ' (you)' : '';
-    const label = `${speaker.display_name}${me}`;
-    if (card.name.textContent !== label) card.name.textContent = label;
+    if (card.nameText.textContent !== speaker.display_name) card.nameText.textContent = speaker.display_name;
+    if (card.you.textContent !== me) card.you.textContent = me;
     const initial = initials(speaker.display_name);
     if (card.avatar.textContent !== initial) card.avatar.textContent = initial;
     card.role.textContent = ROLE_NAMES[speaker.role] ?? speaker.role;

@@ -153,7 +153,7 @@ export async function renderAccount() {
   const next = `?next=${encodeURIComponent(here)}`;
   if (user) {
     nav.replaceChildren(
-      h('span', { class: 'who' }, 'Signed in as ', userText('strong', user.display_name)),
+      h('span', { class: 'who' }, h('span', { class: 'who-prefix' }, 'Signed in as '), userText('strong', user.display_name)),
       h('a', { class: 'button primary small-button', href: '/new' }, 'New space'),
       h(
         'button',

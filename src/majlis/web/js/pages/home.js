@@ -12,7 +12,7 @@ function spaceItem(space, extra) {
   return h(
     'li',
     { class: 'space-item', dataset: { spaceId: space.id } },
-    h('h3', {}, userText('a', space.title, { href: page })),
+    h('h3', { dir: 'auto' }, h('a', { href: page }, space.title)),
     h('span', { class: 'meta' }, 'Hosted by ', userText('span', `@${space.host_username}`)),
     space.description ? userText('p', truncate(space.description, 140), { class: 'meta' }) : null,
     extra,
@@ -74,7 +74,7 @@ function replayItem(space) {
       'p',
       { class: 'row meta' },
       h('span', { class: 'badge' }, 'Replay'),
-      h('span', {}, `Ended ${formatWhen(when)} · peak ${formatCount(space.peak_listeners)} listening`),
+      h('span', {}, `Ended ${formatWhen(when)} · peak ${formatCount(space.peak_listeners)} ${space.peak_listeners === 1 ? 'listener' : 'listeners'}`),
     ),
   );
 }

@@ -186,7 +186,7 @@ async function refreshSpace() {
 
 function applySpaceState() {
   const state = space.state;
-  show('#listen-panel', state === 'live');
+  show('#listen-panel', state === 'live' && !micHere());
   show('#reactions-panel', state === 'live');
   show('#scheduled-panel', state === 'scheduled');
   show('#ended-panel', state === 'ended');
@@ -343,7 +343,7 @@ function enterStage() {
   if (mic || space.state !== 'live') return;
   // On stage you hear the others through your own WebRTC link, not the delayed broadcast.
   stopListening();
-  show('#listen-start', false);
+  show('#listen-panel', false);
   mic = new MicPanel($('#mic-slot'), { spaceId, userId: user.id });
   mic.setLive(true);
   openEvents();
@@ -355,6 +355,7 @@ function leaveStage(message, { rejoin = true } = {}) {
   mic.stop();
   mic = null;
   $('#mic-slot').replaceChildren();
+  show('#listen-panel', space.state === 'live');
   closeEventsUnlessActing();
   if (message) showInfo(message);
   // Back in the audience: carry on listening to the broadcast without another click.
