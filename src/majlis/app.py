@@ -23,6 +23,7 @@ from majlis.api.accounts import AccountRoutes
 from majlis.api.events import EventSocket
 from majlis.api.http import json_response
 from majlis.api.listeners import ListenerRoutes
+from majlis.api.metrics import metrics_route
 from majlis.api.middleware import BodyLimit, RateLimit, RateLimits
 from majlis.api.playback import PlaybackGuard
 from majlis.api.roles import RoleRoutes
@@ -172,6 +173,7 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         event_socket.route(),
         Route("/openapi.json", openapi_json),
         Route("/healthz", health),
+        metrics_route([services.media.metrics] if services.media else []),
         Mount(
             "/hls",
             app=PlaybackGuard(

@@ -95,16 +95,22 @@ def unsigned_token(subject: str, audience: str = SESSION_AUDIENCE) -> str:
 
 
 class OffsetClock:
-    """Real time plus an offset the test moves forward to jump over windows and expiries."""
+    """Real time plus an offset the test moves forward to jump over windows and expiries.
+    Frozen, it stands still but for `advance`: timing is then exact, whatever the load."""
 
     def __init__(self) -> None:
         self.offset = 0.0
+        self._frozen_at: float | None = None
 
     def now(self) -> float:
-        return time.time() + self.offset
+        base = time.time() if self._frozen_at is None else self._frozen_at
+        return base + self.offset
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
+
+    def freeze(self) -> None:
+        self._frozen_at = time.time()
 
 
 @dataclass(frozen=True)

@@ -390,3 +390,19 @@ async def test_client_hanging_up_cleans_up_its_peer(media_loop: MediaLoop) -> No
     assert not await asyncio.wrap_future(media_loop.submit(mixer.has_input, "alice"))
     assert await asyncio.wrap_future(media_loop.submit(ingest.speakers)) == []
     await media_loop.run(mixer.stop())
+
+
+async def test_peer_that_never_connects_is_closed_after_the_timeout(
+    media_loop: MediaLoop,
+) -> None:
+    closed: list[str] = []
+    mixer = Mixer()
+    ingest = Ingest("space-1", mixer, connect_timeout=0.3, on_peer_closed=closed.append)
+    await asyncio.wrap_future(media_loop.submit(mixer.start))
+    # A valid offer whose sender goes away before ICE can ever succeed.
+    await media_loop.run(ingest.accept_offer("ghost", await real_offer()))
+    assert await asyncio.wrap_future(media_loop.submit(ingest.speakers)) == ["ghost"]
+    await asyncio.sleep(0.6)
+    assert closed == ["ghost"]
+    assert await asyncio.wrap_future(media_loop.submit(ingest.speakers)) == []
+    await media_loop.run(mixer.stop())

@@ -104,6 +104,29 @@ class MediaNode:
         space = self._spaces.get(space_id)
         return space.mixer.stats() if space else None
 
+    def metrics(self) -> list[tuple[str, dict[str, str], float]]:
+        """(name, labels, value) samples for /metrics; safe from any thread."""
+        samples: list[tuple[str, dict[str, str], float]] = [
+            ("majlis_media_spaces", {}, float(len(self._spaces)))
+        ]
+        for space_id, space in list(self._spaces.items()):
+            labels = {"space": space_id}
+            ticks = space.mixer.stats()
+            packager = space.packager.stats()
+            samples += [
+                ("majlis_mixer_ticks_total", labels, float(ticks.ticks)),
+                ("majlis_mixer_tick_late_p50_ms", labels, ticks.late_p50_ms),
+                ("majlis_mixer_tick_late_p99_ms", labels, ticks.late_p99_ms),
+                ("majlis_mixer_tick_late_max_ms", labels, ticks.late_max_ms),
+                ("majlis_mixer_tick_cost_p99_ms", labels, ticks.cost_p99_ms),
+                ("majlis_mixer_ticks_skipped_total", labels, float(ticks.skipped)),
+                ("majlis_mixer_speakers", labels, float(len(space.ingest.speakers()))),
+                ("majlis_packager_backlog_frames", labels, float(packager.backlog)),
+                ("majlis_packager_segments_total", labels, float(packager.segments_written)),
+                ("majlis_packager_failed", labels, 1.0 if packager.failed else 0.0),
+            ]
+        return samples
+
     async def handle(self, command: dict[str, object]) -> None:
         """One bus command from the control plane."""
         space_id = str(command.get("space_id", ""))

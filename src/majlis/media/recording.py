@@ -21,9 +21,11 @@ have been served (and cached by edges), so they must keep their bytes and the au
 carry belongs in the recording. Recovery therefore turns the longest valid run of parts
 p{L}-K-0.. into a shorter segment s{K} (or adopts s{K} if the dead life had written it
 but not journaled it; it is then the same bytes), lists it, and the new life starts at
-K+1 behind an EXT-X-DISCONTINUITY. Only when no valid part of K survives (nothing of K
-can have been served) does the new life start at K itself. Parts carry the life in
-their name, so a URI of an old life never names new bytes, whatever happens to msn K.
+K+1 behind an EXT-X-DISCONTINUITY. Only when no valid part of K survives does the new
+life start at K itself: after a process crash that means nothing of K was ever written,
+so nothing of it was served (only a power loss can take parts that were, since parts are
+not fsynced). Parts carry the life in their name, so a URI of an old life never names
+new bytes, whatever happens to msn K.
 """
 
 from __future__ import annotations
