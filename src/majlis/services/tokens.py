@@ -24,6 +24,7 @@ __all__ = ["Claims", "TokenService"]
 SESSION_AUDIENCE = "majlis:session"
 ANON_AUDIENCE = "majlis:anon"
 _ALGORITHMS = ["HS256"]
+_VERIFIED_CACHE = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,7 @@ class TokenService:
         self._secret = secret
         self._compact_key = hmac.new(secret, b"majlis compact tokens", hashlib.sha256).digest()
         self._clock = clock
+        self._verified: dict[str, Claims] = {}
 
     # JWT: sessions and anonymous ids ----------------------------------------------------
     def issue(self, subject: str, audience: str, ttl: float) -> tuple[str, Claims]:
@@ -68,6 +70,21 @@ class TokenService:
         return jwt.encode(payload, self._secret, algorithm="HS256"), claims
 
     def verify(self, token: str, audiences: tuple[str, ...]) -> Claims:
+        # A client sends the same token on every request; checking its signature once per
+        # worker is enough (expiry and audience are still checked every time).
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._decode(token, audiences)
+            if len(self._verified) >= _VERIFIED_CACHE:
+                self._verified.clear()
+            self._verified[token] = claims
+        if claims.audience not in audiences:
+            raise Unauthorized("invalid token: wrong audience", code="invalid_token")
+        if claims.expires_at <= self._clock.now():
+            raise Unauthorized("token expired", code="token_expired")
+        return claims
+
+    def _decode(self, token: str, audiences: tuple[str, ...]) -> Claims:
         try:
             payload = jwt.decode(
                 token,
@@ -79,10 +96,9 @@ class TokenService:
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid token: {exc}", code="invalid_token") from None
         # Expiry is checked against our clock, not the library's, so it can be tested.
-        expires_at = float(payload["exp"])
-        if expires_at <= self._clock.now():
-            raise Unauthorized("token expired", code="token_expired")
-        return Claims(str(payload["sub"]), str(payload["aud"]), str(payload["jti"]), expires_at)
+        return Claims(
+            str(payload["sub"]), str(payload["aud"]), str(payload["jti"]), float(payload["exp"])
+        )
 
     # compact HMAC: playback tokens and tickets -------------------------------------------
     def sign_compact(self, kind: str, fields: tuple[str, ...], ttl: float) -> str:
