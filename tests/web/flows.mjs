@@ -16,6 +16,7 @@ import {
   Report,
   StepFailed,
   apiCall,
+  dbBelowPeak,
   dominantFrequency,
   isTone,
   launch,
@@ -387,10 +388,17 @@ async function audio(report) {
     const created = await apiCall(host, 'POST', '/spaces', { title: 'Tone test' });
     const spaceId = created.data.id;
     report.notes.space = spaceId;
-    const playlist = await host.evaluate(async (id) => (await fetch(`/hls/${id}/index.m3u8`)).status, spaceId);
+    // The media plane is wired when its routes exist: a 404 "no such endpoint" says it is not
+    // (a 401 for a missing playback token, or a 400 for a bad offer, says it is).
+    const playlist = await host.evaluate(async (id) => {
+      const response = await fetch(`/hls/${id}/index.m3u8`);
+      return { status: response.status, body: (await response.text()).slice(0, 200) };
+    }, spaceId);
     const offer = await apiCall(host, 'POST', `/spaces/${spaceId}/rtc/offer`, { sdp: 'v=0', type: 'offer' });
-    if (playlist === 404 || offer.status === 404) {
-      report.notes.skip = `media plane not wired yet (/hls → ${playlist}, /rtc/offer → ${offer.status})`;
+    const missing = (answer) => answer.status === 404 && /no such endpoint/.test(JSON.stringify(answer.body ?? answer.data));
+    report.notes.probe = { playlist, offer };
+    if (missing(playlist) || missing(offer)) {
+      report.notes.skip = `media plane not wired yet (/hls → ${playlist.status}, /rtc/offer → ${offer.status})`;
       return;
     }
     await report.step('host microphone connects (raw capture)', async () => {
@@ -408,6 +416,17 @@ async function audio(report) {
       if (!isTone(measured, 440)) throw new Error(JSON.stringify(measured));
       return JSON.stringify(measured);
     });
+    await report.step('native HLS fallback (canPlayType) plays the same tone', async () => {
+      await listener.goto(`${base}/spaces/${spaceId}?player=native`);
+      const native = await listener.evaluate(() => document.querySelector('#player').canPlayType('application/vnd.apple.mpegurl'));
+      if (!native) return 'this Chromium has no native HLS: nothing to check';
+      await listener.click('#listen-button');
+      await listener.waitForSelector('#connection[data-state="live"]', { timeout: 30000 });
+      const measured = await dominantFrequency(listener, '#player', 2500);
+      report.notes.nativeTone = measured;
+      if (!isTone(measured, 440)) throw new Error(JSON.stringify(measured));
+      return JSON.stringify(measured);
+    });
     const listenerUser = await signUp(listener, base, 'tone_speaker', 'Tone speaker');
     await report.step('speaker is approved and hears the host in the mix-minus, not themself', async () => {
       await listener.goto(`${base}/spaces/${spaceId}?raw=1`);
@@ -420,6 +439,10 @@ async function audio(report) {
       report.notes.mixMinus = { speakerHears, hostHears };
       if (!isTone(speakerHears, 440)) throw new Error(`speaker hears ${JSON.stringify(speakerHears)}`);
       if (!isTone(hostHears, 660)) throw new Error(`host hears ${JSON.stringify(hostHears)}`);
+      // Mix-minus: your own voice is not sent back to you.
+      if (dbBelowPeak(speakerHears, 660) < 20) throw new Error(`speaker hears themself ${JSON.stringify(speakerHears)}`);
+      if (dbBelowPeak(hostHears, 440) < 20) throw new Error(`host hears themself ${JSON.stringify(hostHears)}`);
+      return `speaker: own tone ${dbBelowPeak(speakerHears, 660).toFixed(0)} dB down; host: ${dbBelowPeak(hostHears, 440).toFixed(0)} dB down`;
     });
     await report.step('replay plays the recorded tone', async () => {
       await apiCall(host, 'POST', `/spaces/${spaceId}/end`);

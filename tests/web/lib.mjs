@@ -149,9 +149,9 @@ export async function signUp(page, base, username, displayName, password = 'corr
  * in srcObject such as a WebRTC mix-minus), measured with an AnalyserNode over `ms`.
  * Returns {frequency, peakDb, binHz} — frequency null while everything is silent.
  */
-export async function dominantFrequency(page, selector, ms = 2000) {
+export async function dominantFrequency(page, selector, ms = 2000, probes = [440, 660]) {
   return page.evaluate(
-    async ({ selector, ms }) => {
+    async ({ selector, ms, probes }) => {
       const element = document.querySelector(selector);
       if (!element) throw new Error(`no element ${selector}`);
       let source;
@@ -189,11 +189,25 @@ export async function dominantFrequency(page, selector, ms = 2000) {
       let best = 1;
       for (let i = 2; i < sum.length; i += 1) if (sum[i] > sum[best]) best = i;
       const binHz = source.context.sampleRate / analyser.fftSize;
-      const peakDb = 10 * Math.log10(sum[best] / Math.max(1, frames));
-      return { frequency: peakDb > -90 ? best * binHz : null, peakDb, binHz };
+      const db = (bin) => 10 * Math.log10(Math.max(1e-30, sum[bin]) / Math.max(1, frames));
+      // Level at each probe frequency: the strongest bin within ±2 bins of it.
+      const at = {};
+      for (const hz of probes) {
+        const centre = Math.round(hz / binHz);
+        let strongest = centre;
+        for (let i = centre - 2; i <= centre + 2; i += 1) if (sum[i] > sum[strongest]) strongest = i;
+        at[hz] = db(strongest);
+      }
+      const peakDb = db(best);
+      return { frequency: peakDb > -90 ? best * binHz : null, peakDb, binHz, at };
     },
-    { selector, ms },
+    { selector, ms, probes },
   );
+}
+
+/** How far (dB) the tone at `hz` sits below the strongest one in `measured`. */
+export function dbBelowPeak(measured, hz) {
+  return measured.peakDb - measured.at[hz];
 }
 
 /** True when `measured` is the expected tone within two FFT bins. */

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from majlis.errors import Conflict, NotFound
-from majlis.media.ingest import Ingest
+from majlis.errors import Conflict
+from majlis.media.ingest import Ingest, validate_offer
 from majlis.media.mixer import Levels, MediaLoop, Mixer, TickStats
 from majlis.media.origin import SpaceRegistry
 from majlis.media.packager import HlsPackager, frames_for_seconds
@@ -67,6 +67,7 @@ class MediaNode:
         self.on_levels = on_levels
         self._loop = MediaLoop()
         self._spaces: dict[str, _Space] = {}
+        self._starting: dict[str, asyncio.Future[None]] = {}
 
     # lifecycle (any thread but the media loop) ------------------------------------------
     def start(self) -> None:
@@ -85,8 +86,10 @@ class MediaNode:
     async def end_space(self, space_id: str) -> None:
         await self._run(self._close_space(space_id, end=True))
 
-    async def offer(self, space_id: str, user_id: str, sdp: str, muted: bool) -> str:
-        answer: str = await self._run(self._offer(space_id, user_id, sdp, muted))
+    async def offer(
+        self, space_id: str, user_id: str, sdp: str, muted: bool, started_at: float
+    ) -> str:
+        answer: str = await self._run(self._offer(space_id, user_id, sdp, muted, started_at))
         return answer
 
     async def set_muted(self, space_id: str, user_id: str, muted: bool) -> None:
@@ -148,8 +151,26 @@ class MediaNode:
         return await self._loop.run(coro)
 
     async def _start_space(self, space_id: str, started_at: float) -> None:
+        """Idempotent; concurrent callers (a bus command and an offer) share one start."""
         if space_id in self._spaces:
             return
+        pending = self._starting.get(space_id)
+        if pending is not None:
+            await asyncio.shield(pending)
+            return
+        starting = asyncio.get_running_loop().create_future()
+        self._starting[space_id] = starting
+        try:
+            await self._open_space(space_id, started_at)
+            starting.set_result(None)
+        except BaseException as exc:
+            starting.set_exception(exc)
+            starting.exception()  # mark retrieved: the caller re-raises it
+            raise
+        finally:
+            del self._starting[space_id]
+
+    async def _open_space(self, space_id: str, started_at: float) -> None:
         settings = self.settings
         directory = settings.recordings_root / space_id
         # Opening the recording may read and fsync files: keep it off the mixer's loop.
@@ -198,10 +219,12 @@ class MediaNode:
             )
             await asyncio.to_thread(packager.end)
 
-    async def _offer(self, space_id: str, user_id: str, sdp: str, muted: bool) -> str:
-        space = self._spaces.get(space_id)
-        if space is None:
-            raise NotFound("this space is not running on a media node", code="no_media")
+    async def _offer(
+        self, space_id: str, user_id: str, sdp: str, muted: bool, started_at: float
+    ) -> str:
+        validate_offer(sdp)
+        await self._start_space(space_id, started_at)
+        space = self._spaces[space_id]
         space.mixer.set_muted(user_id, muted)
         return await space.ingest.accept_offer(user_id, sdp)
 

@@ -15,8 +15,12 @@ __all__ = ["MediaGateway", "Rtc"]
 
 
 class MediaGateway(Protocol):
-    async def offer(self, space_id: str, user_id: str, sdp: str, muted: bool) -> str:
-        """The SDP answer; raises BadRequest for an offer the node cannot use."""
+    async def offer(
+        self, space_id: str, user_id: str, sdp: str, muted: bool, started_at: float
+    ) -> str:
+        """The SDP answer; raises BadRequest for an offer the node cannot use. Starts the
+        space's media if the node does not run it yet (the bus command may still be on
+        its way, or was missed)."""
         ...
 
 
@@ -38,4 +42,5 @@ class Rtc:
             raise Forbidden("only the host, co-hosts and speakers send audio", code="not_on_stage")
         if self._gateway is None:
             raise Overloaded("no media node is available", 5000)
-        return await self._gateway.offer(space_id, user_id, sdp, participant.muted)
+        started_at = space.started_at or space.created_at
+        return await self._gateway.offer(space_id, user_id, sdp, participant.muted, started_at)

@@ -69,7 +69,7 @@ async def migrate(
         async with begin() as tx:
             if lock_sql is not None:
                 await tx.execute(lock_sql)
-            await tx.script(_CREATE_TABLE)
+            await tx.execute(_CREATE_TABLE)
             if await tx.fetchrow(_IS_APPLIED, migration.version) is not None:
                 continue
             await tx.script(migration.sql)

@@ -42,7 +42,8 @@ class Tx(Protocol):
     async def execute(self, sql: str, *args: object) -> None: ...
 
     async def script(self, sql: str) -> None:
-        """Run several `;`-separated statements without parameters."""
+        """Run several `;`-separated statements without parameters, inside the current
+        transaction."""
         ...
 
 
@@ -266,10 +267,12 @@ class SqlStore(ABC):
     _MIGRATION_LOCK_SQL: str | None = None
 
     @abstractmethod
-    async def _connect(self) -> None: ...
+    async def _connect(self) -> None:
+        """Open connections; store them before anything can fail so close() frees them."""
 
     @abstractmethod
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Idempotent, and safe after a failed open()."""
 
     @abstractmethod
     def _read(self) -> AbstractAsyncContextManager[Tx]:
@@ -281,8 +284,12 @@ class SqlStore(ABC):
         for unique-key violations."""
 
     async def open(self) -> None:
-        await self._connect()
-        await migrate(self._write, self.DIALECT, self._MIGRATION_LOCK_SQL)
+        try:
+            await self._connect()
+            await migrate(self._write, self.DIALECT, self._MIGRATION_LOCK_SQL)
+        except BaseException:
+            await self.close()  # a half-opened store holds no connection
+            raise
 
     async def _fetchrow(self, sql: str, *args: object) -> Row | None:
         async with self._read() as tx:

@@ -18,12 +18,16 @@ from majlis.store.rows import Row, SqlStore, Tx
 __all__ = ["SqliteStore"]
 
 MEMORY = ":memory:"
+_BUSY_TIMEOUT_MS = 5000
 _PRAGMAS = (
-    "PRAGMA journal_mode = WAL",
+    f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}",
     "PRAGMA synchronous = NORMAL",
     "PRAGMA foreign_keys = ON",
-    "PRAGMA busy_timeout = 5000",
 )
+# Switching a fresh file to WAL needs an exclusive lock, and SQLite answers "busy" at once
+# (no busy handler) when two connections try together, so the switch is retried.
+_WAL_ATTEMPTS = 50
+_WAL_RETRY_S = 0.02
 _UNIQUE_ERRORS = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
 _DOLLAR_PARAM = re.compile(r"\$(\d+)")
 
@@ -32,6 +36,32 @@ _DOLLAR_PARAM = re.compile(r"\$(\d+)")
 def to_sqlite_params(sql: str) -> str:
     """`$1` → `?1`: SQLite's numbered placeholders bind positionally like PostgreSQL's."""
     return _DOLLAR_PARAM.sub(r"?\1", sql)
+
+
+def split_statements(script: str) -> list[str]:
+    """The script's statements; a `;` inside a string, comment or trigger body does not
+    split (sqlite3.complete_statement knows SQLite's own lexer rules)."""
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            statements.append(pending)
+            pending = ""
+    # A final statement without its `;` got one above; trailing comments run as no-ops.
+    return statements
+
+
+async def _enable_wal(conn: aiosqlite.Connection) -> None:
+    for _ in range(_WAL_ATTEMPTS - 1):
+        try:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                raise
+        await asyncio.sleep(_WAL_RETRY_S)
+    await conn.execute("PRAGMA journal_mode = WAL")
 
 
 class _SqliteTx:
@@ -51,7 +81,9 @@ class _SqliteTx:
         await self.fetch(sql, *args)
 
     async def script(self, sql: str) -> None:
-        await self._conn.executescript(sql)
+        # Not executescript: on Python 3.11 it COMMITs the open transaction first.
+        for statement in split_statements(sql):
+            await self.execute(statement)
 
 
 class SqliteStore(SqlStore):
@@ -69,11 +101,14 @@ class SqliteStore(SqlStore):
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: the sqlite3 module must not open transactions on its own;
         # _write issues BEGIN IMMEDIATE itself.
-        conn = await aiosqlite.connect(self._path, isolation_level=None)
+        conn = await aiosqlite.connect(
+            self._path, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000
+        )
         conn.row_factory = aiosqlite.Row
+        self._conn = conn
         for pragma in _PRAGMAS:
             await conn.execute(pragma)
-        self._conn = conn
+        await _enable_wal(conn)
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -227,7 +227,13 @@ export class SpeakerLink extends EventTarget {
     }
     const reason = error instanceof ApiError ? error.reason : error?.message || String(error);
     // A refusal (not on stage, space not live, no such endpoint) will not change by retrying.
-    const permanent = error instanceof ApiError && error.status >= 400 && error.status < 500 && error.status !== 429;
+    // A space that has just gone live may not be on a media node yet ('no_media'): retry that.
+    const permanent =
+      error instanceof ApiError &&
+      error.status >= 400 &&
+      error.status < 500 &&
+      error.status !== 429 &&
+      error.code !== 'no_media';
     if (permanent) {
       this.teardown();
       this.setState('failed', reason);

@@ -21,7 +21,7 @@ export class ReactionBar {
           'aria-label': `${name}: 0`,
           onclick: send ? () => this.react(emoji, name) : undefined,
         },
-        h('span', { 'aria-hidden': 'true' }, emoji),
+        h('span', { class: 'emoji', 'aria-hidden': 'true' }, emoji),
         count,
       );
       this.buttons.set(emoji, { button, count, name });

@@ -1,4 +1,4 @@
-// DOM helpers shared by every page. Text always goes in as text nodes (never innerHTML), and
+// DOM helpers shared by every page. Text always goes in as text nodes (never parsed as HTML), and
 // anything a person typed gets dir="auto" so Arabic and other right-to-left text reads right.
 
 import { logout, me } from './api.js';
