@@ -83,7 +83,8 @@ def prepare(base: str, n_tokens: int) -> tuple[str, list[str]]:
         space = client.post("/api/v1/spaces", json={"title": "bench"}, headers=headers).json()
         tokens = [client.post("/api/v1/auth/anonymous").json()["token"] for _ in range(n_tokens)]
         check = client.post(
-            f"/api/v1/spaces/{space['id']}/join", json={},
+            f"/api/v1/spaces/{space['id']}/join",
+            json={},
             headers={"Authorization": f"Bearer {tokens[0]}"},
         )
         if check.status_code != 200:
@@ -93,9 +94,21 @@ def prepare(base: str, n_tokens: int) -> tuple[str, list[str]]:
 
 def wrk(base: str, script: Path, seconds: int, connections: int) -> tuple[float, dict[str, int]]:
     out = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
-         "-s", str(script), base],
-        capture_output=True, text=True, check=True,
+        [
+            "taskset",
+            "-c",
+            "1",
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "-s",
+            str(script),
+            base,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -126,15 +139,25 @@ def main() -> None:
                 raise SystemExit(f"joins failed: {info}")
             alone.append(rate)
             flood = subprocess.Popen(
-                ["taskset", "-c", "1", "wrk", "-t1", f"-c{args.connections}",
-                 f"-d{args.seconds + 2}s", "-s", str(flood_lua), base],
-                stdout=subprocess.PIPE, text=True,
+                [
+                    "taskset",
+                    "-c",
+                    "1",
+                    "wrk",
+                    "-t1",
+                    f"-c{args.connections}",
+                    f"-d{args.seconds + 2}s",
+                    "-s",
+                    str(flood_lua),
+                    base,
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
             )
             time.sleep(1)
             rate, info = wrk(base, join_lua, args.seconds, args.connections)
             flood_out = flood.communicate()[0]
-            flood_rates.append(float(re.search(r"Requests/sec:\s+([\d.]+)", flood_out)
-                                     .group(1)))  # type: ignore[union-attr]
+            flood_rates.append(float(re.search(r"Requests/sec:\s+([\d.]+)", flood_out).group(1)))  # type: ignore[union-attr]
             flooded.append(rate)
         result = {
             "joins_per_s_alone_median": statistics.median(alone),

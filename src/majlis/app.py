@@ -25,6 +25,7 @@ from majlis.api.http import json_response
 from majlis.api.listeners import ListenerRoutes
 from majlis.api.metrics import metrics_route
 from majlis.api.middleware import BodyLimit, RateLimit, RateLimits
+from majlis.api.pages import web_routes
 from majlis.api.playback import PlaybackGuard
 from majlis.api.roles import RoleRoutes
 from majlis.api.routing import Endpoint, openapi, routes
@@ -174,6 +175,7 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         Route("/openapi.json", openapi_json),
         Route("/healthz", health),
         metrics_route([services.media.metrics] if services.media else []),
+        *web_routes(_node_modules(config)),
         Mount(
             "/hls",
             app=PlaybackGuard(
@@ -288,6 +290,15 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return json_response({"error": "internal", "reason": "internal error"}, 500)
 
 
-def data_path(config: Config) -> Path:
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    return config.data_dir
+def _node_modules(config: Config) -> Path | None:
+    """Where npm installed hls.js: configured, else the checkout (editable install), else
+    the working directory."""
+    if config.node_modules:
+        return Path(config.node_modules)
+    for folder in (
+        Path(__file__).resolve().parents[2] / "node_modules",
+        Path.cwd() / "node_modules",
+    ):
+        if (folder / "hls.js").is_dir():
+            return folder
+    return None

@@ -203,6 +203,9 @@ def _serve(args: argparse.Namespace) -> int:
         level=logging.DEBUG if config.dev else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # aiortc's ICE logs every candidate pair at INFO: noise unless debugging.
+    for noisy in ("aioice", "aiortc"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if config.dev else logging.WARNING)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -59,7 +59,7 @@ class Config:
     dev: bool = _key(False, doc="development mode: verbose logs, relaxed cookie security")
     media: bool = _key(True, doc="run a media node inside this process (embedded mode)")
     session_ttl: float = _key(7 * 86400.0, _positive, "seconds a login lasts")
-    playback_ttl: float = _key(600.0, _positive, "seconds a playback token lasts")
+    playback_ttl: float = _key(4 * 3600.0, _positive, "seconds a playback token lasts")
     admission_rate: float = _key(500.0, _positive, "new listeners admitted per second per space")
     admission_burst: int = _key(1000, _positive, "listeners admitted at once before queueing")
     presence_window: float = _key(60.0, _positive, "seconds a heartbeat keeps a listener counted")
@@ -77,6 +77,7 @@ class Config:
     part_seconds: float = _key(0.25, _positive, "LL-HLS part duration")
     segment_seconds: float = _key(2.0, _positive, "LL-HLS segment duration")
     audio_bitrate: int = _key(64000, _positive, "AAC bit rate for listeners")
+    node_modules: str = _key("", doc="npm folder holding hls.js; default: found by itself")
 
     @property
     def effective_public_url(self) -> str:

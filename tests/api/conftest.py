@@ -32,10 +32,10 @@ import httpx
 import jwt
 import pytest
 import redis
-from conftest import POSTGRES_URL, REDIS_URL, require_service
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from conftest import POSTGRES_URL, REDIS_URL, require_service
 from majlis.app import Services, build_app, build_services
 from majlis.config import load_config
 from majlis.services.tokens import SESSION_AUDIENCE
@@ -82,7 +82,7 @@ def mint_token(
 def unsigned_token(subject: str, audience: str = SESSION_AUDIENCE) -> str:
     """A JWT with alg "none" and no signature."""
 
-    def part(data: dict[str, object]) -> str:
+    def part(data: Mapping[str, object]) -> str:
         raw = json.dumps(data, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
@@ -375,6 +375,10 @@ async def fresh_database() -> AsyncIterator[str]:
             await conn.close()
 
 
+# Parameters for tests that run on both deployments.
+BACKENDS = [pytest.param("embedded"), pytest.param("scaled", marks=pytest.mark.scaled)]
+
+
 @contextlib.asynccontextmanager
 async def backend_server(
     backend: str, data_dir: Path, env: Mapping[str, str] | None = None
@@ -404,20 +408,25 @@ class EventStream:
     ws: ClientConnection
     seen: list[dict[str, Any]] = field(default_factory=list)
 
-    async def next(self, timeout: float = 5.0) -> dict[str, Any]:
-        raw = await asyncio.wait_for(self.ws.recv(), timeout)
+    async def next(self, within: float = 5.0) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self.ws.recv(), within)
         message: dict[str, Any] = json.loads(raw)
         self.seen.append(message)
         return message
 
-    async def wait_for(self, kind: str, timeout: float = 5.0, **data: object) -> dict[str, Any]:
+    async def wait_for(self, kind: str, within: float = 5.0, **data: object) -> dict[str, Any]:
         """The next message of type `kind` whose data has the given items."""
-        deadline = time.monotonic() + timeout
+        return await self.wait_for_match(kind, data, within)
+
+    async def wait_for_match(
+        self, kind: str, data: Mapping[str, object], within: float = 5.0
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + within
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 kinds = [m.get("type") for m in self.seen]
-                raise AssertionError(f"no {kind} {data} within {timeout}s; saw {kinds}")
+                raise AssertionError(f"no {kind} {data} within {within}s; saw {kinds}")
             try:
                 message = await self.next(remaining)
             except TimeoutError:
@@ -426,12 +435,12 @@ class EventStream:
             if message.get("type") == kind and all(payload.get(k) == v for k, v in data.items()):
                 return message
 
-    async def closed(self, timeout: float = 5.0) -> tuple[int, str]:
+    async def closed(self, within: float = 5.0) -> tuple[int, str]:
         """Read until the server closes; (close code, reason)."""
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(within):
                 while True:
-                    await self.next(timeout)
+                    await self.next(within)
         except ConnectionClosed as exc:
             assert exc.rcvd is not None, "closed without a close frame"
             return exc.rcvd.code, exc.rcvd.reason
@@ -443,9 +452,7 @@ class EventStream:
 async def open_events(server: Server, space_id: str, who: Account | None) -> EventStream:
     """An event socket that must be accepted: its first message is 'hello'."""
     headers = who.headers if who else {}
-    ws = await connect(
-        f"{server.ws_url}{V1}/spaces/{space_id}/events", additional_headers=headers
-    )
+    ws = await connect(f"{server.ws_url}{V1}/spaces/{space_id}/events", additional_headers=headers)
     stream = EventStream(ws)
     hello = await stream.next()
     assert hello["type"] == "hello", hello

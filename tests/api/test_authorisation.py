@@ -77,7 +77,9 @@ async def build_cast(h: Harness) -> Cast:
         )
         assert seated
     for sid in (live, scheduled):
-        named = await h.call("POST", f"/spaces/{sid}/cohosts", host, json={"user_id": people["cohost"].id})
+        named = await h.call(
+            "POST", f"/spaces/{sid}/cohosts", host, json={"user_id": people["cohost"].id}
+        )
         assert named.status_code == 200, named.text
         muted = await h.call("POST", f"/spaces/{sid}/participants/{people['muted'].id}/mute", host)
         assert muted.status_code == 204, muted.text
@@ -119,9 +121,7 @@ async def snapshot(h: Harness, cast: Cast) -> Snapshot:
         banned = [u.id for u in cast.users if await store.is_banned(sid, u.id)]
         out[name] = {
             "state": space.json()["state"],
-            "stage": {
-                p["user_id"]: (p["role"], p["muted"]) for p in stage.json()["participants"]
-            },
+            "stage": {p["user_id"]: (p["role"], p["muted"]) for p in stage.json()["participants"]},
             "requests": sorted(r.user_id for r in requests),
             "invites": sorted(invites),
             "banned": sorted(banned),
@@ -193,20 +193,105 @@ MODERATORS = frozenset({"host", "cohost"})
 NOBODY: frozenset[str] = frozenset()
 
 ACTIONS = [
-    Action("start", "POST", lambda c: f"/spaces/{c.scheduled}/start", HOST, 200, _set_state("scheduled", "live")),
-    Action("end", "POST", lambda c: f"/spaces/{c.live}/end", HOST, 200, _set_state("live", "ended")),
-    Action("approve", "POST", lambda c: f"/spaces/{c.live}/requests/{c.requester.id}/approve", MODERATORS, 200, _approve),
-    Action("decline", "POST", lambda c: f"/spaces/{c.live}/requests/{c.requester.id}/decline", MODERATORS, 204, _decline),
-    Action("invite", "POST", lambda c: f"/spaces/{c.live}/invites", MODERATORS, 204, _invite, lambda c: {"user_id": c.invitee.id}),
-    Action("demote", "POST", lambda c: f"/spaces/{c.live}/participants/{c.target.id}/demote", MODERATORS, 204, _off_stage),
-    Action("mute", "POST", lambda c: f"/spaces/{c.live}/participants/{c.target.id}/mute", MODERATORS, 204, _mute),
-    Action("unmute_other", "POST", lambda c: f"/spaces/{c.live}/participants/{c.muted.id}/unmute", NOBODY, 204, _nothing),
-    Action("remove", "POST", lambda c: f"/spaces/{c.live}/participants/{c.target.id}/remove", MODERATORS, 204, _off_stage, lambda c: {"ban": False}),
-    Action("ban", "POST", lambda c: f"/spaces/{c.live}/participants/{c.target.id}/remove", MODERATORS, 204, _ban, lambda c: {"ban": True}),
-    Action("add_cohost", "POST", lambda c: f"/spaces/{c.live}/cohosts", HOST, 200, _add_cohost, lambda c: {"user_id": c.invitee.id}),
-    Action("remove_cohost", "DELETE", lambda c: f"/spaces/{c.live}/cohosts/{c.cohost.id}", HOST, 200, _remove_cohost),
-    Action("list_requests", "GET", lambda c: f"/spaces/{c.live}/requests", MODERATORS, 200, _nothing),
-]  # fmt: skip
+    Action(
+        "start",
+        "POST",
+        lambda c: f"/spaces/{c.scheduled}/start",
+        HOST,
+        200,
+        _set_state("scheduled", "live"),
+    ),
+    Action(
+        "end", "POST", lambda c: f"/spaces/{c.live}/end", HOST, 200, _set_state("live", "ended")
+    ),
+    Action(
+        "approve",
+        "POST",
+        lambda c: f"/spaces/{c.live}/requests/{c.requester.id}/approve",
+        MODERATORS,
+        200,
+        _approve,
+    ),
+    Action(
+        "decline",
+        "POST",
+        lambda c: f"/spaces/{c.live}/requests/{c.requester.id}/decline",
+        MODERATORS,
+        204,
+        _decline,
+    ),
+    Action(
+        "invite",
+        "POST",
+        lambda c: f"/spaces/{c.live}/invites",
+        MODERATORS,
+        204,
+        _invite,
+        lambda c: {"user_id": c.invitee.id},
+    ),
+    Action(
+        "demote",
+        "POST",
+        lambda c: f"/spaces/{c.live}/participants/{c.target.id}/demote",
+        MODERATORS,
+        204,
+        _off_stage,
+    ),
+    Action(
+        "mute",
+        "POST",
+        lambda c: f"/spaces/{c.live}/participants/{c.target.id}/mute",
+        MODERATORS,
+        204,
+        _mute,
+    ),
+    Action(
+        "unmute_other",
+        "POST",
+        lambda c: f"/spaces/{c.live}/participants/{c.muted.id}/unmute",
+        NOBODY,
+        204,
+        _nothing,
+    ),
+    Action(
+        "remove",
+        "POST",
+        lambda c: f"/spaces/{c.live}/participants/{c.target.id}/remove",
+        MODERATORS,
+        204,
+        _off_stage,
+        lambda c: {"ban": False},
+    ),
+    Action(
+        "ban",
+        "POST",
+        lambda c: f"/spaces/{c.live}/participants/{c.target.id}/remove",
+        MODERATORS,
+        204,
+        _ban,
+        lambda c: {"ban": True},
+    ),
+    Action(
+        "add_cohost",
+        "POST",
+        lambda c: f"/spaces/{c.live}/cohosts",
+        HOST,
+        200,
+        _add_cohost,
+        lambda c: {"user_id": c.invitee.id},
+    ),
+    Action(
+        "remove_cohost",
+        "DELETE",
+        lambda c: f"/spaces/{c.live}/cohosts/{c.cohost.id}",
+        HOST,
+        200,
+        _remove_cohost,
+    ),
+    Action(
+        "list_requests", "GET", lambda c: f"/spaces/{c.live}/requests", MODERATORS, 200, _nothing
+    ),
+]
 
 
 # callers -----------------------------------------------------------------------------------

@@ -283,8 +283,9 @@ async def test_unlisted_is_not_listed_but_can_be_fetched(
     assert answer.status_code == 200
     assert answer.json()["title"] == "Private poetry"
     assert answer.json()["visibility"] == "unlisted"
-    state = await harness.call("GET", f"/spaces/{hidden['id']}/state")
-    assert state.status_code == 200
+    document = await harness.call("GET", f"/spaces/{hidden['id']}/state")
+    assert document.status_code == 200
+    assert document.json()["space"]["id"] == hidden["id"]
 
 
 async def test_list_by_host(harness: Harness, catalogue: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from api.conftest import (
+    BACKENDS,
     V1,
     Account,
     EventStream,
@@ -46,10 +47,10 @@ async def post(
 
 
 async def state_when(
-    client: httpx.AsyncClient, space_id: str, ready: Any, timeout: float = 4.0
+    client: httpx.AsyncClient, space_id: str, ready: Any, within: float = 4.0
 ) -> httpx.Response:
     """The state document once `ready(document)` holds (it is cached for about a second)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         answer = await client.get(f"{V1}/spaces/{space_id}/state")
         assert answer.status_code == 200, answer.text
@@ -61,11 +62,12 @@ async def state_when(
 async def everyone_sees(
     streams: list[EventStream], kind: str, **data: object
 ) -> list[dict[str, Any]]:
-    return list(await asyncio.gather(*(s.wait_for(kind, **data) for s in streams)))
+    return list(await asyncio.gather(*(s.wait_for_match(kind, data) for s in streams)))
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("backend", ["embedded", "scaled"])
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_speaking_flow(backend: str, tmp_path: Path) -> None:
     async with (
         backend_server(backend, tmp_path) as server,
@@ -219,6 +221,7 @@ async def speaking_flow(server: Server, http: httpx.AsyncClient) -> None:
     assert (await refused_socket(server, sid, host))[0] == 4409
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 async def test_sockets_per_user_are_bounded(shared_server: Server) -> None:
     async with httpx.AsyncClient(base_url=shared_server.base_url, timeout=10) as http:
@@ -245,7 +248,9 @@ async def test_eleventh_speaker_and_third_cohost_are_refused(harness: Harness) -
         await harness.make_speaker(sid, host, speaker)
     cohosts = [await harness.account(f"cohost_{i}") for i in range(2)]
     for cohost in cohosts:
-        named = await harness.call("POST", f"/spaces/{sid}/cohosts", host, json={"user_id": cohost.id})
+        named = await harness.call(
+            "POST", f"/spaces/{sid}/cohosts", host, json={"user_id": cohost.id}
+        )
         assert named.status_code == 200, named.text
 
     eleventh = await harness.account("speaker_10")

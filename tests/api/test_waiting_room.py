@@ -25,6 +25,7 @@ class Poll:
     received: float
     status: int
     position: int | None = None
+    retry_ms: int | None = None
 
 
 @dataclass
@@ -63,6 +64,8 @@ async def listen(http: httpx.AsyncClient, space_id: str, listener: Listener) -> 
         assert data["status"] == "queued"
         assert int(answer.headers["retry-after"]) >= 1
         poll.position = data["position"]
+        poll.retry_ms = data["retry_after_ms"]
+        assert data["estimated_wait_ms"] == int(data["position"] / RATE * 1000)
         number = ticket_number(data["ticket"])
         if listener.ticket is None:
             listener.ticket = number
@@ -86,6 +89,7 @@ async def anonymous(http: httpx.AsyncClient) -> Account:
     return Account(answer.json()["member"], "", answer.json()["token"])
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 async def test_a_burst_of_joins_waits_in_line(tmp_path: Path) -> None:
     env = {"MAJLIS_ADMISSION_RATE": str(RATE), "MAJLIS_ADMISSION_BURST": str(BURST)}
@@ -120,20 +124,22 @@ async def test_a_burst_of_joins_waits_in_line(tmp_path: Path) -> None:
     assert all(listener.admitted_at is not None for listener in crowd)
     assert {poll.status for listener in crowd for poll in listener.polls} == {200, 202}
 
-    queued = sorted((lst for lst in crowd if lst.ticket is not None), key=lambda lst: lst.ticket or 0)
+    queued = sorted(
+        (lst for lst in crowd if lst.ticket is not None), key=lambda lst: lst.ticket or 0
+    )
     walked_in = [lst for lst in crowd if lst.ticket is None]
     # The burst walks in; the rest got tickets 1..n, each exactly once.
-    assert BURST <= len(walked_in) <= BURST + 3, len(walked_in)
+    assert BURST <= len(walked_in) <= BURST + 5, len(walked_in)
     assert [lst.ticket for lst in queued] == list(range(1, len(queued) + 1))
     # A queued answer's position is the ticket's distance from the front, and it only shrinks.
     for listener in queued:
         positions = [p.position for p in listener.polls if p.position is not None]
         assert positions == sorted(positions, reverse=True), positions
+        assert listener.ticket is not None
         assert 1 <= positions[-1] <= positions[0] <= listener.ticket
-    # Estimated waits grow with the place in line: position / rate.
-    waits = [lst.first_wait_ms or 0 for lst in queued]
-    assert waits == sorted(waits)
-    assert waits[-1] == pytest.approx(len(queued) / RATE * 1000, rel=0.1)
+    # The last in line was told to expect about (clients - burst) / rate.
+    last_wait = queued[-1].first_wait_ms or 0
+    assert last_wait == pytest.approx(len(queued) / RATE * 1000, rel=0.25)
 
     # FIFO, exactly: once ticket u was admitted, a lower ticket t is never told to wait.
     for later in queued:
@@ -143,11 +149,13 @@ async def test_a_burst_of_joins_waits_in_line(tmp_path: Path) -> None:
             assert all(p.sent <= later.admitted_at for p in told_to_wait), (
                 f"ticket {earlier.ticket} queued after ticket {later.ticket} was admitted"
             )
-    # FIFO, as seen by the clients: lower tickets get in no later, give or take one poll.
-    admitted = [lst.admitted_at or 0 for lst in queued]
-    slack = 0.5 + 0.25  # the shortest poll interval, plus scheduling
-    for i, at in enumerate(admitted):
-        assert max(admitted[: i + 1]) <= at + slack
+    # FIFO, as seen by the clients: a lower ticket gets in no later than a higher one, give
+    # or take the interval it was told to wait before its last poll.
+    for i, earlier in enumerate(queued):
+        interval = (earlier.polls[-2].retry_ms or 0) / 1000
+        assert 0.5 <= interval <= 5.0
+        for later in queued[i + 1 :]:
+            assert (earlier.admitted_at or 0) <= (later.admitted_at or 0) + interval + 0.25
 
     # The line moves at the configured rate: (clients - burst) / rate seconds, give or take.
     expected = (len(queued)) / RATE

@@ -180,6 +180,30 @@ async function main(report) {
       await host.waitForSelector(`#live-list li[data-space-id="${spaceId}"]`, T);
     });
 
+    await report.step('scheduled space: reminder and .ics for a listener; host goes live', async () => {
+      const scheduledId = report.notes.scheduled;
+      const page = report.watch(await listener.context().newPage(), 'listener-scheduled');
+      await page.goto(`${base}/spaces/${scheduledId}`);
+      await page.waitForSelector('#scheduled-panel:not([hidden])');
+      await page.click('#remind-button');
+      await page.waitForSelector('#remind-button[aria-pressed="true"]', T);
+      const ics = await page.evaluate(async () => {
+        const response = await fetch(document.querySelector('#ics-link').href);
+        return `${response.status} ${response.headers.get('content-type')}`;
+      });
+      if (!ics.startsWith('200 text/calendar')) throw new Error(`ics: ${ics}`);
+      await screenshotBoth(page, shots, 'listen-scheduled');
+      await host.goto(`${base}/spaces/${scheduledId}/studio`);
+      await host.waitForSelector('#go-live:not([hidden])', T);
+      await screenshotBoth(host, shots, 'studio-scheduled');
+      await host.click('#go-live');
+      await host.waitForSelector('#end-space:not([hidden])', T);
+      // The listener's page turns live by itself.
+      await page.waitForSelector('#listen-button:visible', { timeout: 12000 });
+      await page.close();
+      return ics;
+    });
+
     await host.goto(`${base}/spaces/${spaceId}/studio`);
     await waitText(host, '#space-title', TITLE);
 

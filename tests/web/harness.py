@@ -85,10 +85,12 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
             **env,
         }
         environment.pop("MAJLIS_CONFIG", None)
+        data.mkdir(parents=True, exist_ok=True)
+        majlis = str(Path(sys.executable).with_name("majlis"))
         process = subprocess.Popen(
-            [sys.executable, str(HERE / "serve.py"), str(data)],
+            [majlis, "serve", "--port", "0", "--data-dir", str(data)],
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=(data / "server.log").open("w"),
             text=True,
             env=environment,
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -164,3 +165,12 @@ def test_module_imports_resolve_and_avoid_html_injection(module: Path) -> None:
 def test_ids_are_unique(page: Path) -> None:
     ids = re.findall(r'\sid="([^"]+)"', page.read_text())
     assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
+
+
+def test_modules_parse(browser_tools: str) -> None:
+    """Every module is valid JavaScript (node --check; package.json says "type": "module")."""
+    for module in MODULES:
+        result = subprocess.run(
+            [browser_tools, "--check", str(module)], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, f"{module}: {result.stderr}"

@@ -363,7 +363,10 @@ class Mixer:
     SPEAKING_ON_DB = -40.0
     SPEAKING_OFF_DB = -50.0
     SPEAKING_HOLD_TICKS = 20  # 400 ms below OFF before the flag drops
-    MAX_CATCH_UP = 0.200  # beyond this, missed ticks are skipped instead of run back to back
+    # A clock that fell behind runs its missed ticks back to back, up to this far behind;
+    # beyond it (the host stalled us) they are skipped, counted in stats().skipped, and the
+    # capture times handed to on_mix jump by the skipped ticks.
+    MAX_CATCH_UP = 0.200
 
     def __init__(
         self,

@@ -190,6 +190,7 @@ function applySpaceState() {
   show('#reactions-panel', state === 'live');
   show('#scheduled-panel', state === 'scheduled');
   show('#ended-panel', state === 'ended');
+  show('#stage-panel', state !== 'ended');
   if (state === 'scheduled') {
     const time = $('#scheduled-time');
     time.textContent = formatWhen(space.scheduled_for);
