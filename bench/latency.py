@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -261,7 +262,8 @@ class TimedSpeaker(SpeakerClient):
                     self.packets.append((packet.timestamp, time.time()))
                     await original(packet, arrival_time_ms)
 
-                receiver._handle_rtp_packet = stamped
+                # aiortc's transport calls this per RTP packet: stamp, then hand on.
+                setattr(receiver, "_handle_rtp_packet", stamped)  # noqa: B010
         self._recorder = asyncio.get_running_loop().create_task(self._stamp(track))
 
     async def _stamp(self, track: MediaStreamTrack) -> None:
@@ -540,7 +542,10 @@ async def one_run(
             follower = LlhlsFollower(http, url, token)
             if with_ffmpeg:
                 reader = FfmpegReader.start(f"{url}?token={token}")
-            window = CpuWindow({"server": server.pid})
+            pids = {"server": server.pid, "client": os.getpid()}
+            if reader is not None:
+                pids["ffmpeg"] = reader.process.pid
+            window = CpuWindow(pids)
             window_start = time.time()
             task = asyncio.create_task(follower.run(stop))
             await asyncio.sleep(seconds)
