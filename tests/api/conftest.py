@@ -45,6 +45,8 @@ V1 = "/api/v1"
 # A fixed secret, so tests can mint and forge tokens the way an attacker or a clock would.
 SECRET = "test-secret-" + "0123456789abcdef" * 3
 
+SOCKETS_PER_USER = 5  # event sockets one user may hold on the shared server
+
 # Limits high enough that a test not about them never meets them.
 RELAXED_LIMITS: dict[str, object] = {
     "write_rate_ip": 100_000.0,
@@ -329,7 +331,8 @@ def _wait_healthy(server: Server) -> None:
 @pytest.fixture(scope="session")
 def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One embedded server for tests that need a real one but no special configuration."""
-    server = start_server(tmp_path_factory.mktemp("shared-server"))
+    env = {"MAJLIS_MAX_WS_PER_USER": str(SOCKETS_PER_USER)}
+    server = start_server(tmp_path_factory.mktemp("shared-server"), env)
     try:
         yield server
     finally:

@@ -60,10 +60,12 @@ def register_people(http: httpx.Client) -> People:
         ids.append(answer.json()["user"]["id"])
     anon = http.post("/auth/anonymous").json()["token"]
     return People(
-        ids[0], {"Authorization": f"Bearer {tokens[0]}"},
-        ids[1], {"Authorization": f"Bearer {tokens[1]}"},
-        anon,
-    )  # fmt: skip
+        host_id=ids[0],
+        host={"Authorization": f"Bearer {tokens[0]}"},
+        speaker_id=ids[1],
+        speaker={"Authorization": f"Bearer {tokens[1]}"},
+        anon=anon,
+    )
 
 
 def fresh_world(http: httpx.Client, people: People) -> dict[str, str]:

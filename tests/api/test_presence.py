@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
-from api.conftest import Account, Harness, assert_error
+from api.conftest import Account, Harness, assert_error, running_harness
 
 LISTENERS = 300
 
@@ -37,8 +38,13 @@ def within_one_percent(count: int, active: int) -> bool:
 
 
 @pytest.mark.timeout(60)
-async def test_listener_count_follows_heartbeats(harness: Harness) -> None:
-    h = harness
+async def test_listener_count_follows_heartbeats(tmp_path: Path) -> None:
+    config = {"presence_window": 60.0, "admission_burst": LISTENERS}
+    async with running_harness(tmp_path, **config) as h:
+        await count_follows_heartbeats(h)
+
+
+async def count_follows_heartbeats(h: Harness) -> None:
     host = await h.account("host")
     sid = (await h.create_space(host))["id"]
     crowd = [await h.anonymous() for _ in range(LISTENERS)]
@@ -99,7 +105,7 @@ async def test_a_heartbeat_needs_your_own_live_playback_token(harness: Harness) 
     assert_error(await h.call("POST", path, ann, json={"playback_token": tampered}), 401)
     assert_error(await h.call("POST", path, json={"playback_token": ann_token}), 401)
 
-    h.clock.advance(601)  # playback tokens last 600 s by default
+    h.clock.advance(h.services.config.playback_ttl + 1)  # past the token's expiry
     expired = await h.call("POST", path, ann, json={"playback_token": ann_token})
     assert_error(expired, 401, "token_expired")
     # Bob never got counted by any of this.

@@ -13,6 +13,7 @@ import pytest
 
 from api.conftest import (
     BACKENDS,
+    SOCKETS_PER_USER,
     V1,
     Account,
     EventStream,
@@ -227,9 +228,9 @@ async def test_sockets_per_user_are_bounded(shared_server: Server) -> None:
     async with httpx.AsyncClient(base_url=shared_server.base_url, timeout=10) as http:
         host = await register(http, "sockets_host")
         sid = (await post(http, "/spaces", host, {"title": "sockets"})).json()["id"]
-        streams = [await open_events(shared_server, sid, host) for _ in range(5)]
+        streams = [await open_events(shared_server, sid, host) for _ in range(SOCKETS_PER_USER)]
         code, reason = await refused_socket(shared_server, sid, host)
-        assert (code, reason) == (4429, "at most 5 event sockets per user")
+        assert (code, reason) == (4429, f"at most {SOCKETS_PER_USER} event sockets per user")
         await streams[0].close()
         await asyncio.sleep(0.2)
         streams[0] = await open_events(shared_server, sid, host)
