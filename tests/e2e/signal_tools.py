@@ -47,12 +47,17 @@ def tone_db(samples: Floats, frequency: float, band: float = 15.0) -> float:
 
 
 def tone_track(
-    samples: Floats, frequency: float, window: float = 0.02, hop: float = 0.005
+    samples: Floats,
+    frequency: float,
+    window: float = 0.02,
+    hop: float = 0.005,
+    band: float = 100.0,
 ) -> Floats:
-    """Level of `frequency` (dBFS, ±100 Hz) in windows starting every `hop` seconds."""
+    """Level of `frequency` (dBFS, ± `band` Hz) in windows starting every `hop` seconds.
+    Short windows need a wide band; a narrow band on long windows ignores clicks."""
     size, step = int(window * RATE), int(hop * RATE)
     starts = range(0, max(0, len(samples) - size), step)
-    return np.array([tone_db(samples[i : i + size], frequency, 100.0) for i in starts])
+    return np.array([tone_db(samples[i : i + size], frequency, band) for i in starts])
 
 
 def longest_gap(samples: Floats, threshold_db: float = -50.0, window: float = 0.005) -> float:

@@ -143,17 +143,19 @@ def test_two_speakers_three_listeners_mute_and_replay(tmp_path: Path) -> None:
     assert -0.05 < lead_in < 0.1, f"replay is {lead_in:+.3f} s off its playlist"
     hop = 0.005
     guest_level = tone_track(audio, GUEST_TONE, 0.02, hop)
-    host_level = tone_track(audio, HOST_TONE, 0.02, hop)
     loud = np.flatnonzero(guest_level > TONE_RMS_DB - 10)
     assert len(loud) > 0, "the guest's tone never reached the replay"
     last_guest = (loud[-1] + 1) * hop + 0.02  # end of the last window with the tone
     stopped_at = _wall_clock_of(last_guest, playlist, lead_in)
     delay = stopped_at - muted_at
     assert delay <= 0.100, f"the tone stopped {delay * 1000:.0f} ms after the mute"
-    after, end = int((last_guest + 0.1) / hop), len(guest_level) - int(0.3 / hop)
-    assert end - after > int(2.0 / hop), "too little recorded after the mute"
-    # (the last moments hold the click of the host's tone being cut off at the end)
-    assert np.all(guest_level[after:end] < TONE_RMS_DB - 30), "muted tone came back"
-    assert np.median(host_level[after:end]) > TONE_RMS_DB - 2, "host tone missing after mute"
+    # After the mute, judge tones in 100 ms windows with a narrow band: a concealment click
+    # of the host's stream (the machine is shared) is broadband and must not count as 660 Hz.
+    after_mute = audio[int((last_guest + 0.1) * RATE) : len(audio) - int(0.3 * RATE)]
+    assert len(after_mute) > 2.0 * RATE, "too little recorded after the mute"
+    guest_after = tone_track(after_mute, GUEST_TONE, 0.1, 0.05, band=15.0)
+    host_after = tone_track(after_mute, HOST_TONE, 0.1, 0.05, band=15.0)
+    assert np.all(guest_after < TONE_RMS_DB - 30), f"muted tone came back: {guest_after.max()}"
+    assert np.median(host_after) > TONE_RMS_DB - 2, "host tone missing after mute"
     start = loud[0]
     assert longest_gap(audio[int(start * hop * RATE) :]) <= 0.040
