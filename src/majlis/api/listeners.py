@@ -132,4 +132,5 @@ def _admitted(answer: Admitted) -> dict[str, object]:
         "playback_url": answer.playback_url,
         "expires_at": answer.expires_at,
         "role": answer.role,
+        "invited": answer.invited,
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from majlis.types import Participant, SpaceState, SpeakRequest, User, Visibility
 
@@ -54,7 +54,18 @@ class SpaceCreateBody(_Strict):
 
 
 class UserRefBody(_Strict):
-    user_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_:-]+$")
+    """Names a user by id or by username (exactly one)."""
+
+    user_id: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_:-]+$"
+    )
+    username: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> UserRefBody:
+        if (self.user_id is None) == (self.username is None):
+            raise ValueError("give exactly one of user_id and username")
+        return self
 
 
 class RemoveBody(_Strict):
@@ -177,6 +188,7 @@ class AdmittedBody(BaseModel):
     playback_url: str
     expires_at: float
     role: str
+    invited: bool = Field(description="a moderator has invited you to speak (heartbeats)")
 
 
 class QueuedBody(BaseModel):

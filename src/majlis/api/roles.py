@@ -159,7 +159,7 @@ class RoleRoutes:
     async def invite(self, request: Request) -> Response:
         caller, space_id = await self._caller(request)
         body = await parse_body(request, UserRefBody)
-        await self._roles.invite(caller, space_id, body.user_id)
+        await self._roles.invite(caller, space_id, body.user_id, body.username)
         return Response(status_code=204)
 
     async def accept(self, request: Request) -> Response:
@@ -201,7 +201,7 @@ class RoleRoutes:
     async def add_cohost(self, request: Request) -> Response:
         caller, space_id = await self._caller(request)
         body = await parse_body(request, UserRefBody)
-        p = await self._roles.add_cohost(caller, space_id, body.user_id)
+        p = await self._roles.add_cohost(caller, space_id, body.user_id, body.username)
         return json_response(ParticipantBody.of(p).model_dump())
 
     async def remove_cohost(self, request: Request) -> Response:

@@ -14,7 +14,7 @@ from majlis.clock import Clock
 from majlis.errors import BadRequest, Conflict, Forbidden, RateLimited, Unauthorized
 from majlis.services.auth import Caller
 from majlis.services.cache import TtlCache
-from majlis.services.roles import ban_key
+from majlis.services.roles import ban_key, invite_key
 from majlis.services.spaces import Spaces
 from majlis.services.tokens import TokenService
 from majlis.store.base import Store
@@ -43,6 +43,7 @@ class Admitted:
     playback_url: str
     expires_at: float
     role: str
+    invited: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +160,10 @@ class Listeners:
         ttl = self._policy.playback_ttl
         token = self._tokens.sign_compact("play", (space.id, member), ttl)
         url = f"{self._policy.public_url}/hls/{space.id}/index.m3u8"
-        return Admitted(token, url, now + ttl, role)
+        invited = not member.startswith("anon:") and bool(
+            await self._bus.get_value(invite_key(space.id, member))
+        )
+        return Admitted(token, url, now + ttl, role, invited)
 
     async def _build_state(self, space_id: str) -> dict[str, object]:
         space = await self._spaces.get(space_id)

@@ -10,13 +10,14 @@ from __future__ import annotations
 from majlis.bus.base import Bus
 from majlis.clock import Clock
 from majlis.errors import Conflict, Forbidden, NotFound
+from majlis.services.accounts import USERNAME
 from majlis.services.auth import Caller
 from majlis.services.events import Events
 from majlis.services.spaces import Spaces
 from majlis.store.base import Store
 from majlis.types import Invite, Participant, Role, Space, SpaceState, SpeakRequest
 
-__all__ = ["COHOST_LIMIT", "SPEAKER_LIMIT", "Roles", "ban_key"]
+__all__ = ["COHOST_LIMIT", "SPEAKER_LIMIT", "Roles", "ban_key", "invite_key"]
 
 COHOST_LIMIT = 2
 SPEAKER_LIMIT = 10
@@ -25,6 +26,15 @@ _RANK = {Role.HOST: 3, Role.COHOST: 2, Role.SPEAKER: 1, Role.LISTENER: 0}
 
 def ban_key(space_id: str, member: str) -> str:
     return f"ban:{space_id}:{member}"
+
+
+def invite_key(space_id: str, user_id: str) -> str:
+    """Mirrors a pending invitation on the bus: listeners learn of it from their heartbeat,
+    which must not read SQL."""
+    return f"invite:{space_id}:{user_id}"
+
+
+INVITE_TTL = 3600.0
 
 
 class Roles:
@@ -104,10 +114,11 @@ class Roles:
         await self._events.emit(space_id, "speak_request_declined", "moderators", user_id=user_id)
 
     # a moderator invites; the listener answers -------------------------------------------
-    async def invite(self, caller: Caller, space_id: str, user_id: str) -> None:
+    async def invite(
+        self, caller: Caller, space_id: str, user_id: str | None, username: str | None = None
+    ) -> None:
         actor = await self._moderator(caller, space_id, live=True)
-        if await self._store.get_user(user_id) is None:
-            raise NotFound("no such user", code="user_not_found")
+        user_id = await self._resolve(user_id, username)
         if await self._store.is_banned(space_id, user_id):
             raise Conflict("that user is banned from this space", code="banned")
         if await self.role_of(space_id, user_id) is not Role.LISTENER:
@@ -115,6 +126,7 @@ class Roles:
         invite = Invite(space_id, user_id, actor.user_id, self._clock.now())
         if not await self._store.add_invite(invite):
             raise Conflict("that user is already invited", code="already_invited")
+        await self._bus.set_value(invite_key(space_id, user_id), "1", INVITE_TTL)
         await self._events.emit(space_id, "invited", user_id, user_id=user_id, by=actor.user_id)
 
     async def accept_invite(self, caller: Caller, space_id: str) -> Participant:
@@ -126,6 +138,7 @@ class Roles:
     async def decline_invite(self, caller: Caller, space_id: str) -> None:
         user_id = caller.require_user()
         await self._spaces.get(space_id)
+        await self._bus.delete_value(invite_key(space_id, user_id))
         if not await self._store.remove_invite(space_id, user_id):
             raise NotFound("you have no invitation to speak here", code="no_invite")
         await self._events.emit(space_id, "invite_declined", "moderators", user_id=user_id)
@@ -180,17 +193,19 @@ class Roles:
             await self._store.remove_speak_request(space_id, user_id)
             await self._store.remove_invite(space_id, user_id)
         await self._bus.drop_presence(space_id, user_id)
+        await self._bus.delete_value(invite_key(space_id, user_id))
         self._spaces.forget(space_id)
         await self._events.media(space_id, "disconnect", user_id=user_id)
         await self._events.emit(space_id, "removed", "all", user_id=user_id, banned=ban)
 
     # co-hosts: the host's alone ----------------------------------------------------------
-    async def add_cohost(self, caller: Caller, space_id: str, user_id: str) -> Participant:
+    async def add_cohost(
+        self, caller: Caller, space_id: str, user_id: str | None, username: str | None = None
+    ) -> Participant:
         space = await self._host(caller, space_id)
+        user_id = await self._resolve(user_id, username)
         if user_id == space.host_id:
             raise Conflict("the host is already the host", code="is_host")
-        if await self._store.get_user(user_id) is None:
-            raise NotFound("no such user", code="user_not_found")
         if await self._store.is_banned(space_id, user_id):
             raise Conflict("that user is banned from this space", code="banned")
         return await self._promote(space_id, user_id, Role.COHOST)
@@ -202,11 +217,23 @@ class Roles:
         return await self._promote(space_id, user_id, Role.SPEAKER)
 
     # helpers -----------------------------------------------------------------------------
+    async def _resolve(self, user_id: str | None, username: str | None) -> str:
+        """A user named by id or by username; 404 if there is none."""
+        user = None
+        if user_id is not None:
+            user = await self._store.get_user(user_id)
+        elif username is not None and USERNAME.match(username):
+            user = await self._store.get_user_by_username(username)
+        if user is None:
+            raise NotFound("no such user", code="user_not_found")
+        return user.id
+
     async def _promote(self, space_id: str, user_id: str, role: Role) -> Participant:
         limit = COHOST_LIMIT if role is Role.COHOST else SPEAKER_LIMIT
         now = self._clock.now()
         if not await self._store.set_role(space_id, user_id, role, limit=limit, at=now):
             raise Conflict(f"this space already has {limit} {role}s", code=f"too_many_{role}s")
+        await self._bus.delete_value(invite_key(space_id, user_id))
         participant = await self._store.get_participant(space_id, user_id)
         if participant is None:
             raise Conflict("the participant left meanwhile", code="not_on_stage")

@@ -225,14 +225,14 @@ async function answerRequest(button, request, approve) {
 async function invite(event) {
   event.preventDefault();
   const input = $('#invite-user');
-  const userId = input.value.trim();
-  if (!userId) {
-    showError('Enter the listener’s user id.');
+  const username = input.value.trim();
+  if (!username) {
+    showError('Enter the listener’s username.');
     input.focus();
     return;
   }
   const done = await busy(event.submitter, async () => {
-    await speaking.invite(spaceId, userId);
+    await speaking.invite(spaceId, username);
     return true;
   });
   if (done) {
