@@ -102,7 +102,13 @@ class RateLimit:
         if scope["type"] != "http" or scope["method"] not in WRITE_METHODS:
             await self.app(scope, receive, send)
             return
-        wait = await self._check(scope)
+        try:
+            wait = await self._check(scope)
+        except Unauthorized as error:
+            # Refused here, before routing and body parsing: a flood of forged tokens costs
+            # a dictionary lookup (TokenService caches verdicts) and a canned answer.
+            await send_error(send, error)
+            return
         if wait > 0:
             ms = math.ceil(wait * 1000)
             await send_error(send, RateLimited("too many requests; slow down", ms))
@@ -129,24 +135,31 @@ class RateLimit:
         )
 
     def _subject(self, scope: Scope) -> str | None:
-        token = _token(scope)
+        """The token's subject. An invalid bearer token raises Unauthorized (every endpoint
+        would refuse it anyway); an invalid cookie is ignored here, since a browser may
+        log in again while holding an expired one."""
+        token, from_header = _token(scope)
         if token is None:
             return None
         try:
             claims = self.tokens.verify(token, (SESSION_AUDIENCE, ANON_AUDIENCE))
         except Unauthorized:
+            if from_header and not scope["path"].startswith("/api/v1/auth/"):
+                raise
             return None
         return claims.subject
 
 
-def _token(scope: Scope) -> str | None:
+def _token(scope: Scope) -> tuple[str | None, bool]:
+    """(token, whether it came from the Authorization header)."""
     headers: list[tuple[bytes, bytes]] = scope["headers"]
+    cookie_token = None
     for name, value in headers:
         if name == b"authorization" and value[:7].lower() == b"bearer ":
-            return value[7:].decode("latin-1").strip() or None
+            return value[7:].decode("latin-1").strip() or None, True
         if name == b"cookie":
             for part in value.decode("latin-1").split(";"):
                 key, _, val = part.strip().partition("=")
                 if key == "majlis_session" and val:
-                    return str(val)
-    return None
+                    cookie_token = str(val)
+    return cookie_token, False

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import TypeVar
 
 import jwt
 
@@ -25,6 +26,7 @@ SESSION_AUDIENCE = "majlis:session"
 ANON_AUDIENCE = "majlis:anon"
 _ALGORITHMS = ["HS256"]
 _VERIFIED_CACHE = 100_000
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,12 @@ class Claims:
     @property
     def anonymous(self) -> bool:
         return self.audience == ANON_AUDIENCE
+
+
+def _remember(cache: dict[str, V], key: str, value: V) -> None:
+    if len(cache) >= _VERIFIED_CACHE:
+        cache.clear()  # crude but bounded; live clients refill it at once
+    cache[key] = value
 
 
 def _b64(data: bytes) -> str:
@@ -55,6 +63,7 @@ class TokenService:
         self._compact_key = hmac.new(secret, b"majlis compact tokens", hashlib.sha256).digest()
         self._clock = clock
         self._verified: dict[str, Claims] = {}
+        self._refused: dict[str, str] = {}  # forged tokens repeated by a flood
 
     # JWT: sessions and anonymous ids ----------------------------------------------------
     def issue(self, subject: str, audience: str, ttl: float) -> tuple[str, Claims]:
@@ -74,10 +83,15 @@ class TokenService:
         # worker is enough (expiry and audience are still checked every time).
         claims = self._verified.get(token)
         if claims is None:
-            claims = self._decode(token, audiences)
-            if len(self._verified) >= _VERIFIED_CACHE:
-                self._verified.clear()
-            self._verified[token] = claims
+            refused = self._refused.get(token)
+            if refused is not None:
+                raise Unauthorized(refused, code="invalid_token")
+            try:
+                claims = self._decode(token, audiences)
+            except Unauthorized as exc:
+                _remember(self._refused, token, exc.reason)
+                raise
+            _remember(self._verified, token, claims)
         if claims.audience not in audiences:
             raise Unauthorized("invalid token: wrong audience", code="invalid_token")
         if claims.expires_at <= self._clock.now():
