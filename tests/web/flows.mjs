@@ -5,21 +5,28 @@
 // main    — sign up, create, studio, listen, counts, reactions, ask → approve → microphone
 //           (over WebRTC, no reload), mute, co-host, demote, end with confirmation, replay,
 //           search; screenshots of every page at desktop and phone size.
-// waiting — the waiting room: several listeners join a space admitting 0.5/s; one sees its
-//           position and moves on by itself.
-// audio   — (needs the media plane) a fake-microphone tone reaches a listener's hls.js player
-//           and the replay; the speakers' mix-minus carries the other speaker's tone.
+// waiting — the waiting room: several listeners join a space admitting 0.5/s while the host
+//           speaks (wav 1, 440 Hz); one sees its position, moves on by itself and plays the
+//           host's tone.
+// audio   — (needs the media plane) the host's tone (wav 1, 440 Hz) reaches a listener's
+//           hls.js player; an approved speaker (wav 2, 660 Hz) and the host hear each other in
+//           their mix-minus; a second listener hears both, then only 440 Hz once the host mutes
+//           the speaker (the delay is reported); the replay has 440 Hz, both, then 440 Hz.
 
 import {
   DESKTOP,
   PHONE,
   Report,
   StepFailed,
+  allAudible,
   apiCall,
   dbBelowPeak,
   dominantFrequency,
   isTone,
   launch,
+  levelsBelowPeak,
+  measureUntil,
+  toneRuns,
   screenshot,
   screenshotBoth,
   signUp,
@@ -350,14 +357,19 @@ async function main(report) {
 // waiting ----------------------------------------------------------------------------------
 
 async function waiting(report) {
+  // The host's fake microphone plays wavs[0] (440 Hz); the listeners need none.
+  const hostBrowser = await launch(wavs[0]);
   const browser = await launch();
   try {
-    const hostContext = await browser.newContext({ viewport: DESKTOP });
+    const hostContext = await hostBrowser.newContext({ viewport: DESKTOP });
     const host = report.watch(await hostContext.newPage(), 'host');
-    await report.step('host signs up and goes live', async () => {
+    await report.step('host signs up, goes live and speaks (440 Hz microphone)', async () => {
       await signUp(host, base, 'wait_host', 'Host');
       const created = await apiCall(host, 'POST', '/spaces', { title: 'غرفة الانتظار — Waiting room test' });
       report.notes.space = created.data.id;
+      await hostContext.grantPermissions(['microphone']);
+      await host.goto(`${base}/spaces/${created.data.id}/studio?raw=1`);
+      await host.waitForSelector('#mic[data-state="connected"]', { timeout: 20000 });
     });
     const url = `${base}/spaces/${report.notes.space}`;
     const pages = [];
@@ -395,17 +407,52 @@ async function waiting(report) {
       const hidden = await third.getAttribute('#waiting-room', 'hidden');
       if (hidden === null) throw new Error('waiting room still shown');
     });
+    await report.step('the listener admitted from the queue plays the host (440 Hz)', async () => {
+      await third.waitForSelector('#connection[data-state="live"]', { timeout: 30000 });
+      const heard = await measureUntil(third, '#player', (m) => isTone(m, 440), { windowMs: 1500, timeout: 15000 });
+      report.notes.queuedListenerTone = heard;
+      await screenshotBoth(third, shots, 'waiting-admitted');
+      return `${heard.measured.frequency.toFixed(0)} Hz at ${heard.measured.peakDb.toFixed(1)} dB; ${heard.windows} window(s)`;
+    });
   } finally {
     await browser.close();
+    await hostBrowser.close();
   }
 }
 
 // audio (media plane) ----------------------------------------------------------------------
 
+/** Seek the replay with its own seek control; resolve once it plays from `seconds`. */
+async function seekReplay(page, seconds) {
+  await page.fill('#seek', String(seconds));
+  const state = () =>
+    page.evaluate(() => {
+      const { currentTime, duration, seeking, paused, readyState } = document.querySelector('#player');
+      return { currentTime, duration, seeking, paused, readyState };
+    });
+  try {
+    await page.waitForFunction(
+      (target) => {
+        const audio = document.querySelector('#player');
+        return !audio.seeking && !audio.paused && audio.readyState >= 3 && Math.abs(audio.currentTime - target) < 1;
+      },
+      seconds,
+      { timeout: 10000 },
+    );
+  } catch (error) {
+    throw new Error(`seek to ${seconds} s did not play: ${JSON.stringify(await state())} (${error.message})`);
+  }
+  return (await state()).currentTime;
+}
+
 async function audio(report) {
   const [hostWav, speakerWav] = wavs;
   const hostBrowser = await launch(hostWav);
   const speakerBrowser = await launch(speakerWav);
+  // The second listener has no microphone at all: what it hears can only come from the space.
+  const audienceBrowser = await launch();
+  // Wall-clock moments (ms) to find again in the recording.
+  const clock = {};
   try {
     const host = report.watch(await (await hostBrowser.newContext({ viewport: DESKTOP })).newPage(), 'host');
     await signUp(host, base, 'tone_host', 'Tone host');
@@ -451,13 +498,24 @@ async function audio(report) {
       if (!isTone(measured, 440)) throw new Error(JSON.stringify(measured));
       return JSON.stringify(measured);
     });
+    // Tuned in before anyone is approved, so its player is already live when the second
+    // voice arrives (the default player: hls.js where Media Source Extensions exist).
+    const second = report.watch(await (await audienceBrowser.newContext({ viewport: DESKTOP })).newPage(), 'second-listener');
+    await report.step('a second listener (own browser, no microphone) tunes in', async () => {
+      await second.goto(`${base}/spaces/${spaceId}`);
+      await second.click('#listen-button');
+      await second.waitForSelector('#connection[data-state="live"]', { timeout: 30000 });
+      return text(second, '#connection');
+    });
     const listenerUser = await signUp(listener, base, 'tone_speaker', 'Tone speaker');
+    const card = `#speakers li[data-user-id="${listenerUser.id}"]`;
     await report.step('speaker is approved and hears the host in the mix-minus, not themself', async () => {
       await listener.goto(`${base}/spaces/${spaceId}?raw=1`);
       await listener.click('#ask-to-speak');
       await host.waitForSelector(`#requests li[data-user-id="${listenerUser.id}"] [data-action=approve]`, { timeout: 15000 });
       await host.click(`#requests li[data-user-id="${listenerUser.id}"] [data-action=approve]`);
       await listener.waitForSelector('#mic[data-state="connected"]', { timeout: 20000 });
+      clock.speakerOn = Date.now();
       const speakerHears = await dominantFrequency(listener, '#mic audio.mix', 2500);
       const hostHears = await dominantFrequency(host, '#mic audio.mix', 2500);
       report.notes.mixMinus = { speakerHears, hostHears };
@@ -468,19 +526,105 @@ async function audio(report) {
       if (dbBelowPeak(hostHears, 440) < 20) throw new Error(`host hears themself ${JSON.stringify(hostHears)}`);
       return `speaker: own tone ${dbBelowPeak(speakerHears, 660).toFixed(0)} dB down; host: ${dbBelowPeak(hostHears, 440).toFixed(0)} dB down`;
     });
-    await report.step('replay plays the recorded tone', async () => {
+    await report.step('second listener hears both the host (440 Hz) and the speaker (660 Hz)', async () => {
+      const heard = await measureUntil(second, '#player', (m) => allAudible(m, [440, 660], 10), {
+        windowMs: 1500,
+        timeout: 20000,
+      });
+      const levels = levelsBelowPeak(heard.measured, [440, 660]);
+      report.notes.secondListenerBoth = { ...heard, levels, sinceSpeakerConnectedMs: Date.now() - clock.speakerOn };
+      await second.waitForSelector(card, T);
+      await screenshotBoth(second, shots, 'listen-second');
+      return `dB below peak ${JSON.stringify(levels)}, peak ${heard.measured.frequency.toFixed(0)} Hz at ${heard.measured.peakDb.toFixed(1)} dB; ${heard.windows} window(s)`;
+    });
+    await report.step('host mutes the speaker; the 660 Hz tone stops for the second listener', async () => {
+      clock.mute = Date.now();
+      await host.click(`${card} [data-action=mute]`);
+      await host.waitForSelector(`${card}[data-muted="true"]`, T);
+      const quiet = (m) => isTone(m, 440) && dbBelowPeak(m, 660) >= 25;
+      // Alongside, the host's WebRTC mix-minus (the speaker alone, no player buffer) tells how
+      // much of the delay is the server's and how much the listener's player latency.
+      const sinceClick = (result) => ({ ...result, sinceClickMs: Date.now() - clock.mute });
+      const [gone, server] = await Promise.all([
+        measureUntil(second, '#player', quiet, { windowMs: 500, timeout: 10000 }).then(sinceClick),
+        measureUntil(host, '#mic audio.mix', (m) => m.frequency === null || m.at[660] < -50, { windowMs: 300, timeout: 10000 })
+          .then(sinceClick)
+          .catch((error) => ({ error: String(error) })),
+      ]);
+      const delay = gone.sinceClickMs;
+      // And it stays that way: 440 Hz alone over the next stretch too.
+      const after = await dominantFrequency(second, '#player', 1500);
+      const levels = levelsBelowPeak(after, [440, 660]);
+      report.notes.mute = { delayMs: delay, listenerWindows: gone.windows, hostMixQuietMs: server.sinceClickMs, hostMix: server, first: gone.measured, after, levels };
+      if (!quiet(after)) throw new Error(`660 Hz came back after the mute: ${JSON.stringify(after)}`);
+      await second.waitForSelector(`${card}[data-muted="true"]`, T);
+      await listener.waitForSelector('#mic[data-state="connected"]', T);
+      await screenshotBoth(host, shots, 'studio-muted');
+      await screenshotBoth(second, shots, 'listen-second-muted');
+      await screenshotBoth(listener, shots, 'listen-speaker-muted');
+      return `660 Hz ≥ 25 dB below the peak ${delay} ms after the click (${gone.windows} × 500 ms windows; the host's WebRTC mix-minus was quiet ${server.sinceClickMs ?? '?'} ms after it); then ${JSON.stringify(levels)} dB below peak`;
+    });
+    await report.step('replay: host alone, both voices, then the host alone after the mute', async () => {
+      clock.end = Date.now();
       await apiCall(host, 'POST', `/spaces/${spaceId}/end`);
+      const space = (await apiCall(host, 'GET', `/spaces/${spaceId}`)).data;
       await host.goto(`${base}/spaces/${spaceId}/replay`);
       await host.waitForSelector('#play-button:not([disabled])', { timeout: 20000 });
+      // Find the stretches in the file itself: recording time is not wall-clock time since
+      // the start (on a loaded machine the recording can run seconds short of it).
+      const classify = (db) => {
+        if (db[440] > -35 && db[660] > -35 && Math.abs(db[440] - db[660]) <= 10) return 'both';
+        if (db[440] > -35 && db[660] < db[440] - 25) return 'host';
+        return 'other';
+      };
+      const file = await toneRuns(host, `/hls/${spaceId}/replay.m4a`, [440, 660], classify);
+      const longest = (runs) => runs.reduce((best, run) => (!best || run.to - run.from > best.to - best.from ? run : best), null);
+      const bothRun = longest(file.runs.filter((r) => r.kind === 'both'));
+      const before = bothRun && longest(file.runs.filter((r) => r.kind === 'host' && r.to <= bothRun.from));
+      const after = bothRun && longest(file.runs.filter((r) => r.kind === 'host' && r.from >= bothRun.to));
+      const at = (ms) => Math.round((ms - space.started_at * 1000) / 100) / 10;
+      report.notes.replay = {
+        duration: file.duration,
+        spaceSeconds: space.ended_at - space.started_at,
+        wallClock: { speakerOn: at(clock.speakerOn), mute: at(clock.mute), end: at(clock.end) },
+        runs: file.runs,
+      };
+      const long = (run) => run && run.to - run.from >= 3;
+      if (!long(before) || !long(bothRun) || !long(after)) {
+        throw new Error(`the recording is not 440 Hz, then both, then 440 Hz: ${JSON.stringify(report.notes.replay)}`);
+      }
+      // Now play it: the player at the start, then seeked into each stretch with the seek
+      // control, measured by the analyser over 1.5 s from the middle of the stretch.
       await host.click('#play-button');
-      await host.waitForTimeout(500);
-      const measured = await dominantFrequency(host, '#player', 2000);
-      report.notes.replayTone = measured;
-      if (!isTone(measured, 440)) throw new Error(JSON.stringify(measured));
+      await host.waitForFunction(() => document.querySelector('#player').currentTime > 0.3, null, T);
+      const start = await dominantFrequency(host, '#player', 1500);
+      const middle = (run) => Math.round((run.from + run.to) / 2 - 0.75);
+      const bothAt = await seekReplay(host, middle(bothRun));
+      const bothHeard = await dominantFrequency(host, '#player', 1500);
+      const aloneAt = await seekReplay(host, middle(after));
+      const aloneHeard = await dominantFrequency(host, '#player', 1500);
+      Object.assign(report.notes.replay, {
+        start: { levels: levelsBelowPeak(start, [440, 660]), measured: start },
+        both: { at: bothAt, levels: levelsBelowPeak(bothHeard, [440, 660]), measured: bothHeard },
+        alone: { at: aloneAt, levels: levelsBelowPeak(aloneHeard, [440, 660]), measured: aloneHeard },
+      });
+      const problems = [];
+      if (!(isTone(start, 440) && dbBelowPeak(start, 660) >= 25)) problems.push('the start is not 440 Hz alone');
+      if (!allAudible(bothHeard, [440, 660], 10)) problems.push(`not both tones at ${bothAt} s`);
+      if (!(isTone(aloneHeard, 440) && dbBelowPeak(aloneHeard, 660) >= 25)) problems.push(`not 440 Hz alone at ${aloneAt} s`);
+      if (problems.length) throw new Error(`${problems.join('; ')}: ${JSON.stringify(report.notes.replay)}`);
+      const span = (run) => `${run.from.toFixed(1)}–${run.to.toFixed(1)} s${run.blips ? ` (${run.blips} blip${run.blips > 1 ? 's' : ''})` : ''}`;
+      return (
+        `file ${file.duration.toFixed(1)} s (space ${report.notes.replay.spaceSeconds.toFixed(1)} s): 440 Hz ${span(before)}, ` +
+        `both ${span(bothRun)} (wall clock ${at(clock.speakerOn)}–${at(clock.mute)} s), 440 Hz ${span(after)}; ` +
+        `played at ${bothAt.toFixed(1)} s ${JSON.stringify(report.notes.replay.both.levels)}, ` +
+        `at ${aloneAt.toFixed(1)} s ${JSON.stringify(report.notes.replay.alone.levels)} dB below peak`
+      );
     });
   } finally {
     await hostBrowser.close();
     await speakerBrowser.close();
+    await audienceBrowser.close();
   }
 }
 

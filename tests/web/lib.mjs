@@ -214,3 +214,92 @@ export function dbBelowPeak(measured, hz) {
 export function isTone(measured, expectedHz) {
   return measured.frequency !== null && Math.abs(measured.frequency - expectedHz) <= 2 * measured.binHz + 1;
 }
+
+/** How far (dB) each of `freqs` sits below the strongest tone: {hz: dB, ...}, rounded. */
+export function levelsBelowPeak(measured, freqs = Object.keys(measured.at).map(Number)) {
+  return Object.fromEntries(freqs.map((hz) => [hz, Math.round(dbBelowPeak(measured, hz) * 10) / 10]));
+}
+
+/** True when every tone of `freqs` is within `withinDb` of the strongest one. */
+export function allAudible(measured, freqs, withinDb = 10) {
+  return measured.frequency !== null && freqs.every((hz) => dbBelowPeak(measured, hz) <= withinDb);
+}
+
+/**
+ * Measure windows of `windowMs` one after another until `accept(measured)` holds or
+ * `timeout` ms pass. Returns {measured, ms (from the call to the end of the accepted
+ * window), windows}; throws with the last measurement on timeout.
+ */
+export async function measureUntil(page, selector, accept, { windowMs = 1000, timeout = 20000, probes } = {}) {
+  const started = Date.now();
+  let measured = null;
+  let windows = 0;
+  while (Date.now() - started < timeout) {
+    measured = await dominantFrequency(page, selector, windowMs, probes);
+    windows += 1;
+    if (accept(measured)) return { measured, ms: Date.now() - started, windows };
+  }
+  throw new Error(`no measurement met the condition within ${timeout} ms (${windows} windows); last: ${JSON.stringify(measured)}`);
+}
+
+/**
+ * Where each tone is in a recording: the page fetches `url`, decodes it (decodeAudioData)
+ * and measures `freqs` with a Hann-windowed Goertzel filter over blocks of `blockSeconds`.
+ * Each block is classified by `classify({hz: dBFS})` and consecutive blocks of one kind are
+ * merged, bridging blips of another kind up to `bridge` seconds long (counted as `blips`):
+ * returns {duration, runs: [{kind, from, to, blips}]} (seconds).
+ */
+export async function toneRuns(page, url, freqs, classify, { blockSeconds = 0.25, bridge = 0.5 } = {}) {
+  const { duration, blocks } = await page.evaluate(
+    async ({ url, freqs, blockSeconds }) => {
+      const response = await fetch(url);
+      if (!response.ok) throw new Error(`${url}: ${response.status}`);
+      const context = new OfflineAudioContext(1, 1, 48000);
+      const decoded = await context.decodeAudioData(await response.arrayBuffer());
+      const samples = decoded.getChannelData(0);
+      const rate = decoded.sampleRate;
+      const n = Math.round(blockSeconds * rate);
+      const window = Float32Array.from({ length: n }, (_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / (n - 1)));
+      const gain = window.reduce((a, b) => a + b, 0) / 2;
+      const blocks = [];
+      for (let start = 0; start + n <= samples.length; start += n) {
+        const levels = {};
+        for (const hz of freqs) {
+          const coefficient = 2 * Math.cos((2 * Math.PI * hz) / rate);
+          let s1 = 0;
+          let s2 = 0;
+          for (let i = 0; i < n; i += 1) {
+            const s0 = samples[start + i] * window[i] + coefficient * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+          }
+          const power = s1 * s1 + s2 * s2 - coefficient * s1 * s2;
+          levels[hz] = 20 * Math.log10(Math.max(1e-9, Math.sqrt(Math.max(0, power)) / gain));
+        }
+        blocks.push(levels);
+      }
+      return { duration: decoded.duration, blocks };
+    },
+    { url, freqs, blockSeconds },
+  );
+  const raw = [];
+  blocks.forEach((levels, i) => {
+    const kind = classify(levels);
+    const last = raw.at(-1);
+    if (last && last.kind === kind) last.to = (i + 1) * blockSeconds;
+    else raw.push({ kind, from: i * blockSeconds, to: (i + 1) * blockSeconds, blips: 0 });
+  });
+  const runs = [];
+  raw.forEach((run, i) => {
+    const last = runs.at(-1);
+    if (last && last.kind === run.kind) {
+      last.to = run.to;
+    } else if (last && run.to - run.from <= bridge && raw[i + 1]?.kind === last.kind) {
+      last.to = run.to; // a blip between two runs of one kind
+      last.blips += 1;
+    } else {
+      runs.push({ ...run });
+    }
+  });
+  return { duration, runs };
+}

@@ -46,23 +46,41 @@ def test_host_and_listener_flow(
 
 
 def test_waiting_room_moves_on_by_itself(
-    browser_tools: str, start_server: Callable[..., Server]
+    browser_tools: str, start_server: Callable[..., Server], tones: dict[int, Path]
 ) -> None:
+    """The host speaks a 440 Hz tone; a listener queued in the waiting room is admitted by
+    itself and its player plays that tone."""
     server = start_server(MAJLIS_ADMISSION_RATE="0.5", MAJLIS_ADMISSION_BURST="1")
-    report = run_scenario(browser_tools, "waiting", server.url)
-    assert report["ok"], explain(report)
-    assert checked(report)["queued listeners move on by themselves when admitted"]
+    report = run_scenario(browser_tools, "waiting", server.url, tones[440])
+    assert report["ok"], f"{explain(report)}\n{report.get('notes')}"
+    names = checked(report)
+    for expected in (
+        "a later listener sees the waiting room with position and wait",
+        "queued listeners move on by themselves when admitted",
+        "the listener admitted from the queue plays the host (440 Hz)",
+    ):
+        assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"
 
 
 def test_audio_reaches_listeners_speakers_and_replay(
     browser_tools: str, start_server: Callable[..., Server], tones: dict[int, Path]
 ) -> None:
     """A 440 Hz fake microphone at the host, 660 Hz at a speaker: the listener's hls.js
-    player, the speaker's and host's mix-minus and the replay each carry the right tone."""
+    player, the speaker's and host's mix-minus, a second listener (both tones, then 440 Hz
+    alone once the host mutes the speaker) and the replay each carry the right tones."""
     server = start_server()
-    report = run_scenario(browser_tools, "audio", server.url, tones[440], tones[660])
+    report = run_scenario(browser_tools, "audio", server.url, tones[440], tones[660], timeout=150)
     notes = report.get("notes", {})
     assert isinstance(notes, dict)
     if notes.get("skip"):
         pytest.xfail(str(notes["skip"]))
     assert report["ok"], f"{explain(report)}\n{notes}"
+    names = checked(report)
+    for expected in (
+        "listener hears the host tone through hls.js",
+        "speaker is approved and hears the host in the mix-minus, not themself",
+        "second listener hears both the host (440 Hz) and the speaker (660 Hz)",
+        "host mutes the speaker; the 660 Hz tone stops for the second listener",
+        "replay: host alone, both voices, then the host alone after the mute",
+    ):
+        assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"

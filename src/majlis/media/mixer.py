@@ -506,6 +506,7 @@ class Mixer:
             now = self._monotonic()
             if now - deadline > self.MAX_CATCH_UP:
                 missed = int((now - deadline) // FRAME_SECONDS)
+                self._fill_skipped(tick, missed, wall_origin + (deadline - origin))
                 self._skipped += missed
                 tick += missed
                 deadline = origin + tick * FRAME_SECONDS
@@ -514,6 +515,20 @@ class Mixer:
             self._cost.add(time.perf_counter() - started)
             self._late.add(max(0.0, now - deadline))
             tick += 1
+
+    def _fill_skipped(self, tick: int, missed: int, wall: float) -> None:
+        """The recording and the listeners' timeline must not lose time when the machine
+        stalls the clock: skipped ticks reach the sink as silence (cheap, no mixing)."""
+        if self.on_mix is None:
+            return
+        silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        for i in range(missed):
+            try:
+                self.on_mix(silence, wall + i * FRAME_SECONDS)
+            except Exception:
+                self._sink_errors += 1
+                log.exception("mix sink failed on a skipped tick")
+                return
 
     def tick(self, tick: int, now: float, wall: float) -> None:
         """Produce one 20 ms frame of every output. Public so it can be driven by hand."""

@@ -125,7 +125,6 @@ export class Player extends EventTarget {
     const hls = new Hls({
       lowLatencyMode: this.live,
       backBufferLength: this.live ? 30 : Infinity,
-      liveSyncDurationCount: 2,
       enableWorker: true,
       xhrSetup: (xhr, requestUrl) => {
         // Keep the newest playback token on playlist requests; leave media URLs alone.
