@@ -1,5 +1,6 @@
 """Rule checks for our LL-HLS media playlists (RFC 8216bis), plus a cross-check with the
-`m3u8` package, a parser we did not write."""
+`m3u8` package, a parser we did not write, and merge_delta: the client side of Playlist
+Delta Updates, done the way a player does it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,15 @@ import m3u8
 
 PDT_FORMAT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 SEGMENT_URI = re.compile(r"s(\d+)\.m4s")
+# Tags that apply to the next media segment (or part); all others belong to the header.
+SEGMENT_TAGS = frozenset({"EXTINF", "EXT-X-PROGRAM-DATE-TIME", "EXT-X-DISCONTINUITY", "EXT-X-PART"})
+# Section 8: EXT-X-MAP needs 6, EXT-X-SKIP 9; 6.2.1: a server SHOULD NOT claim more.
+FULL_VERSION = 6
+DELTA_VERSION = 9
+# 4.4.3.8: CAN-SKIP-UNTIL is at least six target durations.
+SKIP_BOUNDARY_TARGET_DURATIONS = 6
+# EXTINF prints five decimals, so a sum of a few segments is this close to the real one.
+ROUNDING = 1e-4
 
 
 @dataclass
@@ -40,6 +50,8 @@ class Playlist:
     segments: list[Segment]
     hints: list[str]
     ended: bool
+    # SKIPPED-SEGMENTS of the EXT-X-SKIP tag of a delta update; None in a full playlist.
+    skipped: int | None = None
 
     @property
     def complete(self) -> list[Segment]:
@@ -53,7 +65,9 @@ class Playlist:
         return int(self.tags.get("EXT-X-MEDIA-SEQUENCE", "0"))
 
     def msns(self) -> list[int]:
-        return [self.media_sequence + index for index, _ in enumerate(self.complete)]
+        """The msn of each listed complete segment: skipped ones keep their numbers."""
+        first = self.media_sequence + (self.skipped or 0)
+        return [first + index for index, _ in enumerate(self.complete)]
 
     def attribute(self, tag: str, name: str) -> str | None:
         for item in _split_attributes(self.tags.get(tag, "")):
@@ -67,39 +81,59 @@ def parse(text: str) -> Playlist:
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines or lines[0] != "#EXTM3U":
         raise AssertionError("a playlist starts with #EXTM3U")
-    tags: dict[str, str] = {}
-    segments: list[Segment] = []
-    hints: list[str] = []
-    ended = False
+    playlist = Playlist({}, [], [], ended=False)
     current = Segment(None, None, None, False)
+    in_body = False  # past the header: a segment line, a segment tag or EXT-X-SKIP was seen
     for line in lines[1:]:
         name, _, value = line[1:].partition(":") if line.startswith("#") else ("", "", "")
         if not line.startswith("#"):
             current.uri = line
-            segments.append(current)
+            playlist.segments.append(current)
             current = Segment(None, None, None, False)
-        elif name == "EXTINF":
-            current.duration = float(value.split(",")[0])
-        elif name == "EXT-X-PROGRAM-DATE-TIME":
-            current.pdt = value
-        elif name == "EXT-X-DISCONTINUITY":
-            current.discontinuity = True
-        elif name == "EXT-X-PART":
-            attributes = dict(item.partition("=")[::2] for item in _split_attributes(value))
-            if attributes.get("INDEPENDENT") != "YES":
-                raise AssertionError(f"AAC parts are independent: {line}")
-            current.parts.append(Part(attributes["URI"].strip('"'), float(attributes["DURATION"])))
+        elif name in SEGMENT_TAGS:
+            _apply_segment_tag(current, name, value, line)
+        elif name == "EXT-X-SKIP":
+            if playlist.skipped is not None or in_body:
+                raise AssertionError("EXT-X-SKIP appears once, before every media segment")
+            playlist.skipped = int(_attributes(value)["SKIPPED-SEGMENTS"])
         elif name == "EXT-X-PRELOAD-HINT":
-            hints.append(value)
+            playlist.hints.append(value)
         elif name == "EXT-X-ENDLIST":
-            ended = True
+            playlist.ended = True
         else:
-            if name in tags:
-                raise AssertionError(f"{name} appears twice")
-            tags[name] = value
+            _add_header_tag(playlist.tags, name, value, in_body=in_body)
+        in_body = in_body or not line.startswith("#") or name in SEGMENT_TAGS | {"EXT-X-SKIP"}
     if current.parts or current.pdt is not None:
-        segments.append(current)
-    return Playlist(tags, segments, hints, ended)
+        playlist.segments.append(current)
+    return playlist
+
+
+def _apply_segment_tag(segment: Segment, name: str, value: str, line: str) -> None:
+    if name == "EXTINF":
+        segment.duration = float(value.split(",")[0])
+    elif name == "EXT-X-PROGRAM-DATE-TIME":
+        segment.pdt = value
+    elif name == "EXT-X-DISCONTINUITY":
+        segment.discontinuity = True
+    else:
+        attributes = _attributes(value)
+        if attributes.get("INDEPENDENT") != "YES":
+            raise AssertionError(f"AAC parts are independent: {line}")
+        segment.parts.append(Part(attributes["URI"].strip('"'), float(attributes["DURATION"])))
+
+
+def _add_header_tag(tags: dict[str, str], name: str, value: str, *, in_body: bool) -> None:
+    if name in tags:
+        raise AssertionError(f"{name} appears twice")
+    # Our header tags all come first, so EXT-X-MAP applies to every listed segment and
+    # stays above an EXT-X-SKIP (which replaces only the skipped segments' own tags).
+    if in_body:
+        raise AssertionError(f"{name} after the first media segment or EXT-X-SKIP")
+    tags[name] = value
+
+
+def _attributes(value: str) -> dict[str, str]:
+    return dict(item.partition("=")[::2] for item in _split_attributes(value))
 
 
 def _split_attributes(value: str) -> list[str]:
@@ -115,13 +149,19 @@ def check(text: str, *, ended: bool) -> Playlist:
         _check_ended(playlist)
     else:
         _check_live(playlist)
+    if playlist.skipped is not None:
+        _check_delta(playlist)
     _cross_check_with_m3u8(text, playlist)
     return playlist
 
 
 def _check_header(playlist: Playlist) -> None:
     tags = playlist.tags
-    assert int(tags["EXT-X-VERSION"]) >= 6, "EXT-X-MAP needs version 6"
+    needed = FULL_VERSION if playlist.skipped is None else DELTA_VERSION
+    assert int(tags["EXT-X-VERSION"]) == needed, (
+        f"EXT-X-VERSION {tags['EXT-X-VERSION']}: the tags need {needed}, and no more "
+        "SHOULD be claimed (EXT-X-MAP needs 6, EXT-X-SKIP 9)"
+    )
     assert tags["EXT-X-PLAYLIST-TYPE"] == "EVENT"
     assert tags["EXT-X-MAP"] == 'URI="init.mp4"'
     assert int(tags["EXT-X-TARGETDURATION"]) >= 1
@@ -143,7 +183,8 @@ def _check_segments(playlist: Playlist) -> None:
             else:
                 assert abs(segment.pdt_seconds - expected) <= 0.002, "PDT and EXTINF disagree"
         previous = segment
-    assert not playlist.segments or not playlist.segments[0].discontinuity
+    if playlist.skipped is None:  # a delta may list the first segment of a new life first
+        assert not playlist.segments or not playlist.segments[0].discontinuity
 
 
 def _check_live(playlist: Playlist) -> None:
@@ -152,8 +193,12 @@ def _check_live(playlist: Playlist) -> None:
     part_target = float(playlist.attribute("EXT-X-PART-INF", "PART-TARGET") or "nan")
     part_hold_back = float(playlist.attribute("EXT-X-SERVER-CONTROL", "PART-HOLD-BACK") or "0")
     hold_back = float(playlist.attribute("EXT-X-SERVER-CONTROL", "HOLD-BACK") or "0")
+    can_skip_until = float(playlist.attribute("EXT-X-SERVER-CONTROL", "CAN-SKIP-UNTIL") or "0")
     assert part_hold_back >= 2 * part_target, "PART-HOLD-BACK below twice the part target"
     assert hold_back >= 3 * target, "HOLD-BACK below three target durations"
+    assert can_skip_until >= SKIP_BOUNDARY_TARGET_DURATIONS * target, (
+        "CAN-SKIP-UNTIL missing or below six target durations"
+    )
     assert len(playlist.hints) <= 1, "at most one preload hint per type"
     listed = set()
     for segment in playlist.segments:
@@ -184,8 +229,25 @@ def _check_part_window(playlist: Playlist, target: int) -> None:
         distance += segment.duration or 0.0
 
 
+def _check_delta(playlist: Playlist) -> None:
+    """EXT-X-SKIP (4.4.5.2, 6.2.5.1) replaced exactly the segments that end more than
+    CAN-SKIP-UNTIL before the end of the last complete segment. That its count agrees with
+    EXT-X-MEDIA-SEQUENCE and the listed URIs is checked with msns() in _check_segments."""
+    can_skip_until = float(playlist.attribute("EXT-X-SERVER-CONTROL", "CAN-SKIP-UNTIL") or "0")
+    assert playlist.skipped, "an EXT-X-SKIP that skips nothing: send the full playlist"
+    complete = playlist.complete
+    assert complete, "a delta lists the segments within the skip boundary"
+    listed = sum(segment.duration or 0.0 for segment in complete)
+    # The last skipped segment ends where the first listed one starts.
+    assert listed > can_skip_until - ROUNDING, "skipped a segment within CAN-SKIP-UNTIL"
+    first_ends_at = listed - (complete[0].duration or 0.0)
+    assert first_ends_at <= can_skip_until + ROUNDING, "listed a segment it could skip"
+    assert playlist.segments[0].pdt is not None, "EXT-X-PROGRAM-DATE-TIME lost after the skip"
+
+
 def _check_ended(playlist: Playlist) -> None:
     assert playlist.ended, "no EXT-X-ENDLIST"
+    assert playlist.skipped is None, "_HLS_skip is ignored once ended"
     assert not playlist.hints, "a preload hint in an ended playlist"
     assert all(not segment.parts for segment in playlist.segments), "parts after the end"
     assert all(segment.uri is not None for segment in playlist.segments)
@@ -199,6 +261,10 @@ def _cross_check_with_m3u8(text: str, playlist: Playlist) -> None:
     assert parsed.playlist_type == "event"
     assert parsed.is_endlist == playlist.ended
     assert parsed.media_sequence == playlist.media_sequence
+    if playlist.skipped is None:
+        assert not parsed.skip
+    else:
+        assert parsed.skip.skipped_segments == playlist.skipped
     complete = [segment for segment in parsed.segments if segment.uri is not None]
     assert [segment.uri for segment in complete] == [s.uri for s in playlist.complete]
     for theirs, ours in zip(complete, playlist.complete, strict=True):
@@ -214,3 +280,44 @@ def _cross_check_with_m3u8(text: str, playlist: Playlist) -> None:
             playlist.attribute("EXT-X-PART-INF", "PART-TARGET") or "nan"
         )
         assert parsed.preload_hint is not None and parsed.preload_hint.hint_type == "PART"
+        assert parsed.server_control.can_skip_until == float(
+            playlist.attribute("EXT-X-SERVER-CONTROL", "CAN-SKIP-UNTIL") or "nan"
+        )
+
+
+def merge_delta(copy: str, delta: str) -> str:
+    """A delta update merged into an earlier full copy, as a player does (RFC 8216bis
+    6.3.7): the skipped segments come from the copy with their tags, but without EXT-X-PART
+    lines (parts are listed only near the live edge, which skipped segments left long ago),
+    and the version is the copy's, since the result holds no EXT-X-SKIP. A playlist without
+    EXT-X-SKIP is already whole. Raises AssertionError when the copy lacks a skipped
+    segment: a client must then reload without _HLS_skip."""
+    update = parse(delta)
+    if update.skipped is None:
+        return delta
+    earlier = parse(copy)
+    assert earlier.skipped is None, "a delta merges into a full copy"
+    blocks = _segment_blocks(copy, earlier.media_sequence)
+    skipped = range(update.media_sequence, update.media_sequence + update.skipped)
+    missing = [msn for msn in skipped if msn not in blocks]
+    assert not missing, f"the copy lacks skipped segments {missing}: reload in full"
+    lines = delta.splitlines(keepends=True)
+    at = next(index for index, line in enumerate(lines) if line.startswith("#EXT-X-SKIP:"))
+    version = f"#EXT-X-VERSION:{earlier.tags['EXT-X-VERSION']}\n"
+    header = [version if line.startswith("#EXT-X-VERSION:") else line for line in lines[:at]]
+    return "".join(header + [blocks[msn] for msn in skipped] + lines[at + 1 :])
+
+
+def _segment_blocks(text: str, media_sequence: int) -> dict[int, str]:
+    """The lines of each complete segment of a full playlist, by msn, without its parts."""
+    blocks: dict[int, str] = {}
+    pending: list[str] = []
+    for line in text.splitlines(keepends=True):
+        if not line.strip():
+            continue
+        if not line.startswith("#"):
+            blocks[media_sequence + len(blocks)] = "".join([*pending, line])
+            pending = []
+        elif line[1:].partition(":")[0].strip() in SEGMENT_TAGS - {"EXT-X-PART"}:
+            pending.append(line)
+    return blocks

@@ -41,6 +41,7 @@ def push(packager: HlsPackager, seconds: float, start: float) -> None:
 @dataclass
 class Spaces:
     live: HlsPackager
+    long: HlsPackager
     root: Path
 
 
@@ -60,14 +61,18 @@ def spaces(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Spaces]:
     crashed.close()
     live = HlsPackager(tmp_path / "live", space_started_at=T0)
     push(live, 5.0, T0)  # segments 0 and 1 complete, parts of segment 2
-    yield Spaces(live, root)
+    long = HlsPackager(tmp_path / "long", space_started_at=T0)
+    push(long, 30.0, T0)  # 14 segments: the oldest ones are past the 12 s skip boundary
+    yield Spaces(live, long, root)
     live.end()
+    long.end()
 
 
 @pytest.fixture
 async def client(spaces: Spaces) -> AsyncIterator[httpx.AsyncClient]:
     registry = SpaceRegistry(spaces.root)
     registry.register("live", spaces.live.directory, spaces.live.feed)
+    registry.register("long", spaces.long.directory, spaces.long.feed)
     app = create_origin(registry, blocking_timeout=0.3)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://origin") as http:
@@ -116,15 +121,24 @@ async def test_unknown_things_are_404_with_a_reason(client: httpx.AsyncClient, p
         "_HLS_msn=2&_HLS_part=x",
         "_HLS_msn=5",  # more than two segments past the last one (2)
         "_HLS_msn=3&_HLS_part=9",  # past the Advance Part Limit
+        "_HLS_skip=NO",
+        "_HLS_skip=yes",  # enumerated strings are case-sensitive
+        "_HLS_skip=",
+        "_HLS_skip=1",
+        "_HLS_skip=YES&_HLS_skip=YES",
+        "_HLS_skip=v2",  # date ranges: CAN-SKIP-DATERANGES is not advertised
+        "_HLS_part=1&_HLS_skip=YES",
+        "_HLS_msn=5&_HLS_skip=YES",
     ],
 )
 async def test_bad_directives_are_400(client: httpx.AsyncClient, query: str) -> None:
     expect_error(await client.get(f"/live/index.m3u8?{query}"), 400)
 
 
-async def test_blocking_reload_times_out_with_503(client: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("skip", ["", "&_HLS_skip=YES"])
+async def test_blocking_reload_times_out_with_503(client: httpx.AsyncClient, skip: str) -> None:
     began = time.monotonic()
-    response = await client.get("/live/index.m3u8?_HLS_msn=3")
+    response = await client.get(f"/live/index.m3u8?_HLS_msn=3{skip}")
     assert 0.3 <= time.monotonic() - began < 1.0
     expect_error(response, 503)
     assert response.headers["retry-after"] == "1"
@@ -155,6 +169,61 @@ async def test_live_space_headers(client: httpx.AsyncClient, spaces: Spaces) -> 
     assert head.status_code == 200 and head.headers["content-length"]
 
     expect_error(await client.get("/live/replay.m4a"), 404)  # not until the space ends
+
+
+async def test_delta_updates(client: httpx.AsyncClient, spaces: Spaces) -> None:
+    snapshot = spaces.long.feed.snapshot()
+    assert snapshot.delta is not None
+    full = snapshot.playlist.decode()
+
+    delta = await client.get("/long/index.m3u8?_HLS_skip=YES")
+    assert delta.status_code == 200
+    assert delta.headers["content-type"] == PLAYLIST_TYPE
+    assert delta.headers["cache-control"] == "public, max-age=1"  # like the plain playlist
+    assert delta.content == snapshot.delta
+    skipped = hls_rules.check(delta.text, ended=False).skipped
+    assert skipped is not None and skipped >= 7
+    assert len(delta.content) < len(snapshot.playlist)
+    assert hls_rules.merge_delta(full, delta.text) == full
+
+    # with blocking reload, for a part or a whole segment: cached like any blocking answer
+    for query in (f"_HLS_msn={snapshot.msn}&_HLS_part={snapshot.part}", "_HLS_msn=3"):
+        blocking = await client.get(f"/long/index.m3u8?{query}&_HLS_skip=YES")
+        assert blocking.status_code == 200, query
+        assert blocking.headers["cache-control"] == "public, max-age=12"
+        assert blocking.content == snapshot.delta
+
+
+async def test_skip_is_ignored_where_the_full_playlist_is_the_answer(
+    client: httpx.AsyncClient, spaces: Spaces
+) -> None:
+    # live, but nothing is old enough to skip yet
+    short = await client.get("/live/index.m3u8?_HLS_skip=YES")
+    assert short.content == spaces.live.feed.snapshot().playlist
+    assert short.headers["cache-control"] == "public, max-age=1"
+    # ended, or served from disk without CAN-SKIP-UNTIL (RFC 8216bis 6.2.5.1)
+    for path in ("/done/index.m3u8", "/orphan/index.m3u8"):
+        plain = await client.get(path)
+        for skip in ("YES", "v2"):
+            response = await client.get(f"{path}?_HLS_skip={skip}")
+            assert response.status_code == 200, (path, skip)
+            assert response.content == plain.content
+            assert response.headers["cache-control"] == plain.headers["cache-control"]
+        expect_error(await client.get(f"{path}?_HLS_skip=maybe"), 400)
+
+
+async def test_an_ended_feed_answers_skip_in_full() -> None:
+    ended = b"#EXTM3U\n#EXT-X-ENDLIST\n"
+    feed = PlaylistFeed(_snapshot(playlist=ended, delta=b"#EXTM3U\n", ended=True))
+    registry = SpaceRegistry()
+    registry.register("space", Path("/nonexistent"), feed)
+    transport = httpx.ASGITransport(app=create_origin(registry))
+    async with httpx.AsyncClient(transport=transport, base_url="http://origin") as http:
+        for query in ("_HLS_skip=YES", "_HLS_skip=v2", "_HLS_msn=9&_HLS_part=2&_HLS_skip=YES"):
+            response = await http.get(f"/space/index.m3u8?{query}")
+            assert response.status_code == 200, query
+            assert response.content == ended
+            assert response.headers["cache-control"] == "public, max-age=86400"
 
 
 async def test_ended_space_from_disk(client: httpx.AsyncClient, spaces: Spaces) -> None:
@@ -266,15 +335,16 @@ class ServerThread:
 class RealTimePusher(threading.Thread):
     """The mixer's role: a 1 kHz tone, one 20 ms frame per 20 ms of wall clock."""
 
-    def __init__(self, packager: HlsPackager) -> None:
+    def __init__(self, packager: HlsPackager, *, wall: float | None = None) -> None:
         super().__init__(daemon=True)
         self.packager = packager
+        self.wall = wall  # capture time of the first frame; default: when run() starts
         self.stop = threading.Event()
 
     def run(self) -> None:
         samples = tone(1000, 60.0)
         start = time.monotonic()
-        wall = time.time()
+        wall = time.time() if self.wall is None else self.wall
         for index, frame in enumerate(frames_of(samples)):
             if self.stop.is_set():
                 return
@@ -341,6 +411,71 @@ def test_real_server_with_a_live_packager(tmp_path: Path) -> None:
         replay_path = tmp_path / "downloaded.m4a"
         replay_path.write_bytes(replay.content)
         assert_tone(decode_with_ffmpeg(str(replay_path)), frequency=1000, level_db=LEVEL_DB)
+
+
+@pytest.mark.slow
+def test_real_server_delta_updates_with_blocking_reload(tmp_path: Path) -> None:
+    """A listener follows the live edge over real HTTP with blocking reloads that also ask
+    for delta updates, merging each into its copy as a player does: the copy is always
+    exactly the full playlist the packager published. FFmpeg plays the full one."""
+    history = 10.0  # pushed at once, so that there is something to skip from the start
+    started = time.time() - history
+    packager = HlsPackager(
+        tmp_path / "space", space_started_at=started, part_frames=10, parts_per_segment=4
+    )  # 213 ms parts, 853 ms segments: target duration 1, skip boundary 6 s
+    full_of: dict[bytes, bytes] = {}  # each published delta -> the full playlist beside it
+    original = packager.feed.publish
+
+    def record(snapshot: FeedSnapshot) -> None:
+        if snapshot.delta is not None:
+            full_of[snapshot.delta] = snapshot.playlist
+        original(snapshot)
+
+    packager.feed.publish = record  # type: ignore[method-assign]
+    push(packager, history, started)
+    registry = SpaceRegistry()
+    registry.register("space", packager.directory, packager.feed)
+    pusher = RealTimePusher(packager, wall=started + history)
+    with ServerThread(create_origin(registry)) as server:
+        base = f"http://127.0.0.1:{server.port}/space"
+        pusher.start()
+        try:
+            listener = subprocess.Popen(
+                [*LISTEN, "-i", f"{base}/index.m3u8", "-t", "3", *AS_PCM],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            with httpx.Client(base_url=base, timeout=5) as http:
+                _follow_with_deltas(http, full_of)
+            out, err = listener.communicate(timeout=20)
+        finally:
+            pusher.stop.set()
+            pusher.join(5)
+        assert listener.returncode == 0, err.decode()
+        heard = np.frombuffer(out, dtype="<i2").astype(np.float64)
+        assert heard.size == 3 * SAMPLE_RATE
+        assert_tone(heard, frequency=1000, level_db=LEVEL_DB)
+
+        packager.end()
+        with httpx.Client(base_url=base, timeout=5) as http:
+            ended = http.get("/index.m3u8", params={"_HLS_skip": "YES"})
+        assert ended.headers["cache-control"] == "public, max-age=86400"
+        hls_rules.check(ended.text, ended=True)
+
+
+def _follow_with_deltas(http: httpx.Client, full_of: dict[bytes, bytes]) -> None:
+    copy = http.get("/index.m3u8").text
+    for _ in range(12):
+        hint = hls_rules.parse(copy).hints[0].split("URI=")[1].strip('"')
+        _, msn, part = (int(x) for x in hint[1:-4].split("-"))
+        query: dict[str, str | int] = {"_HLS_msn": msn, "_HLS_part": part, "_HLS_skip": "YES"}
+        response = http.get("/index.m3u8", params=query)
+        assert response.status_code == 200
+        assert response.headers["cache-control"] == "public, max-age=6"
+        assert hls_rules.check(response.text, ended=False).skipped
+        assert f'URI="{hint}"' in response.text
+        copy = hls_rules.merge_delta(copy, response.text)
+        assert copy.encode() == full_of[response.content]
 
 
 def _measure_blocking_reload(

@@ -1,9 +1,10 @@
 """The live edge of one space's playlist, shared between the packager thread (writer) and
 the origin's asyncio loops (readers).
 
-The packager publishes an immutable FeedSnapshot after every part it writes. Readers
-either take the newest snapshot or await one that contains a given part (LL-HLS blocking
-playlist reload, RFC 8216bis 6.2.5.2). Waking crosses threads with
+The packager publishes an immutable FeedSnapshot after every part it writes, holding both
+the full playlist and its delta update (RFC 8216bis 6.2.5.1), each rendered once however
+many listeners ask. Readers either take the newest snapshot or await one that contains a
+given part (LL-HLS blocking playlist reload, 6.2.5.2). Waking crosses threads with
 loop.call_soon_threadsafe, one future per loop, so any number of loops can wait.
 """
 
@@ -22,7 +23,9 @@ class FeedSnapshot:
     """One published state of the playlist.
 
     msn/part name the newest part written: part is -1 while segment msn has none yet.
-    complete_msn is the newest segment listed with its URI (-1 when none).
+    complete_msn is the newest segment listed with its URI (-1 when none). delta is the
+    Playlist Delta Update of `playlist` (the answer to _HLS_skip), None when the full
+    playlist is the answer: once ended, or while nothing is old enough to skip.
     """
 
     playlist: bytes
@@ -34,6 +37,7 @@ class FeedSnapshot:
     target_duration: int
     part_target: float
     ended: bool
+    delta: bytes | None = None
 
     @property
     def advance_part_limit(self) -> int:

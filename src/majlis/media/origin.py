@@ -4,17 +4,29 @@ Live spaces are answered from their PlaylistFeed (blocking playlist reload, prel
 parts held until written); spaces without a feed (ended earlier, or whose node is gone)
 are answered from their directory alone. Routes:
 
-    GET /{space_id}/index.m3u8[?_HLS_msn=M[&_HLS_part=N]]
+    GET /{space_id}/index.m3u8[?_HLS_msn=M[&_HLS_part=N]][&_HLS_skip=YES]
     GET /{space_id}/replay.m4a
     GET /{space_id}/init.mp4 | s{msn}.m4s | p{life}-{msn}-{part}.m4s
 
+_HLS_skip=YES asks for a Playlist Delta Update (RFC 8216bis 6.2.5.1): the segments older
+than the CAN-SKIP-UNTIL boundary are replaced by one EXT-X-SKIP tag, so a listener that
+reloads a three-hour space four times a second fetches a few kilobytes, not the whole
+recording's index. It combines with blocking reload. Only live feeds advertise
+CAN-SKIP-UNTIL; an ended playlist, or one served from disk, ignores the directive and is
+answered in full, as 6.2.5.1 requires. A live playlist refuses _HLS_skip=v2 (skip date
+ranges too): we list no date ranges and do not advertise CAN-SKIP-DATERANGES (6.3.7).
+
 Cache-Control: media files never change under a name (the recording module guarantees
 it), so they are immutable. The live playlist without directives changes with every part:
-max-age=1. A blocking reload response may be cached longer (six target durations): its
-query names the content, since any playlist that contains part N of segment M remains a
-correct answer to "_HLS_msn=M&_HLS_part=N" (an EVENT playlist only grows), and a client
-that gets an older copy simply asks for the next part. Edges can then collapse a whole
-audience's identical requests into one. An ended playlist and the replay no longer change.
+max-age=1, and so does a delta asked for without _HLS_msn. A blocking reload response,
+full or delta, may be cached longer (six target durations): its query names the content,
+since any playlist that contains part N of segment M remains a correct answer to
+"_HLS_msn=M&_HLS_part=N" (an EVENT playlist only grows), and a client that gets an older
+copy simply asks for the next part. A delta stays mergeable just as long: it was made
+while part N was new (clients ask for deltas only while their copy is younger than half
+the skip boundary, 6.3.7), so it skips only segments that every client asking for part N
+already holds. Edges can then collapse a whole audience's identical requests into one.
+An ended playlist and the replay no longer change.
 
 Every path component is checked against a strict pattern before it touches the disk, so
 no request can name a file outside a space's directory. Bad input gets a 4xx with a JSON
@@ -51,6 +63,10 @@ __all__ = ["SPACE_ID", "SpaceEntry", "SpaceRegistry", "create_origin"]
 
 SPACE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _DECIMAL = re.compile(r"[0-9]{1,10}")
+# The enumerated values of _HLS_skip (RFC 8216bis 6.2.5.1); enumerated strings are
+# case-sensitive.
+_SKIP_SEGMENTS = "YES"
+_SKIP_DATERANGES = "v2"
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MEDIA_TYPE = "audio/mp4"
@@ -136,17 +152,23 @@ class _Origin:
     async def playlist(self, request: Request) -> Response:
         entry = self._entry(request)
         directive = _directives(request.query_params)
+        skip = _skip_directive(request.query_params)
         if entry.feed is None:
+            # No CAN-SKIP-UNTIL on disk: _HLS_skip is ignored (RFC 8216bis 6.2.5.1).
             return _disk_playlist(entry.directory, directive)
         snapshot = entry.feed.snapshot()
-        if directive is None or snapshot.ended:
-            # RFC 8216bis 6.2.5.2: directives are ignored once the playlist has ended.
-            return _playlist_response(snapshot.playlist, _playlist_cache(snapshot.ended))
+        if snapshot.ended:
+            # RFC 8216bis 6.2.5.1 and 6.2.5.2: directives are ignored once it has ended.
+            return _playlist_response(snapshot.playlist, _playlist_cache(ended=True))
+        _refuse_date_range_skip(skip)
+        if directive is None:
+            body = _playlist_body(snapshot, delta=skip is not None)
+            return _playlist_response(body, _playlist_cache(ended=False))
         msn, part = directive
         _refuse_far_ahead(snapshot, msn, part)
         snapshot = await self._wait(entry.feed, snapshot, msn, part)
         cache = _playlist_cache(snapshot.ended, blocking=snapshot.target_duration)
-        return _playlist_response(snapshot.playlist, cache)
+        return _playlist_response(_playlist_body(snapshot, delta=skip is not None), cache)
 
     async def media(self, request: Request) -> Response:
         entry = self._entry(request)
@@ -222,15 +244,43 @@ def _directives(query: QueryParams) -> tuple[int, int | None] | None:
     return None if msn is None else (msn, part)
 
 
-def _decimal_param(query: QueryParams, name: str) -> int | None:
+def _skip_directive(query: QueryParams) -> str | None:
+    """The _HLS_skip value (YES or v2), or None when absent."""
+    value = _single_param(query, "_HLS_skip")
+    if value is not None and value not in (_SKIP_SEGMENTS, _SKIP_DATERANGES):
+        raise BadRequest(
+            f"_HLS_skip must be {_SKIP_SEGMENTS} or {_SKIP_DATERANGES} "
+            f"(RFC 8216bis 6.2.5.1), not {value[:20]!r}"
+        )
+    return value
+
+
+def _refuse_date_range_skip(skip: str | None) -> None:
+    """A live playlist lists no date ranges and does not advertise CAN-SKIP-DATERANGES,
+    so a client asking to skip them has misread it (RFC 8216bis 6.3.7)."""
+    if skip == _SKIP_DATERANGES:
+        raise BadRequest(
+            "_HLS_skip=v2 needs CAN-SKIP-DATERANGES, which this playlist does not "
+            "advertise; ask with _HLS_skip=YES (RFC 8216bis 6.3.7)"
+        )
+
+
+def _single_param(query: QueryParams, name: str) -> str | None:
     values = query.getlist(name)
     if not values:
         return None
     if len(values) > 1:
         raise BadRequest(f"{name} is given more than once")
-    if not _DECIMAL.fullmatch(values[0]):
-        raise BadRequest(f"{name} must be a decimal integer, not {values[0][:20]!r}")
-    return int(values[0])
+    return values[0]
+
+
+def _decimal_param(query: QueryParams, name: str) -> int | None:
+    value = _single_param(query, name)
+    if value is None:
+        return None
+    if not _DECIMAL.fullmatch(value):
+        raise BadRequest(f"{name} must be a decimal integer, not {value[:20]!r}")
+    return int(value)
 
 
 def _refuse_far_ahead(snapshot: FeedSnapshot, msn: int, part: int | None) -> None:
@@ -269,6 +319,14 @@ def _has_ended(entry: SpaceEntry) -> bool:
         return _ENDLIST in (entry.directory / PLAYLIST_NAME).read_bytes()
     except OSError:
         return False
+
+
+def _playlist_body(snapshot: FeedSnapshot, *, delta: bool) -> bytes:
+    """The delta when asked for and there is one; otherwise the full playlist, which is
+    also the answer once ended or while nothing is old enough to skip."""
+    if delta and snapshot.delta is not None and not snapshot.ended:
+        return snapshot.delta
+    return snapshot.playlist
 
 
 def _playlist_cache(ended: bool, *, blocking: int | None = None) -> str:

@@ -292,6 +292,7 @@ class _Pipeline:
 
     def snapshot(self, *, ended: bool = False) -> FeedSnapshot:
         newest_msn, newest_part = self._newest
+        delta = self._playlist.render_delta()
         return FeedSnapshot(
             playlist=self._playlist.render_live().encode(),
             life=self._life_id,
@@ -302,6 +303,7 @@ class _Pipeline:
             target_duration=self._config.target_duration,
             part_target=float(_timing(self._config).part_target_text),
             ended=ended,
+            delta=None if delta is None else delta.encode(),
         )
 
     def publish(self, *, ended: bool = False, hint: bool = True) -> None:
