@@ -56,10 +56,12 @@ from majlis.media.fmp4 import parse_fragments
 from majlis.media.speaker_client import SpeakerClient
 from majlis.media.tone import ToneTrack
 from mediabench import (
+    CLEAN_OTHERS_PCT,
     Api,
     CpuWindow,
     Server,
     find_onsets,
+    is_clean,
     machine,
     median,
     ms,
@@ -618,7 +620,7 @@ def _parts_per_segment(follower: LlhlsFollower) -> int:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
-    pooled: dict[str, list[Onset]] = {"listener": [], "network": [], "track": [], "ffmpeg": []}
+    outcomes: list[RunOutcome] = []
     with running_server() as server:
         api = Api(server)
         api.register("host")
@@ -627,42 +629,54 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             quiet = wait_for_quiet(args.load_threshold, args.max_wait)
             outcome = await one_run(server, api, run, args.seconds, not args.no_ffmpeg)
             outcome.result["load_before"] = quiet
+            outcome.result["clean"] = is_clean(outcome.result["cpu"])
             runs.append(outcome.result)
-            pooled["listener"] += outcome.listener
-            pooled["network"] += outcome.network
-            pooled["track"] += outcome.track
-            pooled["ffmpeg"] += outcome.ffmpeg
+            outcomes.append(outcome)
             print(json.dumps(outcome.result), file=sys.stderr, flush=True)
         api.close()
     hold_back = runs[0]["part_hold_back_s"]
 
-    def med(key: str, stat: str) -> float | None:
-        return median([r[key][stat] for r in runs if key in r])
+    clean = [r for r in runs if r["clean"]]
 
-    keys = [
-        "listener_arrival",
-        "listener_player",
-        "speaker_to_speaker_network",
-        "speaker_to_speaker_track",
-        "ffmpeg",
-    ]
+    def medians(chosen: list[dict[str, Any]]) -> dict[str, Any]:
+        keys = [
+            "listener_arrival",
+            "listener_player",
+            "speaker_to_speaker_network",
+            "speaker_to_speaker_track",
+            "ffmpeg",
+        ]
+        out: dict[str, Any] = {"runs": len(chosen)}
+        for key in keys:
+            if any(key in r for r in chosen):
+                out[key] = {
+                    stat: median([r[key][stat] for r in chosen if key in r])
+                    for stat in ("p50_ms", "p95_ms")
+                }
+        return out
+
+    def pooled_summary(chosen: list[RunOutcome]) -> dict[str, Any]:
+        def cat(get: Any) -> list[Onset]:
+            return [o for outcome in chosen for o in get(outcome)]
+
+        return {
+            "listener_arrival": summary(cat(lambda o: o.listener)),
+            "listener_player": summary(cat(lambda o: o.listener), hold_back),
+            "speaker_to_speaker_network": summary(cat(lambda o: o.network)),
+            "speaker_to_speaker_track": summary(cat(lambda o: o.track)),
+            "ffmpeg": summary(cat(lambda o: o.ffmpeg)),
+        }
+
     return {
         "benchmark": "latency",
         "machine": machine(),
         "args": vars(args),
         "burst": {"tone_hz": TONE_HZ, "level_dbfs": TONE_DBFS, "on_off_s": BURST},
-        "medians_over_runs": {
-            key: {"p50_ms": med(key, "p50_ms"), "p95_ms": med(key, "p95_ms")}
-            for key in keys
-            if any(key in r for r in runs)
-        },
-        "pooled": {
-            "listener_arrival": summary(pooled["listener"]),
-            "listener_player": summary(pooled["listener"], hold_back),
-            "speaker_to_speaker_network": summary(pooled["network"]),
-            "speaker_to_speaker_track": summary(pooled["track"]),
-            "ffmpeg": summary(pooled["ffmpeg"]),
-        },
+        "clean_means": f"other processes used <= {CLEAN_OTHERS_PCT}% of a core in the window",
+        "medians_over_clean_runs": medians(clean),
+        "medians_over_all_runs": medians(runs),
+        "pooled_clean": pooled_summary([o for o in outcomes if o.result["clean"]]),
+        "pooled_all": pooled_summary(outcomes),
         "goals": {"listener_p95_ms": 1500, "speaker_to_speaker_ms": 250},
         "runs": runs,
     }

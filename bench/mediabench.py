@@ -91,6 +91,42 @@ def _proc_jiffies(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
+def _all_processes() -> dict[tuple[int, int], int]:
+    """(pid, start time) → utime + stime for every process on the machine."""
+    out: dict[tuple[int, int], int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        out[(int(entry.name), int(fields[19]))] = int(fields[11]) + int(fields[12])
+    return out
+
+
+def _sched_wait_ns(pid: int) -> int:
+    """Time the process's threads spent runnable but waiting for a CPU (ns, since start;
+    threads that ended are not counted)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def _cpu_pressure_us() -> int:
+    """PSI: total µs during which at least one task waited for a CPU (0 if unsupported)."""
+    try:
+        first = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return 0
+    return int(first.rsplit("total=", 1)[1])
+
+
 def _cpu_jiffies() -> dict[int, tuple[int, int]]:
     """(busy, total) clock ticks per CPU since boot."""
     out: dict[int, tuple[int, int]] = {}
@@ -106,41 +142,61 @@ def _cpu_jiffies() -> dict[int, tuple[int, int]]:
 
 @dataclass
 class CpuWindow:
-    """CPU used by some processes over a window, and by everything else per core.
+    """CPU used by some processes over a window, and what else ran on the machine.
 
-    `other_cpu{N}_pct` is what processes other than `pids` used on core N (other people's
-    tests, the kernel): a number far above 0 on core 0 means the server shared its core."""
+    `<name>_cpu_pct`: utime+stime of the process (all threads), % of one core.
+    `others_cpu_pct`: CPU of every other process on the machine (other people's tests,
+    kernel threads), from a scan of /proc at both ends of the window; processes that both
+    started and ended inside the window are missed. `cpu{N}_busy_pct` comes from the
+    tick-sampled /proc/stat and is only indicative: the mixer's 20 ms clock is in phase
+    with the timer tick, so sampling aliases (it can show less than our own processes used).
+    `cpu_pressure_some_pct`: PSI, share of the window in which some task (ours included)
+    waited for a CPU.
+    `<name>_runq_wait_pct`: time the process's threads were runnable but not running
+    (/proc/PID/task/*/schedstat), % of the window; for the server pinned to CPU 0 this is
+    waiting behind its own threads plus anything else that ran on CPU 0."""
 
     pids: dict[str, int]
     _start: float = 0.0
     _proc: dict[str, int] = field(default_factory=dict)
+    _wait: dict[str, int] = field(default_factory=dict)
+    _everyone: dict[tuple[int, int], int] = field(default_factory=dict)
+    _pressure: int = 0
     _cpus: dict[int, tuple[int, int]] = field(default_factory=dict)
     _load: float = 0.0
 
     def __post_init__(self) -> None:
         self._start = time.monotonic()
         self._proc = {name: _proc_jiffies(pid) for name, pid in self.pids.items()}
+        self._wait = {name: _sched_wait_ns(pid) for name, pid in self.pids.items()}
         self._cpus = _cpu_jiffies()
+        self._everyone = _all_processes()
+        self._pressure = _cpu_pressure_us()
         self._load = os.getloadavg()[0]
 
     def finish(self) -> dict[str, float]:
         elapsed = time.monotonic() - self._start
         proc = {name: _proc_jiffies(pid) for name, pid in self.pids.items()}
         cpus = _cpu_jiffies()
+        everyone = _all_processes()
         out: dict[str, float] = {"window_s": round(elapsed, 2)}
-        ours_ticks = 0
         for name, before in self._proc.items():
             used = proc[name] - before
-            ours_ticks += used
             out[f"{name}_cpu_pct"] = round(100.0 * used / CLOCK_TICKS / elapsed, 1)
-        busy_total = 0
+            waited = _sched_wait_ns(self.pids[name]) - self._wait[name]
+            out[f"{name}_runq_wait_pct"] = round(100.0 * waited / 1e9 / elapsed, 1)
         for cpu, (busy, _total) in cpus.items():
             used = busy - self._cpus[cpu][0]
-            busy_total += used
             out[f"cpu{cpu}_busy_pct"] = round(100.0 * used / CLOCK_TICKS / elapsed, 1)
-        # Everything that ran on the machine but is not one of ours (both cores together).
-        other = max(0, busy_total - ours_ticks)
+        ours = set(self.pids.values())
+        other = sum(
+            ticks - self._everyone.get(key, 0)
+            for key, ticks in everyone.items()
+            if key[0] not in ours
+        )
         out["others_cpu_pct"] = round(100.0 * other / CLOCK_TICKS / elapsed, 1)
+        waited = _cpu_pressure_us() - self._pressure
+        out["cpu_pressure_some_pct"] = round(100.0 * waited / 1e6 / elapsed, 1)
         out["load_1m_start"] = round(self._load, 2)
         out["load_1m_end"] = round(os.getloadavg()[0], 2)
         return out
@@ -305,6 +361,15 @@ def offer_sender(server_url: str, token: str, space_id: str) -> Any:
 
 
 # --- numbers -------------------------------------------------------------------------------
+
+
+# A window is "clean" when processes other than ours used at most this much CPU (in % of one
+# core, both cores together) during it. Our own loopback traffic's kernel work lands here too.
+CLEAN_OTHERS_PCT = 25.0
+
+
+def is_clean(cpu: dict[str, float]) -> bool:
+    return cpu["others_cpu_pct"] <= CLEAN_OTHERS_PCT
 
 
 def pct(values: Sequence[float], q: float) -> float | None:

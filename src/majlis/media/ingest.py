@@ -33,11 +33,20 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 
 from majlis.errors import BadRequest
+from majlis.media import audio_level
 from majlis.media.mixer import Mixer, MixMinusTrack
 
-__all__ = ["MAX_OFFER_BYTES", "Ingest", "ReorderWindow", "SpeakerPeer", "validate_offer"]
+__all__ = [
+    "MAX_OFFER_BYTES",
+    "Ingest",
+    "ReorderWindow",
+    "SpeakerPeer",
+    "use_reorder_window",
+    "validate_offer",
+]
 
 log = logging.getLogger(__name__)
+audio_level.install()
 
 MAX_OFFER_BYTES = 64 * 1024
 CONNECT_TIMEOUT = 30.0
@@ -133,7 +142,7 @@ class ReorderWindow:
             self.window += 1
 
 
-def _use_reorder_window(receiver: RTCRtpReceiver) -> None:
+def use_reorder_window(receiver: RTCRtpReceiver) -> None:
     attribute = "_RTCRtpReceiver__jitter_buffer"
     if not hasattr(receiver, attribute):
         log.warning("aiortc has no %s to replace: keeping its audio buffer", attribute)
@@ -193,7 +202,7 @@ class SpeakerPeer:
         transceiver = self._pc.addTransceiver(self._output, direction="sendrecv")
         # Opus only: the mixer assumes 48 kHz speech, and G.711 would be a needless downgrade.
         transceiver.setCodecPreferences(_opus_preferences())
-        _use_reorder_window(transceiver.receiver)
+        use_reorder_window(transceiver.receiver)
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
             await self._pc.setLocalDescription(await self._pc.createAnswer())

@@ -19,12 +19,15 @@ import numpy.typing as npt
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from majlis.media import audio_level
 from majlis.media.audio import SAMPLE_RATE
 from majlis.media.convert import MonoConverter
+from majlis.media.ingest import use_reorder_window
 
 __all__ = ["SendOffer", "SpeakerClient"]
 
 SendOffer = Callable[[str], Awaitable[str]]
+audio_level.install()
 
 
 class SpeakerClient:
@@ -64,7 +67,9 @@ class SpeakerClient:
     async def connect(self) -> None:
         """Offer, get the answer through `send_offer`, apply it. Errors from send_offer
         (e.g. BadRequest) propagate after the peer is closed."""
-        self._pc.addTransceiver(self._source, direction="sendrecv")
+        transceiver = self._pc.addTransceiver(self._source, direction="sendrecv")
+        # Hear the mix-minus as soon as packets arrive, like the node hears speakers.
+        use_reorder_window(transceiver.receiver)
         await self._pc.setLocalDescription(await self._pc.createOffer())
         local = self._pc.localDescription
         if local is None:
