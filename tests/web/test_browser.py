@@ -6,6 +6,7 @@ Each test starts its own server, runs one scenario of flows.mjs (playwright-core
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,6 +76,7 @@ def test_audio_reaches_listeners_speakers_and_replay(
     if notes.get("skip"):
         pytest.xfail(str(notes["skip"]))
     assert report["ok"], f"{explain(report)}\n{notes}"
+    print(f"\naudio scenario measurements: {json.dumps(notes, default=str)[:3000]}")
     names = checked(report)
     for expected in (
         "listener hears the host tone through hls.js",
