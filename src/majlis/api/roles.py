@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,8 +38,7 @@ class RoleRoutes:
     def endpoints(self) -> list[Endpoint]:
         tag = "speaking"
 
-        def act(method: str, path: str, handler: object, summary: str, **kw: object) -> Endpoint:
-            return Endpoint(method, path, handler, summary, tag, auth="user", errors=ACT, **kw)  # type: ignore[arg-type]
+        act = partial(Endpoint, tag=tag, auth="user", errors=ACT)
 
         return [
             Endpoint(
