@@ -227,6 +227,10 @@ class MediaProcess:
             if self._stopping:
                 return
             worker = await self._spawn()
+            if self._stopping:
+                # stop() came while this worker was being spawned and did not see it.
+                worker.send({"t": "stop"})
+                continue
             await self._resumed()
 
     async def _pump(self, worker: _Worker) -> None:
