@@ -284,7 +284,7 @@ async def phase(
             await asyncio.sleep(args.ramp / count)
         await asyncio.sleep(args.warmup)
         before = (counters.requests, counters.bytes, counters.non_200, counters.exceptions)
-        window = CpuWindow({"server": server.pid, "client": os.getpid(), "speaker": speaker.pid})
+        window = CpuWindow({**server.pids(), "client": os.getpid(), "speaker": speaker.pid})
         start = time.time()
         await asyncio.sleep(args.seconds)
         end = time.time()
@@ -374,6 +374,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "stalled_listeners_each": [p["stalled_listeners"] for p in mine],
             "requests_per_s_median": med(lambda p: p["requests_per_s"]),
             "server_cpu_pct_median": med(lambda p: p["cpu"]["server_cpu_pct"]),
+            # 0 in thread mode: the media node's CPU is then in server_cpu_pct.
+            "worker_cpu_pct_median": med(lambda p: p["cpu"].get("worker_cpu_pct", 0.0)),
             "client_cpu_pct_median": med(lambda p: p["cpu"]["client_cpu_pct"]),
             "tick_late_p99_ms_median": med(lambda p: p["tick_late_p99_ms"]),
             "tick_late_p99_ms_each": [p["tick_late_p99_ms"] for p in mine],

@@ -216,6 +216,12 @@ class Server:
     def pid(self) -> int:
         return self.process.pid
 
+    def pids(self) -> dict[str, int]:
+        """The server's processes for CpuWindow: `server` (HTTP, origin) and, when media
+        runs in a child process (the default), `worker` (mixer, ingest, packager)."""
+        worker = int(self.metrics().get("majlis_media_worker_pid", 0))
+        return {"server": self.pid, **({"worker": worker} if worker else {})}
+
     def metrics(self) -> dict[str, float]:
         """`name{space="…"}` → value, as /metrics reports them."""
         text = httpx.get(f"{self.url}/metrics", timeout=10).text

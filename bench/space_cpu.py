@@ -64,7 +64,7 @@ async def phase(server: Server, api: Api, count: int, args: argparse.Namespace) 
         await asyncio.sleep(args.warmup)
         before = server.space_metrics(sid)
         received = [client.frames_received for client in clients]
-        window = CpuWindow({"server": server.pid, "client": os.getpid()})
+        window = CpuWindow({**server.pids(), "client": os.getpid()})
         await asyncio.sleep(args.seconds)
         cpu = window.finish()
         after = server.space_metrics(sid)
@@ -99,7 +99,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         for user in USERS:
             api.register(user)
         await asyncio.sleep(2.0)
-        idle_window = CpuWindow({"server": server.pid})
+        idle_window = CpuWindow(server.pids())
         await asyncio.sleep(5.0)
         idle = idle_window.finish()
         for run in range(args.runs):
@@ -117,6 +117,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "phases": len(mine),
             "server_cpu_pct_median": median([p["cpu"]["server_cpu_pct"] for p in mine]),
             "server_cpu_pct_each": [p["cpu"]["server_cpu_pct"] for p in mine],
+            # 0 in thread mode: the media node's CPU is then in server_cpu_pct.
+            "worker_cpu_pct_median": median([p["cpu"].get("worker_cpu_pct", 0.0) for p in mine]),
             "tick_late_p99_ms_median": median([p["tick_late_p99_ms"] for p in mine]),
             "tick_late_max_ms_median": median([p["tick_late_max_ms"] for p in mine]),
             "tick_cost_p99_ms_median": median([p["tick_cost_p99_ms"] for p in mine]),
@@ -140,6 +142,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine(),
         "args": vars(args),
         "idle_server_cpu_pct": idle["server_cpu_pct"],
+        "idle_worker_cpu_pct": idle.get("worker_cpu_pct", 0.0),
         "goal": "13 speakers <= 25% of one core",
         "clean_means": f"other processes used <= {CLEAN_OTHERS_PCT}% of a core in the window",
         "table": table,

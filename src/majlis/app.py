@@ -39,6 +39,7 @@ from majlis.errors import MajlisError
 from majlis.media.mixer import Levels
 from majlis.media.node import MediaNode, NodeSettings
 from majlis.media.origin import SpaceRegistry, create_origin
+from majlis.media.process import MediaProcess
 from majlis.services.accounts import Accounts
 from majlis.services.auth import Authenticator
 from majlis.services.events import Events
@@ -71,7 +72,7 @@ class Services:
     listeners: Listeners
     rtc: Rtc
     registry: SpaceRegistry
-    media: MediaNode | None
+    media: MediaNode | MediaProcess | None
 
 
 def load_secret(config: Config) -> bytes:
@@ -105,7 +106,7 @@ def build_services(config: Config, clock: Clock | None = None) -> Services:
         public_url=config.effective_public_url,
     )
     registry = SpaceRegistry(config.recordings_dir)
-    media: MediaNode | None = None
+    media: MediaNode | MediaProcess | None = None
     if config.media:
         settings = NodeSettings(
             recordings_root=config.recordings_dir,
@@ -113,7 +114,12 @@ def build_services(config: Config, clock: Clock | None = None) -> Services:
             segment_seconds=config.segment_seconds,
             bitrate=config.audio_bitrate,
         )
-        media = MediaNode(settings, registry)
+        # A child process by default: the mixer must not share a GIL with HTTP serving.
+        media = (
+            MediaProcess(settings, registry)
+            if config.media_process
+            else MediaNode(settings, registry)
+        )
     return Services(
         config=config,
         clock=clock,
@@ -222,15 +228,13 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
 @contextlib.asynccontextmanager
 async def _media_running(services: Services) -> AsyncIterator[None]:
     """Run the embedded media node: follow bus commands, resume spaces that are live."""
-    node = services.media
-    if node is None:
+    media = services.media
+    if media is None:
         yield
         return
-    node.on_levels = _levels_publisher(services.bus, asyncio.get_running_loop())
-    node.start()
-    commands = await services.bus.subscribe(MEDIA_CHANNEL)
-    follower = asyncio.create_task(_follow(node, commands))
-    try:
+    media.on_levels = _levels_publisher(services.bus, asyncio.get_running_loop())
+
+    async def resume() -> None:
         for space in await services.store.list_spaces(
             state=SpaceState.LIVE,
             query=None,
@@ -239,15 +243,26 @@ async def _media_running(services: Services) -> AsyncIterator[None]:
             limit=10_000,
             offset=0,
         ):
-            await node.start_space(space.id, space.started_at or space.created_at)
+            await media.start_space(space.id, space.started_at or space.created_at)
+
+    # Subscribed before resuming, so a start published meanwhile is not missed.
+    commands = await services.bus.subscribe(MEDIA_CHANNEL)
+    follower = asyncio.create_task(_follow(media, commands))
+    try:
+        if isinstance(media, MediaProcess):
+            # Resumed again after every restart of the worker.
+            await media.start(resume)
+        else:
+            media.start()
+            await resume()
         yield
     finally:
         follower.cancel()
         await commands.close()
-        await node.stop()
+        await media.stop()
 
 
-async def _follow(node: MediaNode, commands: Subscription) -> None:
+async def _follow(node: MediaNode | MediaProcess, commands: Subscription) -> None:
     async for command in commands:
         try:
             await node.handle(command)

@@ -57,7 +57,10 @@ class Config:
     bus_url: str = _key("memory://", _url("memory", "redis"), "memory:// or redis://host/db")
     secret_key: str = _key("", doc="HMAC key for tokens; default: generated in data_dir")
     dev: bool = _key(False, doc="development mode: verbose logs, relaxed cookie security")
-    media: bool = _key(True, doc="run a media node inside this process (embedded mode)")
+    media: bool = _key(True, doc="run a media node inside this server (embedded mode)")
+    media_process: bool = _key(
+        True, doc="embedded media in a child process (true) or a thread of the server (false)"
+    )
     session_ttl: float = _key(7 * 86400.0, _positive, "seconds a login lasts")
     playback_ttl: float = _key(4 * 3600.0, _positive, "seconds a playback token lasts")
     admission_rate: float = _key(500.0, _positive, "new listeners admitted per second per space")

@@ -3,9 +3,10 @@ from the host or through their own proxy); everyone else gets 404."""
 
 from __future__ import annotations
 
+import inspect
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -34,14 +35,18 @@ def _process() -> list[Sample]:
     ]
 
 
-def metrics_route(sources: list[Callable[[], list[Sample]]]) -> Route:
+def metrics_route(
+    sources: list[Callable[[], list[Sample] | Awaitable[list[Sample]]]],
+) -> Route:
     async def metrics(request: Request) -> Response:
         host = request.client.host if request.client else ""
         if not host.startswith(_LOOPBACK):
             return PlainTextResponse("not found", status_code=404)
         samples = _process()
         for source in sources:
-            samples += source()
+            more = source()
+            # A source in another process (the media worker) is asked, not read.
+            samples += await more if inspect.isawaitable(more) else more
         return PlainTextResponse(_render(samples), headers={"Cache-Control": "no-store"})
 
     return Route("/metrics", metrics)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = ["FeedSnapshot", "PlaylistFeed"]
@@ -72,6 +73,9 @@ class PlaylistFeed:
         self._lock = threading.Lock()
         self._snapshot = initial
         self._waiters: dict[asyncio.AbstractEventLoop, asyncio.Future[None]] = {}
+        # Called with every snapshot published, on the publishing thread: the media
+        # worker process forwards snapshots to the origin in its parent through it.
+        self.on_publish: Callable[[FeedSnapshot], None] | None = None
 
     def snapshot(self) -> FeedSnapshot:
         with self._lock:
@@ -82,6 +86,9 @@ class PlaylistFeed:
         with self._lock:
             self._snapshot = snapshot
             loops = list(self._waiters)
+            forward = self.on_publish
+        if forward is not None:
+            forward(snapshot)
         for loop in loops:
             try:
                 loop.call_soon_threadsafe(self._wake, loop)

@@ -1,0 +1,214 @@
+"""The media worker: a child process of `majlis serve` that runs the MediaNode.
+
+Why a process: in one process the mixer's 20 ms ticks share the GIL with HTTP serving,
+and under a few hundred listeners they run tens of milliseconds late (docs/benchmarks.md).
+Here the mixer, ingest and packager have an interpreter of their own; the parent keeps
+HTTP and the origin, fed with the playlist snapshots this process sends (channel.py).
+
+    python -m majlis.media.worker FD SETTINGS_JSON
+
+FD is this end of a socketpair inherited from the parent. The worker exits when the
+parent says stop, on SIGTERM, or when the socket reaches EOF (the parent died): its
+recordings are closed, never ended, so the next worker resumes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import resource
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from majlis.errors import MajlisError
+from majlis.media.channel import Message, encode_error, encode_frame, encode_snapshot, read_frame
+from majlis.media.feed import FeedSnapshot, PlaylistFeed
+from majlis.media.mixer import Levels
+from majlis.media.node import MediaNode, NodeSettings
+from majlis.media.origin import SpaceRegistry
+
+__all__ = ["main", "serve", "settings_from_json", "settings_to_json"]
+
+log = logging.getLogger("majlis.media.worker")
+
+
+def settings_to_json(settings: NodeSettings, log_levels: dict[str, int] | None = None) -> str:
+    return json.dumps(
+        {
+            "log_levels": log_levels or {},
+            "recordings_root": str(settings.recordings_root),
+            "part_seconds": settings.part_seconds,
+            "segment_seconds": settings.segment_seconds,
+            "bitrate": settings.bitrate,
+        }
+    )
+
+
+def settings_from_json(text: str) -> NodeSettings:
+    raw = json.loads(text)
+    return NodeSettings(
+        recordings_root=Path(raw["recordings_root"]),
+        part_seconds=float(raw["part_seconds"]),
+        segment_seconds=float(raw["segment_seconds"]),
+        bitrate=int(raw["bitrate"]),
+    )
+
+
+class _Outbox:
+    """Frames to the parent from any thread (packager threads publish snapshots, the
+    media loop reports levels); the writing itself happens on the channel's loop."""
+
+    def __init__(self, writer: asyncio.StreamWriter, loop: asyncio.AbstractEventLoop) -> None:
+        self._writer = writer
+        self._loop = loop
+
+    def send(self, header: Message, body: bytes = b"") -> None:
+        frame = encode_frame(header, body)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: we are exiting
+            self._loop.call_soon_threadsafe(self._write, frame)
+
+    def _write(self, frame: bytes) -> None:
+        if not self._writer.is_closing():
+            self._writer.write(frame)
+
+
+class _ForwardingRegistry(SpaceRegistry):
+    """The node registers each live space's feed here; every snapshot goes to the
+    parent's origin, which holds the real registry."""
+
+    def __init__(self, outbox: _Outbox) -> None:
+        super().__init__()
+        self._outbox = outbox
+
+    def register(self, space_id: str, directory: Path, feed: PlaylistFeed | None = None) -> None:
+        super().register(space_id, directory, feed)
+        if feed is None:
+            return
+
+        def forward(snapshot: FeedSnapshot) -> None:
+            header, body = encode_snapshot(snapshot)
+            self._outbox.send(
+                {"t": "snapshot", "space": space_id, "dir": str(directory), **header}, body
+            )
+
+        forward(feed.snapshot())
+        feed.on_publish = forward
+
+    def unregister(self, space_id: str) -> None:
+        super().unregister(space_id)
+        self._outbox.send({"t": "unregister", "space": space_id})
+
+
+async def serve(sock: socket.socket, settings: NodeSettings) -> None:
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_unix_connection(sock=sock)
+    outbox = _Outbox(writer, loop)
+    node = MediaNode(settings, _ForwardingRegistry(outbox))
+
+    def levels(space_id: str, values: Levels) -> None:
+        wire = {user: [db, speaking] for user, (db, speaking) in values.items()}
+        outbox.send({"t": "levels", "space": space_id, "levels": wire})
+
+    node.on_levels = levels
+    node.start()
+    stopping = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    commands: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+    following = asyncio.create_task(_follow(node, commands))
+    offers: set[asyncio.Task[None]] = set()
+    reading = asyncio.create_task(_read(reader, node, commands, outbox, offers))
+    stop_wait = asyncio.create_task(stopping.wait())
+    try:
+        await asyncio.wait({reading, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if reading.done() and reading.exception() is not None:
+            log.error("the channel to the server broke: %r", reading.exception())
+    finally:
+        for task in (following, *offers, reading, stop_wait):
+            task.cancel()
+        # Closed, not ended: the next worker (or the next `majlis serve`) resumes them.
+        await node.stop()
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def _read(
+    reader: asyncio.StreamReader,
+    node: MediaNode,
+    commands: asyncio.Queue[dict[str, object]],
+    outbox: _Outbox,
+    offers: set[asyncio.Task[None]],
+) -> None:
+    while (frame := await read_frame(reader)) is not None:
+        header, _ = frame
+        kind = header.get("t")
+        if kind == "stop":
+            return
+        if kind == "cmd" and isinstance(header.get("command"), dict):
+            # One after another, as the bus delivers them: an end must not overtake its start.
+            commands.put_nowait(header["command"])
+        elif kind == "metrics":
+            outbox.send({"t": "reply", "id": header.get("id"), "samples": _metrics(node)})
+        elif kind == "offer":
+            task = asyncio.create_task(_offer(node, header, outbox))
+            offers.add(task)
+            task.add_done_callback(offers.discard)
+
+
+async def _follow(node: MediaNode, commands: asyncio.Queue[dict[str, object]]) -> None:
+    while True:
+        command = await commands.get()
+        try:
+            await node.handle(command)
+        except Exception:
+            log.exception("media command %r failed", command)
+
+
+async def _offer(node: MediaNode, header: Message, outbox: _Outbox) -> None:
+    reply: dict[str, Any] = {"t": "reply", "id": header.get("id")}
+    try:
+        reply["sdp"] = await node.offer(
+            str(header["space"]),
+            str(header["user"]),
+            str(header["sdp"]),
+            bool(header["muted"]),
+            float(header["started_at"]),
+        )
+    except Exception as error:
+        if not isinstance(error, MajlisError):
+            log.exception("offer for space %s failed", header.get("space"))
+        reply["error"] = encode_error(error)
+    outbox.send(reply)
+
+
+def _metrics(node: MediaNode) -> list[tuple[str, dict[str, str], float]]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return [
+        *node.metrics(),
+        # The server spans two processes: the parent's process_* samples are its own.
+        ("majlis_media_worker_cpu_seconds_total", {}, usage.ru_utime + usage.ru_stime),
+        ("majlis_media_worker_max_rss_kib", {}, float(usage.ru_maxrss)),
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        raise SystemExit("usage: python -m majlis.media.worker FD SETTINGS_JSON")
+    # Ctrl-C in a terminal reaches the whole process group: the parent decides when we stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raw = json.loads(args[1])
+    logging.basicConfig(format="media-worker %(levelname)s %(name)s: %(message)s")
+    for name, level in dict(raw.get("log_levels", {})).items():
+        logging.getLogger(name or None).setLevel(int(level))
+    sock = socket.socket(fileno=int(args[0]))
+    asyncio.run(serve(sock, settings_from_json(args[1])))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""kill -9 only the media worker mid-space: the server stays up, restarts the worker, and
+the recording goes on after a discontinuity with nothing listed lost."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import m3u8
+import pytest
+
+from .harness import Api, speak, start_server, stop_server, wait_line, wait_replay
+from .signal_tools import RATE, decode, tone_db
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(180),
+    pytest.mark.skipif(
+        os.environ.get("MAJLIS_MEDIA_PROCESS", "").lower() in ("0", "false", "no", "off"),
+        reason="the suite runs with media in a thread",
+    ),
+]
+
+
+def _worker_pid(api: Api) -> int:
+    match = re.search(r"^majlis_media_worker_pid (\d+)", api.http.get("/metrics").text, re.M)
+    return int(match.group(1)) if match else 0
+
+
+def _new_worker(api: Api, old: int, timeout: float = 20) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid = _worker_pid(api)
+        if pid not in (0, old):
+            return pid
+        time.sleep(0.1)
+    raise AssertionError("the media worker was not restarted")
+
+
+def _gone(pid: int, timeout: float = 10) -> bool:
+    """Exited and reaped: a zombie still has its /proc entry."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_sigkill_of_the_media_worker_resumes_in_the_same_server(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = start_server(data)
+    try:
+        api = Api(server)
+        api.register("host")
+        sid = api.ok("host", "POST", "/api/v1/spaces", {"title": "worker crash"})["id"]
+        before = speak(server, sid, "host", 440.0, 60)
+        wait_line(before, "connected")
+        time.sleep(6.0)
+        listed = m3u8.loads((data / "spaces" / sid / "index.m3u8").read_text())
+        kept = {s.uri: (data / "spaces" / sid / s.uri).read_bytes() for s in listed.segments}
+        assert len(kept) >= 2
+        old = _worker_pid(api)
+        assert old and old != server.process.pid
+
+        os.kill(old, signal.SIGKILL)
+        before.kill()
+        before.wait(10)
+        assert api.http.get("/healthz").status_code == 200
+        new = _new_worker(api, old)
+        assert _gone(old), f"the killed worker {old} was not reaped"
+        assert "majlis_media_worker_restarts_total 1" in api.http.get("/metrics").text
+
+        after = speak(server, sid, "host", 660.0, 6)
+        wait_line(after, "connected")
+        assert after.wait(30) == 0
+        api.ok("host", "POST", f"/api/v1/spaces/{sid}/end")
+        final_text = wait_replay(api, sid)
+        replay = api.http.get(f"/hls/{sid}/replay.m4a").content
+        api.close()
+    finally:
+        stop_server(server)
+    assert _gone(new), "the worker outlived its server"
+
+    final = m3u8.loads(final_text)
+    assert final.is_endlist
+    uris = [s.uri for s in final.segments]
+    for uri, data_bytes in kept.items():
+        assert uri in uris, f"{uri} was listed before the kill and is gone"
+        assert (data / "spaces" / sid / uri).read_bytes() == data_bytes, f"{uri} changed"
+    first_new = next(i for i, s in enumerate(final.segments) if s.discontinuity)
+    assert first_new >= len(kept), "discontinuity before the old segments end"
+    assert "#EXT-X-DISCONTINUITY" in final_text
+
+    audio = decode(replay)
+    old_seconds = sum(s.duration for s in final.segments[:first_new])
+    old_part = audio[int(1.0 * RATE) : int((old_seconds - 0.5) * RATE)]
+    new_part = audio[int((old_seconds + 2.0) * RATE) :]
+    assert tone_db(old_part, 440.0) > -26 and tone_db(old_part, 660.0) < -50
+    assert tone_db(new_part, 660.0) > -26 and tone_db(new_part, 440.0) < -50
+
+
+def test_the_worker_exits_when_its_server_is_killed(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data")
+    try:
+        api = Api(server)
+        pid = _worker_pid(api)
+        api.close()
+        assert pid
+        server.kill9()
+        # Orphaned, so reaped by init once it exits on the socket's EOF.
+        assert _gone(pid), "the worker outlived a SIGKILLed server"
+    finally:
+        stop_server(server)
