@@ -84,6 +84,13 @@ class Api:
         self.ids[username] = answer.json()["user"]["id"]
         return self.ids[username]
 
+    def login(self, username: str) -> None:
+        answer = self.http.post(
+            "/api/v1/auth/login", json={"username": username, "password": PASSWORD}
+        )
+        answer.raise_for_status()
+        self.tokens[username] = answer.json()["token"]
+
     def call(self, who: str, method: str, path: str, body: Any = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.tokens[who]}"}
         return self.http.request(method, path, json=body, headers=headers)
