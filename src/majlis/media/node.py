@@ -13,13 +13,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from majlis.errors import Conflict
 from majlis.media.ingest import Ingest, validate_offer
-from majlis.media.mixer import Levels, MediaLoop, Mixer, TickStats
+from majlis.media.mixer import Levels, MediaLoop, Mixer
 from majlis.media.origin import SpaceRegistry
 from majlis.media.packager import HlsPackager, frames_for_seconds
 
@@ -52,7 +52,6 @@ class _Space:
     mixer: Mixer
     ingest: Ingest
     packager: HlsPackager
-    muted: dict[str, bool] = field(default_factory=dict)
 
 
 class MediaNode:
@@ -99,13 +98,6 @@ class MediaNode:
 
     async def disconnect(self, space_id: str, user_id: str) -> None:
         await self._run(self._disconnect(space_id, user_id))
-
-    def owns(self, space_id: str) -> bool:
-        return space_id in self._spaces
-
-    def tick_stats(self, space_id: str) -> TickStats | None:
-        space = self._spaces.get(space_id)
-        return space.mixer.stats() if space else None
 
     def metrics(self) -> list[tuple[str, dict[str, str], float]]:
         """(name, labels, value) samples for /metrics; safe from any thread."""
@@ -171,17 +163,8 @@ class MediaNode:
             del self._starting[space_id]
 
     async def _open_space(self, space_id: str, started_at: float) -> None:
-        settings = self.settings
-        directory = settings.recordings_root / space_id
-        # Opening the recording may read and fsync files: keep it off the mixer's loop.
-        packager = await asyncio.to_thread(
-            HlsPackager,
-            directory,
-            space_started_at=started_at,
-            part_frames=settings.part_frames,
-            parts_per_segment=settings.parts_per_segment,
-            bitrate=settings.bitrate,
-        )
+        directory = self.settings.recordings_root / space_id
+        packager = await self._open_packager(directory, started_at)
         mixer = Mixer(on_mix=packager.push, on_levels=self._levels_sink(space_id))
         ingest = Ingest(space_id, mixer)
         self._spaces[space_id] = _Space(space_id, mixer, ingest, packager)
@@ -209,15 +192,20 @@ class MediaNode:
         if not (directory / "index.m3u8").exists():
             return
         with contextlib.suppress(Conflict):
-            packager = await asyncio.to_thread(
-                HlsPackager,
-                directory,
-                space_started_at=0.0,
-                part_frames=self.settings.part_frames,
-                parts_per_segment=self.settings.parts_per_segment,
-                bitrate=self.settings.bitrate,
-            )
+            packager = await self._open_packager(directory, 0.0)
             await asyncio.to_thread(packager.end)
+
+    async def _open_packager(self, directory: Path, started_at: float) -> HlsPackager:
+        settings = self.settings
+        # Opening the recording may read and fsync files: keep it off the mixer's loop.
+        return await asyncio.to_thread(
+            HlsPackager,
+            directory,
+            space_started_at=started_at,
+            part_frames=settings.part_frames,
+            parts_per_segment=settings.parts_per_segment,
+            bitrate=settings.bitrate,
+        )
 
     async def _offer(
         self, space_id: str, user_id: str, sdp: str, muted: bool, started_at: float
