@@ -269,7 +269,7 @@ async def _space(args: argparse.Namespace) -> int:
     base = args.server.rstrip("/")
     async with httpx.AsyncClient(base_url=base, timeout=10) as client:
         if args.action == "urls":
-            return await _print_urls(client, base, args.space_id)
+            return _print_urls(base, args.space_id)
         login = await client.post(
             "/api/v1/auth/login", json={"username": args.user, "password": _password(args)}
         )
@@ -291,10 +291,10 @@ async def _space(args: argparse.Namespace) -> int:
         _check(answer)
         space = answer.json()
         print(f"{space['id']} {space['state']} {space['title']}")
-        return await _print_urls(client, base, space["id"])
+        return _print_urls(base, space["id"])
 
 
-async def _print_urls(client: object, base: str, space_id: str) -> int:
+def _print_urls(base: str, space_id: str) -> int:
     print(f"page:     {base}/spaces/{space_id}")
     print(f"playlist: {base}/hls/{space_id}/index.m3u8")
     print(f"replay:   {base}/hls/{space_id}/replay.m4a")

@@ -12,7 +12,15 @@ from starlette.responses import Response
 from majlis.errors import BadRequest
 from majlis.services.auth import Authenticator, Caller
 
-__all__ = ["SESSION_COOKIE", "client_ip", "json_response", "parse_body", "parse_query", "token_of"]
+__all__ = [
+    "SESSION_COOKIE",
+    "client_ip",
+    "json_response",
+    "parse_body",
+    "parse_query",
+    "token_and_source",
+    "token_of",
+]
 
 SESSION_COOKIE = "majlis_session"
 M = TypeVar("M", bound=BaseModel)
@@ -57,10 +65,15 @@ def parse_query(request: Request, model: type[M]) -> M:
 
 
 def token_of(connection: HTTPConnection) -> str | None:
+    return token_and_source(connection)[0]
+
+
+def token_and_source(connection: HTTPConnection) -> tuple[str | None, bool]:
+    """(token, whether it came from the Authorization header rather than the cookie)."""
     header = connection.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
-        return header[7:].strip() or None
-    return connection.cookies.get(SESSION_COOKIE) or None
+        return header[7:].strip() or None, True
+    return connection.cookies.get(SESSION_COOKIE) or None, False
 
 
 def client_ip(connection: HTTPConnection) -> str:

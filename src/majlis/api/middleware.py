@@ -7,8 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from majlis.api.http import token_and_source
 from majlis.bus.base import Bus
 from majlis.clock import Clock
 from majlis.errors import MajlisError, PayloadTooLarge, RateLimited, Unauthorized
@@ -138,7 +140,7 @@ class RateLimit:
         """The token's subject. An invalid bearer token raises Unauthorized (every endpoint
         would refuse it anyway); an invalid cookie is ignored here, since a browser may
         log in again while holding an expired one."""
-        token, from_header = _token(scope)
+        token, from_header = token_and_source(HTTPConnection(scope))
         if token is None:
             return None
         try:
@@ -148,18 +150,3 @@ class RateLimit:
                 raise
             return None
         return claims.subject
-
-
-def _token(scope: Scope) -> tuple[str | None, bool]:
-    """(token, whether it came from the Authorization header)."""
-    headers: list[tuple[bytes, bytes]] = scope["headers"]
-    cookie_token = None
-    for name, value in headers:
-        if name == b"authorization" and value[:7].lower() == b"bearer ":
-            return value[7:].decode("latin-1").strip() or None, True
-        if name == b"cookie":
-            for part in value.decode("latin-1").split(";"):
-                key, _, val = part.strip().partition("=")
-                if key == "majlis_session" and val:
-                    cookie_token = str(val)
-    return cookie_token, False

@@ -506,7 +506,7 @@ class Mixer:
             now = self._monotonic()
             if now - deadline > self.MAX_CATCH_UP:
                 missed = int((now - deadline) // FRAME_SECONDS)
-                self._fill_skipped(tick, missed, wall_origin + (deadline - origin))
+                self._fill_skipped(missed, wall_origin + (deadline - origin))
                 self._skipped += missed
                 tick += missed
                 deadline = origin + tick * FRAME_SECONDS
@@ -516,7 +516,7 @@ class Mixer:
             self._late.add(max(0.0, now - deadline))
             tick += 1
 
-    def _fill_skipped(self, tick: int, missed: int, wall: float) -> None:
+    def _fill_skipped(self, missed: int, wall: float) -> None:
         """The recording and the listeners' timeline must not lose time when the machine
         stalls the clock: skipped ticks reach the sink as silence (cheap, no mixing)."""
         silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
