@@ -24,7 +24,7 @@ from majlis.api.events import EventSocket
 from majlis.api.http import json_response
 from majlis.api.listeners import ListenerRoutes
 from majlis.api.metrics import metrics_route
-from majlis.api.middleware import BodyLimit, RateLimit, RateLimits
+from majlis.api.middleware import BodyLimit, RateLimit, RateLimits, retry_headers
 from majlis.api.pages import web_routes
 from majlis.api.playback import PlaybackGuard
 from majlis.api.roles import RoleRoutes
@@ -249,12 +249,8 @@ async def _media_running(services: Services) -> AsyncIterator[None]:
     commands = await services.bus.subscribe(MEDIA_CHANNEL)
     follower = asyncio.create_task(_follow(media, commands))
     try:
-        if isinstance(media, MediaProcess):
-            # Resumed again after every restart of the worker.
-            await media.start(resume)
-        else:
-            media.start()
-            await resume()
+        # A media process resumes again after every restart of its worker.
+        await media.start(resume)
         yield
     finally:
         follower.cancel()
@@ -284,11 +280,7 @@ def _levels_publisher(bus: Bus, loop: asyncio.AbstractEventLoop) -> Callable[[st
 
 
 async def _majlis_error(request: Request, exc: MajlisError) -> Response:
-    headers = None
-    retry = getattr(exc, "retry_after_ms", None)
-    if retry is not None:
-        headers = {"Retry-After": str(-(-retry // 1000)), "Retry-After-Ms": str(retry)}
-    return json_response(exc.body(), exc.status, headers)
+    return json_response(exc.body(), exc.status, retry_headers(exc) or None)
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:

@@ -16,19 +16,22 @@ from majlis.clock import Clock
 from majlis.errors import MajlisError, PayloadTooLarge, RateLimited, Unauthorized
 from majlis.services.tokens import ANON_AUDIENCE, SESSION_AUDIENCE, TokenService
 
-__all__ = ["BodyLimit", "RateLimit", "RateLimits", "send_error"]
+__all__ = ["BodyLimit", "RateLimit", "RateLimits", "retry_headers", "send_error"]
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+def retry_headers(error: MajlisError) -> dict[str, str]:
+    """Retry-After in seconds (HTTP's unit) and in milliseconds, for overload answers."""
+    if not isinstance(error, RateLimited):
+        return {}
+    seconds = math.ceil(error.retry_after_ms / 1000)
+    return {"Retry-After": str(seconds), "Retry-After-Ms": str(error.retry_after_ms)}
+
+
 async def send_error(send: Send, error: MajlisError) -> None:
     headers = [(b"content-type", b"application/json")]
-    if isinstance(error, RateLimited):
-        seconds = math.ceil(error.retry_after_ms / 1000)
-        headers += [
-            (b"retry-after", str(seconds).encode()),
-            (b"retry-after-ms", str(error.retry_after_ms).encode()),
-        ]
+    headers += [(k.lower().encode(), v.encode()) for k, v in retry_headers(error).items()]
     body = orjson.dumps(error.body())
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": error.status, "headers": headers})

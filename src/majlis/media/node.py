@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ __all__ = ["MediaNode", "NodeSettings"]
 log = logging.getLogger(__name__)
 
 LevelsSink = Callable[[str, Levels], None]
+Resume = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +70,12 @@ class MediaNode:
         self._starting: dict[str, asyncio.Future[None]] = {}
 
     # lifecycle (any thread but the media loop) ------------------------------------------
-    def start(self) -> None:
+    async def start(self, resume: Resume | None = None) -> None:
+        """Start the media loop, then `resume` (the caller restarts its live spaces): the
+        same contract as MediaProcess.start, which runs it after every worker respawn."""
         self._loop.start()
+        if resume is not None:
+            await resume()
 
     async def stop(self) -> None:
         """Shut down without ending spaces: recordings are flushed and resume next start."""

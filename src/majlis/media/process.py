@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from majlis.errors import Overloaded
 from majlis.media.channel import Message, decode_error, decode_snapshot, encode_frame, read_frame
 from majlis.media.feed import PlaylistFeed
 from majlis.media.mixer import Levels
-from majlis.media.node import LevelsSink, NodeSettings
+from majlis.media.node import LevelsSink, NodeSettings, Resume
 from majlis.media.origin import SpaceRegistry
 from majlis.media.worker import settings_to_json
 
@@ -37,7 +36,6 @@ __all__ = ["MediaProcess"]
 log = logging.getLogger(__name__)
 
 Sample = tuple[str, dict[str, str], float]
-Resume = Callable[[], Awaitable[None]]
 RETRY_AFTER_MS = 1000
 # How long an offer waits for a worker that is (re)starting before it is told to retry.
 READY_TIMEOUT = 5.0

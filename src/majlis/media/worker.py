@@ -115,7 +115,7 @@ async def serve(sock: socket.socket, settings: NodeSettings) -> None:
         outbox.send({"t": "levels", "space": space_id, "levels": wire})
 
     node.on_levels = levels
-    node.start()
+    await node.start()
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     commands: asyncio.Queue[dict[str, object]] = asyncio.Queue()
