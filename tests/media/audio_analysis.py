@@ -31,6 +31,20 @@ def frames_of(samples: npt.NDArray[np.int16]) -> list[npt.NDArray[np.int16]]:
     return [samples[i : i + FRAME_SAMPLES] for i in range(0, samples.size, FRAME_SAMPLES)]
 
 
+def tone_dbfs(samples: npt.NDArray[np.generic], frequency: float, band: float = 15.0) -> float:
+    """Amplitude (dBFS, a full-scale sine = 0) of the energy within ±band Hz of frequency.
+
+    Band energy rather than the peak bin, so a phase jump (a dropped or concealed frame)
+    does not read as a level change."""
+    x = samples.astype(np.float64)
+    window = np.hanning(x.size)
+    spectrum = np.abs(np.fft.rfft(x * window)) ** 2
+    freqs = np.fft.rfftfreq(x.size, 1.0 / SAMPLE_RATE)
+    energy = spectrum[np.abs(freqs - frequency) <= band].sum()
+    amplitude = math.sqrt(4.0 * energy / (x.size * np.sum(window**2)))
+    return 20.0 * math.log10(max(amplitude, 1e-9) / FULL_SCALE)
+
+
 def decode_with_pyav(path: Path) -> Floats:
     """Mono samples scaled like int16 (full scale 32767)."""
     chunks: list[Floats] = []

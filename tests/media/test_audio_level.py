@@ -21,6 +21,6 @@ def test_same_level_as_aiortc(amplitude: int, layout: str) -> None:
 
 
 def test_installed_for_aiortcs_senders() -> None:
-    import majlis.media.ingest  # noqa: F401  (installs on import)
+    import majlis.media.speaker_client  # noqa: F401  (installs on import)
 
     assert rtp.compute_audio_level_dbov is audio_level.audio_level_dbov

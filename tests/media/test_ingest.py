@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -27,19 +26,10 @@ from majlis.media.mixer import MediaLoop, Mixer
 from majlis.media.speaker_client import SendOffer, SpeakerClient
 from majlis.media.tone import ToneTrack
 
+from .audio_analysis import tone_dbfs
+
 FULL_SCALE = 32767.0
 T = TypeVar("T")
-
-
-def tone_dbfs(samples: np.ndarray, frequency: float, band: float = 15.0) -> float:
-    """Amplitude (dBFS, a full-scale sine = 0) of the energy within ±band Hz of frequency."""
-    x = samples.astype(np.float64)
-    window = np.hanning(x.size)
-    spectrum = np.abs(np.fft.rfft(x * window)) ** 2
-    freqs = np.fft.rfftfreq(x.size, 1.0 / SAMPLE_RATE)
-    energy = spectrum[np.abs(freqs - frequency) <= band].sum()
-    amplitude = math.sqrt(4.0 * energy / (x.size * np.sum(window**2)))
-    return 20.0 * math.log10(max(amplitude, 1e-9) / FULL_SCALE)
 
 
 def silent_runs(samples: np.ndarray, window: int = 480) -> list[tuple[int, int]]:

@@ -20,21 +20,9 @@ from majlis.media.convert import TIME_BASE, MonoConverter, Reframer, mono_to_fra
 from majlis.media.mixer import SILENCE_DB, Levels, Limiter, MediaLoop, Mixer, MixMinusTrack
 from majlis.media.tone import ToneTrack, tone_samples
 
+from .audio_analysis import tone_dbfs
+
 FULL_SCALE = 32767.0
-
-
-def tone_dbfs(samples: np.ndarray, frequency: float, band: float = 15.0) -> float:
-    """Amplitude (dBFS, a full-scale sine = 0) of the energy within ±band Hz of frequency.
-
-    Band energy rather than the peak bin, so a phase jump (a dropped or concealed frame)
-    does not read as a level change."""
-    x = samples.astype(np.float64)
-    window = np.hanning(x.size)
-    spectrum = np.abs(np.fft.rfft(x * window)) ** 2
-    freqs = np.fft.rfftfreq(x.size, 1.0 / SAMPLE_RATE)
-    energy = spectrum[np.abs(freqs - frequency) <= band].sum()
-    amplitude = math.sqrt(4.0 * energy / (x.size * np.sum(window**2)))
-    return 20.0 * math.log10(max(amplitude, 1e-9) / FULL_SCALE)
 
 
 def frame_tone_dbfs(frame: np.ndarray, frequency: float) -> float:
@@ -228,7 +216,9 @@ def test_mute_removes_the_tone_within_100ms_from_mix_and_mix_minus(media_loop: M
     time.sleep(0.6)
     muted_at = time.time()
     mixer.set_muted("a", True)  # from this (non-media) thread on purpose
-    time.sleep(0.5)
+    # Long enough for the speaking flag's 400 ms hold plus one whole 200 ms level window,
+    # whatever the phase of the mute against the windows.
+    time.sleep(0.9)
     unmuted_at = time.time()
     mixer.set_muted("a", False)
     time.sleep(0.4)

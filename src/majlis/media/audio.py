@@ -1,8 +1,8 @@
 """Audio constants shared by the whole media plane.
 
-Internally every stream is mono, 48 kHz, signed 16-bit, cut into 20 ms frames: aiortc's
-Opus decoder delivers 48 kHz frames of 960 samples (as interleaved s16 stereo even from a
-mono microphone, so ingest downmixes), and 20 ms is the mixer's tick.
+Internally every stream is mono, 48 kHz, signed 16-bit, cut into 20 ms frames: Opus runs at
+48 kHz and browsers send 20 ms packets (ingest decodes them to mono; other packet sizes are
+regrouped), and 20 ms is the mixer's tick.
 """
 
 from __future__ import annotations

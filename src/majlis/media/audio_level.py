@@ -2,9 +2,10 @@
 
 aiortc computes the audio-level RTP header extension of every outgoing frame with a
 Python loop over each sample (`aiortc.rtp.compute_audio_level_dbov`): 1,920 iterations per
-20 ms stereo frame, per speaker's mix-minus, per node: the largest single cost of a busy
-space. This is the same arithmetic with numpy (including aiortc's division by the number
-of samples per channel, so levels are identical), installed once by the media modules.
+20 ms stereo frame. This is the same arithmetic with numpy (including aiortc's division by
+the number of samples per channel, so levels are identical), installed by the speaker
+client (`majlis speak`, the benchmarks' load), which sends frames. The node sends
+ready-encoded packets, for which aiortc computes no level.
 """
 
 from __future__ import annotations

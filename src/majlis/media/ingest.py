@@ -10,6 +10,11 @@ in) stalls for ~240 ms at the first lost packet and from then on keeps the strea
 and under reordering it overflows and drops real packets (aiortc issue #543). Playout timing,
 loss concealment and drift are our JitterBuffer's job, so each speaker's receiver gets a
 ReorderWindow instead: it only puts packets back in order and never waits on a gap.
+
+On the node the window also takes over decoding: it hands each payload to the speaker's peer,
+which decodes it (mono, on the media loop) straight into the speaker's mixer input, and
+aiortc's decoder thread gets nothing to do. The mix-minus goes back as ready Opus packets
+(see media/opus.py for why both directions bypass aiortc's codec threads).
 """
 
 from __future__ import annotations
@@ -33,8 +38,8 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 
 from majlis.errors import BadRequest
-from majlis.media import audio_level
-from majlis.media.mixer import Mixer, MixMinusTrack
+from majlis.media.mixer import Mixer, MixerInput, MixMinusTrack
+from majlis.media.opus import OpusDecoder, OpusError, RtpTimeline
 
 __all__ = [
     "MAX_OFFER_BYTES",
@@ -46,11 +51,13 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-audio_level.install()
 
 MAX_OFFER_BYTES = 64 * 1024
 CONNECT_TIMEOUT = 30.0
 _SENDING_DIRECTIONS = ("sendrecv", "sendonly")
+
+# (RTP timestamp, Opus payload) of each packet, in sequence order
+Deliver = Callable[[int, bytes], None]
 
 
 def validate_offer(sdp: str) -> None:
@@ -92,7 +99,10 @@ class ReorderWindow:
     # A sequence jump this far back is a restarted stream, not a late packet.
     RESTART_DISTANCE = 1_000
 
-    def __init__(self) -> None:
+    def __init__(self, deliver: Deliver | None = None) -> None:
+        """With `deliver`, each ordered packet goes to deliver(rtp_timestamp, opus_payload)
+        and aiortc is handed nothing to decode."""
+        self._deliver = deliver
         self.window = 0
         self.late = 0
         self.duplicates = 0
@@ -116,7 +126,11 @@ class ReorderWindow:
         out = self._held.pop(oldest)
         self._last_out = oldest
         # The receiver stores the depayloaded Opus payload on the packet as `_data`.
-        return False, JitterFrame(data=getattr(out, "_data", b""), timestamp=out.timestamp)
+        data = getattr(out, "_data", b"")
+        if self._deliver is None:
+            return False, JitterFrame(data=data, timestamp=out.timestamp)
+        self._deliver(out.timestamp, data)
+        return False, None
 
     def _extend(self, seq: int) -> int:
         """16-bit sequence number → monotonic extended one (survives wrap-around)."""
@@ -142,12 +156,15 @@ class ReorderWindow:
             self.window += 1
 
 
-def use_reorder_window(receiver: RTCRtpReceiver) -> None:
+def use_reorder_window(receiver: RTCRtpReceiver, deliver: Deliver | None = None) -> bool:
+    """Put a ReorderWindow in place of the receiver's audio buffer; False if this aiortc has
+    no such buffer (the receiver then keeps its own and decodes as usual)."""
     attribute = "_RTCRtpReceiver__jitter_buffer"
     if not hasattr(receiver, attribute):
         log.warning("aiortc has no %s to replace: keeping its audio buffer", attribute)
-        return
-    setattr(receiver, attribute, ReorderWindow())
+        return False
+    setattr(receiver, attribute, ReorderWindow(deliver))
+    return True
 
 
 def _opus_preferences() -> list[RTCRtpCodecCapability]:
@@ -176,8 +193,11 @@ class SpeakerPeer:
         self._on_closed = on_closed
         self._connect_timeout = connect_timeout
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers)))
-        self._input: MediaStreamTrack | None = None
+        self._input: MixerInput | None = None
         self._output: MixMinusTrack | None = None
+        # Set when the reorder window hands us the payloads; else aiortc decodes them.
+        self._decoder: OpusDecoder | None = None
+        self._timeline = RtpTimeline()
         self._closed = False
         self._closing: asyncio.Task[None] | None = None
         self._timeout: asyncio.TimerHandle | None = None
@@ -198,11 +218,13 @@ class SpeakerPeer:
         if self._output is not None or self._closed:
             raise RuntimeError("a SpeakerPeer answers one offer; make a new one to renegotiate")
         validate_offer(offer_sdp)
-        self._output = self._mixer.mix_minus_track(self.speaker_id)
+        self._output = self._mixer.mix_minus_track(self.speaker_id, encoded=True)
         transceiver = self._pc.addTransceiver(self._output, direction="sendrecv")
-        # Opus only: the mixer assumes 48 kHz speech, and G.711 would be a needless downgrade.
+        # Opus only: the mixer assumes 48 kHz speech, and G.711 would be a needless downgrade
+        # (and the mix-minus packets are Opus already).
         transceiver.setCodecPreferences(_opus_preferences())
-        use_reorder_window(transceiver.receiver)
+        if use_reorder_window(transceiver.receiver, self._on_payload):
+            self._decoder = OpusDecoder()
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
             await self._pc.setLocalDescription(await self._pc.createAnswer())
@@ -246,8 +268,22 @@ class SpeakerPeer:
         # validate_offer allows one audio m-line and no video, so this is the speaker's voice.
         if track.kind != "audio" or self._input is not None or self._closed:
             return
-        self._input = track
-        self._mixer.add_input(self.speaker_id, track)
+        if self._decoder is not None:
+            self._input = self._mixer.add_feed(self.speaker_id)
+        else:
+            self._input = self._mixer.add_input(self.speaker_id, track)
+
+    def _on_payload(self, timestamp: int, payload: bytes) -> None:
+        entry, decoder = self._input, self._decoder
+        if entry is None or decoder is None or self._closed:
+            return
+        try:
+            samples = decoder.decode(payload)
+        except OpusError:
+            entry.count_error("cannot decode an Opus packet")
+            return
+        if samples.size:
+            entry.push_samples(self._timeline.position(timestamp), samples)
 
     def _on_connection_state(self) -> None:
         state = self._pc.connectionState

@@ -19,7 +19,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Coroutine, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import av
@@ -31,6 +31,7 @@ from majlis.clock import Clock, SystemClock
 from majlis.media.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE
 from majlis.media.convert import MonoConverter, Pcm, Reframer, mono_to_frame
 from majlis.media.jitter import JitterBuffer, JitterConfig, JitterStats
+from majlis.media.opus import OpusEncoder
 
 __all__ = [
     "SILENCE_DB",
@@ -41,6 +42,7 @@ __all__ = [
     "MixMinusTrack",
     "MixSink",
     "Mixer",
+    "MixerInput",
     "TickStats",
 ]
 
@@ -247,17 +249,22 @@ class Limiter:
 class MixMinusTrack(MediaStreamTrack):
     """What one speaker hears: every tick's mix without their own voice, as an audio track.
 
-    recv() waits for the next tick's frame; pts count 960 per tick since the first frame read,
-    so a reader that falls behind (older frames are dropped past `max_queued`) sees a pts gap,
-    as after a loss. Lives on the media loop: deliver() and recv() must run there.
+    recv() waits for the next tick and returns it as an Opus packet when the track has an
+    encoder (what the speaker's aiortc sender gets: it sends packets as they are), else as
+    an s16 stereo frame. pts count 960 per tick since the first frame read, so a reader that
+    falls behind (older frames are dropped past `max_queued`) sees a pts gap, as after a
+    loss. Lives on the media loop: deliver() and recv() must run there.
     """
 
     kind = "audio"
 
-    def __init__(self, speaker_id: str, *, max_queued: int = 5) -> None:
+    def __init__(
+        self, speaker_id: str, *, encoder: OpusEncoder | None = None, max_queued: int = 5
+    ) -> None:
         super().__init__()
         self.speaker_id = speaker_id
         self.dropped = 0
+        self._encoder = encoder
         self._queue: asyncio.Queue[tuple[int, Pcm] | None] = asyncio.Queue(max_queued)
         self._first_tick: int | None = None
 
@@ -269,7 +276,7 @@ class MixMinusTrack(MediaStreamTrack):
             self.dropped += 1
         self._queue.put_nowait((tick, samples))
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> av.AudioFrame | av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
         item = await self._queue.get()
@@ -278,9 +285,12 @@ class MixMinusTrack(MediaStreamTrack):
         tick, samples = item
         if self._first_tick is None:
             self._first_tick = tick
+        pts = (tick - self._first_tick) * FRAME_SAMPLES
+        if self._encoder is not None:
+            return self._encoder.encode(samples, pts)
         # Stereo with equal channels: aiortc's encoder would upmix mono at -3 dB (swresample's
         # centre mix level), and the speaker should hear the others at their true level.
-        return mono_to_frame(samples, (tick - self._first_tick) * FRAME_SAMPLES, stereo=True)
+        return mono_to_frame(samples, pts, stereo=True)
 
     def stop(self) -> None:
         if self.readyState == "live":
@@ -339,15 +349,50 @@ def _power_to_db(power: float) -> float:
     return max(SILENCE_DB, 10.0 * math.log10(power / FULL_SCALE**2))
 
 
-@dataclass(eq=False)
-class _Input:
-    speaker_id: str
-    track: MediaStreamTrack
-    buffer: JitterBuffer
-    task: asyncio.Task[None] | None = None
-    errors: int = 0
-    converter: MonoConverter = field(default_factory=MonoConverter)
-    reframer: Reframer = field(default_factory=Reframer)
+class MixerInput:
+    """One speaker's way into the mixer: 20 ms frames land in their jitter buffer.
+
+    Fed either by a task reading a track (`Mixer.add_input`) or directly by whoever
+    decodes the speaker's packets (`Mixer.add_feed`). Media loop only.
+    """
+
+    def __init__(
+        self,
+        speaker_id: str,
+        buffer: JitterBuffer,
+        monotonic: Callable[[], float],
+        track: MediaStreamTrack | None = None,
+    ) -> None:
+        self.speaker_id = speaker_id
+        self.buffer = buffer
+        self.track = track
+        self.task: asyncio.Task[None] | None = None
+        self.errors = 0
+        self._monotonic = monotonic
+        self._converter = MonoConverter()
+        self._reframer = Reframer()
+
+    def push_samples(self, pts: int | None, samples: Pcm) -> None:
+        """Mono int16 samples whose first one sits at `pts` (48 kHz units) on the speaker's
+        timeline; any length (Opus packets of 10 to 60 ms are regrouped into 20 ms)."""
+        arrival = self._monotonic()
+        for frame_pts, pcm in self._reframer.push(pts, samples):
+            self.buffer.push(frame_pts, pcm, arrival)
+
+    def push_frame(self, frame: av.AudioFrame) -> None:
+        try:
+            chunks = self._converter.convert(frame)
+        except (ValueError, av.FFmpegError):
+            self.count_error("cannot convert a frame")
+            return
+        for pts, samples in chunks:
+            self.push_samples(pts, samples)
+
+    def count_error(self, what: str) -> None:
+        # One undecodable frame is a loss, not a reason to drop the speaker.
+        if self.errors % 500 == 0:
+            log.warning("speaker %s: %s", self.speaker_id, what, exc_info=True)
+        self.errors += 1
 
 
 class Mixer:
@@ -386,7 +431,7 @@ class Mixer:
         self._levels_every = max(1, round(levels_interval / FRAME_SECONDS))
         self._clock = clock or SystemClock()
         self._monotonic = monotonic
-        self._inputs: dict[str, _Input] = {}
+        self._inputs: dict[str, MixerInput] = {}
         self._mix_minus: dict[str, MixMinusTrack] = {}
         # Replaced as a whole on every change, so other threads can flip it safely.
         self._muted: dict[str, bool] = {}
@@ -421,25 +466,33 @@ class Mixer:
 
     # --- speakers (media loop) --------------------------------------------------------------
 
-    def add_input(self, speaker_id: str, track: MediaStreamTrack) -> None:
+    def add_input(self, speaker_id: str, track: MediaStreamTrack) -> MixerInput:
         """Start reading `track` into the speaker's jitter buffer (replacing an older input)."""
-        self.remove_input(speaker_id)
-        entry = _Input(speaker_id, track, JitterBuffer(self._jitter_config))
+        entry = self.add_feed(speaker_id)
+        entry.track = track
         entry.task = asyncio.get_running_loop().create_task(
             self._read(entry), name=f"mixer-input-{speaker_id}"
         )
-        self._inputs[speaker_id] = entry
+        return entry
 
-    def remove_input(self, speaker_id: str, track: MediaStreamTrack | None = None) -> bool:
-        """Stop reading and stop the track at once; with `track`, only if it is still the one
+    def add_feed(self, speaker_id: str) -> MixerInput:
+        """An input the caller pushes samples into (replacing an older input)."""
+        self.remove_input(speaker_id)
+        entry = MixerInput(speaker_id, JitterBuffer(self._jitter_config), self._monotonic)
+        self._inputs[speaker_id] = entry
+        return entry
+
+    def remove_input(self, speaker_id: str, entry: MixerInput | None = None) -> bool:
+        """Stop reading and stop the track at once; with `entry`, only if it is still the one
         in use (a reconnected speaker's new input is left alone)."""
-        entry = self._inputs.get(speaker_id)
-        if entry is None or (track is not None and entry.track is not track):
+        current = self._inputs.get(speaker_id)
+        if current is None or (entry is not None and current is not entry):
             return False
         del self._inputs[speaker_id]
-        if entry.task is not None:
-            entry.task.cancel()
-        entry.track.stop()
+        if current.task is not None:
+            current.task.cancel()
+        if current.track is not None:
+            current.track.stop()
         return True
 
     def has_input(self, speaker_id: str) -> bool:
@@ -449,10 +502,11 @@ class Mixer:
         entry = self._inputs.get(speaker_id)
         return entry.buffer.stats if entry is not None else None
 
-    def mix_minus_track(self, speaker_id: str) -> MixMinusTrack:
-        """A new track carrying the mix without `speaker_id`; replaces (stops) an older one."""
+    def mix_minus_track(self, speaker_id: str, *, encoded: bool = False) -> MixMinusTrack:
+        """A new track carrying the mix without `speaker_id`; replaces (stops) an older one.
+        `encoded`: it hands out Opus packets for a WebRTC sender instead of frames."""
         self.release_mix_minus(speaker_id)
-        track = MixMinusTrack(speaker_id)
+        track = MixMinusTrack(speaker_id, encoder=OpusEncoder() if encoded else None)
         self._mix_minus[speaker_id] = track
         return track
 
@@ -574,7 +628,9 @@ class Mixer:
 
     # --- levels -----------------------------------------------------------------------------
 
-    def _update_levels(self, inputs: list[_Input], signals: Floats, muted: dict[str, bool]) -> None:
+    def _update_levels(
+        self, inputs: list[MixerInput], signals: Floats, muted: dict[str, bool]
+    ) -> None:
         powers = np.einsum("ij,ij->i", signals, signals) / FRAME_SAMPLES
         for entry, power in zip(inputs, powers.tolist(), strict=True):
             state = self._speaking.setdefault(entry.speaker_id, _Speaking())
@@ -597,7 +653,7 @@ class Mixer:
         else:
             state.quiet_ticks = 0
 
-    def _publish_levels(self, inputs: list[_Input]) -> None:
+    def _publish_levels(self, inputs: list[MixerInput]) -> None:
         levels: Levels = {}
         for entry in inputs:
             state = self._speaking[entry.speaker_id]
@@ -617,28 +673,16 @@ class Mixer:
 
     # --- inputs -----------------------------------------------------------------------------
 
-    async def _read(self, entry: _Input) -> None:
+    async def _read(self, entry: MixerInput) -> None:
+        if entry.track is None:
+            return
         try:
             while True:
                 frame = await entry.track.recv()
-                arrival = self._monotonic()
                 if isinstance(frame, av.AudioFrame):
-                    self._push(entry, frame, arrival)
+                    entry.push_frame(frame)
         except MediaStreamError:
             pass  # the track ended (peer closed): the speaker leaves the mix
         finally:
             if self._inputs.get(entry.speaker_id) is entry:
                 del self._inputs[entry.speaker_id]
-
-    def _push(self, entry: _Input, frame: av.AudioFrame, arrival: float) -> None:
-        try:
-            chunks = entry.converter.convert(frame)
-        except (ValueError, av.FFmpegError):
-            # One undecodable frame is a loss, not a reason to drop the speaker.
-            if entry.errors % 500 == 0:
-                log.warning("speaker %s: cannot convert a frame", entry.speaker_id, exc_info=True)
-            entry.errors += 1
-            return
-        for pts, samples in chunks:
-            for frame_pts, pcm in entry.reframer.push(pts, samples):
-                entry.buffer.push(frame_pts, pcm, arrival)

@@ -1,0 +1,108 @@
+"""Opus on the media loop: the mix-minus encoder, the ingest decoder, RTP timestamps."""
+
+from __future__ import annotations
+
+import asyncio
+
+import av
+import numpy as np
+import pytest
+from aiortc.codecs.opus import OpusEncoder as AiortcOpusEncoder
+from aiortc.rtp import RtpPacket
+
+from majlis.media.audio import FRAME_SAMPLES, SAMPLE_RATE
+from majlis.media.convert import TIME_BASE, mono_to_frame
+from majlis.media.ingest import ReorderWindow
+from majlis.media.mixer import MixMinusTrack
+from majlis.media.opus import OpusDecoder, OpusEncoder, OpusError, RtpTimeline
+from majlis.media.tone import tone_samples
+
+from .audio_analysis import frames_of, tone_dbfs
+
+
+def test_a_tone_survives_our_encoder_and_decoder_at_its_level() -> None:
+    tone = tone_samples(440.0, -20.0, 0, SAMPLE_RATE)  # one second
+    encoder, decoder = OpusEncoder(), OpusDecoder()
+    out = []
+    for index, frame in enumerate(frames_of(tone)):
+        packet = encoder.encode(frame, index * FRAME_SAMPLES)
+        assert packet.pts == index * FRAME_SAMPLES and packet.time_base == TIME_BASE
+        # 32 kb/s VBR: about 80 bytes per 20 ms, never a runaway.
+        assert packet.size < 400
+        out.append(decoder.decode(bytes(packet)))
+    decoded = np.concatenate(out)
+    assert decoded.dtype == np.int16 and decoded.size == SAMPLE_RATE
+    steady = decoded[SAMPLE_RATE // 4 :]
+    assert tone_dbfs(steady, 440.0) == pytest.approx(-20.0, abs=1.0)
+    # Nothing much anywhere else: coding noise stays 30 dB under the tone.
+    assert tone_dbfs(steady, 1_320.0, band=200.0) < -50.0
+
+
+def test_decoder_downmixes_a_stereo_stream_like_browsers_send() -> None:
+    tone = tone_samples(660.0, -20.0, 0, SAMPLE_RATE)
+    stereo = AiortcOpusEncoder()
+    decoder = OpusDecoder()
+    out: list[np.ndarray] = []
+    for index, frame in enumerate(frames_of(tone)):
+        payloads, _ = stereo.encode(mono_to_frame(frame, index * FRAME_SAMPLES, stereo=True))
+        out.extend(decoder.decode(payload) for payload in payloads)
+    decoded = np.concatenate(out)
+    assert decoded.size >= SAMPLE_RATE - 2 * FRAME_SAMPLES
+    assert tone_dbfs(decoded[SAMPLE_RATE // 4 :], 660.0) == pytest.approx(-20.0, abs=1.0)
+
+
+def test_decoder_takes_an_empty_payload_and_refuses_garbage() -> None:
+    decoder = OpusDecoder()
+    assert decoder.decode(b"").size == 0
+    # TOC byte for a code-3 packet with a frame count of 0: invalid by RFC 6716.
+    with pytest.raises(OpusError, match="corrupted"):
+        decoder.decode(b"\x03\x00")
+
+
+def test_encoder_refuses_settings_outside_opus() -> None:
+    with pytest.raises(ValueError, match="bit rate"):
+        OpusEncoder(bitrate=1_000)
+    with pytest.raises(ValueError, match="complexity"):
+        OpusEncoder(complexity=11)
+    with pytest.raises(ValueError, match="application"):
+        OpusEncoder(application="music")
+    with pytest.raises(OpusError, match="cannot encode"):
+        OpusEncoder().encode(np.zeros(1_000, dtype=np.int16), 0)  # not an Opus frame size
+
+
+def test_rtp_timeline_counts_from_the_first_packet_across_wraparound() -> None:
+    timeline = RtpTimeline()
+    start = 2**32 - 2 * FRAME_SAMPLES
+    stamps = [(start + i * FRAME_SAMPLES) % 2**32 for i in range(5)]
+    assert [timeline.position(ts) for ts in stamps] == [i * FRAME_SAMPLES for i in range(5)]
+    # A late packet from before the wrap still lands where it belongs.
+    assert timeline.position(stamps[1]) == FRAME_SAMPLES
+
+
+def test_reorder_window_hands_payloads_in_order_to_its_consumer() -> None:
+    delivered: list[tuple[int, bytes]] = []
+    window = ReorderWindow(lambda timestamp, payload: delivered.append((timestamp, payload)))
+    for seq in (0, 1, 3, 2, 4, 5):
+        packet = RtpPacket(sequence_number=seq, timestamp=seq * FRAME_SAMPLES)
+        packet._data = bytes([seq])  # type: ignore[attr-defined]
+        # aiortc is handed nothing: its decoder thread stays idle.
+        assert window.add(packet) == (False, None)
+    # 2 came after 3 had gone out: it is dropped as late and the window grows to hold one,
+    # so 5 waits there for a possible 6.
+    assert [payload[0] for _, payload in delivered] == [0, 1, 3, 4]
+    assert [timestamp for timestamp, _ in delivered] == [i * FRAME_SAMPLES for i in (0, 1, 3, 4)]
+    assert window.late == 1 and window.window == 1
+
+
+async def test_encoded_mix_minus_track_hands_aiortc_ready_packets() -> None:
+    track = MixMinusTrack("alice", encoder=OpusEncoder())
+    tone = tone_samples(440.0, -20.0, 0, 3 * FRAME_SAMPLES)
+    for tick, frame in enumerate(frames_of(tone), start=7):
+        track.deliver(tick, frame)
+    packets = [await asyncio.wait_for(track.recv(), 1.0) for _ in range(3)]
+    encoded = [packet for packet in packets if isinstance(packet, av.Packet)]
+    assert [packet.pts for packet in encoded] == [0, 960, 1920]
+    # What aiortc's sender does with a packet: its RTP timestamp offset comes from the pts.
+    stamps = [AiortcOpusEncoder().pack(packet)[1] for packet in encoded]
+    assert stamps == [0, 960, 1920]
+    track.stop()
