@@ -106,3 +106,36 @@ async def test_encoded_mix_minus_track_hands_aiortc_ready_packets() -> None:
     stamps = [AiortcOpusEncoder().pack(packet)[1] for packet in encoded]
     assert stamps == [0, 960, 1920]
     track.stop()
+
+
+async def test_two_tick_packets_never_span_a_gap() -> None:
+    track = MixMinusTrack("alice", encoder=OpusEncoder(), ticks_per_packet=2)
+    frames = frames_of(tone_samples(440.0, -20.0, 0, 5 * FRAME_SAMPLES))
+    # Ticks 10, 11, then 13 (12 was dropped), 14, 15, 16.
+    for tick, frame in zip((10, 11, 13, 14, 15), frames, strict=True):
+        track.deliver(tick, frame)
+    packets = [await asyncio.wait_for(track.recv(), 1.0) for _ in range(2)]
+    track.deliver(16, frames[0])  # the queue holds 5 ticks: deliver after reading some
+    packets.append(await asyncio.wait_for(track.recv(), 1.0))
+    encoded = [packet for packet in packets if isinstance(packet, av.Packet)]
+    decoder = OpusDecoder()
+    lengths = [decoder.decode(bytes(packet)).size for packet in encoded]
+    assert [packet.pts for packet in encoded] == [0, 3 * FRAME_SAMPLES, 5 * FRAME_SAMPLES]
+    assert lengths == [2 * FRAME_SAMPLES] * 3
+
+    # A gap inside a packet: the tick before it goes out alone, the one after starts anew.
+    track.deliver(18, frames[1])
+    track.deliver(20, frames[2])  # 19 was dropped
+    alone = await asyncio.wait_for(track.recv(), 1.0)
+    track.deliver(21, frames[3])
+    after = await asyncio.wait_for(track.recv(), 1.0)
+    assert isinstance(alone, av.Packet) and isinstance(after, av.Packet)
+    assert alone.pts == 8 * FRAME_SAMPLES and decoder.decode(bytes(alone)).size == FRAME_SAMPLES
+    assert after.pts == 10 * FRAME_SAMPLES
+    assert decoder.decode(bytes(after)).size == 2 * FRAME_SAMPLES
+    track.stop()
+
+
+def test_frames_are_never_packed_without_an_encoder() -> None:
+    with pytest.raises(ValueError, match="ticks per packet"):
+        MixMinusTrack("alice", ticks_per_packet=2)

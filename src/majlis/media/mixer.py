@@ -31,7 +31,7 @@ from majlis.clock import Clock, SystemClock
 from majlis.media.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE
 from majlis.media.convert import MonoConverter, Pcm, Reframer, mono_to_frame
 from majlis.media.jitter import JitterBuffer, JitterConfig, JitterStats
-from majlis.media.opus import OpusEncoder
+from majlis.media.opus import PACKET_TICKS, OpusEncoder
 
 __all__ = [
     "SILENCE_DB",
@@ -84,7 +84,7 @@ class MediaLoop:
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError("the media loop is already started")
-        loop = asyncio.new_event_loop()
+        loop = _new_event_loop()
         ready = threading.Event()
         self._loop = loop
         self._thread = threading.Thread(
@@ -158,6 +158,17 @@ class MediaLoop:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it exists: for 13 speakers the loop's own work (datagrams, callbacks,
+    task switches for ~1,300 packets a second) is a tenth of the node's CPU, and uvloop
+    does it in C (docs/benchmarks.md)."""
+    try:
+        import uvloop
+    except ImportError:  # Windows
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 class Limiter:
@@ -249,23 +260,35 @@ class Limiter:
 class MixMinusTrack(MediaStreamTrack):
     """What one speaker hears: every tick's mix without their own voice, as an audio track.
 
-    recv() waits for the next tick and returns it as an Opus packet when the track has an
-    encoder (what the speaker's aiortc sender gets: it sends packets as they are), else as
-    an s16 stereo frame. pts count 960 per tick since the first frame read, so a reader that
-    falls behind (older frames are dropped past `max_queued`) sees a pts gap, as after a
-    loss. Lives on the media loop: deliver() and recv() must run there.
+    With an encoder, recv() returns Opus packets (what the speaker's aiortc sender gets: it
+    sends packets as they are), each carrying `ticks_per_packet` consecutive ticks; without
+    one, it returns each tick as an s16 stereo frame. pts count 960 per tick since the first
+    tick read, so a reader that falls behind (older ticks are dropped past `max_queued`)
+    sees a pts gap, as after a loss; a packet never spans a gap. Lives on the media loop:
+    deliver() and recv() must run there.
     """
 
     kind = "audio"
 
     def __init__(
-        self, speaker_id: str, *, encoder: OpusEncoder | None = None, max_queued: int = 5
+        self,
+        speaker_id: str,
+        *,
+        encoder: OpusEncoder | None = None,
+        ticks_per_packet: int = 1,
+        max_queued: int = 5,
     ) -> None:
         super().__init__()
+        if not 1 <= ticks_per_packet <= 3 or (encoder is None and ticks_per_packet != 1):
+            raise ValueError("1 to 3 ticks per packet (Opus frames of 20 to 60 ms), encoded")
         self.speaker_id = speaker_id
         self.dropped = 0
         self._encoder = encoder
-        self._queue: asyncio.Queue[tuple[int, Pcm] | None] = asyncio.Queue(max_queued)
+        self._ticks_per_packet = ticks_per_packet
+        self._queue: asyncio.Queue[tuple[int, Pcm] | None] = asyncio.Queue(
+            max(max_queued, 2 * ticks_per_packet)
+        )
+        self._held: tuple[int, Pcm] | None = None  # a tick read but not sent yet
         self._first_tick: int | None = None
 
     def deliver(self, tick: int, samples: Pcm) -> None:
@@ -277,20 +300,35 @@ class MixMinusTrack(MediaStreamTrack):
         self._queue.put_nowait((tick, samples))
 
     async def recv(self) -> av.AudioFrame | av.Packet[Any]:
+        first_tick, samples = await self._next_tick()
+        if self._first_tick is None:
+            self._first_tick = first_tick
+        pts = (first_tick - self._first_tick) * FRAME_SAMPLES
+        if self._encoder is None:
+            # Stereo with equal channels: aiortc's encoder would upmix mono at -3 dB
+            # (swresample's centre mix level); the speaker hears the others at their level.
+            return mono_to_frame(samples, pts, stereo=True)
+        chunks = [samples]
+        while len(chunks) < self._ticks_per_packet:
+            tick, more = await self._next_tick()
+            if tick != first_tick + len(chunks):
+                self._held = (tick, more)  # a gap: this tick starts the next packet
+                break
+            chunks.append(more)
+        pcm = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        return self._encoder.encode(pcm, pts)
+
+    async def _next_tick(self) -> tuple[int, Pcm]:
+        held = self._held
+        if held is not None:
+            self._held = None
+            return held
         if self.readyState != "live":
             raise MediaStreamError
         item = await self._queue.get()
         if item is None:
             raise MediaStreamError
-        tick, samples = item
-        if self._first_tick is None:
-            self._first_tick = tick
-        pts = (tick - self._first_tick) * FRAME_SAMPLES
-        if self._encoder is not None:
-            return self._encoder.encode(samples, pts)
-        # Stereo with equal channels: aiortc's encoder would upmix mono at -3 dB (swresample's
-        # centre mix level), and the speaker should hear the others at their true level.
-        return mono_to_frame(samples, pts, stereo=True)
+        return item
 
     def stop(self) -> None:
         if self.readyState == "live":
@@ -504,9 +542,13 @@ class Mixer:
 
     def mix_minus_track(self, speaker_id: str, *, encoded: bool = False) -> MixMinusTrack:
         """A new track carrying the mix without `speaker_id`; replaces (stops) an older one.
-        `encoded`: it hands out Opus packets for a WebRTC sender instead of frames."""
+        `encoded`: it hands out Opus packets of PACKET_TICKS ticks for a WebRTC sender
+        instead of frames."""
         self.release_mix_minus(speaker_id)
-        track = MixMinusTrack(speaker_id, encoder=OpusEncoder() if encoded else None)
+        if encoded:
+            track = MixMinusTrack(speaker_id, encoder=OpusEncoder(), ticks_per_packet=PACKET_TICKS)
+        else:
+            track = MixMinusTrack(speaker_id)
         self._mix_minus[speaker_id] = track
         return track
 
