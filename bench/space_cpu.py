@@ -5,7 +5,8 @@ for each speaker count, creates a live space, puts that many people on its stage
 people get there (the host, then up to two co-hosts named by the host, then speakers who
 asked and were approved), and connects that many real WebRTC speakers (aiortc
 `SpeakerClient`, each sending a continuous `ToneTrack` at its own frequency, -30 dBFS, and
-receiving its mix-minus). After a warm-up, the server's CPU is read from /proc/PID/stat
+receiving its mix-minus; with `--talking K`, only the first K do, the others send the same
+tone at -70 dBFS, a quiet room). After a warm-up, the server's CPU is read from /proc/PID/stat
 (utime+stime of the whole process, all threads) over the window, as % of one core;
 mixer tick lateness and cost come from the server's /metrics for that space. The space is
 then ended. Counts are interleaved run after run (rotated, so no count always goes first).
@@ -42,6 +43,7 @@ from mediabench import (
 
 USERS = [f"speaker{i:02d}" for i in range(13)]  # USERS[0] hosts
 TONE_DBFS = -30.0  # 13 of them sum to at most -7.7 dBFS: the limiter stays out of it
+QUIET_DBFS = -70.0  # a speaker who is not talking: a microphone in a quiet room
 
 
 async def phase(server: Server, api: Api, count: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -53,7 +55,7 @@ async def phase(server: Server, api: Api, count: int, args: argparse.Namespace) 
     clients = [
         SpeakerClient(
             offer_sender(server.url, api.tokens[user], sid),
-            ToneTrack(300.0 + 50.0 * index, TONE_DBFS),
+            ToneTrack(300.0 + 50.0 * index, TONE_DBFS if index < args.talking else QUIET_DBFS),
         )
         for index, user in enumerate(on_stage[:count])
     ]
@@ -161,11 +163,19 @@ def main() -> None:
         default=[1, 5, 13],
         help="speaker counts, comma separated (0..13)",
     )
+    parser.add_argument(
+        "--talking", type=int, default=13, help="speakers sending a speech-level tone"
+    )
     parser.add_argument("--load-threshold", type=float, default=0.7)
     parser.add_argument("--max-wait", type=float, default=60.0, help="s to wait for quiet")
     args = parser.parse_args()
-    if args.runs < 1 or not 2 <= args.seconds <= 300 or any(not 0 <= c <= 13 for c in args.counts):
-        raise SystemExit("--runs ≥ 1, 2 ≤ --seconds ≤ 300, counts within 0..13")
+    if (
+        args.runs < 1
+        or not 2 <= args.seconds <= 300
+        or any(not 0 <= c <= 13 for c in args.counts)
+        or not 0 <= args.talking <= 13
+    ):
+        raise SystemExit("--runs ≥ 1, 2 ≤ --seconds ≤ 300, counts and --talking within 0..13")
     pin_self_to_client_cpu()
     print(json.dumps(asyncio.run(main_async(args)), indent=2))
 
