@@ -343,7 +343,7 @@ async def phase(
         "tick_late_p99_ms": metrics.get("majlis_mixer_tick_late_p99_ms"),
         "tick_late_max_ms": metrics.get("majlis_mixer_tick_late_max_ms"),
         "ticks_skipped": metrics.get("majlis_mixer_ticks_skipped_total"),
-        "packager_backlog_parts": metrics.get("majlis_packager_backlog_parts"),
+        "packager_backlog_frames": metrics.get("majlis_packager_backlog_frames"),
         "client_saturated": cpu["client_cpu_pct"] + cpu["speaker_cpu_pct"] > 90.0,
     }
 

@@ -91,25 +91,6 @@ def _proc_jiffies(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-def _thread_jiffies(pid: int) -> dict[str, tuple[int, int]]:
-    """Per thread group (thread name without its number or hex id: `asyncio_3` and
-    `hls-packager-0d0d…` become `asyncio` and `hls-packager`) → (utime, stime) in clock
-    ticks, summed over the group's live threads."""
-    out: dict[str, tuple[int, int]] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            text = (task / "stat").read_text()
-        except OSError:
-            continue
-        name = re.sub(
-            r"[-_]?[0-9a-f]*[0-9][0-9a-f]*$", "", text[text.index("(") + 1 : text.rindex(")")]
-        )
-        fields = text[text.rindex(")") + 2 :].split()
-        user, system = out.get(name, (0, 0))
-        out[name] = (user + int(fields[11]), system + int(fields[12]))
-    return out
-
-
 def _all_processes() -> dict[tuple[int, int], int]:
     """(pid, start time) → utime + stime for every process on the machine."""
     out: dict[tuple[int, int], int] = {}
@@ -179,7 +160,6 @@ class CpuWindow:
     _start: float = 0.0
     _proc: dict[str, int] = field(default_factory=dict)
     _wait: dict[str, int] = field(default_factory=dict)
-    _threads: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
     _everyone: dict[tuple[int, int], int] = field(default_factory=dict)
     _pressure: int = 0
     _cpus: dict[int, tuple[int, int]] = field(default_factory=dict)
@@ -188,7 +168,6 @@ class CpuWindow:
     def __post_init__(self) -> None:
         self._start = time.monotonic()
         self._proc = {name: _proc_jiffies(pid) for name, pid in self.pids.items()}
-        self._threads = {name: _thread_jiffies(pid) for name, pid in self.pids.items()}
         self._wait = {name: _sched_wait_ns(pid) for name, pid in self.pids.items()}
         self._cpus = _cpu_jiffies()
         self._everyone = _all_processes()
@@ -206,7 +185,6 @@ class CpuWindow:
             out[f"{name}_cpu_pct"] = round(100.0 * used / CLOCK_TICKS / elapsed, 1)
             waited = _sched_wait_ns(self.pids[name]) - self._wait[name]
             out[f"{name}_runq_wait_pct"] = round(100.0 * waited / 1e9 / elapsed, 1)
-            out[f"{name}_threads"] = self._thread_split(name, elapsed)
         for cpu, (busy, _total) in cpus.items():
             used = busy - self._cpus[cpu][0]
             out[f"cpu{cpu}_busy_pct"] = round(100.0 * used / CLOCK_TICKS / elapsed, 1)
@@ -222,19 +200,6 @@ class CpuWindow:
         out["load_1m_start"] = round(self._load, 2)
         out["load_1m_end"] = round(os.getloadavg()[0], 2)
         return out
-
-    def _thread_split(self, name: str, elapsed: float) -> dict[str, str]:
-        """Where a process's CPU went, per thread group: "user% + sys%" of one core
-        (threads that ended inside the window are missed)."""
-        before = self._threads[name]
-        split: dict[str, str] = {}
-        for group, (user, system) in _thread_jiffies(self.pids[name]).items():
-            user -= before.get(group, (0, 0))[0]
-            system -= before.get(group, (0, 0))[1]
-            if user + system > 0:
-                scale = 100.0 / CLOCK_TICKS / elapsed
-                split[group] = f"{user * scale:.1f} + {system * scale:.1f}"
-        return split
 
 
 # --- the server ----------------------------------------------------------------------------

@@ -1,13 +1,44 @@
-"""What every crash-and-resume test checks: the recording's listed segments survive byte
-for byte, a discontinuity follows them, and each side carries its own tone."""
+"""What every crash-and-resume test does around its kill: the host speaks 440 Hz into a new
+space before it and 660 Hz after it, and then the checks: the recording's listed segments
+survive byte for byte, a discontinuity follows them, and each side carries its own tone."""
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 
 import m3u8
 
+from .harness import Api, Server, speak, wait_line, wait_replay
 from .signal_tools import RATE, decode, tone_db
+
+BEFORE_HZ, AFTER_HZ = 440.0, 660.0
+
+
+def speak_before_the_kill(
+    server: Server, api: Api, title: str
+) -> tuple[str, subprocess.Popen[str], dict[str, bytes]]:
+    """The host (registered here) speaks into a new space for 6 s: (space id, the still
+    speaking `majlis speak`, the segments listed by then, at least two)."""
+    api.register("host")
+    sid = api.ok("host", "POST", "/api/v1/spaces", {"title": title})["id"]
+    speaker = speak(server, sid, "host", BEFORE_HZ, 60)
+    wait_line(speaker, "connected")
+    time.sleep(6.0)
+    kept = listed_segments(server.data_dir / "spaces" / sid)
+    assert len(kept) >= 2
+    return sid, speaker, kept
+
+
+def speak_after_the_kill_and_end(server: Server, api: Api, sid: str) -> tuple[str, bytes]:
+    """The host speaks 6 s more and ends the space: (final playlist, replay bytes)."""
+    after = speak(server, sid, "host", AFTER_HZ, 6)
+    wait_line(after, "connected")
+    assert after.wait(30) == 0
+    api.ok("host", "POST", f"/api/v1/spaces/{sid}/end")
+    final_text = wait_replay(api, sid)
+    return final_text, api.http.get(f"/hls/{sid}/replay.m4a").content
 
 
 def listed_segments(space_dir: Path) -> dict[str, bytes]:

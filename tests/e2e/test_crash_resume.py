@@ -3,13 +3,18 @@ before the kill, a discontinuity, and what came after."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
-from .harness import Api, speak, start_server, stop_server, wait_line, wait_replay
-from .resume_checks import check_resumed, listed_segments
+from .harness import Api, start_server, stop_server
+from .resume_checks import (
+    AFTER_HZ,
+    BEFORE_HZ,
+    check_resumed,
+    speak_after_the_kill_and_end,
+    speak_before_the_kill,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -19,13 +24,7 @@ def test_sigkill_mid_space_resumes_the_same_recording(tmp_path: Path) -> None:
     server = start_server(data)
     try:
         api = Api(server)
-        api.register("host")
-        sid = api.ok("host", "POST", "/api/v1/spaces", {"title": "crash"})["id"]
-        before = speak(server, sid, "host", 440.0, 60)
-        wait_line(before, "connected")
-        time.sleep(6.0)
-        kept = listed_segments(data / "spaces" / sid)
-        assert len(kept) >= 2
+        sid, before, kept = speak_before_the_kill(server, api, "crash")
         server.kill9()
         before.kill()
         before.wait(10)
@@ -37,16 +36,11 @@ def test_sigkill_mid_space_resumes_the_same_recording(tmp_path: Path) -> None:
     try:
         api = Api(server)
         api.login("host")
-        after = speak(server, sid, "host", 660.0, 6)
-        wait_line(after, "connected")
-        assert after.wait(30) == 0
-        api.ok("host", "POST", f"/api/v1/spaces/{sid}/end")
-        final_text = wait_replay(api, sid)
-        replay = api.http.get(f"/hls/{sid}/replay.m4a").content
+        final_text, replay = speak_after_the_kill_and_end(server, api, sid)
         api.close()
     finally:
         stop_server(server)
 
-    final = check_resumed(data / "spaces" / sid, kept, final_text, replay, (440.0, 660.0))
+    final = check_resumed(data / "spaces" / sid, kept, final_text, replay, (BEFORE_HZ, AFTER_HZ))
     numbers = [final.media_sequence + i for i in range(len(final.segments))]
     assert numbers == sorted(set(numbers))

@@ -11,8 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from .harness import Api, speak, start_server, stop_server, wait_line, wait_replay
-from .resume_checks import check_resumed, listed_segments
+from .harness import Api, start_server, stop_server
+from .resume_checks import (
+    AFTER_HZ,
+    BEFORE_HZ,
+    check_resumed,
+    speak_after_the_kill_and_end,
+    speak_before_the_kill,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -54,13 +60,7 @@ def test_sigkill_of_the_media_worker_resumes_in_the_same_server(tmp_path: Path) 
     server = start_server(data)
     try:
         api = Api(server)
-        api.register("host")
-        sid = api.ok("host", "POST", "/api/v1/spaces", {"title": "worker crash"})["id"]
-        before = speak(server, sid, "host", 440.0, 60)
-        wait_line(before, "connected")
-        time.sleep(6.0)
-        kept = listed_segments(data / "spaces" / sid)
-        assert len(kept) >= 2
+        sid, before, kept = speak_before_the_kill(server, api, "worker crash")
         old = _worker_pid(api)
         assert old and old != server.process.pid
 
@@ -72,18 +72,13 @@ def test_sigkill_of_the_media_worker_resumes_in_the_same_server(tmp_path: Path) 
         assert _gone(old), f"the killed worker {old} was not reaped"
         assert "majlis_media_worker_restarts_total 1" in api.http.get("/metrics").text
 
-        after = speak(server, sid, "host", 660.0, 6)
-        wait_line(after, "connected")
-        assert after.wait(30) == 0
-        api.ok("host", "POST", f"/api/v1/spaces/{sid}/end")
-        final_text = wait_replay(api, sid)
-        replay = api.http.get(f"/hls/{sid}/replay.m4a").content
+        final_text, replay = speak_after_the_kill_and_end(server, api, sid)
         api.close()
     finally:
         stop_server(server)
     assert _gone(new), "the worker outlived its server"
 
-    check_resumed(data / "spaces" / sid, kept, final_text, replay, (440.0, 660.0))
+    check_resumed(data / "spaces" / sid, kept, final_text, replay, (BEFORE_HZ, AFTER_HZ))
 
 
 def test_the_worker_exits_when_its_server_is_killed(tmp_path: Path) -> None:

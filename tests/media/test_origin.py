@@ -8,7 +8,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -373,25 +373,17 @@ def test_real_server_with_a_live_packager(tmp_path: Path) -> None:
     pusher = RealTimePusher(packager)
     with ServerThread(create_origin(registry)) as server:
         base = f"http://127.0.0.1:{server.port}/space"
-        pusher.start()
-        try:
+        latencies: list[list[float]] = []
+
+        def measure(http: httpx.Client) -> None:
+            latencies.append(_measure_blocking_reload(http, packager, published))
+            latencies.append(_measure_hinted_part(http, packager, published))
+
+        def a_segment_is_listed() -> None:
             _wait_until(lambda: packager.feed.snapshot().complete_msn >= 0, 5)
-            listener = subprocess.Popen(
-                [*LISTEN, "-i", f"{base}/index.m3u8", "-t", "3", *AS_PCM],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-            with httpx.Client(base_url=base, timeout=5) as http:
-                reload_latency = _measure_blocking_reload(http, packager, published)
-                part_latency = _measure_hinted_part(http, packager, published)
-            out, err = listener.communicate(timeout=20)
-        finally:
-            pusher.stop.set()
-            pusher.join(5)
-        assert listener.returncode == 0, err.decode()
-        heard = np.frombuffer(out, dtype="<i2").astype(np.float64)
-        assert heard.size == 3 * SAMPLE_RATE
-        assert_tone(heard, frequency=1000, level_db=LEVEL_DB)
+
+        _ffmpeg_hears_the_tone_while(base, pusher, measure, first=a_segment_is_listed)
+        reload_latency, part_latency = latencies
 
         part_seconds = 10 * 1024 / SAMPLE_RATE
         print(f"blocking reload wake-up after publish: {_summary(reload_latency)}")
@@ -438,29 +430,42 @@ def test_real_server_delta_updates_with_blocking_reload(tmp_path: Path) -> None:
     pusher = RealTimePusher(packager, wall=started + history)
     with ServerThread(create_origin(registry)) as server:
         base = f"http://127.0.0.1:{server.port}/space"
-        pusher.start()
-        try:
-            listener = subprocess.Popen(
-                [*LISTEN, "-i", f"{base}/index.m3u8", "-t", "3", *AS_PCM],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-            with httpx.Client(base_url=base, timeout=5) as http:
-                _follow_with_deltas(http, full_of)
-            out, err = listener.communicate(timeout=20)
-        finally:
-            pusher.stop.set()
-            pusher.join(5)
-        assert listener.returncode == 0, err.decode()
-        heard = np.frombuffer(out, dtype="<i2").astype(np.float64)
-        assert heard.size == 3 * SAMPLE_RATE
-        assert_tone(heard, frequency=1000, level_db=LEVEL_DB)
+        _ffmpeg_hears_the_tone_while(base, pusher, lambda http: _follow_with_deltas(http, full_of))
 
         packager.end()
         with httpx.Client(base_url=base, timeout=5) as http:
             ended = http.get("/index.m3u8", params={"_HLS_skip": "YES"})
         assert ended.headers["cache-control"] == "public, max-age=86400"
         hls_rules.check(ended.text, ended=True)
+
+
+def _ffmpeg_hears_the_tone_while(
+    base: str,
+    pusher: RealTimePusher,
+    during: Callable[[httpx.Client], None],
+    *,
+    first: Callable[[], None] = lambda: None,
+) -> None:
+    """Push in real time; once `first` returns, FFmpeg plays the live playlist for 3 s
+    while `during` makes its own requests. FFmpeg must hear the whole 3 s of tone."""
+    pusher.start()
+    try:
+        first()
+        listener = subprocess.Popen(
+            [*LISTEN, "-i", f"{base}/index.m3u8", "-t", "3", *AS_PCM],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        with httpx.Client(base_url=base, timeout=5) as http:
+            during(http)
+        out, err = listener.communicate(timeout=20)
+    finally:
+        pusher.stop.set()
+        pusher.join(5)
+    assert listener.returncode == 0, err.decode()
+    heard = np.frombuffer(out, dtype="<i2").astype(np.float64)
+    assert heard.size == 3 * SAMPLE_RATE
+    assert_tone(heard, frequency=1000, level_db=LEVEL_DB)
 
 
 def _follow_with_deltas(http: httpx.Client, full_of: dict[bytes, bytes]) -> None:

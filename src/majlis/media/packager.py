@@ -1,13 +1,10 @@
 """LL-HLS packager: the mixer's 20 ms PCM frames in; AAC parts, segments, a playlist and a
 durable recording out.
 
-The media thread only calls push(), which encodes the frame to AAC (about 130 µs) and
-returns: it never waits for disk. Each time the access units for a whole part (part_frames
-AAC frames) are there, they go to the space's writer thread in one hand-off, which cuts the
-part (parts_per_segment parts make a segment), writes it and publishes the new playlist to
-`feed` for the origin. One wake-up of the writer per part rather than per 20 ms frame: every
-cross-thread wake-up costs two context switches and a GIL hand-off, which on a shared
-2-core machine cost more than the encoding itself.
+The media thread only calls push(), which copies the frame onto a queue and returns: it
+never waits for disk or the encoder. One writer thread per space encodes, cuts parts of
+part_frames AAC frames (parts_per_segment parts make a segment), writes them, and
+publishes each new playlist to `feed` for the origin.
 
 Durability order per segment: segment file fsynced (temp, rename, directory fsync) ->
 journal line fsynced -> durable playlist rewritten the same way -> feed updated. A part
@@ -94,16 +91,7 @@ class _Barrier:
     done: threading.Event
 
 
-@dataclass(frozen=True, slots=True)
-class _Batch:
-    """Frames pushed since the last hand-off: (capture time, samples) of each, and the AAC
-    units they completed."""
-
-    captures: list[tuple[float, int]]
-    units: list[AccessUnit]
-
-
-_Item = _Batch | _Stop | _Barrier
+_Item = tuple[npt.NDArray[np.int16], float] | _Stop | _Barrier
 
 
 class HlsPackager:
@@ -146,12 +134,7 @@ class HlsPackager:
         self._pipeline.feed = self.feed
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._stopping = False
-        # Guards the encoder and the batch: push() on the media thread against the hand-off
-        # in sync()/end()/close() from a control thread.
-        self._lock = threading.Lock()
-        self._captures: list[tuple[float, int]] = []
-        self._units: list[AccessUnit] = []
-        self._units_made = 0
+        self._stop_lock = threading.Lock()
         self._frames_pushed = 0
         self._frames_dropped = 0
         self._failure: BaseException | None = None
@@ -178,31 +161,17 @@ class HlsPackager:
             or pcm.shape != (FRAME_SAMPLES,)
         ):
             raise ValueError(f"push wants an int16 array of shape ({FRAME_SAMPLES},)")
-        with self._lock:
-            if self._stopping or self._failure is not None:
-                self._frames_dropped += 1
-                return
-            self._frames_pushed += 1
-            self._captures.append((float(capture_time), pcm.size))
-            units = self._encoder.encode(pcm)
-            if not units:
-                return
-            self._units += units
-            parts_before = self._units_made // self._config.part_frames
-            self._units_made += len(units)
-            if self._units_made // self._config.part_frames == parts_before:
-                return
-            batch = self._take_batch()
-        self._queue.put(batch)
+        if self._stopping or self._failure is not None:
+            self._frames_dropped += 1
+            return
+        self._frames_pushed += 1
+        self._queue.put((pcm.copy(), float(capture_time)))
 
     def sync(self, timeout: float = 10.0) -> bool:
         """Wait until every frame pushed so far is written and published (tests, tools)."""
         if not self._thread.is_alive():
             return self._failure is None
         barrier = _Barrier(threading.Event())
-        with self._lock:
-            batch = self._take_batch()
-        self._queue.put(batch)
         self._queue.put(barrier)
         return barrier.done.wait(timeout)
 
@@ -220,26 +189,18 @@ class HlsPackager:
         return PackagerStats(
             frames_pushed=self._frames_pushed,
             frames_dropped=self._frames_dropped,
-            backlog=self._queue.qsize(),  # hand-offs: about one per part
+            backlog=self._queue.qsize(),
             parts_written=self._pipeline.parts_written,
             segments_written=self._pipeline.segments_written,
             clock_drift=self._pipeline.clock_drift,
             failed=self._failure is not None,
         )
 
-    def _take_batch(self) -> _Batch:
-        batch = _Batch(self._captures, self._units)
-        self._captures, self._units = [], []
-        return batch
-
     def _stop(self, command: _Stop, timeout: float) -> None:
-        with self._lock:
+        with self._stop_lock:
             first = not self._stopping
             self._stopping = True
-            batch = self._take_batch()
         if first:
-            # From here on push() leaves the encoder alone: the writer thread flushes it.
-            self._queue.put(batch)
             self._queue.put(command)
         self._thread.join(timeout)
         if self._thread.is_alive():
@@ -265,9 +226,9 @@ class HlsPackager:
                 self._finish(item.end)
                 return
             else:
-                for capture_time, samples in item.captures:
-                    self._pipeline.note_capture(capture_time, samples)
-                for unit in item.units:
+                pcm, capture_time = item
+                self._pipeline.note_capture(capture_time, pcm.size)
+                for unit in self._encoder.encode(pcm):
                     self._pipeline.add(unit)
 
     def _finish(self, end: bool) -> None:
