@@ -94,6 +94,7 @@ class MediaProcess:
     async def stop(self) -> None:
         """Ask the worker to close its recordings (not end them) and wait for it to exit."""
         self._stopping = True
+        self._ready.set()  # whoever waits for a worker hears "not running" now
         worker = self._worker
         if worker is not None:
             worker.send({"t": "stop"})
@@ -111,9 +112,10 @@ class MediaProcess:
         await self.handle({"cmd": "start", "space_id": space_id, "started_at": started_at})
 
     async def handle(self, command: dict[str, object]) -> None:
-        """One bus command: forwarded in order. While the worker restarts it waits; a
-        start it misses is re-sent by `resume` anyway."""
-        worker = await self._current()
+        """One bus command: forwarded in order. While the worker restarts it waits for the
+        new one, however long a crash loop takes: a dropped `end` would leave the space's
+        recording open, never a replay. (A `start` it waits for is re-sent by `resume`.)"""
+        worker = await self._current(wait_forever=True)
         worker.send({"t": "cmd", "command": command})
 
     async def offer(
@@ -164,9 +166,9 @@ class MediaProcess:
         return answer
 
     # the worker --------------------------------------------------------------------------
-    async def _current(self) -> _Worker:
+    async def _current(self, *, wait_forever: bool = False) -> _Worker:
         try:
-            await asyncio.wait_for(self._ready.wait(), READY_TIMEOUT)
+            await asyncio.wait_for(self._ready.wait(), None if wait_forever else READY_TIMEOUT)
         except TimeoutError:
             raise Overloaded("the media worker is restarting", RETRY_AFTER_MS) from None
         worker = self._worker
