@@ -382,10 +382,11 @@ def decode_parts(
 
 
 def listener_onsets(
-    follower: LlhlsFollower, send0: float
+    follower: LlhlsFollower, send0: float, period: float = PERIOD
 ) -> tuple[list[Onset], list[tuple[float, int]], int]:
     """Onsets with arrival latency (and speaker→mixer per PDT); (media s, k) per onset;
-    the decode time at which the first fetched part's segment started."""
+    the decode time at which the first fetched part's segment started. Bursts start every
+    `period` seconds from `send0`."""
     decoded = decode_parts(follower)
     audio = np.concatenate([samples for _, _, samples in decoded])
     starts = np.cumsum([0] + [len(samples) for _, _, samples in decoded])
@@ -399,8 +400,8 @@ def listener_onsets(
         if pdt is None:
             continue
         capture = pdt + offset
-        k = round((capture - send0 - PICK_BIAS) / PERIOD)
-        sent = send0 + k * PERIOD
+        k = round((capture - send0 - PICK_BIAS) / period)
+        sent = send0 + k * period
         onsets.append(Onset(k, part.arrived + offset - sent, capture - sent))
         media.append((tfdt / RATE + offset, k))
     first, tfdt, samples = decoded[0]
@@ -499,10 +500,12 @@ class RunOutcome:
     ffmpeg: list[Onset]
 
 
-def within(onsets: list[Onset], send0: float, start: float, end: float) -> list[Onset]:
+def within(
+    onsets: list[Onset], send0: float, start: float, end: float, period: float = PERIOD
+) -> list[Onset]:
     """Only bursts sent inside the measurement window (not during connection set-up, and
     not ones a reader found already published when it started)."""
-    return [o for o in onsets if start <= send0 + o.k * PERIOD <= end]
+    return [o for o in onsets if start <= send0 + o.k * period <= end]
 
 
 def summary(onsets: list[Onset], add: float = 0.0) -> dict[str, Any]:

@@ -90,7 +90,9 @@ def _client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "speak",
         help="speak in a space over WebRTC: a generated tone or an audio file",
         description="Log in, (optionally ask to speak and wait for approval), then send a "
-        "tone or a file over the same WebRTC path as the browser. Bots and tests use it.",
+        "tone or a file over the same WebRTC path as the browser. If the connection dies "
+        "(the media node restarted, the network dropped) it reconnects by itself, until the "
+        "space ends or the speaker leaves the stage. Bots and tests use it.",
     )
     speak.add_argument("space_id")
     speak.add_argument("--server", default=server, help="default MAJLIS_SERVER or :8080")
@@ -120,6 +122,7 @@ def _client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def _speak(args: argparse.Namespace) -> int:
+    from majlis.client.api import ApiError
     from majlis.client.speak import SpeakOptions, speak
 
     burst = None
@@ -142,7 +145,10 @@ def _speak(args: argparse.Namespace) -> int:
         record_mix=args.record_mix,
         ask=args.ask,
     )
-    return asyncio.run(speak(options))
+    try:
+        return asyncio.run(speak(options))
+    except ApiError as exc:
+        raise CliError(f"the server refused: {exc.reason} ({exc.status})") from None
 
 
 def _listen(args: argparse.Namespace) -> int:

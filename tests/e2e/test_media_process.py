@@ -9,9 +9,11 @@ import signal
 import time
 from pathlib import Path
 
+import m3u8
+import numpy as np
 import pytest
 
-from .harness import Api, start_server, stop_server
+from .harness import Api, start_server, stop_server, wait_line, wait_replay
 from .resume_checks import (
     AFTER_HZ,
     BEFORE_HZ,
@@ -19,6 +21,7 @@ from .resume_checks import (
     speak_after_the_kill_and_end,
     speak_before_the_kill,
 )
+from .signal_tools import RATE, decode, longest_gap, tone_db
 
 pytestmark = [
     pytest.mark.slow,
@@ -79,6 +82,44 @@ def test_sigkill_of_the_media_worker_resumes_in_the_same_server(tmp_path: Path) 
     assert _gone(new), "the worker outlived its server"
 
     check_resumed(data / "spaces" / sid, kept, final_text, replay, (BEFORE_HZ, AFTER_HZ))
+
+
+def test_majlis_speak_reconnects_by_itself_when_the_worker_restarts(tmp_path: Path) -> None:
+    """The same `majlis speak` process goes on speaking after the worker it spoke to was
+    killed, without anyone restarting it, and stops by itself when the space ends."""
+    data = tmp_path / "data"
+    server = start_server(data)
+    try:
+        api = Api(server)
+        sid, speaker, _ = speak_before_the_kill(server, api, "speaker stays on")
+        old = _worker_pid(api)
+        os.kill(old, signal.SIGKILL)
+        _new_worker(api, old)
+        killed_at = time.monotonic()
+        line = wait_line(speaker, "connected again", timeout=40)
+        reconnect_seconds = time.monotonic() - killed_at
+        time.sleep(5.0)
+        api.ok("host", "POST", f"/api/v1/spaces/{sid}/end")
+        final_text = wait_replay(api, sid)
+        replay = api.http.get(f"/hls/{sid}/replay.m4a").content
+        assert speaker.wait(30) == 0, "majlis speak did not stop when the space ended"
+        api.close()
+    finally:
+        stop_server(server)
+    assert "speaking in" in line
+    # Noticed within 3 s of silence, plus the offer to the new worker.
+    assert reconnect_seconds < 20, f"reconnected only after {reconnect_seconds:.1f} s"
+    final = m3u8.loads(final_text)
+    first_new = next(i for i, s in enumerate(final.segments) if s.discontinuity)
+    audio = decode(replay)
+    after = audio[int(sum(s.duration for s in final.segments[:first_new]) * RATE) :]
+    # The new worker records from its start; the speaker comes back a few seconds later.
+    back = int(np.argmax(np.abs(after) > 0.05))
+    spoken = after[back + RATE // 2 : -RATE // 2]
+    assert len(spoken) > 3 * RATE, f"only {len(spoken) / RATE:.1f} s spoken after the restart"
+    # The speaker's own tone at its level (-20 dBFS), without a gap.
+    assert tone_db(spoken, BEFORE_HZ) > -26
+    assert longest_gap(spoken) < 0.1
 
 
 def test_the_worker_exits_when_its_server_is_killed(tmp_path: Path) -> None:

@@ -11,10 +11,17 @@ from aiortc.codecs.opus import OpusEncoder as AiortcOpusEncoder
 from aiortc.rtp import RtpPacket
 
 from majlis.media.audio import FRAME_SAMPLES, SAMPLE_RATE
-from majlis.media.convert import TIME_BASE, mono_to_frame
+from majlis.media.convert import TIME_BASE, Pcm, mono_to_frame
 from majlis.media.ingest import ReorderWindow
 from majlis.media.mixer import MixMinusTrack
-from majlis.media.opus import OpusDecoder, OpusEncoder, OpusError, RtpTimeline
+from majlis.media.opus import (
+    FrameGrouper,
+    OpusDecoder,
+    OpusEncoder,
+    OpusError,
+    RtpTimeline,
+    ticks_for_ptime,
+)
 from majlis.media.tone import tone_samples
 
 from .audio_analysis import frames_of, tone_dbfs
@@ -139,3 +146,26 @@ async def test_two_tick_packets_never_span_a_gap() -> None:
 def test_frames_are_never_packed_without_an_encoder() -> None:
     with pytest.raises(ValueError, match="ticks per packet"):
         MixMinusTrack("alice", ticks_per_packet=2)
+
+
+def test_a_requested_ptime_becomes_20_to_60_ms_packets() -> None:
+    assert [ticks_for_ptime(ms) for ms in (None, 10, 20, 30, 40, 60, 120)] == [1, 1, 1, 2, 2, 3, 3]
+
+
+async def test_frame_grouper_counts_positions_in_samples() -> None:
+    frames = frames_of(tone_samples(440.0, -20.0, 0, 6 * FRAME_SAMPLES))
+    # pts 0, 960, (a lost frame), 2880, 3840, 4800, (a lost frame), 6720.
+    feed = iter(zip((0, 960, 2880, 3840, 4800, 6720), frames, strict=True))
+
+    async def next_frame() -> tuple[int, Pcm]:
+        return next(feed)
+
+    grouper = FrameGrouper(next_frame, step=FRAME_SAMPLES)
+    taken = [await grouper.next(2) for _ in range(3)] + [await grouper.next(1)]
+    assert [(pts, samples.size) for pts, samples in taken] == [
+        (0, 2 * FRAME_SAMPLES),
+        (2880, 2 * FRAME_SAMPLES),
+        (4800, FRAME_SAMPLES),  # 5760 is missing: 4800 goes alone, 6720 is held
+        (6720, FRAME_SAMPLES),
+    ]
+    assert np.array_equal(taken[1][1], np.concatenate(frames[2:4]))

@@ -474,8 +474,40 @@ async function audio(report) {
     }
     await report.step('host microphone connects (raw capture)', async () => {
       await host.context().grantPermissions(['microphone']);
+      // Keep the page's peer connections within reach, to read their statistics.
+      await host.addInitScript(() => {
+        const Native = window.RTCPeerConnection;
+        window.__peers = [];
+        window.RTCPeerConnection = class extends Native {
+          constructor(...args) {
+            super(...args);
+            window.__peers.push(this);
+          }
+        };
+      });
       await host.goto(`${base}/spaces/${spaceId}/studio?raw=1`);
       await host.waitForSelector('#mic[data-state="connected"]', { timeout: 20000 });
+    });
+    await report.step('the microphone sends 40 ms packets, as the answer asks (a=ptime:40)', async () => {
+      const rate = await host.evaluate(async () => {
+        const sent = async () => {
+          let packets = 0;
+          for (const peer of window.__peers) {
+            (await peer.getStats()).forEach((s) => {
+              if (s.type === 'outbound-rtp' && s.kind === 'audio') packets += s.packetsSent;
+            });
+          }
+          return packets;
+        };
+        const before = await sent();
+        const started = performance.now();
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+        return ((await sent()) - before) / ((performance.now() - started) / 1000);
+      });
+      report.notes.micPacketsPerSecond = rate;
+      // 25/s for 40 ms packets; 50/s would mean the browser ignored the answer's ptime.
+      if (!(rate > 20 && rate < 30)) throw new Error(`${rate.toFixed(1)} packets/s`);
+      return `${rate.toFixed(1)} packets/s`;
     });
     const listener = report.watch(await (await speakerBrowser.newContext({ viewport: PHONE })).newPage(), 'listener');
     await report.step('listener hears the host tone through hls.js', async () => {

@@ -79,6 +79,7 @@ def test_audio_reaches_listeners_speakers_and_replay(
     print(f"\naudio scenario measurements: {json.dumps(notes, default=str)[:3000]}")
     names = checked(report)
     for expected in (
+        "the microphone sends 40 ms packets, as the answer asks (a=ptime:40)",
         "listener hears the host tone through hls.js",
         "speaker is approved and hears the host in the mix-minus, not themself",
         "second listener hears both the host (440 Hz) and the speaker (660 Hz)",

@@ -1,12 +1,21 @@
-"""`majlis speak`: join a space's stage and send a tone or an audio file over WebRTC."""
+"""`majlis speak`: join a space's stage and send a tone or an audio file over WebRTC.
+
+It stays on: when the connection dies (the media node restarted, the network dropped) it
+offers again with a jittered, growing wait, until the space ends, the speaker is taken off
+the stage, or --duration is up.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamTrack
 
@@ -15,6 +24,11 @@ from majlis.media.speaker_client import SpeakerClient
 from majlis.media.tone import ToneTrack
 
 __all__ = ["SpeakOptions", "speak"]
+
+# Answers to an offer that another try cannot change: bad offer, not on the stage or banned,
+# no such space, the space is not live.
+FINAL_STATUSES = (400, 401, 403, 404, 409, 413)
+CONNECT_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -72,15 +86,55 @@ async def speak(options: SpeakOptions) -> int:
 
         client = SpeakerClient(send_offer, _source(options))
         try:
-            await client.connect()
-            await client.wait_connected(20.0)
-            print(f"speaking in {space_id} (connected)", flush=True)
-            if options.duration is None:
-                await asyncio.Event().wait()
-            else:
-                await asyncio.sleep(options.duration)
+            await _stay_on(client, space_id, options.duration)
         finally:
             if options.record_mix is not None:
                 client.save_wav(options.record_mix)
             await client.close()
     return 0
+
+
+async def _stay_on(client: SpeakerClient, space_id: str, duration: float | None) -> None:
+    """Speak until `duration` is up (forever without one), reconnecting whenever the
+    connection dies; returns early when the server says the speaker cannot speak here."""
+    loop = asyncio.get_running_loop()
+    deadline = None if duration is None else loop.time() + duration
+    failures = 0
+    spoke = False
+    while deadline is None or loop.time() < deadline:
+        try:
+            await (client.reconnect() if client.connections else client.connect())
+            await client.wait_connected(CONNECT_SECONDS)
+        except ApiError as error:
+            if error.status in FINAL_STATUSES:
+                if not spoke:
+                    raise  # never spoke: the caller reports why, and the exit code says so
+                print(f"stopped speaking in {space_id}: {error.reason}", flush=True)
+                return
+            reason = f"the server answered {error.status}: {error.reason}"
+        except (TimeoutError, httpx.HTTPError, OSError) as error:
+            reason = f"could not connect ({error!r})"
+        else:
+            print(f"speaking in {space_id} (connected{' again' if spoke else ''})", flush=True)
+            spoke = True
+            failures = 0
+            lost = await _until(client.wait_lost(), deadline)
+            if lost is None:
+                return
+            reason = lost
+        wait = min(20.0, 2.0**failures) * random.uniform(0.5, 1.0)
+        failures += 1
+        print(f"{reason}; reconnecting in {wait:.1f} s", flush=True)
+        if await _until(asyncio.sleep(wait, "slept"), deadline) is None:
+            return
+
+
+async def _until(waiting: Coroutine[Any, Any, str], deadline: float | None) -> str | None:
+    """What `waiting` returns, or None once `deadline` (loop time) passes first."""
+    if deadline is None:
+        return await waiting
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await waiting
+    except TimeoutError:
+        return None

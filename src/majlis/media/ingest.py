@@ -14,13 +14,15 @@ ReorderWindow instead: it only puts packets back in order and never waits on a g
 On the node the window also takes over decoding: it hands each payload to the speaker's peer,
 which decodes it (mono, on the media loop) straight into the speaker's mixer input, and
 aiortc's decoder thread gets nothing to do. The mix-minus goes back as ready Opus packets
-(see media/opus.py for why both directions bypass aiortc's codec threads).
+(see media/opus.py for why both directions bypass aiortc's codec threads), and the answer
+asks the speaker for 40 ms packets (a=ptime:40).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable, Sequence
 
 from aiortc import (
@@ -39,7 +41,7 @@ from aiortc.sdp import SessionDescription
 
 from majlis.errors import BadRequest
 from majlis.media.mixer import Mixer, MixerInput, MixMinusTrack
-from majlis.media.opus import OpusDecoder, OpusError, RtpTimeline
+from majlis.media.opus import PTIME_MS, OpusDecoder, OpusError, RtpTimeline
 
 __all__ = [
     "MAX_OFFER_BYTES",
@@ -48,6 +50,7 @@ __all__ = [
     "SpeakerPeer",
     "use_reorder_window",
     "validate_offer",
+    "with_ptime",
 ]
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,19 @@ _SENDING_DIRECTIONS = ("sendrecv", "sendonly")
 
 # (RTP timestamp, Opus payload) of each packet, in sequence order
 Deliver = Callable[[int, bytes], None]
+
+
+_OPUS_RTPMAP = re.compile(r"^a=rtpmap:\d+ opus/48000(?:/2)?\r?\n", re.MULTILINE | re.IGNORECASE)
+
+
+def with_ptime(sdp: str, ptime_ms: int = PTIME_MS) -> str:
+    """`sdp` asking its peer to send packets of `ptime_ms` (RFC 4566 a=ptime, in the
+    audio section after Opus's rtpmap). Chromium and SpeakerClient honour it: 40 ms halves
+    the packets the node receives, protects and decodes per speaker."""
+    if re.search(r"^a=ptime:", sdp, re.MULTILINE):
+        return sdp
+    newline = "\r\n" if "\r\n" in sdp else "\n"
+    return _OPUS_RTPMAP.sub(lambda m: f"{m.group(0)}a=ptime:{ptime_ms}{newline}", sdp, count=1)
 
 
 def validate_offer(sdp: str) -> None:
@@ -239,7 +255,7 @@ class SpeakerPeer:
         self._timeout = asyncio.get_running_loop().call_later(
             self._connect_timeout, self._on_connect_timeout
         )
-        return str(local.sdp)
+        return with_ptime(str(local.sdp))
 
     async def close(self) -> None:
         """Take the speaker out of the mix at once, then tear down the connection."""

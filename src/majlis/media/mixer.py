@@ -31,7 +31,7 @@ from majlis.clock import Clock, SystemClock
 from majlis.media.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE
 from majlis.media.convert import MonoConverter, Pcm, Reframer, mono_to_frame
 from majlis.media.jitter import JitterBuffer, JitterConfig, JitterStats
-from majlis.media.opus import PACKET_TICKS, OpusEncoder
+from majlis.media.opus import PACKET_TICKS, FrameGrouper, OpusEncoder
 
 __all__ = [
     "SILENCE_DB",
@@ -288,7 +288,7 @@ class MixMinusTrack(MediaStreamTrack):
         self._queue: asyncio.Queue[tuple[int, Pcm] | None] = asyncio.Queue(
             max(max_queued, 2 * ticks_per_packet)
         )
-        self._held: tuple[int, Pcm] | None = None  # a tick read but not sent yet
+        self._grouper = FrameGrouper(self._next_tick)
         self._first_tick: int | None = None
 
     def deliver(self, tick: int, samples: Pcm) -> None:
@@ -300,7 +300,7 @@ class MixMinusTrack(MediaStreamTrack):
         self._queue.put_nowait((tick, samples))
 
     async def recv(self) -> av.AudioFrame | av.Packet[Any]:
-        first_tick, samples = await self._next_tick()
+        first_tick, samples = await self._grouper.next(self._ticks_per_packet)
         if self._first_tick is None:
             self._first_tick = first_tick
         pts = (first_tick - self._first_tick) * FRAME_SAMPLES
@@ -308,21 +308,9 @@ class MixMinusTrack(MediaStreamTrack):
             # Stereo with equal channels: aiortc's encoder would upmix mono at -3 dB
             # (swresample's centre mix level); the speaker hears the others at their level.
             return mono_to_frame(samples, pts, stereo=True)
-        chunks = [samples]
-        while len(chunks) < self._ticks_per_packet:
-            tick, more = await self._next_tick()
-            if tick != first_tick + len(chunks):
-                self._held = (tick, more)  # a gap: this tick starts the next packet
-                break
-            chunks.append(more)
-        pcm = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
-        return self._encoder.encode(pcm, pts)
+        return self._encoder.encode(samples, pts)
 
     async def _next_tick(self) -> tuple[int, Pcm]:
-        held = self._held
-        if held is not None:
-            self._held = None
-            return held
         if self.readyState != "live":
             raise MediaStreamError
         item = await self._queue.get()

@@ -20,6 +20,7 @@ import ctypes
 import ctypes.util
 import fractions
 import weakref
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +35,13 @@ __all__ = [
     "BITRATE",
     "COMPLEXITY",
     "PACKET_TICKS",
+    "PTIME_MS",
+    "FrameGrouper",
     "OpusDecoder",
     "OpusEncoder",
     "OpusError",
     "RtpTimeline",
+    "ticks_for_ptime",
 ]
 
 TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
@@ -49,10 +53,13 @@ BITRATE = 32_000
 # SILK look-ahead from the speakers' path.
 APPLICATION = "lowdelay"
 COMPLEXITY = 5
-# Mix-minus packets carry 40 ms (two mixer ticks): half the packets to encode, protect and
-# send, for 20 ms more speaker-to-speaker latency (66 → ~86 ms p50 on loopback, against
-# a 250 ms goal). Browsers and aiortc decode any Opus frame size.
+# Packets carry 40 ms (two mixer ticks) both ways: half the packets to encode, protect,
+# send, receive and decode, for 20 ms more latency each way (speaker to speaker about
+# 66 → 86 ms p50 with 40 ms mix-minus packets, against a 250 ms goal). Browsers and aiortc
+# decode any Opus frame size; the node's answer asks speakers to send 40 ms with
+# a=ptime:40, which browsers and SpeakerClient honour.
 PACKET_TICKS = 2
+PTIME_MS = PACKET_TICKS * 20
 
 _APPLICATIONS = {"voip": 2048, "audio": 2049, "lowdelay": 2051}
 _SET_BITRATE = 4002
@@ -169,6 +176,46 @@ class OpusDecoder:
             f"cannot decode a {len(payload)}-byte Opus packet",
         )
         return self._pcm[:samples].copy()
+
+
+def ticks_for_ptime(ptime_ms: float | None) -> int:
+    """20 ms frames per packet for a requested ptime: 1 to 3 (Opus frames of 20-60 ms)."""
+    if ptime_ms is None:
+        return 1
+    return min(3, max(1, round(ptime_ms / 20)))
+
+
+class FrameGrouper:
+    """Groups consecutive 20 ms frames into the samples of one packet.
+
+    `next_frame()` gives (position, samples); frames are consecutive when their positions
+    differ by `step` (1 for mixer ticks, 960 for pts in samples). A gap ends a packet early
+    and the frame after it starts the next one, so a packet never spans a gap and its
+    timestamp stays true.
+    """
+
+    def __init__(self, next_frame: Callable[[], Awaitable[tuple[int, Pcm]]], step: int = 1) -> None:
+        self._next_frame = next_frame
+        self._step = step
+        self._held: tuple[int, Pcm] | None = None  # read, but the start of the next packet
+
+    async def next(self, frames: int) -> tuple[int, Pcm]:
+        """(position of the first frame, samples of up to `frames` consecutive frames)."""
+        first, samples = await self._take()
+        chunks = [samples]
+        while len(chunks) < frames:
+            position, more = await self._take()
+            if position != first + len(chunks) * self._step:
+                self._held = (position, more)
+                break
+            chunks.append(more)
+        return first, chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+
+    async def _take(self) -> tuple[int, Pcm]:
+        held, self._held = self._held, None
+        if held is not None:
+            return held
+        return await self._next_frame()
 
 
 class RtpTimeline:

@@ -3,35 +3,124 @@
 It sends one audio track (a ToneTrack, or `MediaPlayer(path).audio`), hands its offer to
 `send_offer` (an HTTP call in the CLI, the node's ingest directly in tests) and records the
 mix-minus it receives, placed by pts so lost packets show up as silence in the recording.
+
+It encodes what it sends itself, as the node does its mix-minus (media/opus.py): mono
+Opus, in packets as long as the answer's a=ptime asks (the node asks for 40 ms; 20 ms
+without one), handed to aiortc's sender ready to go.
+
+A connection can die under a speaker (the media node restarted, the network went away):
+`wait_lost()` notices, because the node sends the mix-minus without pause, even as
+silence, and `reconnect()` offers again on a new peer connection with the same source. The
+source is played live: what it produced while nobody was sending is dropped, as a
+microphone's would be, instead of reaching the node as one burst after the reconnect.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import time
 import wave
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 import numpy.typing as npt
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av.frame import Frame
+from av.packet import Packet
 
-from majlis.media import audio_level
-from majlis.media.audio import SAMPLE_RATE
-from majlis.media.convert import MonoConverter
+from majlis.media.audio import FRAME_SAMPLES, SAMPLE_RATE
+from majlis.media.convert import MonoConverter, Pcm, Reframer
 from majlis.media.ingest import use_reorder_window
+from majlis.media.opus import FrameGrouper, OpusEncoder, ticks_for_ptime
 
-__all__ = ["SendOffer", "SpeakerClient"]
+__all__ = ["LiveSource", "SendOffer", "SpeakerClient", "answer_ptime"]
 
 SendOffer = Callable[[str], Awaitable[str]]
-audio_level.install()
+_PTIME = re.compile(r"^a=ptime:(\d+(?:\.\d+)?)\s*$", re.MULTILINE)
+
+
+class LiveSource(MediaStreamTrack):
+    """Passes a source's frames on, dropping those already more than `max_late` seconds
+    behind the source's own schedule (its first frame's arrival plus pts): after an outage
+    the source resumes at "now", not with the backlog it produced meanwhile."""
+
+    kind = "audio"
+
+    def __init__(self, source: MediaStreamTrack, max_late: float = 0.5) -> None:
+        super().__init__()
+        self.source = source
+        self.dropped = 0
+        self._max_late = max_late
+        self._origin: float | None = None
+
+    async def recv(self) -> Frame | Packet[Any]:
+        while True:
+            frame = await self.source.recv()
+            if not isinstance(frame, av.AudioFrame) or frame.time is None:
+                return frame
+            now = time.monotonic()
+            if self._origin is None:
+                self._origin = now - frame.time
+            if now - (self._origin + frame.time) <= self._max_late:
+                return frame
+            self.dropped += 1
+
+    def stop(self) -> None:
+        super().stop()
+        self.source.stop()
+
+
+class _SpeakerPackets(MediaStreamTrack):
+    """One peer connection's sending track: the live source as mono Opus packets of
+    `ticks` × 20 ms, encoded here like the node's mix-minus (media/opus.py). One per
+    connection, because aiortc's sender stops its track when its connection closes, which
+    must not end the speaker's source."""
+
+    kind = "audio"
+
+    def __init__(self, source: LiveSource) -> None:
+        super().__init__()
+        self.ticks = 1  # set from the answer's a=ptime before the first packet is read
+        self._source = source
+        self._encoder = OpusEncoder()
+        self._converter = MonoConverter()
+        self._reframer = Reframer()
+        self._ready: deque[tuple[int, Pcm]] = deque()
+        self._grouper = FrameGrouper(self._next_frame, step=FRAME_SAMPLES)
+
+    async def recv(self) -> Packet[Any]:
+        if self.readyState != "live":
+            raise MediaStreamError
+        pts, samples = await self._grouper.next(self.ticks)
+        return self._encoder.encode(samples, pts)
+
+    async def _next_frame(self) -> tuple[int, Pcm]:
+        while not self._ready:
+            frame = await self._source.recv()
+            if isinstance(frame, av.AudioFrame):
+                for pts, samples in self._converter.convert(frame):
+                    self._ready.extend(self._reframer.push(pts, samples))
+        return self._ready.popleft()
+
+
+def answer_ptime(sdp: str) -> float | None:
+    """The a=ptime (ms) an SDP asks its peer to send, if any."""
+    match = _PTIME.search(sdp)
+    return float(match.group(1)) if match else None
 
 
 class SpeakerClient:
     """Runs on the caller's event loop; every method must be called from that loop."""
+
+    # The node sends a mix-minus packet every 20-40 ms; this long without one is a dead link.
+    SILENCE_IS_LOST = 3.0
 
     def __init__(
         self,
@@ -44,17 +133,19 @@ class SpeakerClient:
         if source.kind != "audio":
             raise ValueError("a speaker sends an audio track")
         self._send_offer = send_offer
-        self._source = source
-        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers)))
+        self._source = LiveSource(source)
+        self._ice_servers = list(ice_servers)
         self._max_samples = int(max_record_seconds * SAMPLE_RATE)
         self._chunks: list[npt.NDArray[np.int16]] = []
         self._recorded = 0
         self._next_pts: int | None = None
         self._recorder: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._last_heard: float | None = None  # monotonic time of the last mix-minus frame
+        self._outage_from: float | None = None
         self.frames_received = 0
-        self._pc.on("track", self._on_track)
-        self._pc.on("connectionstatechange", self._on_connection_state)
+        self.connections = 0
+        self._pc = self._new_peer()
 
     @property
     def peer_connection(self) -> RTCPeerConnection:
@@ -64,10 +155,19 @@ class SpeakerClient:
     def connection_state(self) -> str:
         return str(self._pc.connectionState)
 
+    def _new_peer(self) -> RTCPeerConnection:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=self._ice_servers))
+        pc.on("track", self._on_track)
+        pc.on("connectionstatechange", self._on_connection_state)
+        return pc
+
     async def connect(self) -> None:
         """Offer, get the answer through `send_offer`, apply it. Errors from send_offer
-        (e.g. BadRequest) propagate after the peer is closed."""
-        transceiver = self._pc.addTransceiver(self._source, direction="sendrecv")
+        (e.g. BadRequest) propagate after the peer is closed (the source keeps running, so
+        reconnect() may try again)."""
+        self.connections += 1
+        packets = _SpeakerPackets(self._source)
+        transceiver = self._pc.addTransceiver(packets, direction="sendrecv")
         # Hear the mix-minus as soon as packets arrive, like the node hears speakers.
         use_reorder_window(transceiver.receiver)
         await self._pc.setLocalDescription(await self._pc.createOffer())
@@ -76,10 +176,38 @@ class SpeakerClient:
             raise RuntimeError("aiortc produced no local description")
         try:
             answer = await self._send_offer(str(local.sdp))
+            packets.ticks = ticks_for_ptime(answer_ptime(answer))
             await self._pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         except BaseException:
-            await self.close()
+            await self._close_peer()
             raise
+
+    async def reconnect(self) -> None:
+        """Drop the current peer connection and connect() again with the same source; the
+        recording keeps the outage as silence."""
+        await self._close_peer()
+        if self._last_heard is not None:
+            self._outage_from = self._last_heard
+        self._next_pts = None
+        self._connected = asyncio.Event()
+        self._pc = self._new_peer()
+        await self.connect()
+
+    async def wait_lost(self, silence: float | None = None) -> str:
+        """Return (with the reason) once the connection is dead: ICE or DTLS failed or
+        closed, or no mix-minus arrived for `silence` s (SILENCE_IS_LOST) while connected."""
+        limit = self.SILENCE_IS_LOST if silence is None else silence
+        pc = self._pc
+        while True:
+            state = pc.connectionState
+            if state in ("failed", "closed"):
+                return f"the connection {state}"
+            heard = self._last_heard
+            if state == "connected" and heard is not None:
+                quiet = time.monotonic() - heard
+                if quiet > limit:
+                    return f"nothing heard from the server for {quiet:.1f} s"
+            await asyncio.sleep(0.25)
 
     async def wait_connected(self, seconds: float = 10.0) -> None:
         """Wait until ICE and DTLS are up; TimeoutError after `seconds`."""
@@ -100,15 +228,20 @@ class SpeakerClient:
             out.writeframes(self.recording().astype("<i2").tobytes())
 
     async def close(self) -> None:
-        if self._recorder is not None:
-            self._recorder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._recorder
-        await self._pc.close()
+        await self._close_peer()
         self._source.stop()
+
+    async def _close_peer(self) -> None:
+        recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            recorder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recorder
+        await self._pc.close()
 
     def _on_connection_state(self) -> None:
         if self._pc.connectionState == "connected":
+            self._last_heard = time.monotonic()  # the silence clock starts at connection
             self._connected.set()
 
     def _on_track(self, track: MediaStreamTrack) -> None:
@@ -122,10 +255,21 @@ class SpeakerClient:
                 frame = await track.recv()
                 if isinstance(frame, av.AudioFrame):
                     self.frames_received += 1
+                    self._last_heard = time.monotonic()
+                    self._fill_outage()
                     for pts, samples in converter.convert(frame):
                         self._append(pts, samples)
         except MediaStreamError:
             pass
+
+    def _fill_outage(self) -> None:
+        """Silence for the time no connection carried the mix-minus, so the recording stays
+        on the wall clock across a reconnect."""
+        if self._outage_from is None or self._last_heard is None:
+            return
+        missing = int((self._last_heard - self._outage_from) * SAMPLE_RATE)
+        self._outage_from = None
+        self._store(np.zeros(max(0, missing), dtype=np.int16))
 
     def _append(self, pts: int | None, samples: npt.NDArray[np.int16]) -> None:
         if pts is not None and self._next_pts is not None:
