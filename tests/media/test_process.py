@@ -63,3 +63,30 @@ async def test_an_end_sent_while_the_worker_restarts_slowly_still_ends_the_recor
         assert media.pid not in (None, old)
     finally:
         await media.stop()
+
+
+@pytest.mark.timeout(60)
+async def test_a_worker_killed_with_frames_unread_is_restarted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGKILL with data still in the worker's socket resets the stream (ECONNRESET,
+    not EOF): that is a dead worker like any other, and a new one is started. (Taken for
+    a broken channel, it once led to kill() on a reaped process, which raised and ended
+    the supervision: no worker ever again.)"""
+    media = MediaProcess(NodeSettings(recordings_root=tmp_path), SpaceRegistry(tmp_path))
+    await media.start()
+    try:
+        old = media.pid
+        assert old is not None
+        os.kill(old, signal.SIGSTOP)
+        for _ in range(3):  # frames the stopped worker never reads
+            await media.handle({"cmd": "mute", "space_id": SPACE, "user_id": "nobody"})
+        await asyncio.sleep(0.2)
+        os.kill(old, signal.SIGKILL)
+        await _wait_for(lambda: media.pid not in (None, old), 15)
+        assert media.restarts == 1
+        assert "channel broke" not in caplog.text
+        samples = await media.metrics()
+        assert ("majlis_media_worker_pid", {}, float(media.pid or 0)) in samples
+    finally:
+        await media.stop()

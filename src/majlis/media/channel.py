@@ -63,6 +63,10 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[Message, bytes] | No
         if error.partial:
             raise ChannelError("the stream ended inside a frame") from None
         return None
+    except ConnectionResetError:
+        # A peer killed with frames still unread in its socket resets the stream
+        # instead of closing it: it is just as gone.
+        return None
     head_length, body_length = _LENGTHS.unpack(lengths)
     if head_length + body_length > MAX_FRAME:
         raise ChannelError(f"a frame of {head_length + body_length} bytes is too large")

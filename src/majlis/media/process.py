@@ -240,7 +240,9 @@ class MediaProcess:
                 self._dispatch(worker, *frame)
         except Exception:
             log.exception("the media worker's channel broke")
-            worker.process.kill()
+            # It may be gone and reaped already; supervision must go on either way.
+            with contextlib.suppress(ProcessLookupError):
+                worker.process.kill()
 
     def _dispatch(self, worker: _Worker, header: Message, body: bytes) -> None:
         kind = header.get("t")
