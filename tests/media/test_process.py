@@ -90,3 +90,30 @@ async def test_a_worker_killed_with_frames_unread_is_restarted(
         assert ("majlis_media_worker_pid", {}, float(media.pid or 0)) in samples
     finally:
         await media.stop()
+
+
+@pytest.mark.timeout(60)
+async def test_supervision_keeps_trying_when_a_worker_cannot_be_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    media = MediaProcess(NodeSettings(recordings_root=tmp_path), SpaceRegistry(tmp_path))
+    await media.start()
+    try:
+        spawn = media._spawn
+        refusals = 0
+
+        async def refused_twice() -> object:
+            nonlocal refusals
+            if refusals < 2:
+                refusals += 1
+                raise OSError(12, "Cannot allocate memory")  # what a failed fork says
+            return await spawn()
+
+        monkeypatch.setattr(media, "_spawn", refused_twice)
+        old = media.pid
+        assert old is not None
+        os.kill(old, signal.SIGKILL)
+        await _wait_for(lambda: media.pid not in (None, old), 20)
+        assert refusals == 2
+    finally:
+        await media.stop()

@@ -223,15 +223,29 @@ class MediaProcess:
             young = time.monotonic() - born < MIN_UPTIME
             backoff = min(MAX_BACKOFF, backoff * 2 or 0.2) if young else 0.0
             log.error("media worker %d exited (%s); restarting", worker.process.pid, code)
-            await asyncio.sleep(backoff)
-            if self._stopping:
+            respawned = await self._respawn(backoff)
+            if respawned is None:
                 return
-            worker = await self._spawn()
+            worker = respawned
             if self._stopping:
                 # stop() came while this worker was being spawned and did not see it.
                 worker.send({"t": "stop"})
                 continue
             await self._resumed()
+
+    async def _respawn(self, backoff: float) -> _Worker | None:
+        """A new worker after `backoff` s, trying again (backing off further) for as long
+        as the system refuses one (no memory to fork, no file descriptors); None once
+        stopping."""
+        while True:
+            await asyncio.sleep(backoff)
+            if self._stopping:
+                return None
+            try:
+                return await self._spawn()
+            except OSError:
+                log.exception("cannot start a media worker; trying again")
+                backoff = min(MAX_BACKOFF, backoff * 2 or 0.2)
 
     async def _pump(self, worker: _Worker) -> None:
         """Handle the worker's frames until its socket ends."""
