@@ -6,10 +6,11 @@ people get there (the host, then up to two co-hosts named by the host, then spea
 asked and were approved), and connects that many real WebRTC speakers (aiortc
 `SpeakerClient`, each sending a continuous `ToneTrack` at its own frequency, -30 dBFS, and
 receiving its mix-minus; with `--talking K`, only the first K do, the others send the same
-tone at -70 dBFS, a quiet room). After a warm-up, the server's CPU is read from /proc/PID/stat
-(utime+stime of the whole process, all threads) over the window, as % of one core;
-mixer tick lateness and cost come from the server's /metrics for that space. The space is
-then ended. Counts are interleaved run after run (rotated, so no count always goes first).
+tone at -70 dBFS, a quiet room; with `--muted M`, the host mutes the last M on stage, who
+go on sending as an open microphone does). After a warm-up, the server's CPU is read from
+/proc/PID/stat (utime+stime of the whole process, all threads) over the window, as % of one
+core; mixer tick lateness and cost come from the server's /metrics for that space. The
+space is then ended. Counts are interleaved run after run (rotated, so no count always goes first).
 
     .venv/bin/python bench/space_cpu.py --runs 3 --seconds 12 --counts 1,5,13
 
@@ -52,6 +53,8 @@ async def phase(server: Server, api: Api, count: int, args: argparse.Namespace) 
     sid = space["id"]
     on_stage = USERS[: max(count, 1)]
     api.stage(sid, host, on_stage[1:])
+    for user in on_stage[max(1, count - args.muted) : count]:
+        api.ok(host, "POST", f"/api/v1/spaces/{sid}/participants/{api.ids[user]}/mute")
     clients = [
         SpeakerClient(
             offer_sender(server.url, api.tokens[user], sid),
@@ -166,6 +169,7 @@ def main() -> None:
     parser.add_argument(
         "--talking", type=int, default=13, help="speakers sending a speech-level tone"
     )
+    parser.add_argument("--muted", type=int, default=0, help="speakers the host mutes")
     parser.add_argument("--load-threshold", type=float, default=0.7)
     parser.add_argument("--max-wait", type=float, default=60.0, help="s to wait for quiet")
     args = parser.parse_args()
@@ -174,8 +178,11 @@ def main() -> None:
         or not 2 <= args.seconds <= 300
         or any(not 0 <= c <= 13 for c in args.counts)
         or not 0 <= args.talking <= 13
+        or not 0 <= args.muted <= 12
     ):
-        raise SystemExit("--runs ≥ 1, 2 ≤ --seconds ≤ 300, counts and --talking within 0..13")
+        raise SystemExit(
+            "--runs ≥ 1, 2 ≤ --seconds ≤ 300, counts and --talking within 0..13, --muted 0..12"
+        )
     pin_self_to_client_cpu()
     print(json.dumps(asyncio.run(main_async(args)), indent=2))
 

@@ -169,3 +169,31 @@ async def test_frame_grouper_counts_positions_in_samples() -> None:
         (6720, FRAME_SAMPLES),
     ]
     assert np.array_equal(taken[1][1], np.concatenate(frames[2:4]))
+
+
+def test_an_encoder_continues_exactly_from_a_copied_state() -> None:
+    frames = frames_of(tone_samples(440.0, -20.0, 0, 8 * FRAME_SAMPLES))
+    first, second = OpusEncoder(), OpusEncoder()
+    for frame in frames[:5]:
+        first.encode_bytes(frame)
+        second.encode_bytes(frames[7])  # a different history
+    assert second.encode_bytes(frames[5]) != first.encode_bytes(frames[5])
+    second.copy_state_from(first)
+    expected = [first.encode_bytes(frame) for frame in frames[6:]]
+    assert [second.encode_bytes(frame) for frame in frames[6:]] == expected
+
+
+async def test_an_aligned_grouper_cuts_the_same_packets_whenever_it_starts() -> None:
+    frames = frames_of(tone_samples(440.0, -20.0, 0, 5 * FRAME_SAMPLES))
+    feed = iter(zip((3, 4, 5, 6, 7), frames, strict=True))
+
+    async def next_frame() -> tuple[int, Pcm]:
+        return next(feed)
+
+    grouper = FrameGrouper(next_frame, aligned=True)
+    taken = [await grouper.next(2) for _ in range(3)]
+    assert [(first, samples.size // FRAME_SAMPLES) for first, samples in taken] == [
+        (3, 1),
+        (4, 2),
+        (6, 2),
+    ]

@@ -31,7 +31,8 @@ from majlis.clock import Clock, SystemClock
 from majlis.media.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE
 from majlis.media.convert import MonoConverter, Pcm, Reframer, mono_to_frame
 from majlis.media.jitter import JitterBuffer, JitterConfig, JitterStats
-from majlis.media.opus import PACKET_TICKS, FrameGrouper, OpusEncoder
+from majlis.media.opus import PACKET_TICKS, FrameGrouper, OpusEncoder, packet_of
+from majlis.media.shared_mix import SHARE_AFTER_TICKS, SharedMix
 
 __all__ = [
     "SILENCE_DB",
@@ -264,8 +265,11 @@ class MixMinusTrack(MediaStreamTrack):
     sends packets as they are), each carrying `ticks_per_packet` consecutive ticks; without
     one, it returns each tick as an s16 stereo frame. pts count 960 per tick since the first
     tick read, so a reader that falls behind (older ticks are dropped past `max_queued`)
-    sees a pts gap, as after a loss; a packet never spans a gap. Lives on the media loop:
-    deliver() and recv() must run there.
+    sees a pts gap, as after a loss; a packet never spans a gap. With `shared`, packets are
+    cut at the same ticks on every track, and a packet whose ticks were all delivered
+    flagged shared (the listener mix, to a muted speaker) is encoded once for every track
+    that gets it (media/shared_mix.py). Lives on the media loop: deliver() and recv() must
+    run there.
     """
 
     kind = "audio"
@@ -277,6 +281,7 @@ class MixMinusTrack(MediaStreamTrack):
         encoder: OpusEncoder | None = None,
         ticks_per_packet: int = 1,
         max_queued: int = 5,
+        shared: SharedMix | None = None,
     ) -> None:
         super().__init__()
         if not 1 <= ticks_per_packet <= 3 or (encoder is None and ticks_per_packet != 1):
@@ -288,12 +293,17 @@ class MixMinusTrack(MediaStreamTrack):
         self._queue: asyncio.Queue[tuple[int, Pcm] | None] = asyncio.Queue(
             max(max_queued, 2 * ticks_per_packet)
         )
-        self._grouper = FrameGrouper(self._next_tick)
+        self._grouper = FrameGrouper(self._next_tick, aligned=shared is not None)
         self._first_tick: int | None = None
+        self._shared = shared if encoder is not None else None
+        self._shared_ticks: set[int] = set()
+        self._on_shared = False  # the last packet came from the shared stream
 
-    def deliver(self, tick: int, samples: Pcm) -> None:
+    def deliver(self, tick: int, samples: Pcm, shared: bool = False) -> None:
         if self.readyState != "live":
             return
+        if shared and self._shared is not None:
+            self._shared_ticks.add(tick)
         if self._queue.full():
             self._queue.get_nowait()
             self.dropped += 1
@@ -308,7 +318,23 @@ class MixMinusTrack(MediaStreamTrack):
             # Stereo with equal channels: aiortc's encoder would upmix mono at -3 dB
             # (swresample's centre mix level); the speaker hears the others at their level.
             return mono_to_frame(samples, pts, stereo=True)
-        return self._encoder.encode(samples, pts)
+        return packet_of(self._encode(self._encoder, first_tick, samples), pts)
+
+    def _encode(self, encoder: OpusEncoder, first_tick: int, samples: Pcm) -> bytes:
+        end = first_tick + samples.size // FRAME_SAMPLES
+        shared = self._shared is not None and all(
+            tick in self._shared_ticks for tick in range(first_tick, end)
+        )
+        self._shared_ticks = {tick for tick in self._shared_ticks if tick >= end}
+        if shared and self._shared is not None:
+            data = self._shared.packet(first_tick, samples, encoder)
+            if data is not None:
+                self._on_shared = True
+                return data
+        if self._on_shared and self._shared is not None:
+            self._shared.hand_over(encoder)
+            self._on_shared = False
+        return encoder.encode_bytes(samples)
 
     async def _next_tick(self) -> tuple[int, Pcm]:
         if self.readyState != "live":
@@ -468,6 +494,9 @@ class Mixer:
         self._skipped = 0
         self._sink_errors = 0
         self._tick_index = 0
+        # The listener mix encoded once for every muted speaker (media/shared_mix.py).
+        self.shared_mix = SharedMix()
+        self._muted_ticks: dict[str, int] = {}
 
     # --- lifecycle (media loop) -------------------------------------------------------------
 
@@ -534,7 +563,12 @@ class Mixer:
         instead of frames."""
         self.release_mix_minus(speaker_id)
         if encoded:
-            track = MixMinusTrack(speaker_id, encoder=OpusEncoder(), ticks_per_packet=PACKET_TICKS)
+            track = MixMinusTrack(
+                speaker_id,
+                encoder=OpusEncoder(),
+                ticks_per_packet=PACKET_TICKS,
+                shared=self.shared_mix,
+            )
         else:
             track = MixMinusTrack(speaker_id)
         self._mix_minus[speaker_id] = track
@@ -553,6 +587,7 @@ class Mixer:
         self.remove_input(speaker_id)
         self.release_mix_minus(speaker_id)
         self._speaking.pop(speaker_id, None)
+        self._muted_ticks.pop(speaker_id, None)
         self._muted = {key: value for key, value in self._muted.items() if key != speaker_id}
 
     # --- any thread -------------------------------------------------------------------------
@@ -632,9 +667,22 @@ class Mixer:
         keys: list[Hashable] = [None, *(speaker_id for speaker_id, _ in listeners)]
         out = self.limiter.process(keys, mixes)
         self._emit_mix(out[0], wall)
-        for row, (_, track) in enumerate(listeners, start=1):
-            track.deliver(tick, out[row])
+        for row, (speaker_id, track) in enumerate(listeners, start=1):
+            if self._hears_the_listener_mix(speaker_id, muted):
+                track.deliver(tick, out[0], shared=True)
+            else:
+                track.deliver(tick, out[row])
         self._update_levels(inputs, signals[:count], muted)
+
+    def _hears_the_listener_mix(self, speaker_id: str, muted: dict[str, bool]) -> bool:
+        """Muted long enough that their mix-minus is the listener mix and their own encoder
+        has fed on it for a while (see media/shared_mix.py)."""
+        if not muted.get(speaker_id, False):
+            self._muted_ticks.pop(speaker_id, None)
+            return False
+        ticks = self._muted_ticks.get(speaker_id, 0) + 1
+        self._muted_ticks[speaker_id] = ticks
+        return ticks > SHARE_AFTER_TICKS
 
     def _live_mix_minus(self) -> list[tuple[str, MixMinusTrack]]:
         ended = [key for key, track in self._mix_minus.items() if track.readyState != "live"]

@@ -121,6 +121,12 @@ class MediaNode:
                 ("majlis_mixer_tick_cost_p99_ms", labels, ticks.cost_p99_ms),
                 ("majlis_mixer_ticks_skipped_total", labels, float(ticks.skipped)),
                 ("majlis_mixer_speakers", labels, float(len(space.ingest.speakers()))),
+                # Packets of the listener mix encoded once for every muted speaker.
+                (
+                    "majlis_mixer_shared_encodes_total",
+                    labels,
+                    float(space.mixer.shared_mix.encoded),
+                ),
                 ("majlis_packager_backlog_frames", labels, float(packager.backlog)),
                 ("majlis_packager_segments_total", labels, float(packager.segments_written)),
                 ("majlis_packager_failed", labels, 1.0 if packager.failed else 0.0),

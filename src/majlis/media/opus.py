@@ -41,6 +41,7 @@ __all__ = [
     "OpusEncoder",
     "OpusError",
     "RtpTimeline",
+    "packet_of",
     "ticks_for_ptime",
 ]
 
@@ -92,6 +93,8 @@ def _load() -> ctypes.CDLL:
     lib.opus_encoder_create.argtypes = [c_int32, c_int, c_int, ctypes.POINTER(c_int)]
     lib.opus_encoder_create.restype = c_void_p
     lib.opus_encoder_destroy.argtypes = [c_void_p]
+    lib.opus_encoder_get_size.argtypes = [c_int]
+    lib.opus_encoder_get_size.restype = c_int
     lib.opus_encode.argtypes = [c_void_p, c_void_p, c_int, c_void_p, c_int32]
     lib.opus_encode.restype = c_int32
     lib.opus_decoder_create.argtypes = [c_int32, c_int, ctypes.POINTER(c_int)]
@@ -104,6 +107,15 @@ def _load() -> ctypes.CDLL:
 
 
 _lib = _load()
+_MONO_ENCODER_SIZE = _lib.opus_encoder_get_size(1)
+
+
+def packet_of(data: bytes, pts: int) -> av.Packet[Any]:
+    """An encoded Opus packet stamped with `pts` in 1/48000 s, as aiortc's sender takes it."""
+    packet = av.Packet(data)
+    packet.pts = pts
+    packet.time_base = TIME_BASE
+    return packet
 
 
 def _check(code: int, what: str) -> int:
@@ -143,15 +155,21 @@ class OpusEncoder:
     def encode(self, samples: Pcm, pts: int) -> av.Packet[Any]:
         """The packet for `samples` (a whole Opus frame: 2.5 to 60 ms, usually 20),
         stamped with `pts` in 1/48000 s, as aiortc's sender takes it."""
+        return packet_of(self.encode_bytes(samples), pts)
+
+    def encode_bytes(self, samples: Pcm) -> bytes:
         pcm = np.ascontiguousarray(samples, dtype=np.int16)
         size = _check(
             _lib.opus_encode(self._handle, pcm.ctypes.data, pcm.size, self._out, _MAX_PACKET),
             f"cannot encode {pcm.size} samples",
         )
-        packet = av.Packet(self._out.raw[:size])
-        packet.pts = pts
-        packet.time_base = TIME_BASE
-        return packet
+        return self._out.raw[:size]
+
+    def copy_state_from(self, other: OpusEncoder) -> None:
+        """Continue exactly where `other` is: its whole state, settings included (libopus
+        documents an encoder's state as one position-independent block that may be copied).
+        A decoder that followed `other`'s packets then follows ours without a seam."""
+        ctypes.memmove(self._handle, other._handle, _MONO_ENCODER_SIZE)
 
 
 class OpusDecoder:
@@ -194,14 +212,26 @@ class FrameGrouper:
     timestamp stays true.
     """
 
-    def __init__(self, next_frame: Callable[[], Awaitable[tuple[int, Pcm]]], step: int = 1) -> None:
+    def __init__(
+        self,
+        next_frame: Callable[[], Awaitable[tuple[int, Pcm]]],
+        step: int = 1,
+        *,
+        aligned: bool = False,
+    ) -> None:
+        """`aligned`: packets end where a multiple of `frames` frames does (positions
+        counted in steps from 0), so every grouper fed the same positions cuts the same
+        packets, whenever it started."""
         self._next_frame = next_frame
         self._step = step
+        self._aligned = aligned
         self._held: tuple[int, Pcm] | None = None  # read, but the start of the next packet
 
     async def next(self, frames: int) -> tuple[int, Pcm]:
         """(position of the first frame, samples of up to `frames` consecutive frames)."""
         first, samples = await self._take()
+        if self._aligned:
+            frames -= (first // self._step) % frames
         chunks = [samples]
         while len(chunks) < frames:
             position, more = await self._take()
