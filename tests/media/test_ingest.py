@@ -479,3 +479,42 @@ async def test_a_speaker_sends_the_packets_the_answer_asks_for(node: Node) -> No
     assert rate == pytest.approx(1000 / PTIME_MS, rel=0.15)
     # Two 20 ms frames per packet reach the mixer, and the tone with them.
     assert tone_dbfs(node.mix_since(1.0), 440.0) == pytest.approx(-20.0, abs=2.0)
+
+
+async def test_a_muted_speaker_is_not_decoded_and_is_heard_at_once_after_unmuting(
+    node: Node,
+) -> None:
+    await node.connect("alice", ToneTrack(440.0, -20.0))
+    await asyncio.sleep(1.0)
+    peer = await node.on_loop(node.ingest.peer, "alice")
+    assert peer is not None
+    stats = await node.on_loop(node.mixer.input_stats, "alice")
+    assert stats is not None
+
+    node.mixer.set_muted("alice", True)
+    await asyncio.sleep(0.3)
+    pushed = stats.pushed
+    await asyncio.sleep(1.5)
+    assert stats.pushed == pushed  # nothing decoded while muted
+    assert peer.skipped_while_muted >= 1.5 * 1000 / PTIME_MS * 0.8
+    assert tone_dbfs(node.mix_since(1.0), 440.0) < -60.0
+
+    node.mixer.set_muted("alice", False)
+    unmuted_at = time.time()
+    await asyncio.sleep(1.5)
+    assert stats.pushed > pushed
+    # Heard again within 200 ms of the unmute (a jitter buffer's worth, from scratch),
+    # and without a gap from then on.
+    walls = np.array(node.walls)
+    mixes = node.mixes
+    back = next(
+        wall
+        for wall, mix in zip(walls, mixes, strict=True)
+        if wall >= unmuted_at and tone_dbfs(mix, 440.0) > -30.0
+    )
+    print(f"heard again {back - unmuted_at:.3f} s after the unmute")
+    assert back - unmuted_at < 0.2, f"heard again after {back - unmuted_at:.3f} s"
+    after = np.concatenate([m for w, m in zip(walls, mixes, strict=True) if w >= back])
+    assert tone_dbfs(after, 440.0) == pytest.approx(-20.0, abs=2.0)
+    gaps = [(end - start) / SAMPLE_RATE for start, end in silent_runs(after)]
+    assert max(gaps, default=0.0) <= 0.040

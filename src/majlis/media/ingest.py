@@ -214,6 +214,8 @@ class SpeakerPeer:
         # Set when the reorder window hands us the payloads; else aiortc decodes them.
         self._decoder: OpusDecoder | None = None
         self._timeline = RtpTimeline()
+        self.skipped_while_muted = 0
+        self._resume_on_unmute = False
         self._closed = False
         self._closing: asyncio.Task[None] | None = None
         self._timeout: asyncio.TimerHandle | None = None
@@ -293,6 +295,17 @@ class SpeakerPeer:
         entry, decoder = self._input, self._decoder
         if entry is None or decoder is None or self._closed:
             return
+        if self._mixer.is_muted(self.speaker_id):
+            # Their voice reaches nobody: not decoding it saves what it would cost.
+            self.skipped_while_muted += 1
+            self._resume_on_unmute = True
+            return
+        if self._resume_on_unmute:
+            # A fresh start, as after a new connection: no stale decoder state, and the
+            # jitter buffer does not wait for what was never pushed.
+            self._resume_on_unmute = False
+            decoder.reset()
+            entry.restart()
         try:
             samples = decoder.decode(payload)
         except OpusError:

@@ -103,6 +103,12 @@ class JitterBuffer:
         self._over = 0
         self._under = 0
 
+    def restart(self) -> None:
+        """Start over with the next frame pushed, as after a reset of the sender's timeline
+        (the delay target learned so far is kept)."""
+        self._clear_timeline()
+        self.stats.resets += 1
+
     @property
     def target_delay(self) -> float:
         return self._target

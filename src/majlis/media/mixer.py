@@ -431,6 +431,11 @@ class MixerInput:
         for frame_pts, pcm in self._reframer.push(pts, samples):
             self.buffer.push(frame_pts, pcm, arrival)
 
+    def restart(self) -> None:
+        """The next samples start a new stretch: nothing pushed before them is waited for."""
+        self.buffer.restart()
+        self._reframer = Reframer()
+
     def push_frame(self, frame: av.AudioFrame) -> None:
         try:
             chunks = self._converter.convert(frame)

@@ -64,6 +64,7 @@ PTIME_MS = PACKET_TICKS * 20
 
 _APPLICATIONS = {"voip": 2048, "audio": 2049, "lowdelay": 2051}
 _SET_BITRATE = 4002
+_RESET_STATE = 4028
 _SET_COMPLEXITY = 4010
 _MAX_PACKET = 1_500  # bytes; one Opus packet is at most 1275 (RFC 6716, 3.2.1)
 _MAX_FRAME = 5_760  # samples: 120 ms at 48 kHz, the longest an Opus packet decodes to
@@ -102,6 +103,7 @@ def _load() -> ctypes.CDLL:
     lib.opus_decoder_destroy.argtypes = [c_void_p]
     lib.opus_decode.argtypes = [c_void_p, ctypes.c_char_p, c_int32, c_void_p, c_int, c_int]
     lib.opus_decode.restype = c_int
+    lib.opus_decoder_ctl.restype = c_int
     # opus_encoder_ctl is variadic: its arguments are passed as explicit c_ints.
     return lib
 
@@ -194,6 +196,10 @@ class OpusDecoder:
             f"cannot decode a {len(payload)}-byte Opus packet",
         )
         return self._pcm[:samples].copy()
+
+    def reset(self) -> None:
+        """Forget the stream so far: the next packet decodes as a stream's first."""
+        _check(_lib.opus_decoder_ctl(self._handle, ctypes.c_int(_RESET_STATE)), "cannot reset")
 
 
 def ticks_for_ptime(ptime_ms: float | None) -> int:
