@@ -20,11 +20,11 @@ from aiortc.rtp import RtpPacket, is_rtcp
 
 from majlis.errors import BadRequest
 from majlis.media.audio import FRAME_SECONDS, SAMPLE_RATE
-from majlis.media.ingest import Ingest, ReorderWindow, with_ptime
+from majlis.media.ingest import Ingest, ReorderWindow, sdp_ptime, with_ptime
 from majlis.media.jitter import JitterStats
 from majlis.media.mixer import MediaLoop, Mixer
 from majlis.media.opus import PACKET_TICKS, PTIME_MS
-from majlis.media.speaker_client import SendOffer, SpeakerClient, answer_ptime
+from majlis.media.speaker_client import SendOffer, SpeakerClient
 from majlis.media.tone import ToneTrack
 
 from .audio_analysis import tone_dbfs
@@ -450,9 +450,9 @@ def test_the_answer_asks_for_the_packet_time_once() -> None:
     offer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n"
     asked = with_ptime(offer)
     assert asked.splitlines()[2:4] == ["a=rtpmap:111 opus/48000/2", f"a=ptime:{PTIME_MS}"]
-    assert answer_ptime(asked) == PTIME_MS
+    assert sdp_ptime(asked) == PTIME_MS
     assert with_ptime(asked) == asked
-    assert answer_ptime(offer) is None
+    assert sdp_ptime(offer) is None
 
 
 async def test_a_speaker_sends_the_packets_the_answer_asks_for(node: Node) -> None:
@@ -466,7 +466,7 @@ async def test_a_speaker_sends_the_packets_the_answer_asks_for(node: Node) -> No
     node.clients.append(client)
     await client.connect()
     await client.wait_connected()
-    assert answer_ptime(answers[0]) == PTIME_MS
+    assert sdp_ptime(answers[0]) == PTIME_MS
 
     async def packets_sent() -> int:
         stats = await client.peer_connection.getSenders()[0].getStats()

@@ -6,7 +6,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,15 @@ from majlis.media.origin import SpaceRegistry
 from majlis.media.process import MediaProcess
 
 SPACE = "s-ended-while-down"
+
+
+@pytest.fixture
+async def media(tmp_path: Path) -> AsyncIterator[MediaProcess]:
+    """A MediaProcess running a real worker, recording into tmp_path."""
+    process = MediaProcess(NodeSettings(recordings_root=tmp_path), SpaceRegistry(tmp_path))
+    await process.start()
+    yield process
+    await process.stop()
 
 
 async def _wait_for(check: Callable[[], bool], seconds: float) -> None:
@@ -30,90 +39,75 @@ async def _wait_for(check: Callable[[], bool], seconds: float) -> None:
 
 @pytest.mark.timeout(60)
 async def test_an_end_sent_while_the_worker_restarts_slowly_still_ends_the_recording(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    media: MediaProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A restart slower than an offer's wait for the worker (a crash loop's back-off).
     monkeypatch.setattr(media_process, "READY_TIMEOUT", 0.3)
-    media = MediaProcess(NodeSettings(recordings_root=tmp_path), SpaceRegistry(tmp_path))
-    await media.start()
     playlist = tmp_path / SPACE / "index.m3u8"
-    try:
-        await media.start_space(SPACE, time.time())
-        await _wait_for(lambda: playlist.exists() and "#EXTINF" in playlist.read_text(), 20)
+    await media.start_space(SPACE, time.time())
+    await _wait_for(lambda: playlist.exists() and "#EXTINF" in playlist.read_text(), 20)
 
-        gate = asyncio.Event()
-        spawn = media._spawn
+    gate = asyncio.Event()
+    spawn = media._spawn
 
-        async def slow_spawn() -> object:
-            await gate.wait()
-            return await spawn()
+    async def slow_spawn() -> object:
+        await gate.wait()
+        return await spawn()
 
-        monkeypatch.setattr(media, "_spawn", slow_spawn)
-        old = media.pid
-        assert old is not None
-        os.kill(old, signal.SIGKILL)
-        await _wait_for(lambda: media.pid is None, 10)
+    monkeypatch.setattr(media, "_spawn", slow_spawn)
+    old = media.pid
+    assert old is not None
+    os.kill(old, signal.SIGKILL)
+    await _wait_for(lambda: media.pid is None, 10)
 
-        ending = asyncio.create_task(media.handle({"cmd": "end", "space_id": SPACE}))
-        await asyncio.sleep(1.0)  # well past READY_TIMEOUT: it must still be waiting
-        assert not ending.done()
-        gate.set()
-        await asyncio.wait_for(ending, 20)
-        await _wait_for(lambda: "#EXT-X-ENDLIST" in playlist.read_text(), 20)
-        assert media.pid not in (None, old)
-    finally:
-        await media.stop()
+    ending = asyncio.create_task(media.handle({"cmd": "end", "space_id": SPACE}))
+    await asyncio.sleep(1.0)  # well past READY_TIMEOUT: it must still be waiting
+    assert not ending.done()
+    gate.set()
+    await asyncio.wait_for(ending, 20)
+    await _wait_for(lambda: "#EXT-X-ENDLIST" in playlist.read_text(), 20)
+    assert media.pid not in (None, old)
 
 
 @pytest.mark.timeout(60)
 async def test_a_worker_killed_with_frames_unread_is_restarted(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    media: MediaProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
     """SIGKILL with data still in the worker's socket resets the stream (ECONNRESET,
     not EOF): that is a dead worker like any other, and a new one is started. (Taken for
     a broken channel, it once led to kill() on a reaped process, which raised and ended
     the supervision: no worker ever again.)"""
-    media = MediaProcess(NodeSettings(recordings_root=tmp_path), SpaceRegistry(tmp_path))
-    await media.start()
-    try:
-        old = media.pid
-        assert old is not None
-        os.kill(old, signal.SIGSTOP)
-        for _ in range(3):  # frames the stopped worker never reads
-            await media.handle({"cmd": "mute", "space_id": SPACE, "user_id": "nobody"})
-        await asyncio.sleep(0.2)
-        os.kill(old, signal.SIGKILL)
-        await _wait_for(lambda: media.pid not in (None, old), 15)
-        assert media.restarts == 1
-        assert "channel broke" not in caplog.text
-        samples = await media.metrics()
-        assert ("majlis_media_worker_pid", {}, float(media.pid or 0)) in samples
-    finally:
-        await media.stop()
+    old = media.pid
+    assert old is not None
+    os.kill(old, signal.SIGSTOP)
+    for _ in range(3):  # frames the stopped worker never reads
+        await media.handle({"cmd": "mute", "space_id": SPACE, "user_id": "nobody"})
+    await asyncio.sleep(0.2)
+    os.kill(old, signal.SIGKILL)
+    await _wait_for(lambda: media.pid not in (None, old), 15)
+    assert media.restarts == 1
+    assert "channel broke" not in caplog.text
+    samples = await media.metrics()
+    assert ("majlis_media_worker_pid", {}, float(media.pid or 0)) in samples
 
 
 @pytest.mark.timeout(60)
 async def test_supervision_keeps_trying_when_a_worker_cannot_be_started(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    media: MediaProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    media = MediaProcess(NodeSettings(recordings_root=tmp_path), SpaceRegistry(tmp_path))
-    await media.start()
-    try:
-        spawn = media._spawn
-        refusals = 0
+    spawn = media._spawn
+    refusals = 0
 
-        async def refused_twice() -> object:
-            nonlocal refusals
-            if refusals < 2:
-                refusals += 1
-                raise OSError(12, "Cannot allocate memory")  # what a failed fork says
-            return await spawn()
+    async def refused_twice() -> object:
+        nonlocal refusals
+        if refusals < 2:
+            refusals += 1
+            raise OSError(12, "Cannot allocate memory")  # what a failed fork says
+        return await spawn()
 
-        monkeypatch.setattr(media, "_spawn", refused_twice)
-        old = media.pid
-        assert old is not None
-        os.kill(old, signal.SIGKILL)
-        await _wait_for(lambda: media.pid not in (None, old), 20)
-        assert refusals == 2
-    finally:
-        await media.stop()
+    monkeypatch.setattr(media, "_spawn", refused_twice)
+    old = media.pid
+    assert old is not None
+    os.kill(old, signal.SIGKILL)
+    await _wait_for(lambda: media.pid not in (None, old), 20)
+    assert refusals == 2

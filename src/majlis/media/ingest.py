@@ -48,6 +48,7 @@ __all__ = [
     "Ingest",
     "ReorderWindow",
     "SpeakerPeer",
+    "sdp_ptime",
     "use_reorder_window",
     "validate_offer",
     "with_ptime",
@@ -64,13 +65,20 @@ Deliver = Callable[[int, bytes], None]
 
 
 _OPUS_RTPMAP = re.compile(r"^a=rtpmap:\d+ opus/48000(?:/2)?\r?\n", re.MULTILINE | re.IGNORECASE)
+_PTIME = re.compile(r"^a=ptime:(\d+(?:\.\d+)?)\s*$", re.MULTILINE)
+
+
+def sdp_ptime(sdp: str) -> float | None:
+    """The a=ptime (ms) an SDP asks its peer to send, if any."""
+    match = _PTIME.search(sdp)
+    return float(match.group(1)) if match else None
 
 
 def with_ptime(sdp: str, ptime_ms: int = PTIME_MS) -> str:
     """`sdp` asking its peer to send packets of `ptime_ms` (RFC 4566 a=ptime, in the
     audio section after Opus's rtpmap). Chromium and SpeakerClient honour it: 40 ms halves
     the packets the node receives, protects and decodes per speaker."""
-    if re.search(r"^a=ptime:", sdp, re.MULTILINE):
+    if sdp_ptime(sdp) is not None:
         return sdp
     newline = "\r\n" if "\r\n" in sdp else "\n"
     return _OPUS_RTPMAP.sub(lambda m: f"{m.group(0)}a=ptime:{ptime_ms}{newline}", sdp, count=1)

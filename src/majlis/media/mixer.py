@@ -321,19 +321,18 @@ class MixMinusTrack(MediaStreamTrack):
         return packet_of(self._encode(self._encoder, first_tick, samples), pts)
 
     def _encode(self, encoder: OpusEncoder, first_tick: int, samples: Pcm) -> bytes:
-        end = first_tick + samples.size // FRAME_SAMPLES
-        shared = self._shared is not None and all(
-            tick in self._shared_ticks for tick in range(first_tick, end)
-        )
-        self._shared_ticks = {tick for tick in self._shared_ticks if tick >= end}
-        if shared and self._shared is not None:
-            data = self._shared.packet(first_tick, samples, encoder)
+        shared = self._shared
+        if shared is not None:
+            end = first_tick + samples.size // FRAME_SAMPLES
+            flagged = all(tick in self._shared_ticks for tick in range(first_tick, end))
+            self._shared_ticks = {tick for tick in self._shared_ticks if tick >= end}
+            data = shared.packet(first_tick, samples, encoder) if flagged else None
             if data is not None:
                 self._on_shared = True
                 return data
-        if self._on_shared and self._shared is not None:
-            self._shared.hand_over(encoder)
-            self._on_shared = False
+            if self._on_shared:
+                shared.hand_over(encoder)
+                self._on_shared = False
         return encoder.encode_bytes(samples)
 
     async def _next_tick(self) -> tuple[int, Pcm]:
@@ -680,8 +679,9 @@ class Mixer:
         self._update_levels(inputs, signals[:count], muted)
 
     def _hears_the_listener_mix(self, speaker_id: str, muted: dict[str, bool]) -> bool:
-        """Muted long enough that their mix-minus is the listener mix and their own encoder
-        has fed on it for a while (see media/shared_mix.py)."""
+        """Counts the ticks `speaker_id` has been muted (call once per tick), and says
+        whether that is long enough: their mix-minus is the listener mix and their own
+        encoder has fed on it for a while (see media/shared_mix.py)."""
         if not muted.get(speaker_id, False):
             self._muted_ticks.pop(speaker_id, None)
             return False

@@ -221,7 +221,7 @@ class MediaProcess:
                 return
             self.restarts += 1
             young = time.monotonic() - born < MIN_UPTIME
-            backoff = min(MAX_BACKOFF, backoff * 2 or 0.2) if young else 0.0
+            backoff = _longer(backoff) if young else 0.0
             log.error("media worker %d exited (%s); restarting", worker.process.pid, code)
             respawned = await self._respawn(backoff)
             if respawned is None:
@@ -245,7 +245,7 @@ class MediaProcess:
                 return await self._spawn()
             except OSError:
                 log.exception("cannot start a media worker; trying again")
-                backoff = min(MAX_BACKOFF, backoff * 2 or 0.2)
+                backoff = _longer(backoff)
 
     async def _pump(self, worker: _Worker) -> None:
         """Handle the worker's frames until its socket ends."""
@@ -299,6 +299,11 @@ class MediaProcess:
                     Overloaded("the media worker restarted; offer again", RETRY_AFTER_MS)
                 )
         worker.pending.clear()
+
+
+def _longer(backoff: float) -> float:
+    """The next wait before a restart: 0.2 s, doubling up to MAX_BACKOFF."""
+    return min(MAX_BACKOFF, backoff * 2 or 0.2)
 
 
 def _log_levels() -> dict[str, int]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 import wave
 from collections import deque
@@ -37,13 +36,12 @@ from av.packet import Packet
 
 from majlis.media.audio import FRAME_SAMPLES, SAMPLE_RATE
 from majlis.media.convert import MonoConverter, Pcm, Reframer
-from majlis.media.ingest import use_reorder_window
+from majlis.media.ingest import sdp_ptime, use_reorder_window
 from majlis.media.opus import FrameGrouper, OpusEncoder, ticks_for_ptime
 
-__all__ = ["LiveSource", "SendOffer", "SpeakerClient", "answer_ptime"]
+__all__ = ["LiveSource", "SendOffer", "SpeakerClient"]
 
 SendOffer = Callable[[str], Awaitable[str]]
-_PTIME = re.compile(r"^a=ptime:(\d+(?:\.\d+)?)\s*$", re.MULTILINE)
 
 
 class LiveSource(MediaStreamTrack):
@@ -110,12 +108,6 @@ class _SpeakerPackets(MediaStreamTrack):
         return self._ready.popleft()
 
 
-def answer_ptime(sdp: str) -> float | None:
-    """The a=ptime (ms) an SDP asks its peer to send, if any."""
-    match = _PTIME.search(sdp)
-    return float(match.group(1)) if match else None
-
-
 class SpeakerClient:
     """Runs on the caller's event loop; every method must be called from that loop."""
 
@@ -176,7 +168,7 @@ class SpeakerClient:
             raise RuntimeError("aiortc produced no local description")
         try:
             answer = await self._send_offer(str(local.sdp))
-            packets.ticks = ticks_for_ptime(answer_ptime(answer))
+            packets.ticks = ticks_for_ptime(sdp_ptime(answer))
             await self._pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         except BaseException:
             await self._close_peer()
