@@ -101,14 +101,14 @@ async def one_run(server: Server, api: Api, run: int, args: argparse.Namespace) 
     offset = wall_offset()
     tone = ToneTrack(TONE_HZ, TONE_DBFS, burst=BURST)
     speaker = SpeakerClient(offer_sender(server.url, api.tokens["host"], sid), tone)
-    url, token = api.playback(sid)
+    url, _ = api.playback(sid)
     stop = asyncio.Event()
     try:
         await speaker.connect()
         await speaker.wait_connected(20)
         await asyncio.sleep(2.0)  # the packager has parts
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=4)) as http:
-            follower = LlhlsFollower(http, url, token)
+            follower = LlhlsFollower(http, url)
             window = CpuWindow({"server": server.pid, "client": os.getpid()})
             started = time.time()
             following = asyncio.create_task(follower.run(stop))

@@ -151,8 +151,7 @@ class LlhlsFollower:
     """One listener that follows the live edge like an LL-HLS player."""
 
     http: httpx.AsyncClient
-    url: str  # playlist URL without query
-    token: str
+    url: str  # playlist URL (the playback token is in its path), without query
     fetched: list[FetchedPart] = field(default_factory=list)
     pdt: dict[str, float] = field(default_factory=dict)
     init: bytes = b""
@@ -165,7 +164,7 @@ class LlhlsFollower:
         return self.url.rsplit("/", 1)[0]
 
     async def _playlist(self, hint: str | None) -> PlaylistView:
-        params = {"token": self.token}
+        params: dict[str, str] = {}
         if hint is not None:
             match = _PART.fullmatch(hint)
             if match:
@@ -534,7 +533,7 @@ async def one_run(
     speaker_b = TimedSpeaker(
         offer_sender(server.url, api.tokens["guest"], sid), ToneTrack(440.0, -200.0)
     )
-    url, token = api.playback(sid)
+    url, _ = api.playback(sid)
     stop = asyncio.Event()
     reader: FfmpegReader | None = None
     try:
@@ -544,9 +543,9 @@ async def one_run(
         await speaker_b.wait_connected(20)
         await asyncio.sleep(2.0)  # jitter buffers settle, the packager has parts
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=4)) as http:
-            follower = LlhlsFollower(http, url, token)
+            follower = LlhlsFollower(http, url)
             if with_ffmpeg:
-                reader = FfmpegReader.start(f"{url}?token={token}")
+                reader = FfmpegReader.start(url)
             pids = {"server": server.pid, "client": os.getpid()}
             if reader is not None:
                 pids["ffmpeg"] = reader.process.pid

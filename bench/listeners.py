@@ -129,8 +129,7 @@ def _seq(name: bytes, per_segment: int) -> int:
 class SimListener:
     host: str
     port: int
-    base: bytes  # b"/hls/SPACE/"
-    token: bytes
+    base: bytes  # b"/hls/SPACE/TOKEN/": the playback token is in the path
     counters: Counters
     arrivals: list[tuple[bytes, float]] = field(default_factory=list)
     parts: list[bytes] = field(default_factory=list)
@@ -151,11 +150,11 @@ class SimListener:
         return status, body
 
     async def _playlist(self, conn: HttpConn, hint: bytes | None) -> None:
-        target = self.base + b"index.m3u8?token=" + self.token
+        target = self.base + b"index.m3u8"
         if hint is not None:
             match = _NAME.fullmatch(hint)
             if match:
-                target += b"&_HLS_msn=" + match.group(2) + b"&_HLS_part=" + match.group(3)
+                target += b"?_HLS_msn=" + match.group(2) + b"&_HLS_part=" + match.group(3)
         status, body = await self._get(conn, target)
         if status != 200:
             await asyncio.sleep(0.05)
@@ -268,17 +267,15 @@ async def phase(
         grants = [api.playback(sid) for _ in range(min(count, tokens))]
         url = urlsplit(grants[0][0])
         host, port = url.hostname or "127.0.0.1", url.port or 80
-        base = url.path.rsplit("/", 1)[0].encode() + b"/"
+        bases = [urlsplit(grant[0]).path.rsplit("/", 1)[0].encode() + b"/" for grant in grants]
         probe = HttpConn(host, port)
-        _, playlist = await probe.get(base + b"index.m3u8?token=" + grants[0][1].encode())
+        _, playlist = await probe.get(bases[0] + b"index.m3u8")
         probe.close()
         found = _PART_TARGET.search(playlist)
         part = float(found.group(1)) if found else 0.256
         counters = Counters()
         for index in range(count):
-            listener = SimListener(
-                host, port, base, grants[index % len(grants)][1].encode(), counters
-            )
+            listener = SimListener(host, port, bases[index % len(bases)], counters)
             listeners.append(listener)
             tasks.append(asyncio.create_task(listener.run()))
             await asyncio.sleep(args.ramp / count)

@@ -10,6 +10,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -103,7 +104,7 @@ def build_services(config: Config, clock: Clock | None = None) -> Services:
         presence_window=config.presence_window,
         reaction_rate=config.reaction_rate,
         reaction_burst=config.reaction_burst,
-        public_url=config.effective_public_url,
+        media_url=config.media_url,
     )
     registry = SpaceRegistry(config.recordings_dir)
     media: MediaNode | MediaProcess | None = None
@@ -181,7 +182,7 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         Route("/openapi.json", openapi_json),
         Route("/healthz", health),
         metrics_route([services.media.metrics] if services.media else []),
-        *web_routes(_node_modules(config)),
+        *web_routes(_node_modules(config), _origin_of(config.edge_url)),
         Mount(
             "/hls",
             app=PlaybackGuard(
@@ -295,6 +296,14 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return json_response({"error": "internal", "reason": "internal error"}, 500)
+
+
+def _origin_of(url: str) -> str:
+    """scheme://host[:port] of a URL, for the pages' Content-Security-Policy."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _node_modules(config: Config) -> Path | None:

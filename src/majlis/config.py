@@ -43,6 +43,16 @@ def _url(*schemes: str) -> Callable[[str], bool]:
     return check
 
 
+def _optional_url(*schemes: str) -> Callable[[str], bool]:
+    inner = _url(*schemes)
+
+    def check(value: str) -> bool:
+        return value == "" or inner(value)
+
+    check.__doc__ = f"empty or {inner.__doc__}"
+    return check
+
+
 def _key(default: Any, check: Callable[[Any], bool] | None = None, doc: str = "") -> Any:
     return field(default=default, metadata={"check": check, "doc": doc})
 
@@ -53,6 +63,11 @@ class Config:
     host: str = _key("127.0.0.1", doc="address the HTTP server binds")
     port: int = _key(8080, _port, "port the HTTP server binds (0 picks a free one)")
     public_url: str = _key("", doc="URL people reach this server at; default http://host:port")
+    edge_url: str = _key(
+        "",
+        _optional_url("http", "https"),
+        "URL of the edge (majlis edge, or a CDN) listeners get their audio from; default none",
+    )
     database_url: str = _key("", doc="sqlite:///path or postgresql://...; default SQLite")
     bus_url: str = _key("memory://", _url("memory", "redis"), "memory:// or redis://host/db")
     secret_key: str = _key("", doc="HMAC key for tokens; default: generated in data_dir")
@@ -62,7 +77,12 @@ class Config:
         True, doc="embedded media in a child process (true) or a thread of the server (false)"
     )
     session_ttl: float = _key(7 * 86400.0, _positive, "seconds a login lasts")
-    playback_ttl: float = _key(4 * 3600.0, _positive, "seconds a playback token lasts")
+    playback_ttl: float = _key(
+        120.0,
+        _positive,
+        "seconds a playback token lasts (the heartbeat renews it; bounds how long a ban takes "
+        "to reach an edge)",
+    )
     admission_rate: float = _key(500.0, _positive, "new listeners admitted per second per space")
     admission_burst: int = _key(1000, _positive, "listeners admitted at once before queueing")
     presence_window: float = _key(60.0, _positive, "seconds a heartbeat keeps a listener counted")
@@ -85,6 +105,11 @@ class Config:
     @property
     def effective_public_url(self) -> str:
         return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+    @property
+    def media_url(self) -> str:
+        """Where listeners fetch HLS from: the edge when there is one, else this server."""
+        return self.edge_url.rstrip("/") or self.effective_public_url
 
     @property
     def effective_database_url(self) -> str:

@@ -100,7 +100,8 @@ async def speaking_flow(server: Server, http: httpx.AsyncClient) -> None:
         assert answer.status_code == 200, answer.text
         assert answer.json()["status"] == "admitted"
         assert answer.json()["role"] == "listener"
-        assert answer.json()["playback_url"].endswith(f"/hls/{sid}/index.m3u8")
+        token = answer.json()["playback_token"]
+        assert answer.json()["playback_url"].endswith(f"/hls/{sid}/{token}/index.m3u8")
     assert (await post(http, f"/spaces/{sid}/join", omar, {})).status_code == 200
 
     # Sockets are for people who act: a listener who is not acting is refused.

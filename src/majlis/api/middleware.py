@@ -30,7 +30,8 @@ def retry_headers(error: MajlisError) -> dict[str, str]:
 
 
 async def send_error(send: Send, error: MajlisError) -> None:
-    headers = [(b"content-type", b"application/json")]
+    # An edge or a browser must never keep a refusal meant for one request.
+    headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
     headers += [(k.lower().encode(), v.encode()) for k, v in retry_headers(error).items()]
     body = orjson.dumps(error.body())
     headers.append((b"content-length", str(len(body)).encode()))

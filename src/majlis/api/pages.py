@@ -20,39 +20,48 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
-__all__ = ["CONTENT_SECURITY_POLICY", "WEB_DIR", "web_routes"]
+__all__ = ["CONTENT_SECURITY_POLICY", "WEB_DIR", "content_security_policy", "web_routes"]
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
-# What the pages need and nothing more: our own scripts, styles and API; media from our
-# origin (HLS, replay files) or from blob: URLs that hls.js's MediaSource makes; hls.js
-# runs its transmuxer in a worker built from a blob: URL.
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "font-src 'self'",
-        "media-src 'self' blob:",
-        "connect-src 'self' ws: wss:",
-        "worker-src 'self' blob:",
-        "manifest-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
 
-_PAGE_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "Cache-Control": "no-cache",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Permissions-Policy": "microphone=(self), camera=(), geolocation=()",
-    "Cross-Origin-Opener-Policy": "same-origin",
-}
+def content_security_policy(media_origin: str = "") -> str:
+    """What the pages need and nothing more: our own scripts, styles and API; media from our
+    origin or the edge (HLS, replay files) or from blob: URLs that hls.js's MediaSource
+    makes; hls.js runs its transmuxer in a worker built from a blob: URL."""
+    media = f" {media_origin}" if media_origin else ""
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "font-src 'self'",
+            f"media-src 'self'{media} blob:",
+            f"connect-src 'self'{media} ws: wss:",
+            "worker-src 'self' blob:",
+            "manifest-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
+
+
+def _page_headers(media_origin: str) -> dict[str, str]:
+    return {
+        "Content-Security-Policy": content_security_policy(media_origin),
+        "Cache-Control": "no-cache",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        "Permissions-Policy": "microphone=(self), camera=(), geolocation=()",
+        "Cross-Origin-Opener-Policy": "same-origin",
+    }
+
 
 # Modules and styles are not fingerprinted (no bundler): browsers keep them a few minutes,
 # then revalidate with the ETag, so a deploy is seen within minutes without full reloads.
@@ -90,12 +99,15 @@ PAGES: dict[str, str] = {
 }
 
 
-def web_routes(node_modules: Path | None) -> list[BaseRoute]:
+def web_routes(node_modules: Path | None, media_origin: str = "") -> list[BaseRoute]:
     """Routes of the web app. `node_modules` is the npm install holding hls.js; without it
-    /vendor/hls.mjs answers 404 and the player uses the browser's own HLS where it has one."""
+    /vendor/hls.mjs answers 404 and the player uses the browser's own HLS where it has one.
+    `media_origin` is the edge's origin (scheme://host[:port]) when listeners use one."""
     web = WEB_DIR
+    headers = _page_headers(media_origin)
     routes: list[BaseRoute] = [
-        Route(path, _page(web / name), methods=["GET", "HEAD"]) for path, name in PAGES.items()
+        Route(path, _page(web / name, headers), methods=["GET", "HEAD"])
+        for path, name in PAGES.items()
     ]
     routes.append(Route("/static/{path:path}", _static(web), methods=["GET", "HEAD"]))
     hls_dist = node_modules / "hls.js" / "dist" if node_modules is not None else None
@@ -111,14 +123,14 @@ def web_routes(node_modules: Path | None) -> list[BaseRoute]:
     return routes
 
 
-def _page(path: Path) -> Handler:
+def _page(path: Path, headers: dict[str, str]) -> Handler:
     not_found = WEB_DIR / "notfound.html"
 
     async def page(request: Request) -> Response:
         space_id = request.path_params.get("space_id")
         if space_id is not None and not _SPACE_ID.match(space_id):
-            return _file(request, not_found, _PAGE_HEADERS, status=404)
-        return _file(request, path, _PAGE_HEADERS)
+            return _file(request, not_found, headers, status=404)
+        return _file(request, path, headers)
 
     page.__name__ = f"page_{path.stem}"
     return page

@@ -1,14 +1,19 @@
-"""Guards the origin's live playlists with playback tokens.
+"""Guards the HLS origin with playback tokens carried in the path.
 
-A live space's playlist needs `?token=<playback token>` for that space, from a holder who
-is not banned; parts and segments are immutable and open (their names come only from the
-playlist), so an edge can cache them under one key. Replays of ended spaces are open.
-The token is checked with HMAC alone plus one bus lookup for bans; no SQL.
+A live space is served at `/hls/{space}/{token}/{file}`: the playlist, its init segment,
+segments and parts all carry the playback token from /join, so relative URIs in the
+playlist inherit it in every player (hls.js, Safari, ffmpeg) and an edge can check it on
+every request without keeping it in its cache key. The guard checks the token (HMAC and
+expiry, no SQL), that it names this space, and on playlists that its holder is not banned
+(one bus lookup); then it hands the origin the path without the token, so the origin serves
+the same bytes to everyone.
+
+Without a token, `/hls/{space}/{file}` serves only spaces that are not live: replays are
+open. Asking for a live space's files without a token is a 401 that says where the token
+goes.
 """
 
 from __future__ import annotations
-
-from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -18,9 +23,12 @@ from majlis.errors import Forbidden, MajlisError, Unauthorized
 from majlis.services.roles import ban_key
 from majlis.services.spaces import Spaces
 from majlis.services.tokens import TokenService
+from majlis.signing import PLAYBACK
 from majlis.types import SpaceState
 
 __all__ = ["PlaybackGuard"]
+
+_PLAYLIST = "index.m3u8"
 
 
 class PlaybackGuard:
@@ -31,28 +39,39 @@ class PlaybackGuard:
         self.bus = bus
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].endswith("/index.m3u8"):
-            try:
-                await self._check(scope)
-            except MajlisError as error:
-                await send_error(send, error)
-                return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        root = scope.get("root_path", "")
+        names = scope["path"][len(root) :].strip("/").split("/")
+        try:
+            if len(names) == 3 and names[1].startswith(f"{PLAYBACK}."):
+                space_id, token, name = names
+                await self._check_token(space_id, token, name)
+                path = f"{root}/{space_id}/{name}"
+                scope = {**scope, "path": path, "raw_path": path.encode()}
+            elif len(names) == 2:
+                await self._refuse_live(names[0])
+        except MajlisError as error:
+            await send_error(send, error)
+            return
         await self.app(scope, receive, send)
 
-    async def _check(self, scope: Scope) -> None:
-        space_id = scope["path"].rsplit("/", 2)[-2]
+    async def _check_token(self, space_id: str, token: str, name: str) -> None:
+        space_of_token, member = self.tokens.verify_compact(PLAYBACK, token, 2)
+        if space_of_token != space_id:
+            raise Forbidden("that playback token is for another space", code="token_mismatch")
+        if name == _PLAYLIST and await self.bus.get_value(ban_key(space_id, member)):
+            raise Forbidden("you are banned from this space", code="banned")
+
+    async def _refuse_live(self, space_id: str) -> None:
         try:
             space = await self.spaces.get_cached(space_id)
         except MajlisError:
             return  # the origin answers 404 for what it does not have
-        if space.state is not SpaceState.LIVE:
-            return
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        token = (query.get("token") or [""])[0]
-        if not token:
-            raise Unauthorized("a live playlist needs ?token= from /join", code="token_required")
-        space_of_token, member = self.tokens.verify_compact("play", token, 2)
-        if space_of_token != space_id:
-            raise Forbidden("that playback token is for another space", code="token_mismatch")
-        if await self.bus.get_value(ban_key(space_id, member)):
-            raise Forbidden("you are banned from this space", code="banned")
+        if space.state is SpaceState.LIVE:
+            raise Unauthorized(
+                "a live space is served at /hls/{space}/{token}/…: use the playback_url "
+                "from POST /api/v1/spaces/{space}/join",
+                code="token_required",
+            )

@@ -10,13 +10,16 @@ import contextlib
 import shutil
 import subprocess
 import threading
+import time
 import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import httpx
 
 from majlis.client.api import ApiClient, ApiError
+from majlis.client.relay import TokenRelay
 
 __all__ = ["ListenOptions", "listen"]
 
@@ -33,14 +36,23 @@ class ListenOptions:
     password: str | None = None
 
 
-async def _playlist_url(api: ApiClient, space_id: str) -> tuple[str, str | None]:
-    """(url, playback token) for a live space, or the replay's URL for an ended one."""
+@dataclass(frozen=True)
+class _Playback:
+    url: str
+    token: str | None = None  # None for a replay
+    renew_every: float = HEARTBEAT_SECONDS
+
+
+async def _playback(api: ApiClient, space_id: str) -> _Playback:
+    """The live space's playlist and token, or the replay's playlist for an ended one."""
     space = await api.call("GET", f"/api/v1/spaces/{space_id}")
     if space["state"] == "ended":
-        return f"{api.server}/hls/{space_id}/index.m3u8", None
+        return _Playback(f"{api.server}/hls/{space_id}/index.m3u8")
     admitted = await api.join(space_id)
-    token = admitted["playback_token"]
-    return f"{admitted['playback_url']}?token={token}", token
+    # Renew well before the token expires, however short the server's playback_ttl.
+    left = float(admitted["expires_at"]) - time.time()
+    renew = max(1.0, min(HEARTBEAT_SECONDS, left / 3))
+    return _Playback(admitted["playback_url"], admitted["playback_token"], renew)
 
 
 def decode_to_wav(url: str, out: Path, duration: float | None, stop: threading.Event) -> float:
@@ -67,14 +79,14 @@ def decode_to_wav(url: str, out: Path, duration: float | None, stop: threading.E
     return written / 48000
 
 
-async def _heartbeat(api: ApiClient, space_id: str, token: str) -> None:
+async def _heartbeat(api: ApiClient, space_id: str, relay: TokenRelay, every: float) -> None:
     while True:
-        await asyncio.sleep(HEARTBEAT_SECONDS)
-        with contextlib.suppress(ApiError):
+        await asyncio.sleep(every)
+        with contextlib.suppress(ApiError, httpx.TransportError):
             answer = await api.call(
-                "POST", f"/api/v1/spaces/{space_id}/heartbeat", {"playback_token": token}
+                "POST", f"/api/v1/spaces/{space_id}/heartbeat", {"playback_token": relay.token}
             )
-            token = answer["playback_token"]
+            relay.token = answer["playback_token"]
 
 
 async def listen(options: ListenOptions) -> int:
@@ -83,8 +95,16 @@ async def listen(options: ListenOptions) -> int:
             await api.login(options.username, options.password)
         else:
             await api.anonymous()
-        url, token = await _playlist_url(api, options.space_id)
-        beat = asyncio.create_task(_heartbeat(api, options.space_id, token)) if token else None
+        playback = await _playback(api, options.space_id)
+        url, token = playback.url, playback.token
+        relay, beat = None, None
+        if token:
+            # The player keeps one URL; the relay puts the renewed token into each request.
+            relay = TokenRelay(url, token)
+            url = await relay.start()
+            beat = asyncio.create_task(
+                _heartbeat(api, options.space_id, relay, playback.renew_every)
+            )
         stop = threading.Event()
         try:
             if options.out is not None:
@@ -98,6 +118,8 @@ async def listen(options: ListenOptions) -> int:
             stop.set()
             if beat is not None:
                 beat.cancel()
+            if relay is not None:
+                await relay.close()
             with contextlib.suppress(ApiError):
                 if token:
                     await api.call("POST", f"/api/v1/spaces/{options.space_id}/leave")

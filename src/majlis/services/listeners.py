@@ -17,6 +17,7 @@ from majlis.services.cache import TtlCache
 from majlis.services.roles import ban_key, invite_key
 from majlis.services.spaces import Spaces
 from majlis.services.tokens import TokenService
+from majlis.signing import PLAYBACK
 from majlis.store.base import Store
 from majlis.types import LEVEL_PREFIX, Space, SpaceState, level_key
 
@@ -34,7 +35,7 @@ class ListenerPolicy:
     presence_window: float
     reaction_rate: float
     reaction_burst: int
-    public_url: str
+    media_url: str  # the edge's URL, or the server's own
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,7 @@ class Listeners:
     async def heartbeat(self, caller: Caller, space_id: str, playback_token: str) -> Admitted:
         """Keeps the listener counted and hands out a fresh playback token."""
         member = caller.require_member()
-        fields = self._tokens.verify_compact("play", playback_token, 2)
+        fields = self._tokens.verify_compact(PLAYBACK, playback_token, 2)
         if fields != (space_id, member):
             raise Forbidden("that playback token is for someone else", code="token_mismatch")
         space = await self._listenable(space_id, member)
@@ -158,8 +159,9 @@ class Listeners:
         now = self._clock.now()
         await self._bus.touch_presence(space.id, member, now)
         ttl = self._policy.playback_ttl
-        token = self._tokens.sign_compact("play", (space.id, member), ttl)
-        url = f"{self._policy.public_url}/hls/{space.id}/index.m3u8"
+        token = self._tokens.sign_compact(PLAYBACK, (space.id, member), ttl)
+        # The token rides in the path so that every relative URI of the playlist carries it.
+        url = f"{self._policy.media_url}/hls/{space.id}/{token}/index.m3u8"
         invited = not member.startswith("anon:") and bool(
             await self._bus.get_value(invite_key(space.id, member))
         )

@@ -8,8 +8,6 @@ where an edge is configured, by the edge itself, which should not need a JWT lib
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ import jwt
 
 from majlis.clock import Clock
 from majlis.errors import Unauthorized
+from majlis.signing import compact_key, compact_mac
 
 __all__ = ["Claims", "TokenService"]
 
@@ -47,20 +46,12 @@ def _remember(cache: dict[str, V], key: str, value: V) -> None:
     cache[key] = value
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class TokenService:
     def __init__(self, secret: bytes, clock: Clock) -> None:
         if len(secret) < 32:
             raise ValueError("the token secret must be at least 32 bytes")
         self._secret = secret
-        self._compact_key = hmac.new(secret, b"majlis compact tokens", hashlib.sha256).digest()
+        self._compact_keys: dict[str, bytes] = {}
         self._clock = clock
         self._verified: dict[str, Claims] = {}
         self._refused: dict[str, str] = {}  # forged tokens repeated by a flood
@@ -119,23 +110,21 @@ class TokenService:
         """`kind.field1.field2...expiry.signature`; fields must not contain '.'."""
         expiry = str(int(self._clock.now() + ttl))
         body = ".".join((kind, *fields, expiry))
-        return f"{body}.{self._mac(body)}"
+        return f"{body}.{self._mac(kind, body)}"
 
     def verify_compact(self, kind: str, token: str, n_fields: int) -> tuple[str, ...]:
         parts = token.split(".")
         if len(parts) != n_fields + 3 or parts[0] != kind:
             raise Unauthorized(f"malformed {kind} token", code="invalid_token")
         body, mac = token.rsplit(".", 1)
-        if not hmac.compare_digest(mac, self._mac(body)):
+        if not hmac.compare_digest(mac, self._mac(kind, body)):
             raise Unauthorized(f"{kind} token signature does not match", code="invalid_token")
         if not parts[-2].isdigit() or int(parts[-2]) <= self._clock.now():
             raise Unauthorized(f"{kind} token expired", code="token_expired")
         return tuple(parts[1:-2])
 
-    def _mac(self, body: str) -> str:
-        return _b64(hmac.new(self._compact_key, body.encode(), hashlib.sha256).digest()[:20])
-
-    @property
-    def compact_key(self) -> bytes:
-        """The key an edge needs to verify playback tokens itself."""
-        return self._compact_key
+    def _mac(self, kind: str, body: str) -> str:
+        key = self._compact_keys.get(kind)
+        if key is None:
+            key = self._compact_keys[kind] = compact_key(self._secret, kind)
+        return compact_mac(key, body)

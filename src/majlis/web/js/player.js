@@ -2,8 +2,9 @@
 // Extensions, else the browser's own HLS (Safari, iOS) — canPlayType tells.
 //
 // hls.js is loaded on demand from /vendor/hls.mjs (the npm install of the project). The
-// playback token travels as ?token= on the playlist URL; setToken() swaps it in for every
-// later playlist request, so a token refreshed by the heartbeat is used at once.
+// playback token is a segment of the path (/hls/{space}/{token}/index.m3u8), so every
+// relative URI of the playlist carries it, through the edge too; setToken() swaps it in for
+// every later request, so a token refreshed by the heartbeat is used at once.
 // URL flag ?player=native or ?player=hlsjs forces one path (tests, debugging).
 //
 // Events (detail in parentheses): state ({state: loading|playing|buffering|reconnecting|
@@ -28,11 +29,13 @@ export function nativeHls(audio) {
   return Boolean(audio.canPlayType(HLS_TYPE));
 }
 
-function withToken(url, token) {
-  if (!token) return url;
-  const parsed = new URL(url, location.href);
-  parsed.searchParams.set('token', token);
-  return parsed.pathname + parsed.search;
+const TOKEN_SEGMENT = /\/play\.[^/?#]+\//;
+
+// The URL with the newest token in place of the one it carries; URLs without one (replays)
+// are left as they are.
+export function withToken(url, token) {
+  if (!token || !TOKEN_SEGMENT.test(url)) return url;
+  return url.replace(TOKEN_SEGMENT, `/${token}/`);
 }
 
 export class Player extends EventTarget {
@@ -127,10 +130,9 @@ export class Player extends EventTarget {
       backBufferLength: this.live ? 30 : Infinity,
       enableWorker: true,
       xhrSetup: (xhr, requestUrl) => {
-        // Keep the newest playback token on playlist requests; leave media URLs alone.
-        if (this.token && new URL(requestUrl, location.href).pathname.endsWith('.m3u8')) {
-          xhr.open('GET', withToken(requestUrl, this.token), true);
-        }
+        // Every live URL carries the token: keep the newest one on all of them.
+        const url = withToken(requestUrl, this.token);
+        if (url !== requestUrl) xhr.open('GET', url, true);
       },
     });
     this.hls = hls;

@@ -26,6 +26,13 @@ import {
 } from '../ui.js';
 
 const HEARTBEAT_MS = 15000;
+
+// Often enough that a playback token (playback_ttl on the server) is renewed well before it
+// expires, however short the operator made it.
+function heartbeatEvery(answer) {
+  const left = answer.expires_at * 1000 - Date.now();
+  return Math.max(1000, Math.min(HEARTBEAT_MS, left / 3));
+}
 const ON_STAGE = new Set(['host', 'cohost', 'speaker']);
 // The host talks from the studio; here, co-hosts and speakers get their microphone.
 const micHere = () => role === 'cohost' || role === 'speaker';
@@ -99,7 +106,7 @@ function admitted(answer, token) {
   player.play(answer.playback_url, { token: answer.playback_token, live: true });
   $('#pause-button').focus();
   clearInterval(heartbeatTimer);
-  heartbeatTimer = setInterval(heartbeat, HEARTBEAT_MS);
+  heartbeatTimer = setInterval(heartbeat, heartbeatEvery(answer));
 }
 
 async function heartbeat() {
