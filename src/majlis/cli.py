@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--dev", action="store_true", default=None, help="development mode: debug logs"
     )
 
+    _edge_command(sub)
+
     config = sub.add_parser("config", help="list every configuration key with its default")
     config.set_defaults(command="config")
 
@@ -82,6 +84,37 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("space_id")
     _client_commands(sub)
     return parser
+
+
+def _edge_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    edge = sub.add_parser(
+        "edge",
+        help="run a caching edge (Varnish) in front of origins: listeners' audio at any scale",
+    )
+    _config_flags(edge)
+    edge.add_argument(
+        "--origin",
+        action="append",
+        required=True,
+        help="http://host:port of an origin (majlis serve, or another edge as a shield); "
+        "repeat for standbys, the first healthy one answers",
+    )
+    edge.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    edge.add_argument("--port", type=int, default=8081, help="port (default 8081)")
+    edge.add_argument("--cache-mb", type=int, default=256, help="cache size (default 256 MB)")
+    edge.add_argument(
+        "--threads",
+        type=int,
+        default=5000,
+        help="worker threads per pool, two pools (default 5000); a listener whose segment "
+        "is streaming holds one",
+    )
+    edge.add_argument(
+        "--workdir", type=Path, help="edge's working files (default: a fresh temporary directory)"
+    )
+    edge.add_argument(
+        "--print-config", action="store_true", help="print the generated VCL and exit"
+    )
 
 
 def _client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -170,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "edge":
+            return _edge(args)
         if args.command == "config":
             for key, default, doc in describe():
                 print(f"{key:20} {default:28} {doc}")
@@ -250,6 +285,42 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _edge(args: argparse.Namespace) -> int:
+    from majlis.app import load_secret
+    from majlis.edge import (
+        EdgeError,
+        EdgeRun,
+        EdgeSettings,
+        parse_origin,
+        render_vcl,
+        run_edge,
+    )
+    from majlis.signing import PLAYBACK, compact_key
+
+    if not 0 < args.port < 65536:
+        raise CliError(f"--port {args.port}: give a port between 1 and 65535")
+    if args.cache_mb < 16:
+        raise CliError(f"--cache-mb {args.cache_mb}: give at least 16")
+    config = _load(args)
+    try:
+        origins = tuple(parse_origin(url) for url in args.origin)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    settings = EdgeSettings(origins, compact_key(load_secret(config), PLAYBACK))
+    if args.print_config:
+        print(render_vcl(settings), end="")
+        return 0
+    if not 100 <= args.threads <= 20000:
+        raise CliError(f"--threads {args.threads}: give 100 to 20000")
+    run = EdgeRun(
+        args.host, args.port, args.workdir, cache_mb=args.cache_mb, threads_max=args.threads
+    )
+    try:
+        return run_edge(settings, run)
+    except EdgeError as exc:
+        raise CliError(str(exc)) from None
+
+
 async def _user_create(args: argparse.Namespace) -> int:
     from majlis.app import build_services
     from majlis.errors import MajlisError
@@ -302,8 +373,9 @@ async def _space(args: argparse.Namespace) -> int:
 
 def _print_urls(base: str, space_id: str) -> int:
     print(f"page:     {base}/spaces/{space_id}")
-    print(f"playlist: {base}/hls/{space_id}/index.m3u8")
+    print(f"playlist: {base}/hls/{space_id}/index.m3u8 (once ended; live: POST …/join)")
     print(f"replay:   {base}/hls/{space_id}/replay.m4a")
+    print(f"join:     {base}/api/v1/spaces/{space_id}/join (a live playlist with a token)")
     print(f"state:    {base}/api/v1/spaces/{space_id}/state")
     return 0
 

@@ -1,0 +1,129 @@
+"""Real processes for the edge tests: `majlis serve`, `majlis edge` (Varnish from Debian)
+in front of it, and the edge's own counters (varnishstat) to count origin fetches."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import require_service
+from e2e.harness import MAJLIS, Server, start_server, stop_server
+
+# The secret of every server here, so tests can sign and forge playback tokens.
+SECRET = "edge-test-secret-" + "0123456789abcdef" * 3
+
+
+def require_varnish() -> None:
+    require_service("varnishd (apt-get install varnish)", shutil.which("varnishd") is not None)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Edge:
+    origin: str
+    port: int
+    workdir: Path
+    env: dict[str, str]
+    process: subprocess.Popen[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        cmd = [MAJLIS, "edge", "--origin", self.origin, "--port", str(self.port)]
+        cmd += ["--workdir", str(self.workdir), "--cache-mb", "32"]
+        log = self.workdir.with_suffix(".log").open("a")
+        self.process = subprocess.Popen(
+            cmd, env=self.env, stdout=subprocess.PIPE, stderr=log, text=True
+        )
+        log.close()
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if "majlis edge listening on" not in line:
+            self.stop()
+            errors = self.workdir.with_suffix(".log").read_text(errors="replace")
+            raise AssertionError(f"majlis edge did not start: {line!r}\n{errors[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+    def counter(self, name: str) -> int:
+        """One of Varnish's own counters, e.g. MAIN.backend_req (requests to the origin)."""
+        out = subprocess.run(
+            ["varnishstat", "-n", str(self.workdir / "varnish"), "-1", "-f", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        return int(out[1]) if len(out) > 1 else 0
+
+    def origin_fetches(self) -> int:
+        return self.counter("MAIN.backend_req")
+
+
+@dataclass
+class Deployment:
+    server: Server
+    edge: Edge
+
+
+@contextlib.contextmanager
+def deployment(tmp: Path, **config: str) -> Iterator[Deployment]:
+    """A server whose listeners are sent to an edge in front of it."""
+    require_varnish()
+    port = free_port()
+    config = {"secret_key": SECRET, "edge_url": f"http://127.0.0.1:{port}", **config}
+    server = start_server(tmp / "data", **config)
+    # Not under pytest's own temporary directory: varnishd's user could not reach it.
+    workdir = Path(tempfile.mkdtemp(prefix="majlis-edge-test-"))
+    edge = Edge(server.url, port, workdir, server.env)
+    try:
+        edge.start()
+        wait_ok(f"{edge.url}/healthz")
+        yield Deployment(server, edge)
+    finally:
+        edge.stop()
+        stop_server(server)
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.with_suffix(".log").unlink(missing_ok=True)
+
+
+def wait_ok(url: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"{url} never answered 200")
+
+
+@pytest.fixture
+def edge_deployment(tmp_path: Path) -> Iterator[Deployment]:
+    with deployment(tmp_path) as running:
+        yield running
