@@ -8,6 +8,13 @@ are answered from their directory alone. Routes:
     GET /{space_id}/replay.m4a
     GET /{space_id}/init.mp4 | s{msn}.m4s | p{life}-{msn}-{part}.m4s
 
+A segment of a live space is served while it is being written: asking for the open
+segment, or the next one, answers at once and streams its parts as they are written, and
+ends with its last part; its bytes are exactly those of the finished file. A player that
+chains segment requests this way gets LL-HLS latency from one request per segment instead
+of two per part, and an edge collapses the whole audience's requests for a segment into
+one origin fetch that it streams to all of them.
+
 _HLS_skip=YES asks for a Playlist Delta Update (RFC 8216bis 6.2.5.1): the segments older
 than the CAN-SKIP-UNTIL boundary are replaced by one EXT-X-SKIP tag, so a listener that
 reloads a three-hour space four times a second fetches a few kilobytes, not the whole
@@ -57,6 +64,8 @@ from majlis.media.recording import (
     PLAYLIST_NAME,
     REPLAY_NAME,
     SEGMENT_NAME,
+    part_name,
+    segment_name,
 )
 
 __all__ = ["SPACE_ID", "SpaceEntry", "SpaceRegistry", "create_origin"]
@@ -173,7 +182,11 @@ class _Origin:
     async def media(self, request: Request) -> Response:
         entry = self._entry(request)
         name = request.path_params["name"]
-        if name == INIT_NAME or SEGMENT_NAME.fullmatch(name):
+        segment = SEGMENT_NAME.fullmatch(name)
+        feed = entry.feed
+        if segment is not None and feed is not None and not (entry.directory / name).is_file():
+            return await self._open_segment(entry.directory, feed, int(segment[1]))
+        if name == INIT_NAME or segment is not None:
             return _media_file(entry.directory / name)
         part = PART_NAME.fullmatch(name)
         if part is None:
@@ -226,6 +239,20 @@ class _Origin:
         if snapshot.ended or life != snapshot.life or not upcoming:
             return
         await self._wait(feed, snapshot, msn, index)
+
+    async def _open_segment(self, directory: Path, feed: PlaylistFeed, msn: int) -> Response:
+        """Stream a segment that is being written (or the next one) as its parts appear."""
+        snapshot = feed.snapshot()
+        if snapshot.ended or not snapshot.complete_msn < msn <= snapshot.msn + 1:
+            raise NotFound(f"segment {msn} does not exist (yet)")
+        stream = _SegmentStream(directory, feed, msn, self._hold_for(snapshot))
+        first = await stream.next_chunk()  # errors before the answer starts are still 4xx/5xx
+        return _StreamingMedia(first, stream)
+
+    def _hold_for(self, snapshot: FeedSnapshot) -> float:
+        if self._blocking_timeout is not None:
+            return self._blocking_timeout
+        return BLOCKING_TIMEOUT_TARGET_DURATIONS * snapshot.target_duration
 
     def _entry(self, request: Request) -> SpaceEntry:
         space_id = request.path_params["space_id"]
@@ -345,6 +372,89 @@ def _media_file(path: Path) -> Response:
     if not path.is_file():
         raise NotFound(f"{path.name} does not exist (yet)")
     return FileResponse(path, media_type=MEDIA_TYPE, headers={"Cache-Control": IMMUTABLE})
+
+
+class _Truncated(Exception):
+    """The segment stopped growing before it was complete: its media node is gone."""
+
+
+class _SegmentStream:
+    """The bytes of segment msn in order: its parts as they are written, or the rest of the
+    finished file once there is one (the file is exactly its parts, concatenated)."""
+
+    def __init__(self, directory: Path, feed: PlaylistFeed, msn: int, hold: float) -> None:
+        self._directory = directory
+        self._feed = feed
+        self._msn = msn
+        self._hold = hold
+        self._sent = 0
+        self._index = 0
+        self.done = False
+
+    async def next_chunk(self) -> bytes:
+        """The next bytes; sets `done` with the last ones. 503 (before anything was sent)
+        or _Truncated (after) when nothing comes for the hold time."""
+        deadline = asyncio.get_running_loop().time() + self._hold
+        while True:
+            whole = _read(self._directory / segment_name(self._msn))
+            if whole is not None:
+                self.done = True
+                return whole[self._sent :]
+            part = await self._next_part(deadline)
+            if part is not None:
+                self._sent += len(part)
+                self._index += 1
+                snapshot = self._feed.snapshot()
+                self.done = self._index == snapshot.parts_per_segment
+                return part
+
+    async def _next_part(self, deadline: float) -> bytes | None:
+        remaining = deadline - asyncio.get_running_loop().time()
+        try:
+            if remaining <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(remaining):
+                snapshot = await self._feed.wait_for(self._msn, self._index)
+        except TimeoutError:
+            if self._sent:
+                raise _Truncated from None
+            raise _Unavailable(
+                f"segment {self._msn} did not start within {self._hold:g} s", retry_after=1
+            ) from None
+        part = _read(self._directory / part_name(snapshot.life, self._msn, self._index))
+        if part is None:
+            # Another life's segment, finished or rescued as a file a moment from now.
+            await asyncio.sleep(0.01)
+        return part
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+class _StreamingMedia(Response):
+    """200 at once, then the segment's bytes as they come. If they stop coming, the
+    connection is dropped without the final chunk, so no cache keeps a short copy."""
+
+    def __init__(self, first: bytes, stream: _SegmentStream) -> None:
+        super().__init__(media_type=MEDIA_TYPE, headers={"Cache-Control": IMMUTABLE})
+        self._first = first
+        self._stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        chunk = self._first
+        try:
+            while not self._stream.done:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                chunk = await self._stream.next_chunk()
+        except (_Truncated, _Unavailable):
+            return
+        await send({"type": "http.response.body", "body": chunk, "more_body": False})
 
 
 def _json_errors(handler: Handler) -> Handler:
