@@ -73,7 +73,19 @@ class Edge:
             self.process.wait(5)
 
     def counter(self, name: str) -> int:
-        """One of Varnish's own counters, e.g. MAIN.backend_req (requests to the origin)."""
+        """One of Varnish's own counters, e.g. MAIN.backend_req (requests to the origin).
+        Worker threads add theirs to the totals in batches: read until two reads 0.3 s
+        apart agree."""
+        value = self._read_counter(name)
+        for _ in range(10):
+            time.sleep(0.3)
+            again = self._read_counter(name)
+            if again == value:
+                break
+            value = again
+        return value
+
+    def _read_counter(self, name: str) -> int:
         out = subprocess.run(
             ["varnishstat", "-n", str(self.workdir / "varnish"), "-1", "-f", name],
             capture_output=True,

@@ -660,7 +660,96 @@ async function audio(report) {
   }
 }
 
-const SCENARIOS = { main, waiting, audio };
+async function edge(report) {
+  const [hostWav] = wavs;
+  const edgeUrl = process.env.MAJLIS_TEST_EDGE;
+  if (!edgeUrl) throw new Error('MAJLIS_TEST_EDGE is not set');
+  const hostBrowser = await launch(hostWav);
+  const listenerBrowser = await launch();
+  try {
+    const host = report.watch(await (await hostBrowser.newContext({ viewport: DESKTOP })).newPage(), 'host');
+    await signUp(host, base, 'edge_host', 'Edge host');
+    const spaceId = (await apiCall(host, 'POST', '/spaces', { title: 'Through the edge' })).data.id;
+    await report.step('host microphone connects', async () => {
+      await host.context().grantPermissions(['microphone']);
+      await host.goto(`${base}/spaces/${spaceId}/studio?raw=1`);
+      await host.waitForSelector('#mic[data-state="connected"]', { timeout: 20000 });
+    });
+    const listener = report.watch(await (await listenerBrowser.newContext({ viewport: PHONE })).newPage(), 'listener');
+    const hls = [];
+    const states = [];
+    listener.on('requestfinished', async (request) => {
+      if (request.url().endsWith(`/spaces/${spaceId}/state`)) states.push(request.url());
+      if (!request.url().includes('/hls/')) return;
+      const response = await request.response();
+      hls.push({ url: request.url(), status: response ? response.status() : 0, cache: response?.headers()['x-cache'] });
+    });
+    await report.step('listener hears the host tone through the edge with hls.js', async () => {
+      await listener.goto(`${base}/spaces/${spaceId}?player=hlsjs`);
+      await listener.click('#listen-button');
+      await listener.waitForSelector('#connection[data-state="live"]', { timeout: 30000 });
+      const measured = await dominantFrequency(listener, '#player', 2500);
+      report.notes.tone = measured;
+      if (!isTone(measured, 440)) throw new Error(JSON.stringify(measured));
+      return JSON.stringify(measured);
+    });
+    await report.step('every HLS request went to the edge, with a token in the path', async () => {
+      const tokens = new Set();
+      for (const { url, status } of hls) {
+        if (!url.startsWith(`${edgeUrl}/hls/${spaceId}/play.`)) throw new Error(`not through the edge: ${url}`);
+        if (status !== 200) throw new Error(`${status} for ${url}`);
+        tokens.add(url.split('/')[5]);
+      }
+      const parts = hls.filter(({ url }) => /\/p\d+-\d+-\d+\.m4s$/.test(url)).length;
+      if (parts < 5) throw new Error(`only ${parts} parts fetched`);
+      const distinct = new Set(hls.map(({ url }) => url.split('/').pop())).size;
+      report.notes.edge = { requests: hls.length, distinct, parts, tokens: tokens.size, hits: hls.filter((r) => r.cache === 'HIT').length };
+      return JSON.stringify(report.notes.edge);
+    });
+    await report.step('once listening, the state document comes from the edge', async () => {
+      const fromEdge = states.filter((url) => url.startsWith(edgeUrl)).length;
+      const last = states.slice(-2);
+      if (!fromEdge || !last.every((url) => url.startsWith(edgeUrl))) throw new Error(JSON.stringify(states.slice(-5)));
+      return `${fromEdge} of ${states.length} polls from the edge`;
+    });
+    await report.step('the renewed token is used at once and playback goes on', async () => {
+      const before = new Set(hls.map(({ url }) => url.split('/')[5]));
+      // playback_ttl is short in this test: the heartbeat has renewed the token by now.
+      await listener.waitForTimeout(4500);
+      const after = hls.slice(-10).map(({ url }) => url.split('/')[5]);
+      if (after.every((token) => before.has(token))) throw new Error('no request used a renewed token');
+      const measured = await dominantFrequency(listener, '#player', 2000);
+      if (!isTone(measured, 440)) throw new Error(`after renewal: ${JSON.stringify(measured)}`);
+      return `${new Set(hls.map(({ url }) => url.split('/')[5])).size} tokens used`;
+    });
+    await report.step('the default player streams whole segments through the edge', async () => {
+      await listener.goto(`${base}/spaces/${spaceId}`);
+      hls.length = 0;
+      await listener.click('#listen-button');
+      await listener.waitForSelector('#connection[data-state="live"]', { timeout: 30000 });
+      const started = Date.now();
+      const measured = await dominantFrequency(listener, '#player', 2500);
+      report.notes.streamTone = measured;
+      if (!isTone(measured, 440)) throw new Error(JSON.stringify(measured));
+      await listener.waitForTimeout(4000);
+      const seconds = (Date.now() - started) / 1000;
+      const segments = hls.filter(({ url }) => /\/s\d+\.m4s$/.test(url));
+      const parts = hls.filter(({ url }) => /\/p\d+-\d+-\d+\.m4s$/.test(url));
+      const outside = hls.filter(({ url }) => !url.startsWith(`${edgeUrl}/hls/${spaceId}/play.`));
+      if (parts.length || outside.length) throw new Error(`parts ${parts.length}, not via the edge ${outside.length}`);
+      if (segments.length < 2) throw new Error(`${segments.length} segments in ${seconds.toFixed(1)} s`);
+      const kind = await listener.evaluate(() => document.querySelector('#player').src.startsWith('blob:'));
+      if (!kind) throw new Error('the audio element does not play from Media Source');
+      report.notes.stream = { requests: hls.length, segments: segments.length, seconds };
+      return `${hls.length} requests in ${seconds.toFixed(1)} s: ${JSON.stringify(measured)}`;
+    });
+  } finally {
+    await hostBrowser.close();
+    await listenerBrowser.close();
+  }
+}
+
+const SCENARIOS = { main, waiting, audio, edge };
 
 const report = new Report(scenario);
 try {

@@ -117,13 +117,19 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
 
 def run_scenario(
-    node: str, scenario: str, url: str, *wavs: Path, timeout: float = 100
+    node: str,
+    scenario: str,
+    url: str,
+    *wavs: Path,
+    timeout: float = 100,
+    env: dict[str, str] | None = None,
 ) -> dict[str, object]:
     """Run tests/web/flows.mjs SCENARIO and return its JSON report."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
         [node, str(HERE / "flows.mjs"), scenario, url, str(SCREENSHOTS), *map(str, wavs)],
         cwd=ROOT,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

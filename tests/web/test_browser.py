@@ -7,10 +7,15 @@ Each test starts its own server, runs one scenario of flows.mjs (playwright-core
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from edge.conftest import SECRET, Edge, free_port, require_varnish
 
 from .harness import Server, explain, run_scenario
 
@@ -85,5 +90,40 @@ def test_audio_reaches_listeners_speakers_and_replay(
         "second listener hears both the host (440 Hz) and the speaker (660 Hz)",
         "host mutes the speaker; the 660 Hz tone stops for the second listener",
         "replay: host alone, both voices, then the host alone after the mute",
+    ):
+        assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"
+
+
+def test_listening_through_the_edge(
+    browser_tools: str, start_server: Callable[..., Server], tones: dict[int, Path]
+) -> None:
+    """hls.js in Chromium plays the host's 440 Hz tone through `majlis edge` (Varnish):
+    every HLS request goes to the edge with a playback token in its path, and a token
+    renewed by the heartbeat (playback_ttl 6 s here) is used at once without a gap."""
+    require_varnish()
+    port = free_port()
+    edge_url = f"http://127.0.0.1:{port}"
+    secret = {"MAJLIS_SECRET_KEY": SECRET}
+    server = start_server(MAJLIS_EDGE_URL=edge_url, MAJLIS_PLAYBACK_TTL="6", **secret)
+    workdir = Path(tempfile.mkdtemp(prefix="majlis-edge-web-"))
+    edge = Edge(server.url, port, workdir, {**os.environ, **secret})
+    try:
+        edge.start()
+        report = run_scenario(
+            browser_tools, "edge", server.url, tones[440], timeout=120,
+            env={"MAJLIS_TEST_EDGE": edge_url},
+        )  # fmt: skip
+    finally:
+        edge.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert report["ok"], f"{explain(report)}\n{report.get('notes')}"
+    print(f"\nedge scenario: {json.dumps(report.get('notes'), default=str)[:1500]}")
+    names = checked(report)
+    for expected in (
+        "listener hears the host tone through the edge with hls.js",
+        "every HLS request went to the edge, with a token in the path",
+        "once listening, the state document comes from the edge",
+        "the renewed token is used at once and playback goes on",
+        "the default player streams whole segments through the edge",
     ):
         assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"

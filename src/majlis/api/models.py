@@ -186,6 +186,7 @@ class AdmittedBody(BaseModel):
     status: Literal["admitted"]
     playback_token: str
     playback_url: str
+    state_url: str = Field(description="the state document, on the edge when there is one")
     expires_at: float
     role: str
     invited: bool = Field(description="a moderator has invited you to speak (heartbeats)")

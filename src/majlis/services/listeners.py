@@ -45,6 +45,7 @@ class Admitted:
     expires_at: float
     role: str
     invited: bool = False
+    state_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +166,8 @@ class Listeners:
         invited = not member.startswith("anon:") and bool(
             await self._bus.get_value(invite_key(space.id, member))
         )
-        return Admitted(token, url, now + ttl, role, invited)
+        state = f"{self._policy.media_url}/api/v1/spaces/{space.id}/state"
+        return Admitted(token, url, now + ttl, role, invited, state)
 
     async def _build_state(self, space_id: str) -> dict[str, object]:
         space = await self._spaces.get(space_id)

@@ -42,12 +42,13 @@ const RETRYABLE = new Set([0, 408, 429, 502, 503, 504]);
 /**
  * request('POST', '/spaces', {body}) → parsed JSON (or null for 204).
  * Options: body, token (Bearer, e.g. an anonymous listener id), retries (default 3 for GET,
- * 0 for writes unless asked), signal, query.
+ * 0 for writes unless asked), signal, query, url (an absolute URL to use instead of the
+ * API's own, e.g. the state document on the edge; no cookies go there).
  */
 export async function request(method, path, options = {}) {
   const { body, token, signal, query } = options;
   const retries = options.retries ?? (method === 'GET' ? 3 : 0);
-  let url = BASE + path;
+  let url = options.url ?? BASE + path;
   if (query) {
     const params = new URLSearchParams();
     for (const [key, value] of Object.entries(query)) {
@@ -66,7 +67,7 @@ export async function request(method, path, options = {}) {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
-        credentials: 'same-origin',
+        credentials: options.url ? 'omit' : 'same-origin',
         signal,
         keepalive: options.keepalive ?? false,
       });

@@ -1,16 +1,21 @@
 // Plays a space: live LL-HLS or a replay, through hls.js where the browser has Media Source
 // Extensions, else the browser's own HLS (Safari, iOS) — canPlayType tells.
 //
+// A live space plays from chained segment streams (segmentstream.js: one request per 2 s
+// segment, which is what lets an edge serve many listeners cheaply) where the browser has
+// Media Source Extensions, else through hls.js, else the browser's own HLS; if the segment
+// stream cannot go on, the player falls back to hls.js. Replays use hls.js or native HLS.
 // hls.js is loaded on demand from /vendor/hls.mjs (the npm install of the project). The
 // playback token is a segment of the path (/hls/{space}/{token}/index.m3u8), so every
 // relative URI of the playlist carries it, through the edge too; setToken() swaps it in for
 // every later request, so a token refreshed by the heartbeat is used at once.
-// URL flag ?player=native or ?player=hlsjs forces one path (tests, debugging).
+// URL flag ?player=stream, ?player=hlsjs or ?player=native forces one path (tests, debugging).
 //
 // Events (detail in parentheses): state ({state: loading|playing|buffering|reconnecting|
 // paused|ended|failed, reason}), time, duration.
 
 import { backoff } from './api.js';
+import { SegmentStream, segmentStreamUsable } from './segmentstream.js';
 
 const HLS_TYPE = 'application/vnd.apple.mpegurl';
 let hlsModule = null;
@@ -44,6 +49,8 @@ export class Player extends EventTarget {
     this.audio = audio;
     this.prefer = prefer;
     this.hls = null;
+    this.stream = null;
+    this.streamBroken = false; // the segment stream failed here once: hls.js from now on
     this.url = null;
     this.token = null;
     this.live = true;
@@ -99,6 +106,12 @@ export class Player extends EventTarget {
     this.token = token;
     this.live = live;
     this.setState('loading');
+    const streamable = !this.streamBroken && this.prefer !== 'hlsjs' && this.prefer !== 'native';
+    if (live && streamable && segmentStreamUsable()) {
+      await this.startStream();
+      if (autoplay) await this.resume();
+      return;
+    }
     const useNative = this.prefer === 'native' || (this.prefer !== 'hlsjs' && !(await this.hlsUsable()));
     if (useNative) {
       if (!nativeHls(this.audio)) {
@@ -111,6 +124,28 @@ export class Player extends EventTarget {
       await this.startHls();
     }
     if (autoplay) await this.resume();
+  }
+
+  async startStream() {
+    this.kind = 'stream';
+    const stream = new SegmentStream(this.audio, (url) => withToken(url, this.token), (reason, status) => {
+      if (this.stream !== stream) return;
+      if (status === 401 || status === 403) {
+        this.setState('failed', 'Not allowed to listen (the playback token was refused).');
+        this.stopMedia();
+        return;
+      }
+      // Whatever the segment stream could not follow, hls.js may: fall back to it.
+      this.stopMedia();
+      this.streamBroken = true;
+      this.startHls().then(() => this.autoplay && this.resume());
+    });
+    this.stream = stream;
+    try {
+      await stream.start(this.url);
+    } catch (error) {
+      if (this.stream === stream) stream.onFatal(error.message, error.status);
+    }
   }
 
   async hlsUsable() {
@@ -195,6 +230,10 @@ export class Player extends EventTarget {
   }
 
   stopMedia() {
+    if (this.stream) {
+      this.stream.stop();
+      this.stream = null;
+    }
     if (this.hls) {
       this.hls.destroy();
       this.hls = null;

@@ -1,6 +1,6 @@
 // Polls a space's state document (speakers, who is talking, listener count, reactions)
-// about once a second — the edge caches it for a second, so this costs the origin nothing
-// per listener. Slower while the tab is hidden; backs off (jittered) while it fails.
+// about once a second — from the edge once /join has named it (`url`), which caches it for
+// a second, so this costs the server nothing per listener. Slower while the tab is hidden; backs off (jittered) while it fails.
 // Events: state (the document), connection ({state: live|reconnecting|offline, inMs}).
 
 import { backoff, spaces } from './api.js';
@@ -9,6 +9,7 @@ export class StatePoller extends EventTarget {
   constructor(spaceId, { interval = 1000, hiddenInterval = 5000 } = {}) {
     super();
     this.spaceId = spaceId;
+    this.url = undefined; // the state document's URL on the edge, once /join names one
     this.interval = interval;
     this.hiddenInterval = hiddenInterval;
     this.failures = 0;
@@ -48,7 +49,7 @@ export class StatePoller extends EventTarget {
     clearTimeout(this.timer);
     let wait;
     try {
-      const state = await spaces.state(this.spaceId, { retries: 0 });
+      const state = await spaces.state(this.spaceId, { retries: 0, url: this.url });
       if (this.failures) this.connection('live');
       this.failures = 0;
       this.last = state;
