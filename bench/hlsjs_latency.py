@@ -19,6 +19,12 @@ Chromium and the page start listening a few seconds into the run, and the first
 `--settle` seconds of playing are not counted (hls.js finds its place at the live edge).
 
     .venv/bin/python bench/hlsjs_latency.py --runs 3 --seconds 60
+    .venv/bin/python bench/hlsjs_latency.py --runs 3 --seconds 60 --edge
+    .venv/bin/python bench/hlsjs_latency.py --runs 3 --seconds 60 --edge --player stream
+
+With `--edge`, `majlis edge` (Varnish, pinned to CPU 0 with the server) stands in front
+of the server and /join hands out its URLs: the browser and the follower both listen
+through it.
 
 Prints JSON: per-run numbers, medians over runs, and percentiles pooled over all onsets.
 """
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -38,6 +45,7 @@ from typing import Any
 
 import httpx
 
+from edge import SECRET, free_port, running_edge
 from latency import LlhlsFollower, Onset, listener_onsets, summary, wall_offset, within
 from majlis.media.speaker_client import SpeakerClient
 from majlis.media.tone import ToneTrack
@@ -73,7 +81,7 @@ def browser_onsets(heard_ms: list[float], send0: float) -> list[Onset]:
     return onsets
 
 
-async def run_browser(server: Server, space_id: str, seconds: float) -> dict[str, Any]:
+async def run_browser(server: Server, space_id: str, seconds: float, player: str) -> dict[str, Any]:
     node = shutil.which("node")
     if node is None:
         raise SystemExit("node is not installed (README: scripts/setup test)")
@@ -83,6 +91,7 @@ async def run_browser(server: Server, space_id: str, seconds: float) -> dict[str
         server.url,
         space_id,
         str(seconds),
+        player,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -112,7 +121,7 @@ async def one_run(server: Server, api: Api, run: int, args: argparse.Namespace) 
             window = CpuWindow({"server": server.pid, "client": os.getpid()})
             started = time.time()
             following = asyncio.create_task(follower.run(stop))
-            browser = await run_browser(server, sid, args.seconds)
+            browser = await run_browser(server, sid, args.seconds, args.player)
             ended = time.time()
             stop.set()
             cpu = window.finish()
@@ -154,7 +163,14 @@ async def one_run(server: Server, api: Api, run: int, args: argparse.Namespace) 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
-    with running_server() as server:
+    env, port = {}, 0
+    if args.edge:
+        port = free_port()
+        env = {"MAJLIS_SECRET_KEY": SECRET, "MAJLIS_EDGE_URL": f"http://127.0.0.1:{port}"}
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(running_server(env))
+        if args.edge:
+            stack.enter_context(running_edge(server.url, port, server.env, 1000))
         api = Api(server)
         api.register("host")
         for run in range(args.runs):
@@ -202,6 +218,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=60.0, help="listening per run")
     parser.add_argument("--settle", type=float, default=5.0, help="s of playing not counted")
+    parser.add_argument("--edge", action="store_true", help="listen through majlis edge")
+    parser.add_argument(
+        "--player",
+        choices=("hlsjs", "stream", "native"),
+        default="hlsjs",
+        help="the page's player (?player=): hls.js, or chained segment streams",
+    )
     parser.add_argument("--load-threshold", type=float, default=0.7)
     parser.add_argument("--max-wait", type=float, default=180.0, help="s to wait for quiet")
     args = parser.parse_args()

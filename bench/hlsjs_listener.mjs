@@ -1,16 +1,17 @@
 // One real listener for bench/hlsjs_latency.py: Debian's headless Chromium opens the space's
-// page, presses "Listen" as anyone would (the page plays through hls.js, lowLatencyMode),
+// page, presses "Listen" as anyone would (the page's own player: chained segment streams,
+// or with PLAYER=hlsjs hls.js in lowLatencyMode),
 // and an AudioWorklet on the <audio> element's output stamps every tone-burst onset with
 // the wall time at which that sample reaches the audio output (AudioContext
 // getOutputTimestamp maps the context's clock to performance time).
 //
-//   node bench/hlsjs_listener.mjs BASE_URL SPACE_ID SECONDS
+//   node bench/hlsjs_listener.mjs BASE_URL SPACE_ID SECONDS [PLAYER]
 //
 // Prints one JSON line: {onsets: [epoch ms], ...what the player did}.
 
 import { launch } from '../tests/web/lib.mjs';
 
-const [base, spaceId, secondsArg] = process.argv.slice(2);
+const [base, spaceId, secondsArg, player = ''] = process.argv.slice(2);
 if (!base || !spaceId || !secondsArg) {
   process.stderr.write('usage: node bench/hlsjs_listener.mjs BASE_URL SPACE_ID SECONDS\n');
   process.exit(2);
@@ -88,7 +89,7 @@ try {
   const context = await browser.newContext({ bypassCSP: true });
   const page = await context.newPage();
   page.on('pageerror', (error) => result.errors.push(error.message));
-  await page.goto(`${base}/spaces/${spaceId}`);
+  await page.goto(`${base}/spaces/${spaceId}${player ? `?player=${player}` : ''}`);
   await page.waitForSelector('#listen-button:visible', { timeout: 20000 });
   await installTap(page);
   result.clicked = Date.now();

@@ -125,6 +125,34 @@ def speak(
     return subprocess.Popen(cmd, env=server.env, stdout=subprocess.PIPE, text=True)
 
 
+def record_live(url: str, out: Path, seconds: float, rate: int = 48000) -> None:
+    """ffmpeg, a player we did not write, records `seconds` of a live playlist to a mono
+    WAV file, starting at its newest segment."""
+    ffmpeg = subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-live_start_index",
+            "-1",
+            "-i",
+            url,
+            "-t",
+            str(seconds),
+            "-ac",
+            "1",
+            "-ar",
+            str(rate),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ffmpeg.returncode == 0, ffmpeg.stderr
+
+
 def wait_line(process: subprocess.Popen[str], needle: str, timeout: float = 30) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -13,7 +13,7 @@ import pytest
 
 from media import hls_rules
 
-from .harness import MAJLIS, Api, running_server, speak, wait_line, wait_replay
+from .harness import MAJLIS, Api, record_live, running_server, speak, wait_line, wait_replay
 from .signal_tools import RATE, decode, longest_gap, read_wav, tone_db, tone_track
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -77,29 +77,7 @@ def test_two_speakers_three_listeners_mute_and_replay(tmp_path: Path) -> None:
         hls_rules.check(api.http.get(url).text, ended=False)
         assert api.http.get(f"/hls/{sid}/index.m3u8").status_code == 401  # no token
         ffmpeg_out = tmp_path / "ffmpeg.wav"
-        ffmpeg = subprocess.run(
-            [
-                "ffmpeg",
-                "-v",
-                "error",
-                "-y",
-                "-live_start_index",
-                "-1",
-                "-i",
-                url,
-                "-t",
-                "5",
-                "-ac",
-                "1",
-                "-ar",
-                str(RATE),
-                str(ffmpeg_out),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert ffmpeg.returncode == 0, ffmpeg.stderr
+        record_live(url, ffmpeg_out, 5, RATE)
         assert listener.wait(60) == 0
 
         muted_at = time.time()

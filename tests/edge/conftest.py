@@ -19,6 +19,7 @@ import pytest
 
 from conftest import require_service
 from e2e.harness import MAJLIS, Server, start_server, stop_server
+from majlis.edge import read_counter
 
 # The secret of every server here, so tests can sign and forge playback tokens.
 SECRET = "edge-test-secret-" + "0123456789abcdef" * 3
@@ -86,13 +87,7 @@ class Edge:
         return value
 
     def _read_counter(self, name: str) -> int:
-        out = subprocess.run(
-            ["varnishstat", "-n", str(self.workdir / "varnish"), "-1", "-f", name],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-        return int(out[1]) if len(out) > 1 else 0
+        return read_counter(self.workdir, name)
 
     def origin_fetches(self) -> int:
         return self.counter("MAIN.backend_req")

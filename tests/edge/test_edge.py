@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import pytest
 
-from e2e.harness import MAJLIS, Api, speak, wait_line
+from e2e.harness import MAJLIS, Api, record_live, speak, wait_line
 from e2e.signal_tools import RATE, longest_gap, read_wav, tone_db
 from majlis.signing import PLAYBACK, compact_key, compact_mac
 
@@ -93,29 +93,7 @@ def test_ffmpeg_hears_the_tone_through_the_edge(live: Live, tmp_path: Path) -> N
     assert joined["playback_url"].startswith(f"{live.edge}/hls/{live.space}/play.")
     out = tmp_path / "ffmpeg.wav"
     fetches = live.deployment.edge.origin_fetches()
-    ffmpeg = subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-live_start_index",
-            "-1",
-            "-i",
-            joined["playback_url"],
-            "-t",
-            "4",
-            "-ac",
-            "1",
-            "-ar",
-            str(RATE),
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert ffmpeg.returncode == 0, ffmpeg.stderr
+    record_live(joined["playback_url"], out, 4)
     _tone_heard(out, 4)
     assert live.deployment.edge.origin_fetches() > fetches  # it went through the edge
 
@@ -272,29 +250,7 @@ def test_two_tiers_edge_shield_origin(live: Live, tmp_path: Path) -> None:
         assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
 
         out = tmp_path / "two-tiers.wav"
-        ffmpeg = subprocess.run(
-            [
-                "ffmpeg",
-                "-v",
-                "error",
-                "-y",
-                "-live_start_index",
-                "-1",
-                "-i",
-                urls[1],
-                "-t",
-                "3",
-                "-ac",
-                "1",
-                "-ar",
-                str(RATE),
-                str(out),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert ffmpeg.returncode == 0, ffmpeg.stderr
+        record_live(urls[1], out, 3)
         _tone_heard(out, 3)
     finally:
         front.stop()

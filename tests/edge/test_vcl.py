@@ -69,26 +69,23 @@ def test_the_vcl_compiles_in_varnishd(tmp_path: Path, count: int) -> None:
     assert (".probe" in vcl.read_text()) == (count > 1)  # health checks only with a standby
 
 
-def test_print_config(tmp_path: Path) -> None:
+def _edge_print_config(origin: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     majlis = str(Path(sys.executable).with_name("majlis"))
-    env = {"MAJLIS_SECRET_KEY": "x" * 40, "PATH": "/usr/bin:/bin"}
-    printed = subprocess.run(
-        [majlis, "edge", "--origin", "http://10.0.0.7:8080", "--print-config"],
+    return subprocess.run(
+        [majlis, "edge", "--origin", origin, "--print-config"],
         capture_output=True,
         text=True,
-        env=env,
-        cwd=tmp_path,
+        env={"MAJLIS_SECRET_KEY": "x" * 40, "PATH": "/usr/bin:/bin"},
+        cwd=cwd,
     )
+
+
+def test_print_config(tmp_path: Path) -> None:
+    printed = _edge_print_config("http://10.0.0.7:8080", tmp_path)
     assert printed.returncode == 0, printed.stderr
     assert printed.stdout.startswith("# Majlis edge")
     assert '.host = "10.0.0.7";' in printed.stdout and '.port = "8080";' in printed.stdout
     assert "x" * 40 not in printed.stdout  # the server's secret never; a derived key only
-    refused = subprocess.run(
-        [majlis, "edge", "--origin", "https://10.0.0.7", "--print-config"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
+    refused = _edge_print_config("https://10.0.0.7", tmp_path)
     assert refused.returncode == 1 and "plain http://" in refused.stderr
     assert "Traceback" not in refused.stderr

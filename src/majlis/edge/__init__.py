@@ -5,7 +5,7 @@ audience's requests for a new part or playlist into one origin fetch that stream
 of them. Imports nothing of ours but the leaves.
 """
 
-from majlis.edge.runner import EdgeError, EdgeRun, run_edge
+from majlis.edge.runner import EdgeError, EdgeRun, read_counter, run_edge
 from majlis.edge.vcl import EdgeSettings, Origin, parse_origin, render_vcl
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "EdgeSettings",
     "Origin",
     "parse_origin",
+    "read_counter",
     "render_vcl",
     "run_edge",
 ]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from majlis.edge.vcl import EdgeSettings, render_vcl
 
-__all__ = ["EdgeError", "EdgeRun", "run_edge", "varnishd_command"]
+__all__ = ["EdgeError", "EdgeRun", "read_counter", "run_edge", "varnishd_command"]
 
 # Debian's default compile command, plus libcrypto for verify.c's HMAC.
 CC_COMMAND = (
@@ -101,6 +101,18 @@ def run_edge(settings: EdgeSettings, run: EdgeRun) -> int:
         vcl_path.unlink(missing_ok=True)
         if run.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def read_counter(workdir: Path, name: str) -> int:
+    """One of the running edge's own counters (varnishstat), e.g. MAIN.backend_req: the
+    requests it made to its origins. 0 when the counter does not exist."""
+    out = subprocess.run(
+        ["varnishstat", "-n", str(workdir / "varnish"), "-1", "-f", name],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return int(out[1]) if len(out) > 1 else 0
 
 
 def _prepare(workdir: Path | None) -> Path:

@@ -1,0 +1,687 @@
+"""Listeners through the edge, side by side with an Icecast anchor in the same run.
+
+One `majlis serve` with one live space and one speaker (`majlis speak --tone`), and
+`majlis edge` (Varnish) in front of it, both pinned to CPU 0; the simulated listeners and
+the Icecast anchor's listeners run in this process on CPU 1 (uvloop, asyncio protocols).
+Every simulated listener has a playback token of its own (signed with the server's
+secret, as /join would sign it), so the edge's cache key must drop the token for the
+audience to collapse.
+
+Deliveries (`--deliveries`):
+- `parts`: LL-HLS as hls.js plays it: two connections, blocking playlist reloads for the
+  preload hint and every part fetched in order (two requests per 256 ms part).
+- `segments`: one connection chaining segment requests: `s{n}.m4s` is answered while it is
+  being written and streams its parts as they come (one request per 2 s segment).
+
+Per phase (delivery, N listeners): listeners start over `--ramp` s, warm up, then a
+`--seconds` window. Reported: stalled listeners (a player that starts one part after its
+first part and plays parts back to back; a part arriving later than needed stalls it),
+edge CPU (varnishd's processes, % of one core, and per 1,000 listeners), origin requests/s
+(the edge's own counter MAIN.backend_req), the delay the edge adds (for every part, its
+arrival at each listener minus its arrival at a probe listener straight at the origin in
+the same run), the simulator's CPU, and what else ran on the machine.
+
+The Icecast anchor (`--icecast N`, Debian's icecast2 fed 64 kb/s MP3 by ffmpeg): N
+continuous readers; its CPU per 1,000 listeners is the cost to beat.
+
+    .venv/bin/python bench/edge.py --runs 1 --deliveries parts,segments --counts 1000 --icecast 1000
+    .venv/bin/python bench/edge.py --runs 1 --deliveries segments --counts 1000,5000,15000
+
+Prints JSON. Traffic goes to 127.0.0.1 only; every phase is bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvloop
+
+from listeners import SimListener, stalls
+from majlis.edge import read_counter
+from majlis.signing import PLAYBACK, compact_key, compact_mac
+from mediabench import (
+    CLEAN_OTHERS_PCT,
+    MAJLIS,
+    SERVER_CPU,
+    Api,
+    CpuWindow,
+    Server,
+    is_clean,
+    machine,
+    median,
+    ms,
+    pct,
+    pin_self_to_client_cpu,
+    running_server,
+    wait_for_quiet,
+)
+
+SECRET = "bench-edge-secret-" + "0123456789abcdef" * 3
+_HINT = re.compile(rb'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="p(\d+)-(\d+)-(\d+)\.m4s"')
+_PART_TARGET = re.compile(rb"PART-TARGET=([\d.]+)")
+_PARTS_PER_SEGMENT = 8  # 2 s segments of 256 ms parts, the defaults
+ICECAST_BITRATE = 64_000
+
+
+# --- the edge and the anchor -----------------------------------------------------------------
+
+
+@dataclass
+class Edge:
+    url: str
+    process: subprocess.Popen[bytes]
+    workdir: Path
+
+    def varnish_pids(self) -> dict[str, int]:
+        """varnishd's manager and its cache process (which does the serving)."""
+        manager = _children(self.process.pid)
+        pids = {"edge_manager": manager[0]} if manager else {}
+        cache = _children(manager[0]) if manager else []
+        if cache:
+            pids["edge"] = cache[0]
+        return pids
+
+    def counter(self, name: str) -> int:
+        return read_counter(self.workdir, name)
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(line) for line in found.split()]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def running_edge(origin: str, port: int, env: dict[str, str], threads: int) -> Iterator[Edge]:
+    workdir = Path(tempfile.mkdtemp(prefix="majlis-bench-edge-"))
+    cmd = ["taskset", "-c", str(SERVER_CPU), MAJLIS, "edge", "--origin", origin]
+    cmd += ["--port", str(port), "--workdir", str(workdir), "--threads", str(threads)]
+    log = open(workdir.with_suffix(".log"), "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=log)
+    assert process.stdout is not None
+    line = process.stdout.readline().decode()
+    if "listening" not in line:
+        process.kill()
+        raise SystemExit(f"majlis edge did not start: {line!r} (see {workdir}.log)")
+    try:
+        yield Edge(f"http://127.0.0.1:{port}", process, workdir)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass
+class Icecast:
+    url: str
+    pid: int
+    source: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def running_icecast() -> Iterator[Icecast]:
+    """Debian's icecast2 on CPU 0, fed a 440 Hz sine as 64 kb/s MP3 by ffmpeg."""
+    if shutil.which("icecast2") is None:
+        raise SystemExit("the Icecast anchor needs icecast2: apt-get install icecast2")
+    port = free_port()
+    folder = Path(tempfile.mkdtemp(prefix="majlis-bench-icecast-"))
+    folder.chmod(0o755)
+    shutil.chown(folder, "icecast2", "icecast")
+    (folder / "icecast.xml").write_text(_icecast_config(port, folder))
+    server = subprocess.Popen(
+        ["taskset", "-c", str(SERVER_CPU), "icecast2", "-c", str(folder / "icecast.xml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)
+    source = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            str(SERVER_CPU),
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            "64k",
+            "-ac",
+            "1",
+            "-content_type",
+            "audio/mpeg",
+            "-f",
+            "mp3",
+            f"icecast://source:benchsource@127.0.0.1:{port}/live.mp3",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(2.0)
+    try:
+        yield Icecast(f"http://127.0.0.1:{port}/live.mp3", server.pid, source)
+    finally:
+        for process in (source, server):
+            process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _icecast_config(port: int, folder: Path) -> str:
+    return f"""<icecast>
+  <limits><clients>30000</clients><sources>2</sources><queue-size>524288</queue-size>
+    <client-timeout>30</client-timeout><header-timeout>15</header-timeout>
+    <source-timeout>10</source-timeout><burst-on-connect>1</burst-on-connect>
+    <burst-size>65535</burst-size></limits>
+  <authentication><source-password>benchsource</source-password>
+    <admin-user>admin</admin-user><admin-password>benchadmin</admin-password></authentication>
+  <hostname>127.0.0.1</hostname>
+  <listen-socket><port>{port}</port><bind-address>127.0.0.1</bind-address></listen-socket>
+  <paths><basedir>/usr/share/icecast2</basedir><logdir>{folder}</logdir>
+    <webroot>/usr/share/icecast2/web</webroot><adminroot>/usr/share/icecast2/admin</adminroot>
+  </paths>
+  <logging><accesslog>access.log</accesslog><errorlog>error.log</errorlog>
+    <loglevel>1</loglevel></logging>
+  <security><chroot>0</chroot>
+    <changeowner><user>icecast2</user><group>icecast</group></changeowner></security>
+</icecast>
+"""
+
+
+# --- simulated listeners ---------------------------------------------------------------------
+
+
+class SegmentListener(asyncio.Protocol):
+    """One player chaining open-segment requests on one keep-alive connection. Records when
+    each part (one moof + mdat) has fully arrived."""
+
+    def __init__(self, base: bytes, msn: int, counters: dict[str, int]) -> None:
+        self.base = base  # b"/hls/SPACE/TOKEN/"
+        self.msn = msn
+        self.counters = counters
+        self.arrivals: list[tuple[int, float]] = []  # (part sequence number, arrival time)
+        self.transport: asyncio.Transport | None = None
+        self._buffer = b""
+        self._head: bytes | None = None
+        self._chunked = False
+        self._left = 0  # bytes of body (or of the current chunk) still to come
+        self._crlf = 0  # bytes of the CRLF after a chunk still to come
+        self._box_left = 0  # bytes of the current box still to come
+        self._box_header = b""
+        self._part = 0
+        self.closed = asyncio.Event()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        self._request()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed.set()
+
+    def _request(self) -> None:
+        assert self.transport is not None
+        self._head, self._buffer, self._part = None, b"", 0
+        self._box_left, self._box_header, self._left, self._crlf = 0, b"", 0, 0
+        target = self.base + b"s" + str(self.msn).encode() + b".m4s"
+        self.transport.write(b"GET " + target + b" HTTP/1.1\r\nHost: edge\r\n\r\n")
+        self.counters["requests"] += 1
+
+    def data_received(self, data: bytes) -> None:
+        self.counters["bytes"] += len(data)
+        self._buffer += data
+        if self._head is None:
+            end = self._buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            self._head, self._buffer = self._buffer[:end], self._buffer[end + 4 :]
+            if not self._head.startswith(b"HTTP/1.1 200"):
+                self.counters["non_200"] += 1
+            lower = self._head.lower()
+            self._chunked = b"transfer-encoding: chunked" in lower
+            found = re.search(rb"content-length: *(\d+)", lower)
+            self._left = int(found.group(1)) if found and not self._chunked else 0
+        self._consume()
+
+    def _consume(self) -> None:
+        while self._buffer:
+            if not self._chunked:
+                take = self._buffer[: self._left]
+                self._buffer = self._buffer[len(take) :]
+                self._left -= len(take)
+                self._boxes(take)
+                if self._left == 0:
+                    self._finished()
+                return
+            if self._crlf:
+                skip = min(self._crlf, len(self._buffer))
+                self._buffer, self._crlf = self._buffer[skip:], self._crlf - skip
+                continue
+            if self._left == 0:
+                line_end = self._buffer.find(b"\r\n")
+                if line_end < 0:
+                    return
+                size = int(self._buffer[:line_end].split(b";")[0], 16)
+                if size == 0:
+                    if len(self._buffer) < line_end + 4:
+                        return
+                    self._finished()
+                    return
+                self._buffer, self._left = self._buffer[line_end + 2 :], size
+                continue
+            take = self._buffer[: self._left]
+            self._buffer = self._buffer[len(take) :]
+            self._left -= len(take)
+            self._boxes(take)
+            if self._left == 0:
+                self._crlf = 2
+
+    def _boxes(self, data: bytes) -> None:
+        """Follow ISO-BMFF box boundaries; a complete mdat completes a part."""
+        while data:
+            if self._box_left == 0:
+                need = 8 - len(self._box_header)
+                self._box_header += data[:need]
+                data = data[need:]
+                if len(self._box_header) < 8:
+                    return
+                self._box_left = int.from_bytes(self._box_header[:4], "big") - 8
+                if self._box_left <= 0:  # an empty box: count it as done at once
+                    self._box_done()
+                continue
+            take = min(self._box_left, len(data))
+            data = data[take:]
+            self._box_left -= take
+            if self._box_left == 0:
+                self._box_done()
+
+    def _box_done(self) -> None:
+        if self._box_header[4:8] == b"mdat":
+            sequence = self.msn * _PARTS_PER_SEGMENT + self._part
+            self.arrivals.append((sequence, time.time()))
+            self._part += 1
+        self._box_header = b""
+
+    def _finished(self) -> None:
+        if self._head is not None and self._head.startswith(b"HTTP/1.1 200"):
+            self.msn += 1
+            self._request()
+        else:  # refused or not there yet: ask again a little later
+            asyncio.get_running_loop().call_later(0.25, self._request)
+
+
+async def open_segment_listener(
+    host: str, port: int, base: bytes, msn: int, counters: dict[str, int]
+) -> SegmentListener:
+    loop = asyncio.get_running_loop()
+    listener = SegmentListener(base, msn, counters)
+    await loop.create_connection(lambda: listener, host, port)
+    return listener
+
+
+class IcecastReader(asyncio.Protocol):
+    def __init__(self, counters: dict[str, int]) -> None:
+        self.counters = counters
+        self.received: list[tuple[float, int]] = []
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        transport.write(b"GET /live.mp3 HTTP/1.0\r\nHost: icecast\r\n\r\n")
+        self.counters["requests"] += 1
+
+    def data_received(self, data: bytes) -> None:
+        self.counters["bytes"] += len(data)
+        self.received.append((time.time(), len(data)))
+
+
+# --- phases ----------------------------------------------------------------------------------
+
+
+def mint_bases(space: str, count: int) -> list[bytes]:
+    """Playback paths with a token of their own each, as /join would sign them."""
+    key = compact_key(SECRET.encode(), PLAYBACK)
+    expiry = int(time.time()) + 3600
+    bases = []
+    for index in range(count):
+        body = f"{PLAYBACK}.{space}.anon:bench{index:06d}.{expiry}"
+        bases.append(f"/hls/{space}/{body}.{compact_mac(key, body)}/".encode())
+    return bases
+
+
+async def open_position(url: str, base: bytes) -> tuple[int, float]:
+    """(the segment being written, the part duration) from the live playlist."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        for _ in range(100):
+            body = (await http.get(url + base.decode() + "index.m3u8")).content
+            hint = _HINT.search(body)
+            if hint:
+                target = _PART_TARGET.search(body)
+                part = float(target.group(1)) if target else 0.256
+                return int(hint.group(2)), part
+            await asyncio.sleep(0.1)
+    raise SystemExit("the live playlist never showed a preload hint")
+
+
+@dataclass
+class Crowd:
+    """Listeners of one delivery; `arrivals` per listener as (sequence, time)."""
+
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    protocols: list[Any] = field(default_factory=list)
+    counters: dict[str, int] = field(
+        default_factory=lambda: {"requests": 0, "bytes": 0, "non_200": 0, "exceptions": 0}
+    )
+
+    def arrivals(self) -> list[list[tuple[int, float]]]:
+        out = []
+        for listener in self.protocols:
+            if isinstance(listener, SimListener):
+                out.append([(_sequence(name), at) for name, at in listener.arrivals])
+            else:
+                out.append(list(listener.arrivals))
+        return out
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for listener in self.protocols:
+            transport = getattr(listener, "transport", None)
+            if transport is not None:
+                transport.close()
+
+
+def _sequence(name: bytes) -> int:
+    found = re.fullmatch(rb"p\d+-(\d+)-(\d+)\.m4s", name)
+    assert found is not None
+    return int(found.group(1)) * _PARTS_PER_SEGMENT + int(found.group(2))
+
+
+async def start_crowd(
+    delivery: str, url: str, bases: list[bytes], msn: int, ramp: float, crowd: Crowd
+) -> None:
+    parts = httpx.URL(url)
+    host, port = parts.host, parts.port or 80
+    for index, base in enumerate(bases):
+        if delivery == "segments":
+            try:
+                crowd.protocols.append(
+                    await open_segment_listener(host, port, base, msn, crowd.counters)
+                )
+            except OSError:
+                crowd.counters["exceptions"] += 1
+        else:
+            listener = _parts_listener(host, port, base, crowd)
+            crowd.protocols.append(listener)
+            crowd.tasks.append(asyncio.create_task(listener.run()))
+        if ramp:
+            await asyncio.sleep(ramp / len(bases))
+        if index % 500 == 499:
+            msn = max(msn, _newest_msn(crowd))
+
+
+def _parts_listener(host: str, port: int, base: bytes, crowd: Crowd) -> SimListener:
+    from listeners import Counters
+
+    counters = crowd.counters.setdefault("_parts", Counters())  # type: ignore[arg-type]
+    return SimListener(host, port, base, counters)  # type: ignore[arg-type]
+
+
+def _newest_msn(crowd: Crowd) -> int:
+    newest = [seq for arrivals in crowd.arrivals() for seq, _ in arrivals[-1:]]
+    return max(newest, default=0) // _PARTS_PER_SEGMENT
+
+
+async def phase(
+    server: Server, edge: Edge, space: str, delivery: str, count: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    bases = mint_bases(space, count + 1)
+    msn, part = await open_position(edge.url, bases[0])
+    probe, crowd = Crowd(), Crowd()
+    await start_crowd(delivery, server.url, bases[-1:], msn, 0, probe)  # straight at the origin
+    await start_crowd(delivery, edge.url, bases[:count], msn, args.ramp, crowd)
+    await asyncio.sleep(args.warmup)
+    fetches = edge.counter("MAIN.backend_req")
+    before = dict(_counts(crowd))
+    window = CpuWindow({**server.pids(), **edge.varnish_pids(), "client": os.getpid()})
+    start = time.time()
+    await asyncio.sleep(args.seconds)
+    end = time.time()
+    cpu = window.finish()
+    fetches = edge.counter("MAIN.backend_req") - fetches
+    after = _counts(crowd)
+    await crowd.close()
+    await probe.close()
+
+    first_at = {seq: at for seq, at in probe.arrivals()[0]}
+    added: list[float] = []
+    stalled, events = 0, 0
+    for arrivals in crowd.arrivals():
+        n, _ = stalls(arrivals, part, part, start, end)
+        stalled += n > 0
+        events += n
+        added += [
+            at - first_at[seq] for seq, at in arrivals if start <= at <= end and seq in first_at
+        ]
+    elapsed = end - start
+    edge_cpu = cpu.get("edge_cpu_pct", 0.0) + cpu.get("edge_manager_cpu_pct", 0.0)
+    return {
+        "delivery": delivery,
+        "listeners": count,
+        "connected": len(crowd.protocols),
+        "stalled_listeners": stalled,
+        "stall_events": events,
+        "edge_cpu_pct": round(edge_cpu, 1),
+        "edge_cpu_pct_per_1k": round(edge_cpu * 1000 / count, 2),
+        "origin_requests_per_s": round(fetches / elapsed, 2),
+        "edge_requests_per_s": round((after["requests"] - before["requests"]) / elapsed, 1),
+        "requests_per_listener_s": round(
+            (after["requests"] - before["requests"]) / elapsed / count, 3
+        ),
+        "mbit_per_s": round((after["bytes"] - before["bytes"]) * 8 / elapsed / 1e6, 2),
+        "non_200": after["non_200"] - before["non_200"],
+        "client_exceptions": after["exceptions"],
+        "edge_added_delay_ms": {
+            "p50": ms(pct(added, 50)),
+            "p95": ms(pct(added, 95)),
+            "p99": ms(pct(added, 99)),
+            "samples": len(added),
+        },
+        "cpu": cpu,
+        "client_saturated": cpu["client_cpu_pct"] > 90.0,
+    }
+
+
+def _counts(crowd: Crowd) -> dict[str, int]:
+    counts = {k: v for k, v in crowd.counters.items() if isinstance(v, int)}
+    parts = crowd.counters.get("_parts")
+    if parts is not None:
+        counts["requests"] += parts.requests  # type: ignore[attr-defined]
+        counts["bytes"] += parts.bytes  # type: ignore[attr-defined]
+        counts["non_200"] += parts.non_200  # type: ignore[attr-defined]
+        counts["exceptions"] += parts.exceptions  # type: ignore[attr-defined]
+    return counts
+
+
+async def icecast_phase(icecast: Icecast, count: int, args: argparse.Namespace) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    counters = {"requests": 0, "bytes": 0}
+    readers: list[IcecastReader] = []
+    url = httpx.URL(icecast.url)
+    for _ in range(count):
+        reader = IcecastReader(counters)
+        with contextlib.suppress(OSError):
+            await loop.create_connection(lambda r=reader: r, url.host, url.port)  # type: ignore[misc]
+            readers.append(reader)
+        await asyncio.sleep(max(args.ramp, count / 200) / count)  # its listen backlog is short
+    await asyncio.sleep(args.warmup)
+    window = CpuWindow({"icecast": icecast.pid, "client": os.getpid()})
+    start = time.time()
+    await asyncio.sleep(args.seconds)
+    end = time.time()
+    cpu = window.finish()
+    expected = ICECAST_BITRATE / 8 * (end - start)
+    short = 0
+    for reader in readers:
+        got = sum(size for at, size in reader.received if start <= at <= end)
+        short += got < 0.9 * expected
+        if reader.transport is not None:
+            reader.transport.close()
+    return {
+        "delivery": "icecast",
+        "listeners": count,
+        "connected": len(readers),
+        "listeners_below_90pct_rate": short,
+        "icecast_cpu_pct": cpu["icecast_cpu_pct"],
+        "icecast_cpu_pct_per_1k": round(cpu["icecast_cpu_pct"] * 1000 / count, 2),
+        "cpu": cpu,
+    }
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    phases: list[dict[str, Any]] = []
+    env = {"MAJLIS_SECRET_KEY": SECRET}
+    edge_port = free_port()
+    env["MAJLIS_EDGE_URL"] = f"http://127.0.0.1:{edge_port}"
+    with running_server(env) as server:
+        api = Api(server)
+        api.register("host")
+        space = api.create_space("host", "Edge bench")["id"]
+        speaker = await asyncio.create_subprocess_exec(
+            "taskset", "-c", "1", MAJLIS, "speak", space, "--server", server.url,
+            "--user", "host", "--tone", "440", "--duration", "100000",
+            env=server.env, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert speaker.stdout is not None
+        if b"connected" not in await asyncio.wait_for(speaker.stdout.readline(), 30):
+            raise SystemExit("the speaker did not connect")
+        await asyncio.sleep(3.0)
+        threads = max(1000, max(args.counts) // 2 + 500)
+        with running_edge(server.url, edge_port, server.env, threads) as edge:
+            for run in range(args.runs):
+                for delivery in args.deliveries:
+                    for count in args.counts:
+                        quiet = wait_for_quiet(args.load_threshold, args.max_wait)
+                        result = await phase(server, edge, space, delivery, count, args)
+                        result |= {"run": run, "load_before": quiet}
+                        result["clean"] = is_clean(result["cpu"])
+                        phases.append(result)
+                        print(json.dumps(result), file=sys.stderr, flush=True)
+                if args.icecast:
+                    with running_icecast() as icecast:
+                        for count in args.icecast:
+                            result = await icecast_phase(icecast, count, args)
+                            result |= {"run": run, "clean": is_clean(result["cpu"])}
+                            phases.append(result)
+                            print(json.dumps(result), file=sys.stderr, flush=True)
+        speaker.terminate()
+        await speaker.wait()
+        api.close()
+    return {
+        "benchmark": "edge",
+        "machine": machine(),
+        "args": vars(args),
+        "clean_means": f"other processes used <= {CLEAN_OTHERS_PCT}% of a core in the window",
+        "phases": phases,
+        "summary": _summary(phases),
+    }
+
+
+def _summary(phases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    keys = sorted({(p["delivery"], p["listeners"]) for p in phases})
+    out = []
+    for delivery, count in keys:
+        mine = [p for p in phases if (p["delivery"], p["listeners"]) == (delivery, count)]
+        cost = "icecast_cpu_pct_per_1k" if delivery == "icecast" else "edge_cpu_pct_per_1k"
+        row: dict[str, Any] = {
+            "delivery": delivery,
+            "listeners": count,
+            "runs": len(mine),
+            "clean_runs": sum(p["clean"] for p in mine),
+            "cpu_pct_per_1k_median": median([p[cost] for p in mine]),
+        }
+        if delivery != "icecast":
+            row |= {
+                "stalled_listeners_each": [p["stalled_listeners"] for p in mine],
+                "origin_requests_per_s_median": median([p["origin_requests_per_s"] for p in mine]),
+                "added_delay_p95_ms_median": median(
+                    [p["edge_added_delay_ms"]["p95"] for p in mine]
+                ),
+            }
+        out.append(row)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument(
+        "--deliveries",
+        type=lambda text: text.split(","),
+        default=["parts", "segments"],
+        help="parts, segments (comma separated)",
+    )
+    parser.add_argument(
+        "--counts", type=lambda text: [int(v) for v in text.split(",")], default=[1000]
+    )
+    parser.add_argument(
+        "--icecast",
+        type=lambda text: [int(v) for v in text.split(",")] if text else [],
+        default=[],
+        help="listener counts for the Icecast anchor (needs icecast2)",
+    )
+    parser.add_argument("--seconds", type=float, default=20.0, help="measurement window")
+    parser.add_argument("--ramp", type=float, default=5.0, help="s over which listeners start")
+    parser.add_argument("--warmup", type=float, default=4.0, help="s after the ramp")
+    parser.add_argument("--load-threshold", type=float, default=0.7)
+    parser.add_argument("--max-wait", type=float, default=120.0)
+    args = parser.parse_args()
+    for kind in args.deliveries or []:
+        if kind not in ("parts", "segments"):
+            parser.error(f"unknown delivery {kind!r}")
+    if max(args.counts + (args.icecast or [0])) > 18_000:
+        parser.error("at most 18,000 listeners (this process's file limit is 20,000)")
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    pin_self_to_client_cpu()
+    result = uvloop.run(main_async(args))
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
