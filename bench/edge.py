@@ -54,7 +54,7 @@ from typing import Any
 import httpx
 import uvloop
 
-from listeners import SimListener, stalls
+from listeners import Counters, SimListener, stalls
 from majlis.edge import read_counter
 from majlis.signing import PLAYBACK, compact_key, compact_mac
 from mediabench import (
@@ -406,6 +406,7 @@ class Crowd:
     counters: dict[str, int] = field(
         default_factory=lambda: {"requests": 0, "bytes": 0, "non_200": 0, "exceptions": 0}
     )
+    parts_counters: Counters = field(default_factory=Counters)
 
     def arrivals(self) -> list[list[tuple[int, float]]]:
         out = []
@@ -446,20 +447,13 @@ async def start_crowd(
             except OSError:
                 crowd.counters["exceptions"] += 1
         else:
-            listener = _parts_listener(host, port, base, crowd)
+            listener = SimListener(host, port, base, crowd.parts_counters)
             crowd.protocols.append(listener)
             crowd.tasks.append(asyncio.create_task(listener.run()))
         if ramp:
             await asyncio.sleep(ramp / len(bases))
         if index % 500 == 499:
             msn = max(msn, _newest_msn(crowd))
-
-
-def _parts_listener(host: str, port: int, base: bytes, crowd: Crowd) -> SimListener:
-    from listeners import Counters
-
-    counters = crowd.counters.setdefault("_parts", Counters())  # type: ignore[arg-type]
-    return SimListener(host, port, base, counters)  # type: ignore[arg-type]
 
 
 def _newest_msn(crowd: Crowd) -> int:
@@ -528,13 +522,13 @@ async def phase(
 
 
 def _counts(crowd: Crowd) -> dict[str, int]:
-    counts = {k: v for k, v in crowd.counters.items() if isinstance(v, int)}
-    parts = crowd.counters.get("_parts")
-    if parts is not None:
-        counts["requests"] += parts.requests  # type: ignore[attr-defined]
-        counts["bytes"] += parts.bytes  # type: ignore[attr-defined]
-        counts["non_200"] += parts.non_200  # type: ignore[attr-defined]
-        counts["exceptions"] += parts.exceptions  # type: ignore[attr-defined]
+    """The segment listeners' counters plus the part listeners' (bench/listeners.py's)."""
+    parts = crowd.parts_counters
+    counts = dict(crowd.counters)
+    counts["requests"] += parts.requests
+    counts["bytes"] += parts.bytes
+    counts["non_200"] += parts.non_200
+    counts["exceptions"] += parts.exceptions
     return counts
 
 

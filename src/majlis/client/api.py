@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["ApiClient", "ApiError"]
+__all__ = ["ApiClient", "ApiError", "jittered_wait"]
 
 
 class ApiError(Exception):
@@ -74,6 +74,12 @@ class ApiClient:
                 await asyncio.sleep(_backoff(response, 0))
                 continue
             raise ApiError(response.status_code, _reason(response))
+
+
+def jittered_wait(attempt: int, base: float, cap: float) -> float:
+    """Seconds to wait before retry `attempt` (0, 1, …): base doubling up to cap, then
+    between half and all of it, so that a crowd of clients does not come back in step."""
+    return min(cap, base * 2.0**attempt) * random.uniform(0.5, 1.0)
 
 
 def _backoff(response: httpx.Response, attempt: int) -> float:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http
-import random
 import time
 
 import httpx
+
+from majlis.client.api import jittered_wait
 
 __all__ = ["TokenRelay"]
 
@@ -77,7 +78,7 @@ class TokenRelay:
                 if time.monotonic() > deadline:
                     return 502, "text/plain", b"the media server cannot be reached"
             attempt += 1
-            await asyncio.sleep(min(2.0, 0.1 * 2**attempt) * random.uniform(0.5, 1.0))
+            await asyncio.sleep(jittered_wait(attempt, 0.1, 2.0))
 
 
 def _phrase(status: int) -> str:

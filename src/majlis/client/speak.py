@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import httpx
 from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamTrack
 
-from majlis.client.api import ApiClient, ApiError
+from majlis.client.api import ApiClient, ApiError, jittered_wait
 from majlis.media.speaker_client import SpeakerClient
 from majlis.media.tone import ToneTrack
 
@@ -122,7 +121,7 @@ async def _stay_on(client: SpeakerClient, space_id: str, duration: float | None)
             if lost is None:
                 return
             reason = lost
-        wait = min(20.0, 2.0**failures) * random.uniform(0.5, 1.0)
+        wait = jittered_wait(failures, 1.0, 20.0)
         failures += 1
         print(f"{reason}; reconnecting in {wait:.1f} s", flush=True)
         if await _until(asyncio.sleep(wait, "slept"), deadline) is None:

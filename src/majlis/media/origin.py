@@ -215,9 +215,7 @@ class _Origin:
     async def _wait(
         self, feed: PlaylistFeed, snapshot: FeedSnapshot, msn: int, part: int | None
     ) -> FeedSnapshot:
-        timeout = self._blocking_timeout
-        if timeout is None:
-            timeout = BLOCKING_TIMEOUT_TARGET_DURATIONS * snapshot.target_duration
+        timeout = self._hold_for(snapshot)
         try:
             async with asyncio.timeout(timeout):
                 return await feed.wait_for(msn, part)
@@ -250,6 +248,8 @@ class _Origin:
         return _StreamingMedia(first, stream)
 
     def _hold_for(self, snapshot: FeedSnapshot) -> float:
+        """How long a request may be held waiting for content (blocking reload, hinted
+        part, the next segment)."""
         if self._blocking_timeout is not None:
             return self._blocking_timeout
         return BLOCKING_TIMEOUT_TARGET_DURATIONS * snapshot.target_duration
