@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _edge_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     edge = sub.add_parser(
         "edge",
-        help="run a caching edge (Varnish) in front of origins: listeners' audio at any scale",
+        help="run an edge (nginx, Varnish) in front of origins: listeners' audio at any scale",
     )
     _config_flags(edge)
     edge.add_argument(
@@ -110,10 +110,25 @@ def _edge_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "is streaming holds one",
     )
     edge.add_argument(
+        "--stream-window",
+        type=int,
+        default=30,
+        help="a listener stream ends at most this many seconds after its token expires "
+        "(default 30)",
+    )
+    edge.add_argument(
+        "--stream-horizon",
+        type=int,
+        default=120,
+        help="and is checked again at least this often (default 120 s)",
+    )
+    edge.add_argument(
         "--workdir", type=Path, help="edge's working files (default: a fresh temporary directory)"
     )
     edge.add_argument(
-        "--print-config", action="store_true", help="print the generated VCL and exit"
+        "--print-config",
+        action="store_true",
+        help="print the generated configuration (Varnish VCL, nginx) and exit",
     )
 
 
@@ -292,7 +307,7 @@ def _edge(args: argparse.Namespace) -> int:
         EdgeRun,
         EdgeSettings,
         parse_origin,
-        render_vcl,
+        render_config,
         run_edge,
     )
     from majlis.signing import PLAYBACK, compact_key
@@ -307,14 +322,22 @@ def _edge(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from None
     settings = EdgeSettings(origins, compact_key(load_secret(config), PLAYBACK))
-    if args.print_config:
-        print(render_vcl(settings), end="")
-        return 0
     if not 100 <= args.threads <= 20000:
         raise CliError(f"--threads {args.threads}: give 100 to 20000")
+    if not 1 <= args.stream_window <= args.stream_horizon <= 3600:
+        raise CliError("give 1 <= --stream-window <= --stream-horizon <= 3600 seconds")
     run = EdgeRun(
-        args.host, args.port, args.workdir, cache_mb=args.cache_mb, threads_max=args.threads
+        args.host,
+        args.port,
+        args.workdir,
+        cache_mb=args.cache_mb,
+        threads_max=args.threads,
+        stream_window_s=args.stream_window,
+        stream_horizon_s=args.stream_horizon,
     )
+    if args.print_config:
+        print(render_config(settings, run), end="")
+        return 0
     try:
         return run_edge(settings, run)
     except EdgeError as exc:

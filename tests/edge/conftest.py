@@ -1,5 +1,5 @@
-"""Real processes for the edge tests: `majlis serve`, `majlis edge` (Varnish from Debian)
-in front of it, and the edge's own counters (varnishstat) to count origin fetches."""
+"""Real processes for the edge tests: `majlis serve`, `majlis edge` (nginx and Varnish from
+Debian) in front of it, and the edge's own counters (varnishstat) to count origin fetches."""
 
 from __future__ import annotations
 
@@ -18,15 +18,24 @@ import httpx
 import pytest
 
 from conftest import require_service
-from e2e.harness import MAJLIS, Server, start_server, stop_server
+from e2e.harness import MAJLIS, Api, Server, speak, start_server, stop_server, wait_line
 from majlis.edge import read_counter
 
 # The secret of every server here, so tests can sign and forge playback tokens.
 SECRET = "edge-test-secret-" + "0123456789abcdef" * 3
 
 
+TONE = 440.0
+
+
 def require_varnish() -> None:
     require_service("varnishd (apt-get install varnish)", shutil.which("varnishd") is not None)
+    require_service(
+        "nginx with nchan and njs (apt-get install nginx-light libnginx-mod-nchan "
+        "libnginx-mod-http-js)",
+        shutil.which("nginx") is not None
+        and Path("/usr/lib/nginx/modules/ngx_nchan_module.so").exists(),
+    )
 
 
 def free_port() -> int:
@@ -42,6 +51,7 @@ class Edge:
     port: int
     workdir: Path
     env: dict[str, str]
+    args: tuple[str, ...] = ()
     process: subprocess.Popen[str] | None = None
 
     @property
@@ -50,7 +60,7 @@ class Edge:
 
     def start(self) -> None:
         cmd = [MAJLIS, "edge", "--origin", self.origin, "--port", str(self.port)]
-        cmd += ["--workdir", str(self.workdir), "--cache-mb", "32"]
+        cmd += ["--workdir", str(self.workdir), "--cache-mb", "32", *self.args]
         log = self.workdir.with_suffix(".log").open("a")
         self.process = subprocess.Popen(
             cmd, env=self.env, stdout=subprocess.PIPE, stderr=log, text=True
@@ -100,7 +110,7 @@ class Deployment:
 
 
 @contextlib.contextmanager
-def deployment(tmp: Path, **config: str) -> Iterator[Deployment]:
+def deployment(tmp: Path, edge_args: tuple[str, ...] = (), **config: str) -> Iterator[Deployment]:
     """A server whose listeners are sent to an edge in front of it."""
     require_varnish()
     port = free_port()
@@ -108,7 +118,7 @@ def deployment(tmp: Path, **config: str) -> Iterator[Deployment]:
     server = start_server(tmp / "data", **config)
     # Not under pytest's own temporary directory: varnishd's user could not reach it.
     workdir = Path(tempfile.mkdtemp(prefix="majlis-edge-test-"))
-    edge = Edge(server.url, port, workdir, server.env)
+    edge = Edge(server.url, port, workdir, server.env, edge_args)
     try:
         edge.start()
         wait_ok(f"{edge.url}/healthz")
@@ -134,3 +144,45 @@ def wait_ok(url: str, timeout: float = 20) -> None:
 def edge_deployment(tmp_path: Path) -> Iterator[Deployment]:
     with deployment(tmp_path) as running:
         yield running
+
+
+@dataclass
+class Live:
+    deployment: Deployment
+    api: Api
+    space: str
+    other_space: str
+    speaker: subprocess.Popen[str]
+
+    @property
+    def edge(self) -> str:
+        return self.deployment.edge.url
+
+    def join(self) -> dict[str, str]:
+        anon = httpx.post(f"{self.deployment.server.url}/api/v1/auth/anonymous").json()
+        answer = httpx.post(
+            f"{self.deployment.server.url}/api/v1/spaces/{self.space}/join",
+            json={},
+            headers={"Authorization": f"Bearer {anon['token']}"},
+        )
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    with deployment(tmp_path_factory.mktemp("edge")) as running:
+        api = Api(running.server)
+        api.register("host")
+        api.register("other")
+        space = api.ok("host", "POST", "/api/v1/spaces", {"title": "Through the edge"})["id"]
+        other = api.ok("other", "POST", "/api/v1/spaces", {"title": "Another"})["id"]
+        speaker = speak(running.server, space, "host", TONE, 200)
+        try:
+            wait_line(speaker, "connected")
+            time.sleep(3.0)  # a segment with the tone in it
+            yield Live(running, api, space, other, speaker)
+        finally:
+            speaker.terminate()
+            speaker.wait(10)
+            api.close()

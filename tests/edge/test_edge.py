@@ -12,8 +12,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -24,56 +22,13 @@ from e2e.harness import MAJLIS, Api, record_live, speak, wait_line
 from e2e.signal_tools import RATE, longest_gap, read_wav, tone_db
 from majlis.signing import PLAYBACK, compact_key, compact_mac
 
-from .conftest import SECRET, Deployment, Edge, deployment, free_port, wait_ok
+from .conftest import SECRET, TONE, Edge, Live, deployment, free_port, wait_ok
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
-TONE = 440.0
 TONE_RMS_DB = -23.0  # a -20 dBFS peak sine
 SEGMENT_S = 2.0
 HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="p(\d+)-(\d+)-(\d+)\.m4s"')
-
-
-@dataclass
-class Live:
-    deployment: Deployment
-    api: Api
-    space: str
-    other_space: str
-    speaker: subprocess.Popen[str]
-
-    @property
-    def edge(self) -> str:
-        return self.deployment.edge.url
-
-    def join(self) -> dict[str, str]:
-        anon = httpx.post(f"{self.deployment.server.url}/api/v1/auth/anonymous").json()
-        answer = httpx.post(
-            f"{self.deployment.server.url}/api/v1/spaces/{self.space}/join",
-            json={},
-            headers={"Authorization": f"Bearer {anon['token']}"},
-        )
-        assert answer.status_code == 200, answer.text
-        return dict(answer.json())
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    with deployment(tmp_path_factory.mktemp("edge")) as running:
-        api = Api(running.server)
-        api.register("host")
-        api.register("other")
-        space = api.ok("host", "POST", "/api/v1/spaces", {"title": "Through the edge"})["id"]
-        other = api.ok("other", "POST", "/api/v1/spaces", {"title": "Another"})["id"]
-        speaker = speak(running.server, space, "host", TONE, 200)
-        try:
-            wait_line(speaker, "connected")
-            time.sleep(3.0)  # a segment with the tone in it
-            yield Live(running, api, space, other, speaker)
-        finally:
-            speaker.terminate()
-            speaker.wait(10)
-            api.close()
 
 
 def _tone_heard(wav: Path, seconds: float) -> None:
@@ -172,7 +127,7 @@ def test_bad_tokens_are_refused_by_the_edge_alone(live: Live) -> None:
     edge = live.deployment.edge
     before = edge.origin_fetches()
     for name, (token, status) in cases.items():
-        for file in ("index.m3u8", "init.mp4", "s1.m4s", "p1-1-1.m4s"):
+        for file in ("index.m3u8", "init.mp4", "s1.m4s", "p1-1-1.m4s", "stream"):
             answer = httpx.get(f"{live.edge}/hls/{live.space}/{token}/{file}")
             assert answer.status_code == status, (name, file, answer.text)
             assert answer.json()["error"] in codes[status], (name, answer.json())

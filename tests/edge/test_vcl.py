@@ -83,8 +83,10 @@ def _edge_print_config(origin: str, cwd: Path) -> subprocess.CompletedProcess[st
 def test_print_config(tmp_path: Path) -> None:
     printed = _edge_print_config("http://10.0.0.7:8080", tmp_path)
     assert printed.returncode == 0, printed.stderr
-    assert printed.stdout.startswith("# Majlis edge")
-    assert '.host = "10.0.0.7";' in printed.stdout and '.port = "8080";' in printed.stdout
+    assert printed.stdout.startswith("# ---- edge.vcl ----\n# Majlis edge")
+    vcl, front = printed.stdout.split("# ---- nginx.conf ----\n")
+    assert "listen 127.0.0.1:8081 " in front and "nchan_subscriber http-raw-stream;" in front
+    assert '.host = "10.0.0.7";' in vcl and '.port = "8080";' in printed.stdout
     assert "x" * 40 not in printed.stdout  # the server's secret never; a derived key only
     refused = _edge_print_config("https://10.0.0.7", tmp_path)
     assert refused.returncode == 1 and "plain http://" in refused.stderr

@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from importlib import resources
 from urllib.parse import urlsplit
 
-__all__ = ["EdgeSettings", "Origin", "parse_origin", "render_vcl"]
+__all__ = ["SPACE_PATTERN", "EdgeSettings", "Origin", "parse_origin", "render_vcl"]
 
 # How long a backend may take to answer: the origin holds blocking reloads and hinted parts
 # for up to three target durations (6 s at the default 2 s segments).
 FIRST_BYTE_TIMEOUT_S = 15
-_SPACE = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
+SPACE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 _TOKEN = r"play\.[A-Za-z0-9_:.-]{1,250}"
 _LIVE_FILE = r"(index\.m3u8|init\.mp4|s[0-9]{1,10}\.m4s|p[0-9]{1,10}-[0-9]{1,10}-[0-9]{1,10}\.m4s)"
 _OPEN_FILE = r"(index\.m3u8|init\.mp4|s[0-9]{1,10}\.m4s|replay\.m4a)"
@@ -89,7 +89,7 @@ def render_vcl(settings: EdgeSettings) -> str:
             verify,
             "}C",
             _init(len(settings.origins)),
-            _BODY.replace("@SPACE@", _SPACE)
+            _BODY.replace("@SPACE@", SPACE_PATTERN)
             .replace("@TOKEN@", _TOKEN)
             .replace("@LIVE_FILE@", _LIVE_FILE)
             .replace("@OPEN_FILE@", _OPEN_FILE),
