@@ -131,6 +131,7 @@ def _admitted(answer: Admitted) -> dict[str, object]:
         "playback_token": answer.playback_token,
         "playback_url": answer.playback_url,
         "state_url": answer.state_url,
+        "stream_url": answer.stream_url,
         "expires_at": answer.expires_at,
         "role": answer.role,
         "invited": answer.invited,

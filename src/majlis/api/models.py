@@ -187,6 +187,11 @@ class AdmittedBody(BaseModel):
     playback_token: str
     playback_url: str
     state_url: str = Field(description="the state document, on the edge when there is one")
+    stream_url: str = Field(
+        "",
+        description="the listener stream on the edge: init.mp4 from playback_url's folder, "
+        "then this URL's fMP4 fragments as they are made; empty without an edge",
+    )
     expires_at: float
     role: str
     invited: bool = Field(description="a moderator has invited you to speak (heartbeats)")

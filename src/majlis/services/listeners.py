@@ -36,6 +36,7 @@ class ListenerPolicy:
     reaction_rate: float
     reaction_burst: int
     media_url: str  # the edge's URL, or the server's own
+    edge_stream: bool = False  # the edge serves listener streams (majlis edge does)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ class Admitted:
     role: str
     invited: bool = False
     state_url: str = ""
+    stream_url: str = ""  # the listener stream on the edge; "" without an edge
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +169,10 @@ class Listeners:
             await self._bus.get_value(invite_key(space.id, member))
         )
         state = f"{self._policy.media_url}/api/v1/spaces/{space.id}/state"
-        return Admitted(token, url, now + ttl, role, invited, state)
+        stream = ""
+        if self._policy.edge_stream:
+            stream = f"{self._policy.media_url}/hls/{space.id}/{token}/stream"
+        return Admitted(token, url, now + ttl, role, invited, state, stream)
 
     async def _build_state(self, space_id: str) -> dict[str, object]:
         space = await self._spaces.get(space_id)
