@@ -196,9 +196,9 @@ async def _until_one_stops(
         task.cancel()
     if stopping in done:
         return 0
-    for process in processes:
+    for name, process in zip(("varnishd", "nginx"), processes, strict=False):
         if process.returncode is not None:
-            print(f"majlis edge: {Path(str(process)).name} stopped", file=sys.stderr)
+            print(f"majlis edge: {name} stopped ({process.returncode})", file=sys.stderr)
             return process.returncode or 1
     if feeding.done() and not feeding.cancelled() and feeding.exception() is not None:
         print(f"majlis edge: the feeder failed: {feeding.exception()!r}", file=sys.stderr)
