@@ -128,10 +128,14 @@ def test_bad_tokens_are_refused_by_the_edge_alone(live: Live) -> None:
     before = edge.origin_fetches()
     for name, (token, status) in cases.items():
         for file in ("index.m3u8", "init.mp4", "s1.m4s", "p1-1-1.m4s", "stream"):
-            answer = httpx.get(f"{live.edge}/hls/{live.space}/{token}/{file}")
+            url = f"{live.edge}/hls/{live.space}/{token}/{file}"
+            answer = httpx.get(url, headers={"Origin": "http://app.example"})
             assert answer.status_code == status, (name, file, answer.text)
             assert answer.json()["error"] in codes[status], (name, answer.json())
             assert answer.headers["cache-control"] == "no-store"
+            # The web app reads the refusal's status only with one CORS header.
+            cors = answer.headers.get_list("access-control-allow-origin")
+            assert cors == ["*"], (name, file, cors)
     assert edge.origin_fetches() == before
     expired = httpx.get(f"{live.edge}/hls/{live.space}/{cases['expired'][0]}/index.m3u8")
     assert expired.json()["error"] == "token_expired"

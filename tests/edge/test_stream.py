@@ -19,6 +19,7 @@ from .conftest import TONE, Live, deployment
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 TONE_RMS_DB = -23.0  # a -20 dBFS peak sine
+ORIGIN = {"Origin": "http://app.example"}  # the web app is on another origin than the edge
 
 
 def _init_of(joined: dict[str, str]) -> bytes:
@@ -34,9 +35,12 @@ async def _read_streams(urls: list[str], seconds: float) -> list[bytes]:
         got = bytearray()
         try:
             async with asyncio.timeout(seconds):
-                async with client.stream("GET", url) as response:
+                async with client.stream("GET", url, headers=ORIGIN) as response:
                     assert response.status_code == 200, response.status_code
                     assert response.headers["cache-control"] == "no-store"
+                    # A browser refuses a stream that names two origins or not its own.
+                    cors = response.headers.get_list("access-control-allow-origin")
+                    assert cors == ["*"], cors
                     async for chunk in response.aiter_raw():
                         got += chunk
         except TimeoutError:

@@ -678,6 +678,10 @@ async function edge(report) {
     const listener = report.watch(await (await listenerBrowser.newContext({ viewport: PHONE })).newPage(), 'listener');
     const hls = [];
     const states = [];
+    const streams = []; // listener stream requests: they stay open, so counted when sent
+    listener.on('request', (request) => {
+      if (request.url().endsWith('/stream')) streams.push(request.url());
+    });
     listener.on('requestfinished', async (request) => {
       if (request.url().endsWith(`/spaces/${spaceId}/state`)) states.push(request.url());
       if (!request.url().includes('/hls/')) return;
@@ -722,8 +726,49 @@ async function edge(report) {
       if (!isTone(measured, 440)) throw new Error(`after renewal: ${JSON.stringify(measured)}`);
       return `${new Set(hls.map(({ url }) => url.split('/')[5])).size} tokens used`;
     });
-    await report.step('the default player streams whole segments through the edge', async () => {
+    await report.step("the default player plays the edge's listener stream", async () => {
       await listener.goto(`${base}/spaces/${spaceId}`);
+      hls.length = 0;
+      streams.length = 0;
+      await listener.click('#listen-button');
+      await listener.waitForSelector('#connection[data-state="live"]', { timeout: 30000 });
+      const kind = await listener.getAttribute('#player', 'data-kind');
+      if (kind !== 'edge') throw new Error(`the player plays by ${kind}`);
+      const measured = await dominantFrequency(listener, '#player', 2500);
+      report.notes.edgeStreamTone = measured;
+      if (!isTone(measured, 440)) throw new Error(JSON.stringify(measured));
+      const media = hls.filter(({ url }) => /\/(s|p)\d+[-\d]*\.m4s$/.test(url));
+      const outside = streams.filter((url) => !url.startsWith(`${edgeUrl}/hls/${spaceId}/play.`));
+      if (media.length || outside.length || !streams.length) {
+        throw new Error(`media ${media.length}, streams ${streams.length}, not via the edge ${outside.length}`);
+      }
+      return `${streams.length} stream request(s), ${hls.length} other: ${JSON.stringify(measured)}`;
+    });
+    await report.step('the listener stream ends with its window and goes on with the renewed token', async () => {
+      // The edge runs with a 5 s stream window and tokens last 6 s: over 14 s the stream
+      // ends at least twice and is asked for again with the token the heartbeat renewed.
+      const before = streams.length;
+      const played = await listener.evaluate(async (ms) => {
+        const audio = document.querySelector('#player');
+        let waiting = 0;
+        const count = () => (waiting += 1);
+        audio.addEventListener('waiting', count);
+        const from = { clock: performance.now(), media: audio.currentTime };
+        await new Promise((resolve) => setTimeout(resolve, ms));
+        audio.removeEventListener('waiting', count);
+        return { wall: (performance.now() - from.clock) / 1000, media: audio.currentTime - from.media, waiting };
+      }, 14000);
+      const later = streams.slice(before);
+      const tokens = new Set(streams.map((url) => url.split('/')[5]));
+      report.notes.edgeStream = { played, streams: streams.length, tokens: tokens.size };
+      if (later.length < 2 || tokens.size < 2) throw new Error(`${later.length} new streams, ${tokens.size} tokens`);
+      if (played.waiting || played.media < played.wall - 0.75) throw new Error(`a gap: ${JSON.stringify(played)}`);
+      const measured = await dominantFrequency(listener, '#player', 2000);
+      if (!isTone(measured, 440)) throw new Error(`after reconnecting: ${JSON.stringify(measured)}`);
+      return JSON.stringify(report.notes.edgeStream);
+    });
+    await report.step('?player=segments streams whole segments through the edge', async () => {
+      await listener.goto(`${base}/spaces/${spaceId}?player=segments`);
       hls.length = 0;
       await listener.click('#listen-button');
       await listener.waitForSelector('#connection[data-state="live"]', { timeout: 30000 });
@@ -738,8 +783,8 @@ async function edge(report) {
       const outside = hls.filter(({ url }) => !url.startsWith(`${edgeUrl}/hls/${spaceId}/play.`));
       if (parts.length || outside.length) throw new Error(`parts ${parts.length}, not via the edge ${outside.length}`);
       if (segments.length < 2) throw new Error(`${segments.length} segments in ${seconds.toFixed(1)} s`);
-      const kind = await listener.evaluate(() => document.querySelector('#player').src.startsWith('blob:'));
-      if (!kind) throw new Error('the audio element does not play from Media Source');
+      const kind = await listener.getAttribute('#player', 'data-kind');
+      if (kind !== 'segments') throw new Error(`the player plays by ${kind}`);
       report.notes.stream = { requests: hls.length, segments: segments.length, seconds };
       return `${hls.length} requests in ${seconds.toFixed(1)} s: ${JSON.stringify(measured)}`;
     });

@@ -42,6 +42,7 @@ export class Report {
     this.checks = [];
     this.errors = [];
     this.notes = {};
+    this.console = []; // the pages' warnings and errors, newest last, for failure messages
     this.started = Date.now();
   }
 
@@ -60,7 +61,8 @@ export class Report {
       this.ok(name, detail ?? '');
       return detail;
     } catch (error) {
-      this.fail(name, error?.stack || error);
+      const logs = this.console.length ? `\n  console:\n    ${this.console.join('\n    ')}` : '';
+      this.fail(name, `${error?.stack || error}${logs}`);
       throw new StepFailed(name);
     }
   }
@@ -69,6 +71,9 @@ export class Report {
     page.on('pageerror', (error) => this.errors.push(`${label}: uncaught ${error.message}`));
     page.on('console', (message) => {
       const text = message.text();
+      if (message.type() === 'warning' || message.type() === 'error') {
+        this.console = [...this.console.slice(-19), `${label}: ${text}`];
+      }
       if (message.type() === 'error' && /Content.Security.Policy|Refused to/i.test(text)) {
         this.errors.push(`${label}: CSP ${text}`);
       }

@@ -97,16 +97,19 @@ def test_audio_reaches_listeners_speakers_and_replay(
 def test_listening_through_the_edge(
     browser_tools: str, start_server: Callable[..., Server], tones: dict[int, Path]
 ) -> None:
-    """hls.js in Chromium plays the host's 440 Hz tone through `majlis edge` (Varnish):
-    every HLS request goes to the edge with a playback token in its path, and a token
-    renewed by the heartbeat (playback_ttl 6 s here) is used at once without a gap."""
+    """Chromium plays the host's 440 Hz tone through `majlis edge` (nginx + Varnish): with
+    hls.js every HLS request goes to the edge with a playback token in its path and a token
+    renewed by the heartbeat (playback_ttl 6 s here) is used at once; the default player
+    plays the edge's listener stream, which ends with each 5 s expiry window and goes on
+    with the renewed token without a gap; ?player=segments streams whole segments."""
     require_varnish()
     port = free_port()
     edge_url = f"http://127.0.0.1:{port}"
     secret = {"MAJLIS_SECRET_KEY": SECRET}
     server = start_server(MAJLIS_EDGE_URL=edge_url, MAJLIS_PLAYBACK_TTL="6", **secret)
     workdir = Path(tempfile.mkdtemp(prefix="majlis-edge-web-"))
-    edge = Edge(server.url, port, workdir, {**os.environ, **secret})
+    windows = ("--stream-window", "5", "--stream-horizon", "5")
+    edge = Edge(server.url, port, workdir, {**os.environ, **secret}, windows)
     try:
         edge.start()
         report = run_scenario(
@@ -124,6 +127,8 @@ def test_listening_through_the_edge(
         "every HLS request went to the edge, with a token in the path",
         "once listening, the state document comes from the edge",
         "the renewed token is used at once and playback goes on",
-        "the default player streams whole segments through the edge",
+        "the default player plays the edge's listener stream",
+        "the listener stream ends with its window and goes on with the renewed token",
+        "?player=segments streams whole segments through the edge",
     ):
         assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"

@@ -87,6 +87,10 @@ http {{
     js_var $majlis_window_s {settings.window_s};
     js_var $majlis_horizon_s {settings.horizon_s};
     js_set $majlis_channel majlis.channel;
+    map "$request_method:$majlis_channel" $majlis_refused_cors {{
+        "~^(GET|HEAD):[^!]" "";
+        default "*";
+    }}
     upstream majlis_varnish {{
         server 127.0.0.1:{settings.varnish_port};
         keepalive 128;
@@ -106,7 +110,12 @@ http {{
             if ($majlis_channel ~ "^!") {{
                 return 401 '{invalid}';
             }}
-            add_header Access-Control-Allow-Origin * always;
+            # nchan writes its own CORS header (the request's Origin by default): set it
+            # to "*" as everywhere on the edge; the refusals above come before nchan, so
+            # they add theirs ($majlis_refused_cors is empty, so absent, on a stream).
+            nchan_access_control_allow_origin "*";
+            nchan_access_control_allow_credentials off;
+            add_header Access-Control-Allow-Origin $majlis_refused_cors always;
             add_header Cache-Control no-store always;
             nchan_subscriber http-raw-stream;
             nchan_channel_id $majlis_channel;

@@ -1,20 +1,23 @@
 // Plays a space: live LL-HLS or a replay, through hls.js where the browser has Media Source
 // Extensions, else the browser's own HLS (Safari, iOS) — canPlayType tells.
 //
-// A live space plays from chained segment streams (segmentstream.js: one request per 2 s
-// segment, which is what lets an edge serve many listeners cheaply) where the browser has
-// Media Source Extensions, else through hls.js, else the browser's own HLS; if the segment
-// stream cannot go on, the player falls back to hls.js. Replays use hls.js or native HLS.
+// A live space plays, where the browser has Media Source Extensions, from the edge's
+// listener stream when the join answered one (edgestream.js: one open response per
+// listener), else from chained segment streams (segmentstream.js: one request per 2 s
+// segment), else through hls.js, else the browser's own HLS. Whatever cannot go on falls
+// back to the next: edge stream → segment stream → hls.js. Replays use hls.js or native HLS.
 // hls.js is loaded on demand from /vendor/hls.mjs (the npm install of the project). The
 // playback token is a segment of the path (/hls/{space}/{token}/index.m3u8), so every
 // relative URI of the playlist carries it, through the edge too; setToken() swaps it in for
 // every later request, so a token refreshed by the heartbeat is used at once.
-// URL flag ?player=stream, ?player=hlsjs or ?player=native forces one path (tests, debugging).
+// URL flag ?player=edge, ?player=segments, ?player=hlsjs or ?player=native forces one path
+// (tests, debugging).
 //
 // Events (detail in parentheses): state ({state: loading|playing|buffering|reconnecting|
 // paused|ended|failed, reason}), time, duration.
 
 import { backoff } from './api.js';
+import { EdgeStream } from './edgestream.js';
 import { SegmentStream, segmentStreamUsable } from './segmentstream.js';
 
 const HLS_TYPE = 'application/vnd.apple.mpegurl';
@@ -50,8 +53,9 @@ export class Player extends EventTarget {
     this.prefer = prefer;
     this.hls = null;
     this.stream = null;
-    this.streamBroken = false; // the segment stream failed here once: hls.js from now on
+    this.broken = new Set(); // kinds that failed here once: not tried again on this page
     this.url = null;
+    this.streamUrl = '';
     this.token = null;
     this.live = true;
     this.autoplay = true;
@@ -66,6 +70,13 @@ export class Player extends EventTarget {
   on(type, fn) {
     this.addEventListener(type, (event) => fn(event.detail));
     return this;
+  }
+
+  /** The way this player plays now, also shown on the audio element as data-kind. */
+  use(kind) {
+    this.kind = kind;
+    if (kind) this.audio.dataset.kind = kind;
+    else delete this.audio.dataset.kind;
   }
 
   setState(state, reason = '') {
@@ -98,17 +109,19 @@ export class Player extends EventTarget {
     });
   }
 
-  /** Start playing url (a playlist). live=false for a replay (VOD). */
-  async play(url, { token = null, live = true, autoplay = true } = {}) {
+  /** Start playing url (a playlist). live=false for a replay (VOD); stream is the edge's
+   * listener stream for this space, when the join answered one. */
+  async play(url, { token = null, live = true, autoplay = true, stream = '' } = {}) {
     this.stop();
     this.url = url;
+    this.streamUrl = stream;
     this.autoplay = autoplay;
     this.token = token;
     this.live = live;
     this.setState('loading');
-    const streamable = !this.streamBroken && this.prefer !== 'hlsjs' && this.prefer !== 'native';
-    if (live && streamable && segmentStreamUsable()) {
-      await this.startStream();
+    const kind = live ? this.streamKind() : null;
+    if (kind) {
+      await this.startStream(kind);
       if (autoplay) await this.resume();
       return;
     }
@@ -118,7 +131,7 @@ export class Player extends EventTarget {
         this.setState('failed', 'This browser cannot play live audio (no HLS support).');
         return;
       }
-      this.kind = 'native';
+      this.use('native');
       this.audio.src = withToken(url, token);
     } else {
       await this.startHls();
@@ -126,20 +139,35 @@ export class Player extends EventTarget {
     if (autoplay) await this.resume();
   }
 
-  async startStream() {
-    this.kind = 'stream';
-    const stream = new SegmentStream(this.audio, (url) => withToken(url, this.token), (reason, status) => {
+  /** 'edge' or 'segments' where one of them can play this live space here, else null. */
+  streamKind() {
+    if (!segmentStreamUsable() || this.prefer === 'hlsjs' || this.prefer === 'native') return null;
+    if (this.streamUrl && !this.broken.has('edge') && this.prefer !== 'segments') return 'edge';
+    if (!this.broken.has('segments') && this.prefer !== 'edge') return 'segments';
+    return null;
+  }
+
+  async startStream(kind) {
+    this.use(kind);
+    const tokenOf = (url) => withToken(url, this.token);
+    const onFatal = (reason, status) => {
       if (this.stream !== stream) return;
+      this.stopMedia();
       if (status === 401 || status === 403) {
         this.setState('failed', 'Not allowed to listen (the playback token was refused).');
-        this.stopMedia();
         return;
       }
-      // Whatever the segment stream could not follow, hls.js may: fall back to it.
-      this.stopMedia();
-      this.streamBroken = true;
-      this.startHls().then(() => this.autoplay && this.resume());
-    });
+      // Whatever this stream could not follow, the next kind may.
+      console.warn(`majlis player: the ${kind} stream stopped (${reason}); trying the next way`);
+      this.broken.add(kind);
+      const next = this.streamKind();
+      const started = next ? this.startStream(next) : this.startHls();
+      started.then(() => this.autoplay && this.resume());
+    };
+    const stream =
+      kind === 'edge'
+        ? new EdgeStream(this.audio, tokenOf, onFatal, this.streamUrl)
+        : new SegmentStream(this.audio, tokenOf, onFatal);
     this.stream = stream;
     try {
       await stream.start(this.url);
@@ -159,7 +187,7 @@ export class Player extends EventTarget {
 
   async startHls() {
     const Hls = await loadHls();
-    this.kind = 'hlsjs';
+    this.use('hlsjs');
     const hls = new Hls({
       lowLatencyMode: this.live,
       backBufferLength: this.live ? 30 : Infinity,
@@ -248,7 +276,7 @@ export class Player extends EventTarget {
     clearTimeout(this.retryTimer);
     this.stopMedia();
     this.url = null;
-    this.kind = null;
+    this.use(null);
     this.setState('idle');
   }
 }

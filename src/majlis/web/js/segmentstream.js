@@ -149,7 +149,7 @@ function newestSegment(playlist) {
   return sequence && !/#EXT-X-ENDLIST/.test(playlist) ? Number(sequence[1]) + segments : null;
 }
 
-function withStatus(error, status) {
+export function withStatus(error, status) {
   error.status = status;
   return error;
 }

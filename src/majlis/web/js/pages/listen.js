@@ -104,7 +104,7 @@ function admitted(answer, token) {
   show('#player-panel', true);
   playback = { token: answer.playback_token, url: answer.playback_url, member: token };
   poller.url = answer.state_url; // from the edge when there is one
-  player.play(answer.playback_url, { token: answer.playback_token, live: true });
+  player.play(answer.playback_url, { token: answer.playback_token, live: true, stream: answer.stream_url });
   $('#pause-button').focus();
   clearInterval(heartbeatTimer);
   heartbeatTimer = setInterval(heartbeat, heartbeatEvery(answer));
