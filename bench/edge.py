@@ -1,7 +1,8 @@
 """Listeners through the edge, side by side with an Icecast anchor in the same run.
 
 One `majlis serve` with one live space and one speaker (`majlis speak --tone`), and
-`majlis edge` (Varnish) in front of it, both pinned to CPU 0; the simulated listeners and
+`majlis edge` (nginx + nchan in front of Varnish, and its feeder) in front of it, both
+pinned to CPU 0; the simulated listeners and
 the Icecast anchor's listeners run in this process on CPU 1 (uvloop, asyncio protocols).
 Every simulated listener has a playback token of its own (signed with the server's
 secret, as /join would sign it), so the edge's cache key must drop the token for the
@@ -12,11 +13,18 @@ Deliveries (`--deliveries`):
   preload hint and every part fetched in order (two requests per 256 ms part).
 - `segments`: one connection chaining segment requests: `s{n}.m4s` is answered while it is
   being written and streams its parts as they come (one request per 2 s segment).
+- `stream`: the edge's listener stream, one open response per listener carrying every
+  fragment as it is made (nginx + nchan, fed once per space). `--sampled` listeners parse
+  every fragment (delay and stalls part by part); the others only count bytes and the
+  longest wait between reads, which is what lets one core simulate 15,000: such a
+  listener stalled if it waited more than a second or received less than 90 % of the
+  probe's bytes. A stream ended by the edge (its token's window) is asked for again.
 
 Per phase (delivery, N listeners): listeners start over `--ramp` s, warm up, then a
 `--seconds` window. Reported: stalled listeners (a player that starts one part after its
 first part and plays parts back to back; a part arriving later than needed stalls it),
-edge CPU (varnishd's processes, % of one core, and per 1,000 listeners), origin requests/s
+edge CPU (every process of `majlis edge`: nginx, varnishd, the feeder; % of one core, and
+per 1,000 listeners), origin requests/s
 (the edge's own counter MAIN.backend_req), the delay the edge adds (for every part, its
 arrival at each listener minus its arrival at a probe listener straight at the origin in
 the same run), the simulator's CPU, and what else ran on the machine.
@@ -26,6 +34,7 @@ continuous readers; its CPU per 1,000 listeners is the cost to beat.
 
     .venv/bin/python bench/edge.py --runs 1 --deliveries parts,segments --counts 1000 --icecast 1000
     .venv/bin/python bench/edge.py --runs 1 --deliveries segments --counts 1000,5000,15000
+    .venv/bin/python bench/edge.py --deliveries stream --counts 1000,5000,15000 --icecast 1000,5000
 
 Prints JSON. Traffic goes to 127.0.0.1 only; every phase is bounded in time.
 """
@@ -79,6 +88,7 @@ _HINT = re.compile(rb'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="p(\d+)-(\d+)-(\d+)\.m4s
 _PART_TARGET = re.compile(rb"PART-TARGET=([\d.]+)")
 _PARTS_PER_SEGMENT = 8  # 2 s segments of 256 ms parts, the defaults
 ICECAST_BITRATE = 64_000
+STREAM_STALL_S = 1.0  # a wait this long between two reads of a stream stalls any player
 
 
 # --- the edge and the anchor -----------------------------------------------------------------
@@ -90,13 +100,22 @@ class Edge:
     process: subprocess.Popen[bytes]
     workdir: Path
 
-    def varnish_pids(self) -> dict[str, int]:
-        """varnishd's manager and its cache process (which does the serving)."""
-        manager = _children(self.process.pid)
-        pids = {"edge_manager": manager[0]} if manager else {}
-        cache = _children(manager[0]) if manager else []
-        if cache:
-            pids["edge"] = cache[0]
+    def pids(self) -> dict[str, int]:
+        """Every process of the edge: `majlis edge` itself (the feeder), varnishd's manager
+        and cache process, nginx's master and worker."""
+        pids = {"edge_feeder": self.process.pid}
+        for child in _children(self.process.pid):
+            name = _command(child)
+            if name == "varnishd":
+                pids["edge_varnish_manager"] = child
+                cache = _children(child)
+                if cache:
+                    pids["edge_varnish"] = cache[0]
+            elif name == "nginx":
+                pids["edge_nginx_master"] = child
+                # Its cache loader comes and goes; the cache manager does nothing here.
+                workers = [pid for pid in _children(child) if "worker" in _cmdline(pid)]
+                pids |= {f"edge_nginx_{i}": pid for i, pid in enumerate(workers)}
         return pids
 
     def counter(self, name: str) -> int:
@@ -106,6 +125,20 @@ class Edge:
 def _children(pid: int) -> list[int]:
     found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     return [int(line) for line in found.split()]
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 def free_port() -> int:
@@ -230,10 +263,11 @@ class SegmentListener(asyncio.Protocol):
     """One player chaining open-segment requests on one keep-alive connection. Records when
     each part (one moof + mdat) has fully arrived."""
 
-    def __init__(self, base: bytes, msn: int, counters: dict[str, int]) -> None:
+    def __init__(self, base: bytes, msn: int, counters: dict[str, int], part_ticks: int) -> None:
         self.base = base  # b"/hls/SPACE/TOKEN/"
         self.msn = msn
         self.counters = counters
+        self.part_ticks = part_ticks  # a part's duration in the track's timescale
         self.arrivals: list[tuple[int, float]] = []  # (part sequence number, arrival time)
         self.transport: asyncio.Transport | None = None
         self._buffer = b""
@@ -243,7 +277,8 @@ class SegmentListener(asyncio.Protocol):
         self._crlf = 0  # bytes of the CRLF after a chunk still to come
         self._box_left = 0  # bytes of the current box still to come
         self._box_header = b""
-        self._part = 0
+        self._moof = b""  # the current moof box, kept for its decode time
+        self._sequence = -1  # the part being received: its decode time in parts
         self.closed = asyncio.Event()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -255,11 +290,14 @@ class SegmentListener(asyncio.Protocol):
 
     def _request(self) -> None:
         assert self.transport is not None
-        self._head, self._buffer, self._part = None, b"", 0
+        self._head, self._buffer = None, b""
         self._box_left, self._box_header, self._left, self._crlf = 0, b"", 0, 0
-        target = self.base + b"s" + str(self.msn).encode() + b".m4s"
-        self.transport.write(b"GET " + target + b" HTTP/1.1\r\nHost: edge\r\n\r\n")
+        self.transport.write(self._request_line())
         self.counters["requests"] += 1
+
+    def _request_line(self) -> bytes:
+        target = self.base + b"s" + str(self.msn).encode() + b".m4s"
+        return b"GET " + target + b" HTTP/1.1\r\nHost: edge\r\n\r\n"
 
     def data_received(self, data: bytes) -> None:
         self.counters["bytes"] += len(data)
@@ -274,7 +312,10 @@ class SegmentListener(asyncio.Protocol):
             lower = self._head.lower()
             self._chunked = b"transfer-encoding: chunked" in lower
             found = re.search(rb"content-length: *(\d+)", lower)
-            self._left = int(found.group(1)) if found and not self._chunked else 0
+            if self._chunked:
+                self._left = 0
+            else:  # neither length nor chunks (the listener stream): the body ends at close
+                self._left = int(found.group(1)) if found else 1 << 62
         self._consume()
 
     def _consume(self) -> None:
@@ -324,16 +365,20 @@ class SegmentListener(asyncio.Protocol):
                     self._box_done()
                 continue
             take = min(self._box_left, len(data))
+            if self._box_header[4:8] == b"moof":
+                self._moof += data[:take]
             data = data[take:]
             self._box_left -= take
             if self._box_left == 0:
                 self._box_done()
 
     def _box_done(self) -> None:
-        if self._box_header[4:8] == b"mdat":
-            sequence = self.msn * _PARTS_PER_SEGMENT + self._part
-            self.arrivals.append((sequence, time.time()))
-            self._part += 1
+        kind = self._box_header[4:8]
+        if kind == b"moof":
+            self._sequence = decode_time(self._moof) // self.part_ticks
+            self._moof = b""
+        elif kind == b"mdat" and self._sequence >= 0:
+            self.arrivals.append((self._sequence, time.time()))
         self._box_header = b""
 
     def _finished(self) -> None:
@@ -344,13 +389,115 @@ class SegmentListener(asyncio.Protocol):
             asyncio.get_running_loop().call_later(0.25, self._request)
 
 
+def decode_time(moof: bytes) -> int:
+    """The baseMediaDecodeTime of a moof's (only) track fragment; -1 without one."""
+    at = moof.find(b"tfdt")
+    if at < 0:
+        return -1
+    if moof[at + 4] == 1:
+        return int.from_bytes(moof[at + 8 : at + 16], "big")
+    return int.from_bytes(moof[at + 8 : at + 12], "big")
+
+
+def timescale(init: bytes) -> int:
+    """The audio track's timescale, from init.mp4's mdhd box."""
+    at = init.find(b"mdhd")
+    if at < 0:
+        raise SystemExit("init.mp4 has no mdhd box")
+    offset = at + (24 if init[at + 4] == 1 else 16)
+    return int.from_bytes(init[offset : offset + 4], "big")
+
+
 async def open_segment_listener(
-    host: str, port: int, base: bytes, msn: int, counters: dict[str, int]
+    host: str, port: int, base: bytes, msn: int, counters: dict[str, int], part_ticks: int
 ) -> SegmentListener:
     loop = asyncio.get_running_loop()
-    listener = SegmentListener(base, msn, counters)
+    listener = SegmentListener(base, msn, counters, part_ticks)
     await loop.create_connection(lambda: listener, host, port)
     return listener
+
+
+class StreamListener(SegmentListener):
+    """One player on the edge's listener stream, parsing every fragment (the sample that
+    measures added delay and stalls part by part). The stream is asked for with
+    `Connection: close`, so the edge ending it (its expiry window closed) closes the
+    connection, and the listener opens a new one, as the web player does."""
+
+    address: tuple[str, int] = ("127.0.0.1", 0)
+    closing = False
+    dialing: asyncio.Future[None] | None = None
+
+    def _request_line(self) -> bytes:
+        target = self.base + b"stream"
+        return b"GET " + target + b" HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n"
+
+    def _finished(self) -> None:
+        pass  # the connection closes next; connection_lost redials
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        redial(self, self.counters)
+
+
+class StreamReader(asyncio.Protocol):
+    """One listener on the edge's listener stream that only counts: bytes, and the longest
+    wait between two reads (a wait over a second is a stall for any player keeping less
+    than that behind). Cheap enough to run 15,000 of on one core."""
+
+    def __init__(self, base: bytes, counters: dict[str, int]) -> None:
+        self.request = (
+            b"GET " + base + b"stream HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n"
+        )
+        self.counters = counters
+        self.transport: asyncio.Transport | None = None
+        self.address: tuple[str, int] = ("127.0.0.1", 0)
+        self.closing = False
+        self.dialing: asyncio.Future[None] | None = None
+        self.bytes = 0
+        self.last = 0.0
+        self.longest = 0.0
+        self._head = True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        self._head = True
+        transport.write(self.request)  # type: ignore[attr-defined]
+        self.counters["requests"] += 1
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()
+        if self._head:
+            self._head = False
+            if not data.startswith(b"HTTP/1.1 200"):
+                self.counters["non_200"] += 1
+        self.counters["bytes"] += len(data)
+        self.bytes += len(data)
+        if self.last and now - self.last > self.longest:
+            self.longest = now - self.last
+        self.last = now
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        redial(self, self.counters)
+
+    def measure(self) -> None:
+        """Start the window: the longest wait counts from now."""
+        self.longest, self.last = 0.0, time.time()
+
+
+def redial(listener: StreamListener | StreamReader, counters: dict[str, int]) -> None:
+    """Open a new connection for a stream listener whose stream ended, unless the bench is
+    closing it."""
+    listener.transport = None
+    if listener.closing:
+        return
+    counters["reconnects"] += 1
+
+    async def dial() -> None:
+        try:
+            await asyncio.get_running_loop().create_connection(lambda: listener, *listener.address)
+        except OSError:
+            counters["exceptions"] += 1
+
+    listener.dialing = asyncio.ensure_future(dial())
 
 
 class IcecastReader(asyncio.Protocol):
@@ -383,16 +530,24 @@ def mint_bases(space: str, count: int) -> list[bytes]:
     return bases
 
 
-async def open_position(url: str, base: bytes) -> tuple[int, float]:
-    """(the segment being written, the part duration) from the live playlist."""
+@dataclass(frozen=True)
+class Position:
+    msn: int  # the segment being written
+    part: float  # a part's duration, s
+    part_ticks: int  # the same in the track's timescale
+
+
+async def open_position(url: str, base: bytes) -> Position:
+    """Where the live space is, from its playlist and init segment."""
     async with httpx.AsyncClient(timeout=10) as http:
+        scale = timescale((await http.get(url + base.decode() + "init.mp4")).content)
         for _ in range(100):
             body = (await http.get(url + base.decode() + "index.m3u8")).content
             hint = _HINT.search(body)
             if hint:
                 target = _PART_TARGET.search(body)
                 part = float(target.group(1)) if target else 0.256
-                return int(hint.group(2)), part
+                return Position(int(hint.group(2)), part, round(part * scale))
             await asyncio.sleep(0.1)
     raise SystemExit("the live playlist never showed a preload hint")
 
@@ -404,8 +559,11 @@ class Crowd:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     protocols: list[Any] = field(default_factory=list)
     counters: dict[str, int] = field(
-        default_factory=lambda: {"requests": 0, "bytes": 0, "non_200": 0, "exceptions": 0}
-    )
+        default_factory=lambda: {
+            "requests": 0, "bytes": 0, "non_200": 0, "exceptions": 0, "reconnects": 0
+        }
+    )  # fmt: skip
+    readers: list[StreamReader] = field(default_factory=list)
     parts_counters: Counters = field(default_factory=Counters)
 
     def arrivals(self) -> list[list[tuple[int, float]]]:
@@ -421,7 +579,10 @@ class Crowd:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        for listener in self.protocols:
+        for listener in [*self.protocols, *self.readers]:
+            listener.closing = True
+            if getattr(listener, "dialing", None) is not None:
+                listener.dialing.cancel()
             transport = getattr(listener, "transport", None)
             if transport is not None:
                 transport.close()
@@ -434,15 +595,40 @@ def _sequence(name: bytes) -> int:
 
 
 async def start_crowd(
-    delivery: str, url: str, bases: list[bytes], msn: int, ramp: float, crowd: Crowd
+    delivery: str,
+    url: str,
+    bases: list[bytes],
+    at: Position,
+    ramp: float,
+    crowd: Crowd,
+    sampled: int = 0,
 ) -> None:
+    """Listeners of `delivery` at `url`; for the stream, the first `sampled` parse every
+    fragment and the others only count."""
     parts = httpx.URL(url)
     host, port = parts.host, parts.port or 80
+    loop = asyncio.get_running_loop()
+    msn = at.msn
     for index, base in enumerate(bases):
-        if delivery == "segments":
+        if delivery == "stream":
+            stream: StreamListener | StreamReader
+            if index < sampled:
+                stream = StreamListener(base, msn, crowd.counters, at.part_ticks)
+                crowd.protocols.append(stream)
+            else:
+                stream = StreamReader(base, crowd.counters)
+                crowd.readers.append(stream)
+            stream.address = (host, port)
+            try:
+                await loop.create_connection(lambda s=stream: s, host, port)  # type: ignore[misc]
+            except OSError:
+                crowd.counters["exceptions"] += 1
+        elif delivery == "segments":
             try:
                 crowd.protocols.append(
-                    await open_segment_listener(host, port, base, msn, crowd.counters)
+                    await open_segment_listener(
+                        host, port, base, msn, crowd.counters, at.part_ticks
+                    )
                 )
             except OSError:
                 crowd.counters["exceptions"] += 1
@@ -452,11 +638,16 @@ async def start_crowd(
             crowd.tasks.append(asyncio.create_task(listener.run()))
         if ramp:
             await asyncio.sleep(ramp / len(bases))
-        if index % 500 == 499:
+        if index % 500 == 499 and delivery != "stream":
             msn = max(msn, _newest_msn(crowd))
 
 
 def _newest_msn(crowd: Crowd) -> int:
+    """The segment being written: the newest any segment listener asks for, else from the
+    newest part any part listener has."""
+    asked = [p.msn for p in crowd.protocols if isinstance(p, SegmentListener)]
+    if asked:
+        return max(asked)
     newest = [seq for arrivals in crowd.arrivals() for seq, _ in arrivals[-1:]]
     return max(newest, default=0) // _PARTS_PER_SEGMENT
 
@@ -465,48 +656,65 @@ async def phase(
     server: Server, edge: Edge, space: str, delivery: str, count: int, args: argparse.Namespace
 ) -> dict[str, Any]:
     bases = mint_bases(space, count + 1)
-    msn, part = await open_position(edge.url, bases[0])
+    at = await open_position(edge.url, bases[0])
     probe, crowd = Crowd(), Crowd()
-    await start_crowd(delivery, server.url, bases[-1:], msn, 0, probe)  # straight at the origin
-    await start_crowd(delivery, edge.url, bases[:count], msn, args.ramp, crowd)
+    # The probe is straight at the origin; the stream exists only at the edge, so its
+    # probe follows segments (the parts' decode times name them alike).
+    probing = "segments" if delivery == "stream" else delivery
+    await start_crowd(probing, server.url, bases[-1:], at, 0, probe)
+    await start_crowd(delivery, edge.url, bases[:count], at, args.ramp, crowd, args.sampled)
     await asyncio.sleep(args.warmup)
     fetches = edge.counter("MAIN.backend_req")
-    before = dict(_counts(crowd))
-    window = CpuWindow({**server.pids(), **edge.varnish_pids(), "client": os.getpid()})
+    before, probe_before = dict(_counts(crowd)), probe.counters["bytes"]
+    edge_pids = edge.pids()
+    window = CpuWindow({**server.pids(), **edge_pids, "client": os.getpid()})
+    for reader in crowd.readers:
+        reader.measure()
+    read_before = [reader.bytes for reader in crowd.readers]
     start = time.time()
     await asyncio.sleep(args.seconds)
     end = time.time()
     cpu = window.finish()
     fetches = edge.counter("MAIN.backend_req") - fetches
-    after = _counts(crowd)
+    after, probe_bytes = _counts(crowd), probe.counters["bytes"] - probe_before
+    read = [reader.bytes - b for reader, b in zip(crowd.readers, read_before, strict=True)]
+    longest = [reader.longest for reader in crowd.readers]
     await crowd.close()
     await probe.close()
 
-    first_at = {seq: at for seq, at in probe.arrivals()[0]}
+    first_at = {seq: when for seq, when in probe.arrivals()[0]}
     added: list[float] = []
     stalled, events = 0, 0
     for arrivals in crowd.arrivals():
-        n, _ = stalls(arrivals, part, part, start, end)
+        n, _ = stalls(arrivals, at.part, at.part, start, end)
         stalled += n > 0
         events += n
         added += [
-            at - first_at[seq] for seq, at in arrivals if start <= at <= end and seq in first_at
+            when - first_at[seq]
+            for seq, when in arrivals
+            if start <= when <= end and seq in first_at
         ]
+    # The counting readers: a wait over a second, or less than 90 % of the probe's bytes.
+    short = sum(got < 0.9 * probe_bytes for got in read)
+    waited = sum(gap > STREAM_STALL_S for gap in longest)
+    stalled += sum(
+        got < 0.9 * probe_bytes or gap > STREAM_STALL_S
+        for got, gap in zip(read, longest, strict=True)
+    )
     elapsed = end - start
-    edge_cpu = cpu.get("edge_cpu_pct", 0.0) + cpu.get("edge_manager_cpu_pct", 0.0)
-    return {
+    edge_cpu = sum(cpu.get(f"{name}_cpu_pct", 0.0) for name in edge_pids)
+    requests = after["requests"] - before["requests"]
+    result: dict[str, Any] = {
         "delivery": delivery,
         "listeners": count,
-        "connected": len(crowd.protocols),
+        "connected": len(crowd.protocols) + len(crowd.readers),
         "stalled_listeners": stalled,
         "stall_events": events,
         "edge_cpu_pct": round(edge_cpu, 1),
         "edge_cpu_pct_per_1k": round(edge_cpu * 1000 / count, 2),
         "origin_requests_per_s": round(fetches / elapsed, 2),
-        "edge_requests_per_s": round((after["requests"] - before["requests"]) / elapsed, 1),
-        "requests_per_listener_s": round(
-            (after["requests"] - before["requests"]) / elapsed / count, 3
-        ),
+        "edge_requests_per_s": round(requests / elapsed, 1),
+        "requests_per_listener_s": round(requests / elapsed / count, 3),
         "mbit_per_s": round((after["bytes"] - before["bytes"]) * 8 / elapsed / 1e6, 2),
         "non_200": after["non_200"] - before["non_200"],
         "client_exceptions": after["exceptions"],
@@ -519,6 +727,19 @@ async def phase(
         "cpu": cpu,
         "client_saturated": cpu["client_cpu_pct"] > 90.0,
     }
+    if crowd.readers:
+        result["readers"] = {
+            "count": len(read),
+            "below_90pct_of_probe_bytes": short,
+            "longest_wait_over_1s": waited,
+            "longest_wait_s": {
+                "p50": pct(longest, 50),
+                "p99": pct(longest, 99),
+                "max": max(longest, default=None),
+            },
+            "reconnects": after["reconnects"] - before["reconnects"],
+        }
+    return result
 
 
 def _counts(crowd: Crowd) -> dict[str, int]:
@@ -648,7 +869,7 @@ def main() -> None:
         "--deliveries",
         type=lambda text: text.split(","),
         default=["parts", "segments"],
-        help="parts, segments (comma separated)",
+        help="parts, segments, stream (comma separated)",
     )
     parser.add_argument(
         "--counts", type=lambda text: [int(v) for v in text.split(",")], default=[1000]
@@ -660,13 +881,20 @@ def main() -> None:
         help="listener counts for the Icecast anchor (needs icecast2)",
     )
     parser.add_argument("--seconds", type=float, default=20.0, help="measurement window")
+    parser.add_argument(
+        "--sampled",
+        type=int,
+        default=200,
+        help="stream listeners that parse every fragment (delay, stalls per part); "
+        "the others count bytes and waits",
+    )
     parser.add_argument("--ramp", type=float, default=5.0, help="s over which listeners start")
     parser.add_argument("--warmup", type=float, default=4.0, help="s after the ramp")
     parser.add_argument("--load-threshold", type=float, default=0.7)
     parser.add_argument("--max-wait", type=float, default=120.0)
     args = parser.parse_args()
     for kind in args.deliveries or []:
-        if kind not in ("parts", "segments"):
+        if kind not in ("parts", "segments", "stream"):
             parser.error(f"unknown delivery {kind!r}")
     if max(args.counts + (args.icecast or [0])) > 18_000:
         parser.error("at most 18,000 listeners (this process's file limit is 20,000)")
