@@ -105,7 +105,7 @@ def build_services(config: Config, clock: Clock | None = None) -> Services:
         reaction_rate=config.reaction_rate,
         reaction_burst=config.reaction_burst,
         media_url=config.media_url,
-        edge_stream=bool(config.edge_url),
+        edge_stream=bool(config.edge_url) and config.edge_stream,
     )
     registry = SpaceRegistry(config.recordings_dir)
     media: MediaNode | MediaProcess | None = None

@@ -123,6 +123,14 @@ def _edge_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="and is checked again at least this often (default 120 s)",
     )
     edge.add_argument(
+        "--stream-parts",
+        type=int,
+        default=1,
+        choices=(1, 2, 4),
+        help="parts sent to stream listeners together: 2 halves the edge's writes and adds "
+        "up to a part of delay (default 1)",
+    )
+    edge.add_argument(
         "--workdir", type=Path, help="edge's working files (default: a fresh temporary directory)"
     )
     edge.add_argument(
@@ -334,6 +342,7 @@ def _edge(args: argparse.Namespace) -> int:
         threads_max=args.threads,
         stream_window_s=args.stream_window,
         stream_horizon_s=args.stream_horizon,
+        stream_parts=args.stream_parts,
     )
     if args.print_config:
         print(render_config(settings, run), end="")

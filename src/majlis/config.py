@@ -68,6 +68,11 @@ class Config:
         _optional_url("http", "https"),
         "URL of the edge (majlis edge, or a CDN) listeners get their audio from; default none",
     )
+    edge_stream: bool = _key(
+        True,
+        doc="the edge serves listener streams, so /join answers a stream_url (majlis edge "
+        "does; set false when edge_url is a CDN)",
+    )
     database_url: str = _key("", doc="sqlite:///path or postgresql://...; default SQLite")
     bus_url: str = _key("memory://", _url("memory", "redis"), "memory:// or redis://host/db")
     secret_key: str = _key("", doc="HMAC key for tokens; default: generated in data_dir")

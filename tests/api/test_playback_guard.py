@@ -7,11 +7,13 @@ blocking reload until it times out): what matters is who answered.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from majlis.signing import PLAYBACK
 
-from .conftest import Account, Harness, assert_error
+from .conftest import Account, Harness, assert_error, running_harness
 
 LIVE_FILES = ("index.m3u8", "init.mp4", "s12.m4s", "p1-12-3.m4s")
 
@@ -91,3 +93,27 @@ async def test_replays_are_open_without_a_token(harness: Harness) -> None:
     harness.clock.advance(2)  # past the one-second space cache
     answer = await harness.client().get(f"/hls/{sid}/init.mp4")
     assert_error(answer, 404, "not_found")  # the origin: nothing was recorded
+
+
+@pytest.mark.parametrize(
+    ("flags", "stream"),
+    [
+        ({}, False),  # no edge: the origin has no listener stream
+        ({"edge_url": "http://edge.example:8081"}, True),  # majlis edge
+        ({"edge_url": "https://cdn.example", "edge_stream": False}, False),  # a CDN
+    ],
+)
+async def test_join_names_the_listener_stream_only_where_an_edge_serves_one(
+    tmp_path: Path, flags: dict[str, object], stream: bool
+) -> None:
+    async with running_harness(tmp_path, **flags) as h:
+        host = await h.account("host")
+        listener = await h.account("listener")
+        sid = (await h.create_space(host))["id"]
+        answer = (await h.call("POST", f"/spaces/{sid}/join", listener, json={})).json()
+        token = answer["playback_token"]
+        edge = str(flags.get("edge_url", ""))
+        expected = f"{edge}/hls/{sid}/{token}/stream" if stream else ""
+        assert answer["stream_url"] == expected
+        if edge:
+            assert answer["playback_url"].startswith(f"{edge}/hls/{sid}/{token}/")

@@ -130,6 +130,25 @@ def deployment(tmp: Path, edge_args: tuple[str, ...] = (), **config: str) -> Ite
         workdir.with_suffix(".log").unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def speaking(running: Deployment, title: str, *guests: str) -> Iterator[tuple[Api, str]]:
+    """A live space on `running` whose host sends the tone (for a minute), with a segment
+    of it made; the API client (host and `guests` registered) and the space's id."""
+    api = Api(running.server)
+    for name in ("host", *guests):
+        api.register(name)
+    space = api.ok("host", "POST", "/api/v1/spaces", {"title": title})["id"]
+    speaker = speak(running.server, space, "host", TONE, 60)
+    try:
+        wait_line(speaker, "connected")
+        time.sleep(3.0)
+        yield api, space
+    finally:
+        speaker.terminate()
+        speaker.wait(10)
+        api.close()
+
+
 def wait_ok(url: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

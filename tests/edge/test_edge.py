@@ -18,11 +18,11 @@ import httpx
 import numpy as np
 import pytest
 
-from e2e.harness import MAJLIS, Api, record_live, speak, wait_line
+from e2e.harness import MAJLIS, Api, record_live
 from e2e.signal_tools import RATE, longest_gap, read_wav, tone_db
 from majlis.signing import PLAYBACK, compact_key, compact_mac
 
-from .conftest import SECRET, TONE, Edge, Live, deployment, free_port, wait_ok
+from .conftest import SECRET, TONE, Edge, Live, deployment, free_port, speaking, wait_ok
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -262,41 +262,30 @@ def test_a_ban_reaches_the_edge_within_the_token_lifetime(tmp_path: Path) -> Non
 
 
 def test_playback_recovers_when_the_edge_restarts(tmp_path: Path) -> None:
-    with deployment(tmp_path) as running:
-        api = Api(running.server)
-        api.register("host")
-        space = api.ok("host", "POST", "/api/v1/spaces", {"title": "Restart"})["id"]
-        speaker = speak(running.server, space, "host", TONE, 60)
-        try:
-            wait_line(speaker, "connected")
-            time.sleep(3.0)
-            out = tmp_path / "listen.wav"
-            listener = subprocess.Popen(
-                [
-                    MAJLIS,
-                    "listen",
-                    space,
-                    "--server",
-                    running.server.url,
-                    "--out",
-                    str(out),
-                    "--duration",
-                    "12",
-                ],
-                env=running.server.env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            time.sleep(4.0)
-            running.edge.stop()
-            time.sleep(1.0)  # listeners meet a closed port
-            running.edge.start()
-            _, stderr = listener.communicate(timeout=90)
-            assert listener.returncode == 0, stderr
-            # Nothing lost: the player waited for the edge and went on where it was.
-            _tone_heard(out, 12)
-        finally:
-            speaker.terminate()
-            speaker.wait(10)
-            api.close()
+    with deployment(tmp_path) as running, speaking(running, "Restart") as (_, space):
+        out = tmp_path / "listen.wav"
+        listener = subprocess.Popen(
+            [
+                MAJLIS,
+                "listen",
+                space,
+                "--server",
+                running.server.url,
+                "--out",
+                str(out),
+                "--duration",
+                "12",
+            ],
+            env=running.server.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(4.0)
+        running.edge.stop()
+        time.sleep(1.0)  # listeners meet a closed port
+        running.edge.start()
+        _, stderr = listener.communicate(timeout=90)
+        assert listener.returncode == 0, stderr
+        # Nothing lost: the player waited for the edge and went on where it was.
+        _tone_heard(out, 12)

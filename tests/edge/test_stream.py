@@ -5,6 +5,7 @@ token's window does, and bad tokens never reach anyone behind the edge."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from e2e.harness import Api
 from e2e.signal_tools import RATE, decode, longest_gap, tone_db
 
-from .conftest import TONE, Live, deployment
+from .conftest import TONE, Live, deployment, speaking
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -41,6 +42,7 @@ async def _read_streams(urls: list[str], seconds: float) -> list[bytes]:
                     # A browser refuses a stream that names two origins or not its own.
                     cors = response.headers.get_list("access-control-allow-origin")
                     assert cors == ["*"], cors
+                    assert response.headers["x-majlis-stream-parts"] == "1"
                     async for chunk in response.aiter_raw():
                         got += chunk
         except TimeoutError:
@@ -103,3 +105,30 @@ def test_a_stream_ends_when_its_token_window_does(tmp_path: Path) -> None:
         again = httpx.get(joined["stream_url"])
         assert again.status_code == 401 and again.json()["error"] == "token_expired"
         api.close()
+
+
+def test_parts_sent_two_at_a_time_still_play_the_tone(tmp_path: Path) -> None:
+    """`--stream-parts 2`: the feeder joins two fragments per message; the stream decodes
+    to the tone with no gap, and the messages come a segment's quarter (512 ms) apart."""
+    edge_args = ("--stream-parts", "2")
+    with deployment(tmp_path, edge_args) as running, speaking(running, "Pairs", "guest") as live:
+        api, space = live
+        joined = api.ok("guest", "POST", f"/api/v1/spaces/{space}/join", {})
+        init = _init_of(joined)
+        body, reads = bytearray(), []
+        with httpx.stream("GET", joined["stream_url"], timeout=10) as response:
+            assert response.status_code == 200
+            # The player keeps two parts behind the newest audio, not one.
+            assert response.headers["x-majlis-stream-parts"] == "2"
+            started = time.monotonic()
+            for chunk in response.iter_raw():
+                body += chunk
+                reads.append(time.monotonic())
+                if reads[-1] - started > 5.0:
+                    break
+    samples = decode(init + bytes(body))
+    assert abs(tone_db(samples, TONE) - TONE_RMS_DB) < 3.0
+    assert longest_gap(samples) < 0.05
+    # A message can arrive in more than one read: count the waits between messages.
+    waits = sorted(b - a for a, b in itertools.pairwise(reads) if b - a > 0.1)
+    assert waits and waits[len(waits) // 2] > 0.4, waits

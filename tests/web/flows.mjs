@@ -767,6 +767,23 @@ async function edge(report) {
       if (!isTone(measured, 440)) throw new Error(`after reconnecting: ${JSON.stringify(measured)}`);
       return JSON.stringify(report.notes.edgeStream);
     });
+    await report.step('a stream the edge does not have falls back to segment streams at once', async () => {
+      // As when edge_url names a CDN but the servers still hand out stream URLs.
+      await listener.route('**/stream', (route) => route.fulfill({ status: 404, body: '{"error": "not_found"}' }));
+      try {
+        await listener.goto(`${base}/spaces/${spaceId}`);
+        const clicked = Date.now();
+        await listener.click('#listen-button');
+        await listener.waitForSelector('#player[data-kind="segments"]', { state: 'attached', timeout: 5000 });
+        await listener.waitForSelector('#connection[data-state="live"]', { timeout: 15000 });
+        const waited = (Date.now() - clicked) / 1000;
+        const measured = await dominantFrequency(listener, '#player', 2000);
+        if (!isTone(measured, 440)) throw new Error(JSON.stringify(measured));
+        return `playing from segments ${waited.toFixed(1)} s after the click`;
+      } finally {
+        await listener.unroute('**/stream');
+      }
+    });
     await report.step('?player=segments streams whole segments through the edge', async () => {
       await listener.goto(`${base}/spaces/${spaceId}?player=segments`);
       hls.length = 0;

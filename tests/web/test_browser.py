@@ -101,7 +101,8 @@ def test_listening_through_the_edge(
     hls.js every HLS request goes to the edge with a playback token in its path and a token
     renewed by the heartbeat (playback_ttl 6 s here) is used at once; the default player
     plays the edge's listener stream, which ends with each 5 s expiry window and goes on
-    with the renewed token without a gap; ?player=segments streams whole segments."""
+    with the renewed token without a gap, and falls back to segment streams at once where
+    the edge has none; ?player=segments streams whole segments."""
     require_varnish()
     port = free_port()
     edge_url = f"http://127.0.0.1:{port}"
@@ -129,6 +130,7 @@ def test_listening_through_the_edge(
         "the renewed token is used at once and playback goes on",
         "the default player plays the edge's listener stream",
         "the listener stream ends with its window and goes on with the renewed token",
+        "a stream the edge does not have falls back to segment streams at once",
         "?player=segments streams whole segments through the edge",
     ):
         assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"

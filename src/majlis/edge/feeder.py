@@ -53,6 +53,7 @@ class FeedSettings:
     playback_key: bytes
     window_s: int
     horizon_s: int
+    parts_per_message: int = 1  # fragments sent to listeners together (fewer, larger writes)
 
 
 class Fragmenter:
@@ -153,15 +154,22 @@ class Feeder:
             await asyncio.sleep(_RETRY_S)
 
     async def _follow(self, space: str, msn: int) -> int:
-        """Stream one segment, publishing each fragment as it completes; its status."""
+        """Stream one segment, publishing its fragments as they complete, `parts_per_message`
+        at a time (the segment's last ones, however many); its status."""
         fragments = Fragmenter()
+        batch: list[bytes] = []
         url = self._url(space, f"s{msn}.m4s")
         async with self._client.stream("GET", url) as response:
             if response.status_code != 200:
                 return response.status_code
             async for chunk in response.aiter_raw():
                 for fragment in fragments.feed(chunk):
-                    await self._publish(space, fragment)
+                    batch.append(fragment)
+                    if len(batch) >= self._settings.parts_per_message:
+                        await self._publish(space, b"".join(batch))
+                        batch.clear()
+        if batch:
+            await self._publish(space, b"".join(batch))
         return 200
 
     async def _newest_segment(self, space: str) -> int | None:

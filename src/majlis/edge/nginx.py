@@ -45,6 +45,7 @@ class StreamSettings:
     user: str | None  # the user nginx's workers run as, when started as root
     window_s: int = 30  # a stream ends at most this long after its token expires
     horizon_s: int = 120  # and reconnects at least this often
+    parts_per_message: int = 1  # what the feeder sends at once; players are told
     memory_mb: int = 128  # nchan's shared memory: message buffers of every channel
     max_connections: int = 19_000
 
@@ -117,6 +118,9 @@ http {{
             nchan_access_control_allow_credentials off;
             add_header Access-Control-Allow-Origin $majlis_refused_cors always;
             add_header Cache-Control no-store always;
+            # The player keeps this many parts (and a margin) behind the newest audio.
+            add_header X-Majlis-Stream-Parts {settings.parts_per_message} always;
+            add_header Access-Control-Expose-Headers X-Majlis-Stream-Parts always;
             nchan_subscriber http-raw-stream;
             nchan_channel_id $majlis_channel;
             nchan_subscriber_first_message -2;

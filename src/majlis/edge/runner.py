@@ -61,6 +61,7 @@ class EdgeRun:
     threads_max: int = 5000
     stream_window_s: int = 30
     stream_horizon_s: int = 120
+    stream_parts: int = 1  # parts per message on the listener stream
 
 
 def varnishd_command(run: EdgeRun, workdir: Path, vcl_path: Path) -> list[str]:
@@ -114,6 +115,7 @@ def render_front(settings: EdgeSettings, run: EdgeRun, ports: InternalPorts, wor
             user=_NGINX_USER if os.geteuid() == 0 else None,
             window_s=run.stream_window_s,
             horizon_s=run.stream_horizon_s,
+            parts_per_message=run.stream_parts,
         )
     )
 
@@ -156,6 +158,7 @@ async def _run(settings: EdgeSettings, run: EdgeRun, workdir: Path) -> int:
             playback_key=settings.playback_key,
             window_s=run.stream_window_s,
             horizon_s=run.stream_horizon_s,
+            parts_per_message=run.stream_parts,
         )
         feeding = asyncio.create_task(run_feeder(feed, "127.0.0.1", ports.feeder))
         if not await _listening(nginx, run.host, run.port):

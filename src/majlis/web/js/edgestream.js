@@ -5,17 +5,22 @@
 // The init segment comes from the playlist, as for the segment stream. The edge ends a
 // stream when its token's expiry window closes (a ban takes effect that way); the player
 // then asks again at once with the newest token the heartbeat brought. A new stream starts
-// with the last two fragments, which covers the moment of reconnecting: the fragments it
-// already has are appended again over themselves. A stream that carries nothing for
+// with the edge's last two messages, which covers the moment of reconnecting: the
+// fragments it already has are appended again over themselves. A stream that carries nothing for
 // SILENT_MS is dropped and asked for again; after repeated failures the Player falls back
 // to the segment stream.
 
-import { SegmentStream, withStatus } from './segmentstream.js';
+import { SegmentStream, TARGET_S, withStatus } from './segmentstream.js';
 
 // Fragments come every 256 ms while the space is live: this much quiet means the stream is
 // stuck (an edge or its feeder restarting), not that the space is silent.
 const SILENT_MS = 4000;
 const MAX_FAILURES = 4;
+// The edge may send several parts at once (majlis edge --stream-parts, told in the
+// X-Majlis-Stream-Parts header): the player then keeps that much audio, and a margin for
+// the network's jitter, behind the newest.
+const MARGIN_S = 0.25;
+const NOT_HERE = new Set([404, 405, 501]);
 
 export class EdgeStream extends SegmentStream {
   constructor(audio, tokenOf, onFatal, streamUrl) {
@@ -31,6 +36,8 @@ export class EdgeStream extends SegmentStream {
       const { status, chunks } = await this.listen(signal);
       if (signal.aborted) return;
       if (status === 401 || status === 403) throw withStatus(new Error('the playback token was refused'), status);
+      // An edge without listener streams (a CDN named as majlis edge): no use asking again.
+      if (NOT_HERE.has(status) && this.reconnects === 0) throw withStatus(new Error(`the edge has no stream (${status})`), status);
       if (chunks > 0 && performance.now() - started > 1000) {
         // It carried live audio, beyond the two fragments a stream starts with.
         failures = 0;
@@ -56,6 +63,8 @@ export class EdgeStream extends SegmentStream {
     try {
       const response = await fetch(this.tokenOf(this.streamUrl), { signal: request.signal }).catch(lost);
       if (!response?.ok) return { status: response?.status ?? 0, chunks };
+      const parts = Number(response.headers.get('x-majlis-stream-parts')) || 1;
+      this.target = Math.max(TARGET_S, parts * this.partS + MARGIN_S);
       const reader = response.body.getReader();
       for (;;) {
         const read = await reader.read().catch(lost);

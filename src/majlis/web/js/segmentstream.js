@@ -10,10 +10,15 @@
 const MIME = 'audio/mp4; codecs="mp4a.40.2"';
 // How far behind the newest audio received the player keeps itself: a part (256 ms) and
 // a margin for the network's jitter.
-const TARGET_S = 0.5;
+export const TARGET_S = 0.5;
 // Further behind than this, it seeks forward; keeps 30 s of audio behind the playhead.
 const MAX_BEHIND_S = 1.5;
 const KEEP_S = 30;
+// A stream starts with a burst (the open segment's parts so far; on the edge, up to a
+// segment for a space's first listener): for this long after the start, the player
+// follows the newest audio closely, so the burst does not become lasting delay.
+const SETTLE_MS = 3000;
+const SETTLE_SLACK_S = 0.25;
 
 export function segmentStreamUsable() {
   return typeof MediaSource !== 'undefined' && MediaSource.isTypeSupported(MIME);
@@ -29,6 +34,9 @@ export class SegmentStream {
     this.source = null;
     this.buffer = null;
     this.objectUrl = null;
+    this.settleUntil = 0;
+    this.target = TARGET_S; // s behind the newest audio; a stream may ask for more
+    this.partS = 0.256; // a part's duration, from the playlist's PART-TARGET
   }
 
   async start(playlistUrl) {
@@ -36,6 +44,8 @@ export class SegmentStream {
     const playlist = await this.text(playlistUrl);
     const init = /#EXT-X-MAP:URI="([^"]+)"/.exec(playlist);
     const open = newestSegment(playlist);
+    const partTarget = /PART-TARGET=([\d.]+)/.exec(playlist);
+    if (partTarget) this.partS = Number(partTarget[1]);
     if (!init || open === null) throw new Error('the playlist names no open segment');
     const base = new URL('.', new URL(playlistUrl, location.href)).href;
     this.source = new MediaSource();
@@ -43,6 +53,7 @@ export class SegmentStream {
     this.audio.src = this.objectUrl;
     await new Promise((resolve) => this.source.addEventListener('sourceopen', resolve, { once: true }));
     this.buffer = this.source.addSourceBuffer(MIME);
+    this.settleUntil = performance.now() + SETTLE_MS;
     await this.append(new Uint8Array(await this.bytes(new URL(init[1], base).href)));
     this.follow(base, open, signal).catch((error) => {
       if (!signal.aborted) this.onFatal(error.message, error.status);
@@ -87,8 +98,9 @@ export class SegmentStream {
     }
   }
 
-  /** Stay about TARGET_S behind the newest audio: seek there at the start, after a gap
-   * (a new life of the media node) and whenever the player fell too far behind. */
+  /** Stay about TARGET_S behind the newest audio: seek there at the start (and while the
+   * first burst arrives), after a gap (a new life of the media node) and whenever the
+   * player fell too far behind. */
   keepLive() {
     const ranges = this.buffer.buffered;
     if (!ranges.length) return;
@@ -96,8 +108,10 @@ export class SegmentStream {
     const end = ranges.end(last);
     const playhead = this.audio.currentTime;
     const lost = playhead < ranges.start(last) || playhead > end;
-    if ((lost || end - playhead > MAX_BEHIND_S) && end - ranges.start(last) >= TARGET_S) {
-      this.audio.currentTime = end - TARGET_S;
+    const target = this.target;
+    const behind = performance.now() < this.settleUntil ? target + SETTLE_SLACK_S : Math.max(MAX_BEHIND_S, target + 1);
+    if ((lost || end - playhead > behind) && end - ranges.start(last) >= target) {
+      this.audio.currentTime = end - target;
     }
     if (!this.buffer.updating && playhead - ranges.start(0) > KEEP_S * 2) {
       this.buffer.remove(0, playhead - KEEP_S);
