@@ -20,9 +20,10 @@ Chromium and the page start listening a few seconds into the run, and the first
 
     .venv/bin/python bench/hlsjs_latency.py --runs 3 --seconds 60
     .venv/bin/python bench/hlsjs_latency.py --runs 3 --seconds 60 --edge
-    .venv/bin/python bench/hlsjs_latency.py --runs 3 --seconds 60 --edge --player stream
+    .venv/bin/python bench/hlsjs_latency.py --runs 3 --seconds 60 --edge --player segments
+    .venv/bin/python bench/hlsjs_latency.py --runs 3 --seconds 60 --edge --player edge
 
-With `--edge`, `majlis edge` (Varnish, pinned to CPU 0 with the server) stands in front
+With `--edge`, `majlis edge` (nginx + Varnish, pinned to CPU 0 with the server) stands in front
 of the server and /join hands out its URLs: the browser and the follower both listen
 through it.
 
@@ -170,7 +171,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(running_server(env))
         if args.edge:
-            stack.enter_context(running_edge(server.url, port, server.env, 1000))
+            stack.enter_context(running_edge(server.url, port, server.env, 1000, args.stream_parts))
         api = Api(server)
         api.register("host")
         for run in range(args.runs):
@@ -220,10 +221,14 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=5.0, help="s of playing not counted")
     parser.add_argument("--edge", action="store_true", help="listen through majlis edge")
     parser.add_argument(
+        "--stream-parts", type=int, default=1, choices=(1, 2, 4), help="majlis edge --stream-parts"
+    )
+    parser.add_argument(
         "--player",
-        choices=("hlsjs", "stream", "native"),
+        choices=("hlsjs", "segments", "edge", "native"),
         default="hlsjs",
-        help="the page's player (?player=): hls.js, or chained segment streams",
+        help="the page's player (?player=): hls.js, chained segment streams, or the "
+        "edge's listener stream (with --edge)",
     )
     parser.add_argument("--load-threshold", type=float, default=0.7)
     parser.add_argument("--max-wait", type=float, default=180.0, help="s to wait for quiet")

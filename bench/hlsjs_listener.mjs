@@ -113,6 +113,7 @@ try {
         buffered_ahead_s: buffered === null ? null : buffered - audio.currentTime,
         playback_rate: audio.playbackRate,
         connection: document.querySelector('#connection')?.dataset.state ?? null,
+        kind: audio.dataset.kind ?? null, // how the page played: edge, segments, hlsjs, native
       };
     }),
   );
