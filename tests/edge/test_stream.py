@@ -43,6 +43,8 @@ async def _read_streams(urls: list[str], seconds: float) -> list[bytes]:
                     cors = response.headers.get_list("access-control-allow-origin")
                     assert cors == ["*"], cors
                     assert response.headers["x-majlis-stream-parts"] == "1"
+                    # When the window ends, at most the default horizon and window ahead.
+                    assert 0 < float(response.headers["x-majlis-stream-left"]) <= 150
                     async for chunk in response.aiter_raw():
                         got += chunk
         except TimeoutError:

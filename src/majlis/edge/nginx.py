@@ -33,6 +33,10 @@ __all__ = ["StreamSettings", "render_nginx"]
 _TOKEN = r"play\.[A-Za-z0-9_:.-]{1,250}"
 
 
+# Headers of the stream the web player reads across origins.
+_EXPOSED = "X-Majlis-Stream-Parts, X-Majlis-Stream-Left"
+
+
 @dataclass(frozen=True, slots=True)
 class StreamSettings:
     host: str  # public bind address
@@ -88,6 +92,7 @@ http {{
     js_var $majlis_window_s {settings.window_s};
     js_var $majlis_horizon_s {settings.horizon_s};
     js_set $majlis_channel majlis.channel;
+    js_set $majlis_stream_left majlis.left;
     map "$request_method:$majlis_channel" $majlis_refused_cors {{
         "~^(GET|HEAD):[^!]" "";
         default "*";
@@ -118,9 +123,11 @@ http {{
             nchan_access_control_allow_credentials off;
             add_header Access-Control-Allow-Origin $majlis_refused_cors always;
             add_header Cache-Control no-store always;
-            # The player keeps this many parts (and a margin) behind the newest audio.
+            # The player keeps this many parts (and a margin) behind the newest audio, and
+            # opens its next stream a little before this one's window ends.
             add_header X-Majlis-Stream-Parts {settings.parts_per_message} always;
-            add_header Access-Control-Expose-Headers X-Majlis-Stream-Parts always;
+            add_header X-Majlis-Stream-Left $majlis_stream_left always;
+            add_header Access-Control-Expose-Headers "{_EXPOSED}" always;
             nchan_subscriber http-raw-stream;
             nchan_channel_id $majlis_channel;
             nchan_subscriber_first_message -2;

@@ -42,4 +42,13 @@ function channel(r) {
   return `${fields[1]}~${Math.min(Math.ceil(expiry / window), last)}`;
 }
 
-export default { channel };
+// Seconds until the feeder deletes this token's channel (its window ends), for the player
+// to open its next stream before that; "" for a refused token.
+function left(r) {
+  const channel = r.variables.majlis_channel;
+  if (channel.startsWith("!")) return "";
+  const window = Number(channel.slice(channel.lastIndexOf("~") + 1));
+  return (window * Number(r.variables.majlis_window_s) - Date.now() / 1000).toFixed(1);
+}
+
+export default { channel, left };
