@@ -5,11 +5,11 @@
 // The init segment comes from the playlist, as for the segment stream. The edge ends a
 // stream when its token's expiry window closes (a ban takes effect that way) and says when
 // that will be; the player opens the next stream, with the newest token the heartbeat
-// brought, a moment before, and asks again at once if a stream ends early. A new stream starts
-// with the edge's last two messages, which covers the moment of reconnecting: the
-// fragments it already has are appended again over themselves. A stream that carries nothing for
-// SILENT_MS is dropped and asked for again; after repeated failures the Player falls back
-// to the segment stream.
+// brought, a moment before, and asks again at once if a stream ends early. A new stream
+// starts with the edge's last two messages, which covers the moment of switching; what of
+// them the player already has is dropped by an append window. A stream that carries
+// nothing for SILENT_MS is dropped and asked for again; after repeated failures the
+// Player falls back to the segment stream.
 
 import { SegmentStream, TARGET_S, withStatus } from './segmentstream.js';
 
