@@ -28,14 +28,18 @@ ALLOWED: dict[str, frozenset[str]] = {
     "config": frozenset(),
     "clock": frozenset(),
     "signing": frozenset(),
+    # The contract between the planes: typed media commands and the MediaPlane interface.
+    "plane": frozenset({"types", "errors"}),
     "store": LEAVES,
     "bus": LEAVES,
     "segments": LEAVES,
-    "services": LEAVES | {"store", "bus"},
-    "api": LEAVES | {"services", "store", "bus"},
+    "services": LEAVES | {"store", "bus", "plane"},
+    "api": LEAVES | {"services", "store", "bus", "plane"},
     # The media plane talks to the control plane only through the bus and HTTP.
-    "media": LEAVES | {"bus", "segments"},
+    "media": LEAVES | {"bus", "segments", "plane"},
     "edge": LEAVES,
+    # The control plane's side of a cluster: finds nodes on the bus, talks HTTP to them.
+    "cluster": LEAVES | {"bus", "plane"},
     # Command-line clients speak HTTP and WebRTC to a server: no control-plane code.
     "client": LEAVES | {"media"},
     "app": ANYTHING,

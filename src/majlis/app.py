@@ -7,7 +7,8 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp
 
 from majlis import __version__
 from majlis.api.accounts import AccountRoutes
@@ -33,27 +35,32 @@ from majlis.api.routing import Endpoint, openapi, routes
 from majlis.api.rtc import RtcRoutes
 from majlis.api.spaces import SpaceRoutes
 from majlis.bus import open_bus
-from majlis.bus.base import Bus, Subscription
+from majlis.bus.base import Bus
 from majlis.clock import Clock, SystemClock
-from majlis.config import Config
+from majlis.cluster import ClusterOrigin, RemoteMedia
+from majlis.config import Config, ConfigError
 from majlis.errors import MajlisError
-from majlis.media.mixer import Levels
+from majlis.media.membership import Membership, publish_levels
 from majlis.media.node import MediaNode, NodeSettings
+from majlis.media.node_api import node_routes
 from majlis.media.origin import SpaceRegistry, create_origin
 from majlis.media.process import MediaProcess
+from majlis.plane import MediaPlane, NodeInfo, Sample, follow_commands
 from majlis.services.accounts import Accounts
 from majlis.services.auth import Authenticator
 from majlis.services.events import Events
 from majlis.services.listeners import ListenerPolicy, Listeners
+from majlis.services.placement import Reconciler
 from majlis.services.roles import Roles
 from majlis.services.rtc import Rtc
 from majlis.services.spaces import Spaces
 from majlis.services.tokens import TokenService
+from majlis.signing import NODE, compact_key
 from majlis.store import open_store
 from majlis.store.base import Store
-from majlis.types import MEDIA_CHANNEL, SpaceState, level_key
+from majlis.types import MEDIA_CHANNEL
 
-__all__ = ["Services", "build_app", "build_services", "load_secret"]
+__all__ = ["Services", "build_app", "build_node_app", "build_services", "load_secret"]
 
 log = logging.getLogger("majlis")
 
@@ -73,7 +80,10 @@ class Services:
     listeners: Listeners
     rtc: Rtc
     registry: SpaceRegistry
-    media: MediaNode | MediaProcess | None
+    media: MediaPlane | None  # what the control plane commands: local, or the cluster
+    plane: MediaPlane | None  # the media node in this process, if any
+    cluster: RemoteMedia | None  # scaled mode: nodes found on the bus
+    membership: Membership | None  # scaled mode with a node here: its place in the cluster
 
 
 def load_secret(config: Config) -> bytes:
@@ -108,20 +118,13 @@ def build_services(config: Config, clock: Clock | None = None) -> Services:
         edge_stream=bool(config.edge_url) and config.edge_stream,
     )
     registry = SpaceRegistry(config.recordings_dir)
-    media: MediaNode | MediaProcess | None = None
-    if config.media:
-        settings = NodeSettings(
-            recordings_root=config.recordings_dir,
-            part_seconds=config.part_seconds,
-            segment_seconds=config.segment_seconds,
-            bitrate=config.audio_bitrate,
-        )
-        # A child process by default: the mixer must not share a GIL with HTTP serving.
-        media = (
-            MediaProcess(settings, registry)
-            if config.media_process
-            else MediaNode(settings, registry)
-        )
+    plane = _local_plane(config, registry) if config.media else None
+    media, cluster, membership = plane, None, None
+    if config.scaled:
+        if plane is not None:
+            me = NodeInfo(_node_id(config), config.effective_node_url, config.node_capacity, 0)
+            membership = Membership(plane, bus, clock, me, config.lease_seconds)
+        media = cluster = RemoteMedia(bus, clock, node_key_of(config), local=membership)
     return Services(
         config=config,
         clock=clock,
@@ -137,7 +140,32 @@ def build_services(config: Config, clock: Clock | None = None) -> Services:
         rtc=Rtc(store, spaces, media),
         registry=registry,
         media=media,
+        plane=plane,
+        cluster=cluster,
+        membership=membership,
     )
+
+
+def _local_plane(config: Config, registry: SpaceRegistry) -> MediaPlane:
+    settings = NodeSettings(
+        recordings_root=config.recordings_dir,
+        part_seconds=config.part_seconds,
+        segment_seconds=config.segment_seconds,
+        bitrate=config.audio_bitrate,
+    )
+    # A child process by default: the mixer must not share a GIL with HTTP serving.
+    if config.media_process:
+        return MediaProcess(settings, registry)
+    return MediaNode(settings, registry)
+
+
+def node_key_of(config: Config) -> str:
+    """What control-plane workers show media nodes (both derive it from the secret)."""
+    return compact_key(load_secret(config), NODE).hex()
+
+
+def _node_id(config: Config) -> str:
+    return config.node_id or f"{socket.gethostname()}-{secrets.token_hex(3)}"
 
 
 def api_endpoints(s: Services) -> list[Endpoint]:
@@ -166,6 +194,18 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         return json_response({"ok": True, "version": __version__})
 
     config = services.config
+    local_origin = create_origin(services.registry)
+    origin: ASGIApp = local_origin
+    node_api: list[BaseRoute] = []
+    proxy: ClusterOrigin | None = None
+    if services.cluster is not None:
+        membership = services.membership
+        local_id = membership.node_id if membership else None
+        origin = proxy = ClusterOrigin(
+            services.cluster.owner, local_origin, node_key_of(config), local_id
+        )
+        if membership is not None:
+            node_api = node_routes(membership, local_origin, node_key_of(config))
     limits = RateLimits(
         config.write_rate_ip,
         config.write_burst_ip,
@@ -182,14 +222,13 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         event_socket.route(),
         Route("/openapi.json", openapi_json),
         Route("/healthz", health),
-        metrics_route([services.media.metrics] if services.media else []),
+        metrics_route(_metric_sources(services)),
         *web_routes(_node_modules(config), _origin_of(config.edge_url)),
         Mount(
             "/hls",
-            app=PlaybackGuard(
-                create_origin(services.registry), services.spaces, services.tokens, services.bus
-            ),
+            app=PlaybackGuard(origin, services.spaces, services.tokens, services.bus),
         ),
+        *node_api,
         *(extra_routes or []),
     ]
     middleware = [
@@ -212,6 +251,8 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
             async with _media_running(services):
                 yield
         finally:
+            if proxy is not None:
+                await proxy.aclose()
             await services.bus.close()
             await services.store.close()
 
@@ -227,29 +268,110 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
     )
 
 
+def build_node_app(config: Config, clock: Clock | None = None) -> Starlette:
+    """`majlis media`: a media node alone, for a cluster. No public API and no SQL: it
+    takes spaces through the bus and offers and HLS requests from control-plane workers."""
+    if not config.scaled:
+        raise ConfigError(
+            "config key 'bus_url': a media node joins a cluster through a shared bus; "
+            "set bus_url = redis://... (the same as the control plane's)"
+        )
+    clock = clock or SystemClock()
+    bus = open_bus(config.bus_url)
+    registry = SpaceRegistry(config.recordings_dir)
+    plane = _local_plane(config, registry)
+    me = NodeInfo(_node_id(config), config.effective_node_url, config.node_capacity, 0)
+    membership = Membership(plane, bus, clock, me, config.lease_seconds)
+
+    async def health(request: Request) -> Response:
+        return json_response({"ok": True, "version": __version__, "node": me.node_id})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await bus.open()
+        try:
+            plane.on_levels = publish_levels(bus, asyncio.get_running_loop())
+            await plane.start(membership.resume)
+            await membership.start()
+            log.info("media node %s joined the cluster at %s", me.node_id, me.url)
+            try:
+                yield
+            finally:
+                await membership.stop()
+                await plane.stop()
+        finally:
+            await bus.close()
+
+    routes: list[BaseRoute] = [
+        *node_routes(membership, create_origin(registry), node_key_of(config)),
+        Route("/healthz", health),
+        metrics_route([plane.metrics]),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers={
+            HTTPException: _http_error,  # type: ignore[dict-item]
+            Exception: _server_error,
+        },
+        lifespan=lifespan,
+    )
+
+
 @contextlib.asynccontextmanager
 async def _media_running(services: Services) -> AsyncIterator[None]:
-    """Run the embedded media node: follow bus commands, resume spaces that are live."""
+    if services.cluster is not None:
+        async with _cluster_running(services, services.cluster):
+            yield
+        return
     media = services.media
     if media is None:
         yield
         return
-    media.on_levels = _levels_publisher(services.bus, asyncio.get_running_loop())
+    async with _embedded_running(services, media):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _cluster_running(services: Services, cluster: RemoteMedia) -> AsyncIterator[None]:
+    """Scaled mode: this process's node (if any) joins the cluster, and the reconciler
+    keeps every live space on some node."""
+    plane, membership = services.plane, services.membership
+    if plane is not None and membership is not None:
+        plane.on_levels = publish_levels(services.bus, asyncio.get_running_loop())
+        await plane.start(membership.resume)
+        await membership.start()
+    worker_id = membership.node_id if membership else _node_id(services.config)
+    reconciler = Reconciler(
+        services.spaces,
+        services.bus,
+        services.events,
+        services.clock,
+        worker_id,
+        services.config.lease_seconds / 3,
+    )
+    reconciling = asyncio.create_task(reconciler.run())
+    try:
+        yield
+    finally:
+        reconciling.cancel()
+        if plane is not None and membership is not None:
+            await membership.stop()
+            await plane.stop()
+        await cluster.stop()
+
+
+@contextlib.asynccontextmanager
+async def _embedded_running(services: Services, media: MediaPlane) -> AsyncIterator[None]:
+    """Run the embedded media node: follow bus commands, resume spaces that are live."""
+    media.on_levels = publish_levels(services.bus, asyncio.get_running_loop())
 
     async def resume() -> None:
-        for space in await services.store.list_spaces(
-            state=SpaceState.LIVE,
-            query=None,
-            host_id=None,
-            include_unlisted=True,
-            limit=10_000,
-            offset=0,
-        ):
-            await media.start_space(space.id, space.started_at or space.created_at)
+        for start in await services.spaces.live_starts():
+            await media.handle(start)
 
     # Subscribed before resuming, so a start published meanwhile is not missed.
     commands = await services.bus.subscribe(MEDIA_CHANNEL)
-    follower = asyncio.create_task(_follow(media, commands))
+    follower = asyncio.create_task(follow_commands(commands, media.handle))
     try:
         # A media process resumes again after every restart of its worker.
         await media.start(resume)
@@ -260,25 +382,8 @@ async def _media_running(services: Services) -> AsyncIterator[None]:
         await media.stop()
 
 
-async def _follow(node: MediaNode | MediaProcess, commands: Subscription) -> None:
-    async for command in commands:
-        try:
-            await node.handle(command)
-        except Exception:
-            log.exception("media command %r failed", command)
-
-
-def _levels_publisher(bus: Bus, loop: asyncio.AbstractEventLoop) -> Callable[[str, Levels], None]:
-    """Levels arrive on the media loop; the bus belongs to the HTTP loop."""
-
-    def publish(space_id: str, levels: Levels) -> None:
-        for user_id, (db, speaking) in levels.items():
-            value = f"{db:.1f},{1 if speaking else 0}"
-            asyncio.run_coroutine_threadsafe(
-                bus.set_value(level_key(space_id, user_id), value, 2.0), loop
-            )
-
-    return publish
+def _metric_sources(services: Services) -> list[Callable[[], Awaitable[list[Sample]]]]:
+    return [m.metrics for m in (services.plane, services.cluster) if m is not None]
 
 
 async def _majlis_error(request: Request, exc: MajlisError) -> Response:

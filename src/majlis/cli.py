@@ -45,6 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--dev", action="store_true", default=None, help="development mode: debug logs"
     )
 
+    media = sub.add_parser(
+        "media",
+        help="run a media node alone, for a cluster (a shared bus, bus_url = redis://...)",
+    )
+    _config_flags(media)
+    media.add_argument("--host", help="bind address (default 127.0.0.1)")
+    media.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
+    media.add_argument(
+        "--dev", action="store_true", default=None, help="development mode: debug logs"
+    )
+
     _edge_command(sub)
 
     config = sub.add_parser("config", help="list every configuration key with its default")
@@ -224,7 +235,7 @@ def _listen(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "serve":
+        if args.command in ("serve", "media"):
             return _serve(args)
         if args.command == "edge":
             return _edge(args)
@@ -260,15 +271,16 @@ def _password(args: argparse.Namespace) -> str:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from majlis.app import build_app, build_services
+    from majlis.app import build_app, build_node_app, build_services
 
     config = _load(args, host=args.host, port=args.port, dev=args.dev)
     logging.basicConfig(
         level=logging.DEBUG if config.dev else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # aiortc's ICE logs every candidate pair at INFO: noise unless debugging.
-    for noisy in ("aioice", "aiortc"):
+    # aiortc's ICE logs every candidate pair at INFO, httpx every request (a control-plane
+    # worker's to its media nodes): noise unless debugging.
+    for noisy in ("aioice", "aiortc", "httpx"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if config.dev else logging.WARNING)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
@@ -288,7 +300,9 @@ def _serve(args: argparse.Namespace) -> int:
                 "dev": config.dev,
             },
         )
-    app = build_app(build_services(config))
+    asyncio.run(_check_backends(config, sql=args.command == "serve"))
+    app = build_node_app(config) if args.command == "media" else build_app(build_services(config))
+    what = "majlis media node" if args.command == "media" else "majlis"
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -302,10 +316,45 @@ def _serve(args: argparse.Namespace) -> int:
         )
     )
     print(
-        f"majlis listening on {config.effective_public_url} (data in {config.data_dir})", flush=True
+        f"{what} listening on {config.effective_public_url} (data in {config.data_dir})", flush=True
     )
     server.run(sockets=[sock])
     return 0
+
+
+async def _check_backends(config: Config, *, sql: bool) -> None:
+    """Reach the bus (and the database) once before serving, so that a wrong URL or a
+    server that is down is one line naming it, not a traceback from the server's start."""
+    from majlis.bus import open_bus
+    from majlis.bus.base import Bus
+    from majlis.store import open_store
+    from majlis.store.base import Store
+
+    checks: list[tuple[str, str, Bus | Store]] = [
+        ("bus_url", config.bus_url, open_bus(config.bus_url))
+    ]
+    if sql:
+        checks.append(
+            (
+                "database_url",
+                config.effective_database_url,
+                open_store(config.effective_database_url),
+            )
+        )
+    for key, url, backend in checks:
+        try:
+            await backend.open()
+        except Exception as exc:  # whatever the driver raises: say it, then stop
+            raise CliError(f"cannot reach {key} {_without_password(url)}: {exc}") from None
+        await backend.close()
+
+
+def _without_password(url: str) -> str:
+    head, at, tail = url.rpartition("@")
+    if not at:
+        return url
+    scheme, _, credentials = head.partition("://")
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{tail}" if ":" in credentials else url
 
 
 def _edge(args: argparse.Namespace) -> int:

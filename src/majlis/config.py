@@ -77,9 +77,28 @@ class Config:
     bus_url: str = _key("memory://", _url("memory", "redis"), "memory:// or redis://host/db")
     secret_key: str = _key("", doc="HMAC key for tokens; default: generated in data_dir")
     dev: bool = _key(False, doc="development mode: verbose logs, relaxed cookie security")
-    media: bool = _key(True, doc="run a media node inside this server (embedded mode)")
+    media: bool = _key(
+        True,
+        doc="run a media node inside this server (with a shared bus it joins the cluster; "
+        "false: a control-plane worker that sends media to `majlis media` nodes)",
+    )
     media_process: bool = _key(
         True, doc="embedded media in a child process (true) or a thread of the server (false)"
+    )
+    node_id: str = _key(
+        "", doc="this media node's name in a cluster; default: the host name and a random suffix"
+    )
+    node_url: str = _key(
+        "",
+        _optional_url("http", "https"),
+        "URL control-plane workers reach this media node at; default: public_url",
+    )
+    node_capacity: int = _key(50, _positive, "live spaces this media node takes in a cluster")
+    lease_seconds: float = _key(
+        3.0,
+        _positive,
+        "how long a media node holds its spaces without renewing (a dead node's spaces "
+        "move after this)",
     )
     session_ttl: float = _key(7 * 86400.0, _positive, "seconds a login lasts")
     playback_ttl: float = _key(
@@ -115,6 +134,15 @@ class Config:
     def media_url(self) -> str:
         """Where listeners fetch HLS from: the edge when there is one, else this server."""
         return self.edge_url.rstrip("/") or self.effective_public_url
+
+    @property
+    def scaled(self) -> bool:
+        """A shared bus: any number of control-plane workers and media nodes."""
+        return not self.bus_url.startswith("memory://")
+
+    @property
+    def effective_node_url(self) -> str:
+        return self.node_url.rstrip("/") or self.effective_public_url
 
     @property
     def effective_database_url(self) -> str:

@@ -16,10 +16,11 @@ import base64
 import hashlib
 import hmac
 
-__all__ = ["MAC_BYTES", "PLAYBACK", "compact_key", "compact_mac"]
+__all__ = ["MAC_BYTES", "NODE", "PLAYBACK", "compact_key", "compact_mac"]
 
 MAC_BYTES = 20
 PLAYBACK = "play"
+NODE = "node"  # control-plane workers -> media nodes
 _KEY_LABEL = b"majlis compact tokens:"
 
 

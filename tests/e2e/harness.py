@@ -32,20 +32,21 @@ class Server:
         self.process.wait(10)
 
 
-def start_server(data_dir: Path, port: int = 0, **config: str) -> Server:
+def start_server(data_dir: Path, port: int = 0, command: str = "serve", **config: str) -> Server:
+    """`majlis serve` (or `majlis media`, a node alone) with MAJLIS_* from `config`."""
     env = {**os.environ, "MAJLIS_PASSWORD": PASSWORD}
     env.update({f"MAJLIS_{k.upper()}": v for k, v in config.items()})
     env.setdefault("MAJLIS_WRITE_RATE_IP", "1000")
     env.setdefault("MAJLIS_WRITE_BURST_IP", "1000")
     env.setdefault("MAJLIS_AUTH_RATE_IP", "100")
     env.setdefault("MAJLIS_AUTH_BURST_IP", "100")
-    cmd = [MAJLIS, "serve", "--port", str(port), "--data-dir", str(data_dir)]
+    cmd = [MAJLIS, command, "--port", str(port), "--data-dir", str(data_dir)]
     process = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=None, text=True)
     line = process.stdout.readline() if process.stdout else ""
     match = re.search(r"http://[\d.]+:\d+", line)
     if not match:
         process.kill()
-        raise RuntimeError(f"majlis serve did not start: {line!r}")
+        raise RuntimeError(f"majlis {command} did not start: {line!r}")
     return Server(match.group(0), data_dir, process, env)
 
 

@@ -10,14 +10,13 @@ from majlis.errors import BadRequest, Conflict, MajlisError, Overloaded
 from majlis.media.channel import (
     MAX_FRAME,
     ChannelError,
-    decode_error,
     decode_snapshot,
-    encode_error,
     encode_frame,
     encode_snapshot,
     read_frame,
 )
 from majlis.media.feed import FeedSnapshot
+from majlis.plane import decode_error, encode_error
 
 
 def _reader(data: bytes) -> asyncio.StreamReader:

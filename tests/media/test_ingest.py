@@ -22,7 +22,8 @@ from majlis.errors import BadRequest
 from majlis.media.audio import FRAME_SECONDS, SAMPLE_RATE
 from majlis.media.ingest import Ingest, ReorderWindow, sdp_ptime, with_ptime
 from majlis.media.jitter import JitterStats
-from majlis.media.mixer import MediaLoop, Mixer
+from majlis.media.loop import MediaLoop
+from majlis.media.mixer import Mixer
 from majlis.media.opus import PACKET_TICKS, PTIME_MS
 from majlis.media.speaker_client import SendOffer, SpeakerClient
 from majlis.media.tone import ToneTrack

@@ -17,8 +17,13 @@ from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
 
 from majlis.media.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE
 from majlis.media.convert import TIME_BASE, MonoConverter, Reframer, mono_to_frame
-from majlis.media.mixer import SILENCE_DB, Levels, Limiter, MediaLoop, Mixer, MixMinusTrack
+from majlis.media.levels import SILENCE_DB
+from majlis.media.limiter import Limiter
+from majlis.media.loop import MediaLoop
+from majlis.media.mixer import Mixer
+from majlis.media.mixminus import MixMinusTrack
 from majlis.media.tone import ToneTrack, tone_samples
+from majlis.plane import Levels
 
 from .audio_analysis import tone_dbfs
 

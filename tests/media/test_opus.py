@@ -13,7 +13,7 @@ from aiortc.rtp import RtpPacket
 from majlis.media.audio import FRAME_SAMPLES, SAMPLE_RATE
 from majlis.media.convert import TIME_BASE, Pcm, mono_to_frame
 from majlis.media.ingest import ReorderWindow
-from majlis.media.mixer import MixMinusTrack
+from majlis.media.mixminus import MixMinusTrack
 from majlis.media.opus import (
     FrameGrouper,
     OpusDecoder,

@@ -15,6 +15,7 @@ from majlis.media import process as media_process
 from majlis.media.node import NodeSettings
 from majlis.media.origin import SpaceRegistry
 from majlis.media.process import MediaProcess
+from majlis.plane import EndSpace, SetMuted, StartSpace
 
 SPACE = "s-ended-while-down"
 
@@ -44,7 +45,7 @@ async def test_an_end_sent_while_the_worker_restarts_slowly_still_ends_the_recor
     # A restart slower than an offer's wait for the worker (a crash loop's back-off).
     monkeypatch.setattr(media_process, "READY_TIMEOUT", 0.3)
     playlist = tmp_path / SPACE / "index.m3u8"
-    await media.start_space(SPACE, time.time())
+    await media.handle(StartSpace(SPACE, time.time()))
     await _wait_for(lambda: playlist.exists() and "#EXTINF" in playlist.read_text(), 20)
 
     gate = asyncio.Event()
@@ -60,7 +61,7 @@ async def test_an_end_sent_while_the_worker_restarts_slowly_still_ends_the_recor
     os.kill(old, signal.SIGKILL)
     await _wait_for(lambda: media.pid is None, 10)
 
-    ending = asyncio.create_task(media.handle({"cmd": "end", "space_id": SPACE}))
+    ending = asyncio.create_task(media.handle(EndSpace(SPACE)))
     await asyncio.sleep(1.0)  # well past READY_TIMEOUT: it must still be waiting
     assert not ending.done()
     gate.set()
@@ -81,7 +82,7 @@ async def test_a_worker_killed_with_frames_unread_is_restarted(
     assert old is not None
     os.kill(old, signal.SIGSTOP)
     for _ in range(3):  # frames the stopped worker never reads
-        await media.handle({"cmd": "mute", "space_id": SPACE, "user_id": "nobody"})
+        await media.handle(SetMuted(SPACE, "nobody", True))
     await asyncio.sleep(0.2)
     os.kill(old, signal.SIGKILL)
     await _wait_for(lambda: media.pid not in (None, old), 15)

@@ -3,18 +3,18 @@ from the host or through their own proxy); everyone else gets 404."""
 
 from __future__ import annotations
 
-import inspect
 import resource
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-__all__ = ["Sample", "metrics_route"]
+from majlis.plane import Sample
 
-Sample = tuple[str, dict[str, str], float]
+__all__ = ["metrics_route"]
+
 _LOOPBACK = ("127.", "::1", "localhost")
 
 
@@ -35,18 +35,15 @@ def _process() -> list[Sample]:
     ]
 
 
-def metrics_route(
-    sources: list[Callable[[], list[Sample] | Awaitable[list[Sample]]]],
-) -> Route:
+def metrics_route(sources: Sequence[Callable[[], Awaitable[list[Sample]]]]) -> Route:
     async def metrics(request: Request) -> Response:
         host = request.client.host if request.client else ""
         if not host.startswith(_LOOPBACK):
             return PlainTextResponse("not found", status_code=404)
         samples = _process()
         for source in sources:
-            more = source()
-            # A source in another process (the media worker) is asked, not read.
-            samples += await more if inspect.isawaitable(more) else more
+            # Sources in other processes (the media worker, the cluster) are asked.
+            samples += await source()
         return PlainTextResponse(_render(samples), headers={"Cache-Control": "no-store"})
 
     return Route("/metrics", metrics)

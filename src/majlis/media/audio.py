@@ -7,8 +7,9 @@ regrouped), and 20 ms is the mixer's tick.
 
 from __future__ import annotations
 
-__all__ = ["FRAME_SAMPLES", "FRAME_SECONDS", "SAMPLE_RATE"]
+__all__ = ["FRAME_SAMPLES", "FRAME_SECONDS", "FULL_SCALE", "SAMPLE_RATE"]
 
 SAMPLE_RATE = 48_000
 FRAME_SECONDS = 0.02
 FRAME_SAMPLES = 960
+FULL_SCALE = 32767.0

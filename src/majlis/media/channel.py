@@ -16,24 +16,13 @@ import json
 import struct
 from typing import Any
 
-from majlis.errors import (
-    BadRequest,
-    Conflict,
-    Forbidden,
-    MajlisError,
-    NotFound,
-    Overloaded,
-    RateLimited,
-)
 from majlis.media.feed import FeedSnapshot
 
 __all__ = [
     "MAX_FRAME",
     "ChannelError",
     "Message",
-    "decode_error",
     "decode_snapshot",
-    "encode_error",
     "encode_frame",
     "encode_snapshot",
     "read_frame",
@@ -43,7 +32,6 @@ Message = dict[str, Any]
 _LENGTHS = struct.Struct(">II")
 # A frame bigger than this is a broken peer, not a playlist (a day-long one is ~3 MB).
 MAX_FRAME = 64 * 1024 * 1024
-_CLASSES: tuple[type[MajlisError], ...] = (BadRequest, Conflict, Forbidden, NotFound)
 
 
 class ChannelError(Exception):
@@ -118,31 +106,3 @@ def decode_snapshot(header: Message, body: bytes) -> FeedSnapshot:
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ChannelError(f"a snapshot frame is malformed: {error!r}") from None
-
-
-def encode_error(error: BaseException) -> Message:
-    """What an offer's failure looks like on the wire; anything unexpected is a 500."""
-    if isinstance(error, MajlisError):
-        wire: Message = {"status": error.status, "code": error.code, "reason": error.reason}
-        retry = getattr(error, "retry_after_ms", None)
-        if retry is not None:
-            wire["retry_after_ms"] = retry
-        return wire
-    return {"status": 500, "code": "internal", "reason": "the media node failed"}
-
-
-def decode_error(wire: Message) -> MajlisError:
-    status = int(wire.get("status", 500))
-    code = str(wire.get("code", "internal"))
-    reason = str(wire.get("reason", "the media node failed"))
-    retry = wire.get("retry_after_ms")
-    if isinstance(retry, int):
-        limited = (Overloaded if status == 503 else RateLimited)(reason, retry)
-        limited.code = code
-        return limited
-    for cls in _CLASSES:
-        if cls.status == status:
-            return cls(reason, code=code)
-    error = MajlisError(reason, code=code)
-    error.status = status
-    return error

@@ -40,7 +40,8 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 
 from majlis.errors import BadRequest
-from majlis.media.mixer import Mixer, MixerInput, MixMinusTrack
+from majlis.media.mixer import Mixer, MixerInput
+from majlis.media.mixminus import MixMinusTrack
 from majlis.media.opus import PTIME_MS, OpusDecoder, OpusError, RtpTimeline
 
 __all__ = [

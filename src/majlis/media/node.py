@@ -2,7 +2,7 @@
 
 All media work runs on the node's own MediaLoop (a thread with its own event loop), never
 on the loop that serves HTTP. The node hears the control plane only through the bus
-(commands on MEDIA_CHANNEL) and answers speakers' offers through `offer()`, which the
+(typed commands, `majlis.plane`) and answers speakers' offers through `offer()`, which the
 control plane calls after checking the caller may speak (in-process here; over the
 internal HTTP API when the node runs on its own).
 """
@@ -12,23 +12,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from majlis.errors import Conflict
 from majlis.media.ingest import Ingest, validate_offer
-from majlis.media.mixer import Levels, MediaLoop, Mixer
+from majlis.media.loop import MediaLoop
+from majlis.media.mixer import Mixer
 from majlis.media.origin import SpaceRegistry
 from majlis.media.packager import HlsPackager, frames_for_seconds
+from majlis.plane import (
+    CloseSpace,
+    Disconnect,
+    EndSpace,
+    Levels,
+    LevelsSink,
+    MediaCommand,
+    Resume,
+    Sample,
+    SetMuted,
+    StartSpace,
+)
 
 __all__ = ["MediaNode", "NodeSettings"]
 
 log = logging.getLogger(__name__)
-
-LevelsSink = Callable[[str, Levels], None]
-Resume = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +114,12 @@ class MediaNode:
     async def disconnect(self, space_id: str, user_id: str) -> None:
         await self._run(self._disconnect(space_id, user_id))
 
-    def metrics(self) -> list[tuple[str, dict[str, str], float]]:
+    async def metrics(self) -> list[Sample]:
+        return self.samples()
+
+    def samples(self) -> list[Sample]:
         """(name, labels, value) samples for /metrics; safe from any thread."""
-        samples: list[tuple[str, dict[str, str], float]] = [
-            ("majlis_media_spaces", {}, float(len(self._spaces)))
-        ]
+        samples: list[Sample] = [("majlis_media_spaces", {}, float(len(self._spaces)))]
         for space_id, space in list(self._spaces.items()):
             labels = {"space": space_id}
             ticks = space.mixer.stats()
@@ -133,21 +144,19 @@ class MediaNode:
             ]
         return samples
 
-    async def handle(self, command: dict[str, object]) -> None:
-        """One bus command from the control plane."""
-        space_id = str(command.get("space_id", ""))
-        user_id = str(command.get("user_id", ""))
-        kind = command.get("cmd")
-        if kind == "start":
-            started_at = command.get("started_at")
-            when = float(started_at) if isinstance(started_at, int | float) else 0.0
-            await self.start_space(space_id, when)
-        elif kind == "end":
-            await self.end_space(space_id)
-        elif kind in ("mute", "unmute"):
-            await self.set_muted(space_id, user_id, kind == "mute")
-        elif kind == "disconnect":
-            await self.disconnect(space_id, user_id)
+    async def handle(self, command: MediaCommand) -> None:
+        """One command from the control plane."""
+        match command:
+            case StartSpace(space_id, started_at):
+                await self.start_space(space_id, started_at)
+            case EndSpace(space_id):
+                await self.end_space(space_id)
+            case CloseSpace(space_id):
+                await self._run(self._close_space(space_id, end=False))
+            case SetMuted(space_id, user_id, muted):
+                await self.set_muted(space_id, user_id, muted)
+            case Disconnect(space_id, user_id):
+                await self.disconnect(space_id, user_id)
 
     # on the media loop -------------------------------------------------------------------
     async def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:

@@ -24,18 +24,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from majlis.errors import Overloaded
-from majlis.media.channel import Message, decode_error, decode_snapshot, encode_frame, read_frame
+from majlis.media.channel import Message, decode_snapshot, encode_frame, read_frame
 from majlis.media.feed import PlaylistFeed
-from majlis.media.mixer import Levels
-from majlis.media.node import LevelsSink, NodeSettings, Resume
+from majlis.media.node import NodeSettings
 from majlis.media.origin import SpaceRegistry
 from majlis.media.worker import settings_to_json
+from majlis.plane import (
+    Levels,
+    LevelsSink,
+    MediaCommand,
+    Resume,
+    Sample,
+    decode_error,
+    encode_command,
+)
 
 __all__ = ["MediaProcess"]
 
 log = logging.getLogger(__name__)
 
-Sample = tuple[str, dict[str, str], float]
 RETRY_AFTER_MS = 1000
 # How long an offer waits for a worker that is (re)starting before it is told to retry.
 READY_TIMEOUT = 5.0
@@ -108,15 +115,12 @@ class MediaProcess:
             await self._supervisor
 
     # control -----------------------------------------------------------------------------
-    async def start_space(self, space_id: str, started_at: float) -> None:
-        await self.handle({"cmd": "start", "space_id": space_id, "started_at": started_at})
-
-    async def handle(self, command: dict[str, object]) -> None:
-        """One bus command: forwarded in order. While the worker restarts it waits for the
+    async def handle(self, command: MediaCommand) -> None:
+        """One command: forwarded in order. While the worker restarts it waits for the
         new one, however long a crash loop takes: a dropped `end` would leave the space's
         recording open, never a replay. (A `start` it waits for is re-sent by `resume`.)"""
         worker = await self._current(wait_forever=True)
-        worker.send({"t": "cmd", "command": command})
+        worker.send({"t": "cmd", "command": encode_command(command)})
 
     async def offer(
         self, space_id: str, user_id: str, sdp: str, muted: bool, started_at: float

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from majlis.errors import MajlisError
-from majlis.media.channel import Message, encode_error, encode_frame, encode_snapshot, read_frame
+from majlis.media.channel import Message, encode_frame, encode_snapshot, read_frame
 from majlis.media.feed import FeedSnapshot, PlaylistFeed
-from majlis.media.mixer import Levels
 from majlis.media.node import MediaNode, NodeSettings
 from majlis.media.origin import SpaceRegistry
+from majlis.plane import Levels, MediaCommand, Sample, UnknownCommand, decode_command, encode_error
 
 __all__ = ["main", "serve", "settings_from_json", "settings_to_json"]
 
@@ -118,7 +118,7 @@ async def serve(sock: socket.socket, settings: NodeSettings) -> None:
     await node.start()
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
-    commands: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+    commands: asyncio.Queue[MediaCommand] = asyncio.Queue()
     following = asyncio.create_task(_follow(node, commands))
     offers: set[asyncio.Task[None]] = set()
     reading = asyncio.create_task(_read(reader, node, commands, outbox, offers))
@@ -140,7 +140,7 @@ async def serve(sock: socket.socket, settings: NodeSettings) -> None:
 async def _read(
     reader: asyncio.StreamReader,
     node: MediaNode,
-    commands: asyncio.Queue[dict[str, object]],
+    commands: asyncio.Queue[MediaCommand],
     outbox: _Outbox,
     offers: set[asyncio.Task[None]],
 ) -> None:
@@ -150,8 +150,13 @@ async def _read(
         if kind == "stop":
             return
         if kind == "cmd" and isinstance(header.get("command"), dict):
+            try:
+                command = decode_command(header["command"])
+            except UnknownCommand:
+                log.exception("a command this worker does not know")
+                continue
             # One after another, as the bus delivers them: an end must not overtake its start.
-            commands.put_nowait(header["command"])
+            commands.put_nowait(command)
         elif kind == "metrics":
             outbox.send({"t": "reply", "id": header.get("id"), "samples": _metrics(node)})
         elif kind == "offer":
@@ -160,7 +165,7 @@ async def _read(
             task.add_done_callback(offers.discard)
 
 
-async def _follow(node: MediaNode, commands: asyncio.Queue[dict[str, object]]) -> None:
+async def _follow(node: MediaNode, commands: asyncio.Queue[MediaCommand]) -> None:
     while True:
         command = await commands.get()
         try:
@@ -186,10 +191,10 @@ async def _offer(node: MediaNode, header: Message, outbox: _Outbox) -> None:
     outbox.send(reply)
 
 
-def _metrics(node: MediaNode) -> list[tuple[str, dict[str, str], float]]:
+def _metrics(node: MediaNode) -> list[Sample]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return [
-        *node.metrics(),
+        *node.samples(),
         # The server spans two processes: the parent's process_* samples are its own.
         ("majlis_media_worker_cpu_seconds_total", {}, usage.ru_utime + usage.ru_stime),
         ("majlis_media_worker_max_rss_kib", {}, float(usage.ru_maxrss)),

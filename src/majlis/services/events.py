@@ -6,6 +6,7 @@ from typing import Literal
 
 from majlis.bus.base import Bus, Subscription
 from majlis.clock import Clock
+from majlis.plane import MediaCommand, encode_command
 from majlis.types import MEDIA_CHANNEL, BusMessage
 
 __all__ = ["MEDIA_CHANNEL", "Audience", "Events", "space_channel"]
@@ -33,8 +34,8 @@ class Events:
         }
         await self._bus.publish(space_channel(space_id), message)
 
-    async def media(self, space_id: str, command: str, **data: object) -> None:
-        await self._bus.publish(MEDIA_CHANNEL, {"cmd": command, "space_id": space_id, **data})
+    async def media(self, command: MediaCommand) -> None:
+        await self._bus.publish(MEDIA_CHANNEL, encode_command(command))
 
     async def subscribe(self, space_id: str) -> Subscription:
         return await self._bus.subscribe(space_channel(space_id))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from majlis.bus.base import Bus
 from majlis.clock import Clock
 from majlis.errors import Conflict, Forbidden, NotFound
+from majlis.plane import Disconnect, SetMuted
 from majlis.services.accounts import USERNAME
 from majlis.services.auth import Caller
 from majlis.services.events import Events
@@ -176,7 +177,7 @@ class Roles:
         if not await self._store.set_muted(space_id, user_id, muted):
             raise Conflict("that user is not on stage", code="not_on_stage")
         self._spaces.forget(space_id)
-        await self._events.media(space_id, "mute" if muted else "unmute", user_id=user_id)
+        await self._events.media(SetMuted(space_id, user_id, muted))
         await self._events.emit(space_id, "muted" if muted else "unmuted", "all", user_id=user_id)
 
     async def remove(self, caller: Caller, space_id: str, user_id: str, ban: bool) -> None:
@@ -195,7 +196,7 @@ class Roles:
         await self._bus.drop_presence(space_id, user_id)
         await self._bus.delete_value(invite_key(space_id, user_id))
         self._spaces.forget(space_id)
-        await self._events.media(space_id, "disconnect", user_id=user_id)
+        await self._events.media(Disconnect(space_id, user_id))
         await self._events.emit(space_id, "removed", "all", user_id=user_id, banned=ban)
 
     # co-hosts: the host's alone ----------------------------------------------------------
@@ -244,7 +245,7 @@ class Roles:
     async def _to_listener(self, space_id: str, user_id: str, why: str) -> None:
         await self._store.remove_participant(space_id, user_id)
         self._spaces.forget(space_id)
-        await self._events.media(space_id, "disconnect", user_id=user_id)
+        await self._events.media(Disconnect(space_id, user_id))
         await self._events.emit(
             space_id, "role_changed", "all", user_id=user_id, role=Role.LISTENER, reason=why
         )

@@ -1,31 +1,20 @@
 """Speakers' WebRTC offers: check the caller may send audio, then hand the offer to the
-media node that owns the space (in-process or remote, behind MediaGateway)."""
+media plane that runs the space (in a thread, a child process or another machine)."""
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from majlis.errors import Conflict, Forbidden, Overloaded
+from majlis.plane import MediaPlane
 from majlis.services.auth import Caller
 from majlis.services.spaces import Spaces
 from majlis.store.base import Store
 from majlis.types import SpaceState
 
-__all__ = ["MediaGateway", "Rtc"]
-
-
-class MediaGateway(Protocol):
-    async def offer(
-        self, space_id: str, user_id: str, sdp: str, muted: bool, started_at: float
-    ) -> str:
-        """The SDP answer; raises BadRequest for an offer the node cannot use. Starts the
-        space's media if the node does not run it yet (the bus command may still be on
-        its way, or was missed)."""
-        ...
+__all__ = ["Rtc"]
 
 
 class Rtc:
-    def __init__(self, store: Store, spaces: Spaces, gateway: MediaGateway | None) -> None:
+    def __init__(self, store: Store, spaces: Spaces, gateway: MediaPlane | None) -> None:
         self._store = store
         self._spaces = spaces
         self._gateway = gateway

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from majlis.clock import Clock
 from majlis.errors import BadRequest, Conflict, Forbidden, NotFound
+from majlis.plane import EndSpace, StartSpace
 from majlis.services.accounts import clean_text
 from majlis.services.auth import Caller
 from majlis.services.cache import TtlCache
@@ -62,7 +63,7 @@ class Spaces:
         )
         await self._store.create_space(space)
         if live:
-            await self._events.media(space.id, "start", started_at=now)
+            await self._events.media(StartSpace(space.id, now))
         return await self.get(space.id)
 
     async def get(self, space_id: str) -> Space:
@@ -70,6 +71,18 @@ class Spaces:
         if space is None:
             raise NotFound("no such space", code="space_not_found")
         return space
+
+    async def live_starts(self) -> list[StartSpace]:
+        """The StartSpace of every live space: what media must be running."""
+        spaces = await self._store.list_spaces(
+            state=SpaceState.LIVE,
+            query=None,
+            host_id=None,
+            include_unlisted=True,
+            limit=10_000,
+            offset=0,
+        )
+        return [StartSpace(s.id, s.started_at or s.created_at) for s in spaces]
 
     async def get_cached(self, space_id: str) -> Space:
         """For the listener paths: may be up to the cache TTL old."""
@@ -90,14 +103,14 @@ class Spaces:
     async def start(self, caller: Caller, space_id: str) -> Space:
         space = await self._owned(caller, space_id, "start")
         await self._transition(space, SpaceState.LIVE)
-        await self._events.media(space_id, "start", started_at=self._clock.now())
+        await self._events.media(StartSpace(space_id, self._clock.now()))
         await self._events.emit(space_id, "space_started", "all")
         return await self.get(space_id)
 
     async def end(self, caller: Caller, space_id: str) -> Space:
         space = await self._owned(caller, space_id, "end")
         await self._transition(space, SpaceState.ENDED)
-        await self._events.media(space_id, "end")
+        await self._events.media(EndSpace(space_id))
         await self._events.emit(space_id, "space_ended", "all")
         return await self.get(space_id)
 

@@ -1,0 +1,143 @@
+"""RemoteMedia: the MediaPlane of a control-plane worker in a cluster.
+
+Commands go on the bus, where every node hears them and the one holding (or chosen for)
+the space acts. Offers go over HTTP to the node that holds the space's lease, or, when
+none does yet, to the node `choose_node` picks, which claims it; a node that lost the
+race answers 409 `elsewhere` and the offer goes to the winner. When this process runs a
+node itself, offers for its spaces skip HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+import httpx
+
+from majlis.bus.base import Bus
+from majlis.clock import Clock
+from majlis.errors import Conflict, MajlisError, Overloaded
+from majlis.plane import (
+    NODE_KEY_HEADER,
+    NODE_PREFIX,
+    LevelsSink,
+    MediaCommand,
+    NodeInfo,
+    Resume,
+    Sample,
+    choose_node,
+    decode_error,
+    encode_command,
+    node_key,
+    space_lease,
+)
+from majlis.types import MEDIA_CHANNEL
+
+__all__ = ["LocalNode", "RemoteMedia"]
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_MS = 1000
+OFFER_TIMEOUT = 15.0  # ICE gathering on the node is part of answering
+
+
+class LocalNode(Protocol):
+    """A node in this same process (media.membership.Membership)."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    async def offer(
+        self, space_id: str, user_id: str, sdp: str, muted: bool, started_at: float
+    ) -> str: ...
+
+
+class RemoteMedia:
+    on_levels: LevelsSink | None = None
+
+    def __init__(
+        self,
+        bus: Bus,
+        clock: Clock,
+        key: str,
+        local: LocalNode | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._key = key
+        self._local = local
+        self._client = client or httpx.AsyncClient(timeout=OFFER_TIMEOUT)
+
+    async def start(self, resume: Resume | None = None) -> None:
+        """Nothing to start: the reconciler restarts spaces whose node is gone."""
+
+    async def stop(self) -> None:
+        await self._client.aclose()
+
+    async def handle(self, command: MediaCommand) -> None:
+        await self._bus.publish(MEDIA_CHANNEL, encode_command(command))
+
+    async def offer(
+        self, space_id: str, user_id: str, sdp: str, muted: bool, started_at: float
+    ) -> str:
+        node = await self.owner(space_id) or choose_node(await self.nodes(), space_id)
+        try:
+            return await self._offer_at(_alive(node), space_id, user_id, sdp, muted, started_at)
+        except Conflict as error:
+            if error.code != "elsewhere":
+                raise
+        # Another node claimed the space between our look and this one's claim.
+        node = await self.owner(space_id)
+        return await self._offer_at(_alive(node), space_id, user_id, sdp, muted, started_at)
+
+    async def owner(self, space_id: str) -> NodeInfo | None:
+        """The node that holds the space's lease, if it is alive and announced."""
+        owner = await self._bus.lease_owner(space_lease(space_id), self._clock.now())
+        if owner is None:
+            return None
+        text = await self._bus.get_value(node_key(owner))
+        return NodeInfo.from_json(text) if text is not None else None
+
+    async def nodes(self) -> list[NodeInfo]:
+        found = await self._bus.get_values(NODE_PREFIX)
+        return [info for text in found.values() if (info := NodeInfo.from_json(text))]
+
+    async def metrics(self) -> list[Sample]:
+        nodes = await self.nodes()
+        return [
+            ("majlis_cluster_nodes", {}, float(len(nodes))),
+            ("majlis_cluster_spaces", {}, float(sum(n.spaces for n in nodes))),
+        ]
+
+    async def _offer_at(
+        self, node: NodeInfo, space_id: str, user_id: str, sdp: str, muted: bool, started: float
+    ) -> str:
+        local = self._local
+        if local is not None and node.node_id == local.node_id:
+            return await local.offer(space_id, user_id, sdp, muted, started)
+        body = {
+            "space_id": space_id,
+            "user_id": user_id,
+            "sdp": sdp,
+            "muted": muted,
+            "started_at": started,
+        }
+        try:
+            answer = await self._client.post(
+                f"{node.url}/node/v1/offer", json=body, headers={NODE_KEY_HEADER: self._key}
+            )
+            wire = answer.json()
+        except (httpx.HTTPError, ValueError):
+            log.warning("media node %s did not answer an offer", node.node_id)
+            raise Overloaded("the media node is unreachable; offer again", RETRY_AFTER_MS) from None
+        if answer.status_code == 200 and isinstance(wire, dict) and "sdp" in wire:
+            return str(wire["sdp"])
+        error: MajlisError = decode_error(wire if isinstance(wire, dict) else {})
+        raise error
+
+
+def _alive(node: NodeInfo | None) -> NodeInfo:
+    if node is None:
+        raise Overloaded("no media node is available", RETRY_AFTER_MS)
+    return node

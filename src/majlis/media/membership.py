@@ -1,0 +1,214 @@
+"""A media node's place in a cluster (scaled mode, a shared bus).
+
+The node announces itself on the bus (`NodeInfo` under `node:{id}`, refreshed well within
+its lease) and runs a space only while it holds that space's lease. Placement needs no
+coordinator: every node hears each StartSpace, reads the same announcements and computes
+the same `choose_node`; the chosen one takes the lease (atomic on the bus, so a second
+claimant loses) and starts the space. A node that cannot renew a lease, because another
+took it or because it cannot reach the bus for most of a lease, closes that space at
+once: two nodes never write one recording for longer than a lease. Spaces whose node
+died are started again by the control plane's reconciler once their leases expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from majlis.bus.base import Bus, Subscription
+from majlis.clock import Clock
+from majlis.errors import Conflict
+from majlis.plane import (
+    NODE_PREFIX,
+    CloseSpace,
+    EndSpace,
+    Levels,
+    LevelsSink,
+    MediaCommand,
+    MediaPlane,
+    NodeInfo,
+    StartSpace,
+    choose_node,
+    follow_commands,
+    node_key,
+    space_lease,
+)
+from majlis.types import MEDIA_CHANNEL, level_key
+
+__all__ = ["Membership", "publish_levels"]
+
+log = logging.getLogger(__name__)
+
+
+class Membership:
+    def __init__(
+        self, plane: MediaPlane, bus: Bus, clock: Clock, me: NodeInfo, lease_s: float
+    ) -> None:
+        self._plane = plane
+        self._bus = bus
+        self._clock = clock
+        self._me = me
+        self._lease_s = lease_s
+        self._mine: dict[str, float] = {}  # spaces held: id -> started_at
+        self._draining = False
+        self._last_renewal = clock.now()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._commands: Subscription | None = None
+
+    @property
+    def node_id(self) -> str:
+        return self._me.node_id
+
+    def spaces(self) -> list[str]:
+        return sorted(self._mine)
+
+    # lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Announce the node, then follow commands and hold leases. The plane must be
+        started; its `resume` should call `resume()` below."""
+        await self._announce()
+        self._commands = await self._bus.subscribe(MEDIA_CHANNEL)
+        self._tasks = [
+            asyncio.create_task(follow_commands(self._commands, self._on)),
+            asyncio.create_task(self._hold()),
+        ]
+
+    async def resume(self) -> None:
+        """Start again every space this node holds (its media worker restarted)."""
+        for space_id, started_at in list(self._mine.items()):
+            await self._plane.handle(StartSpace(space_id, started_at))
+
+    async def stop(self) -> None:
+        """Drain: stop taking spaces, close the ones held (their recordings are closed,
+        not ended) and let go of their leases, so the reconciler moves them at once."""
+        self._draining = True
+        for task in self._tasks:
+            task.cancel()
+        if self._commands is not None:
+            await self._commands.close()
+        for space_id in list(self._mine):
+            await self._let_go(space_id)
+        with contextlib.suppress(Exception):
+            await self._bus.delete_value(node_key(self.node_id))
+
+    # offers ------------------------------------------------------------------------------
+    async def offer(
+        self, space_id: str, user_id: str, sdp: str, muted: bool, started_at: float
+    ) -> str:
+        """A speaker's offer, sent here by a control-plane worker: taken if this node
+        runs the space or can claim it; Conflict `elsewhere` if another node holds it."""
+        if space_id not in self._mine and not await self._claim(space_id, started_at):
+            raise Conflict("another media node runs this space", code="elsewhere")
+        return await self._plane.offer(space_id, user_id, sdp, muted, started_at)
+
+    # commands ----------------------------------------------------------------------------
+    async def _on(self, command: MediaCommand) -> None:
+        match command:
+            case StartSpace(space_id, started_at):
+                ours = space_id in self._mine or await self._chosen(space_id)
+                if ours and await self._claim(space_id, started_at):
+                    await self._plane.handle(command)
+            case EndSpace(space_id):
+                if space_id in self._mine:
+                    await self._plane.handle(command)
+                    self._mine.pop(space_id, None)
+                    await self._release(space_id)
+                elif await self._orphan_of_mine(space_id):
+                    # Nobody runs it (its node died as it ended): close its recording here.
+                    await self._plane.handle(command)
+            case CloseSpace(space_id):
+                if space_id in self._mine:
+                    await self._let_go(space_id)
+            case _:
+                if command.space_id in self._mine:
+                    await self._plane.handle(command)
+
+    async def _chosen(self, space_id: str) -> bool:
+        if self._draining:
+            return False
+        chosen = choose_node(await self._nodes(), space_id)
+        return chosen is not None and chosen.node_id == self.node_id
+
+    async def _orphan_of_mine(self, space_id: str) -> bool:
+        owner = await self._bus.lease_owner(space_lease(space_id), self._clock.now())
+        return owner is None and await self._chosen(space_id)
+
+    async def _nodes(self) -> list[NodeInfo]:
+        found = await self._bus.get_values(NODE_PREFIX)
+        nodes = [info for text in found.values() if (info := NodeInfo.from_json(text))]
+        return nodes if any(n.node_id == self.node_id for n in nodes) else [*nodes, self._info()]
+
+    # leases ------------------------------------------------------------------------------
+    async def _claim(self, space_id: str, started_at: float) -> bool:
+        if self._draining:
+            return False
+        name, now = space_lease(space_id), self._clock.now()
+        if not await self._bus.acquire_lease(name, self.node_id, self._lease_s, now):
+            return False
+        if space_id not in self._mine:
+            log.info("space %s: placed on node %s", space_id, self.node_id)
+        self._mine[space_id] = started_at
+        return True
+
+    async def _release(self, space_id: str) -> None:
+        with contextlib.suppress(Exception):
+            await self._bus.release_lease(space_lease(space_id), self.node_id)
+
+    async def _let_go(self, space_id: str) -> None:
+        self._mine.pop(space_id, None)
+        try:
+            await self._plane.handle(CloseSpace(space_id))
+        finally:
+            await self._release(space_id)
+
+    async def _hold(self) -> None:
+        """Renew the announcement and every lease three times a lease; let go of what
+        cannot be renewed."""
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            try:
+                await self.renew()
+                self._last_renewal = self._clock.now()
+            except Exception:
+                log.exception("node %s cannot reach the bus", self.node_id)
+                if self._clock.now() - self._last_renewal > self._lease_s * 0.8:
+                    # The lease may be gone by now: another node may be writing.
+                    for space_id in list(self._mine):
+                        log.error("space %s: closed, its lease may have expired", space_id)
+                        self._mine.pop(space_id, None)
+                        await self._plane.handle(CloseSpace(space_id))
+
+    async def renew(self) -> None:
+        """Announce the node again and renew every lease it holds; close what it lost."""
+        await self._announce()
+        now = self._clock.now()
+        for space_id in list(self._mine):
+            held = await self._bus.acquire_lease(
+                space_lease(space_id), self.node_id, self._lease_s, now
+            )
+            if not held and space_id in self._mine:
+                log.error("space %s: its lease went to another node; closing", space_id)
+                self._mine.pop(space_id, None)
+                await self._plane.handle(CloseSpace(space_id))
+
+    async def _announce(self) -> None:
+        await self._bus.set_value(node_key(self.node_id), self._info().to_json(), self._lease_s)
+
+    def _info(self) -> NodeInfo:
+        me = self._me
+        return NodeInfo(me.node_id, me.url, me.capacity, len(self._mine), self._draining)
+
+
+def publish_levels(bus: Bus, loop: asyncio.AbstractEventLoop) -> LevelsSink:
+    """Speaking levels to the bus, where the control plane's state document reads them.
+    They arrive on the media loop (or the worker channel's); the bus belongs to `loop`."""
+
+    def publish(space_id: str, levels: Levels) -> None:
+        for user_id, (db, speaking) in levels.items():
+            value = f"{db:.1f},{1 if speaking else 0}"
+            asyncio.run_coroutine_threadsafe(
+                bus.set_value(level_key(space_id, user_id), value, 2.0), loop
+            )
+
+    return publish

@@ -1,0 +1,292 @@
+"""The contract between the control plane and the media plane.
+
+The control plane tells a media node what to do with typed commands (carried on the bus,
+or over a node's HTTP API) and hands it speakers' offers. Everything that runs spaces
+satisfies `MediaPlane`: the node in a thread of the server (`media.node.MediaNode`), the
+node in a child process (`media.process.MediaProcess`) and a node on another machine
+(`cluster.remote.RemoteMedia`). The control plane sees only this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import AsyncIterable, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from majlis.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    MajlisError,
+    NotFound,
+    Overloaded,
+    RateLimited,
+)
+from majlis.types import BusMessage
+
+__all__ = [
+    "NODE_KEY_HEADER",
+    "CloseSpace",
+    "Disconnect",
+    "EndSpace",
+    "Levels",
+    "LevelsSink",
+    "MediaCommand",
+    "MediaPlane",
+    "NodeInfo",
+    "Resume",
+    "Sample",
+    "SetMuted",
+    "StartSpace",
+    "UnknownCommand",
+    "choose_node",
+    "decode_command",
+    "decode_error",
+    "encode_command",
+    "encode_error",
+    "follow_commands",
+    "node_key",
+    "space_lease",
+]
+
+log = logging.getLogger(__name__)
+
+# user id -> (level in dBFS, speaking now); a node reports them about 5 times a second.
+Levels = dict[str, tuple[float, bool]]
+LevelsSink = Callable[[str, Levels], None]
+# Restarts the spaces that are live; a plane runs it whenever its media starts afresh.
+Resume = Callable[[], Awaitable[None]]
+# (name, labels, value) for /metrics.
+Sample = tuple[str, dict[str, str], float]
+
+
+@dataclass(frozen=True, slots=True)
+class StartSpace:
+    """Run the space's media (idempotent); `started_at` anchors its recording's clock."""
+
+    space_id: str
+    started_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EndSpace:
+    """Stop the space's media for good and finish its replay."""
+
+    space_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetMuted:
+    space_id: str
+    user_id: str
+    muted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CloseSpace:
+    """Stop running the space here without ending it: another node takes it over (a
+    lost lease, a drain), and its recording continues there."""
+
+    space_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """Close a speaker's connection (demoted, removed, left)."""
+
+    space_id: str
+    user_id: str
+
+
+MediaCommand = StartSpace | EndSpace | CloseSpace | SetMuted | Disconnect
+
+
+class UnknownCommand(ValueError):
+    """A message on the media channel that is no command of this version."""
+
+
+def encode_command(command: MediaCommand) -> BusMessage:
+    match command:
+        case StartSpace(space_id, started_at):
+            return {"cmd": "start", "space_id": space_id, "started_at": started_at}
+        case EndSpace(space_id):
+            return {"cmd": "end", "space_id": space_id}
+        case CloseSpace(space_id):
+            return {"cmd": "close", "space_id": space_id}
+        case SetMuted(space_id, user_id, muted):
+            kind = "mute" if muted else "unmute"
+            return {"cmd": kind, "space_id": space_id, "user_id": user_id}
+        case Disconnect(space_id, user_id):
+            return {"cmd": "disconnect", "space_id": space_id, "user_id": user_id}
+
+
+def decode_command(message: BusMessage) -> MediaCommand:
+    """The command a message carries; UnknownCommand for anything else, so a node never
+    silently ignores what a newer control plane asks of it."""
+    kind = message.get("cmd")
+    space_id = _text(message, "space_id")
+    if kind == "start":
+        started_at = message.get("started_at")
+        if not isinstance(started_at, int | float) or isinstance(started_at, bool):
+            raise UnknownCommand(f"start without a numeric started_at: {message!r}")
+        return StartSpace(space_id, float(started_at))
+    if kind == "end":
+        return EndSpace(space_id)
+    if kind == "close":
+        return CloseSpace(space_id)
+    if kind in ("mute", "unmute"):
+        return SetMuted(space_id, _text(message, "user_id"), kind == "mute")
+    if kind == "disconnect":
+        return Disconnect(space_id, _text(message, "user_id"))
+    raise UnknownCommand(f"unknown media command {kind!r}")
+
+
+async def follow_commands(
+    messages: AsyncIterable[BusMessage], act: Callable[[MediaCommand], Awaitable[None]]
+) -> None:
+    """Act on each command in order, as the bus delivers them (an end must not overtake
+    its start). One that fails, or that this version does not know, is logged and the
+    next one is taken: a node never stops following."""
+    async for message in messages:
+        try:
+            await act(decode_command(message))
+        except UnknownCommand:
+            log.exception("a media command this version does not know")
+        except Exception:
+            log.exception("media command %r failed", message)
+
+
+def _text(message: BusMessage, field: str) -> str:
+    value = message.get(field)
+    if not isinstance(value, str) or not value:
+        raise UnknownCommand(f"media command without {field}: {message!r}")
+    return value
+
+
+_ERRORS: tuple[type[MajlisError], ...] = (BadRequest, Conflict, Forbidden, NotFound)
+
+
+def encode_error(error: BaseException) -> BusMessage:
+    """What a failure looks like between the planes (a worker's channel, a node's API);
+    anything unexpected is a 500 that names nothing inside."""
+    if isinstance(error, MajlisError):
+        wire: BusMessage = {"status": error.status, "code": error.code, "reason": error.reason}
+        retry = getattr(error, "retry_after_ms", None)
+        if retry is not None:
+            wire["retry_after_ms"] = retry
+        return wire
+    return {"status": 500, "code": "internal", "reason": "the media node failed"}
+
+
+def decode_error(wire: BusMessage) -> MajlisError:
+    raw_status = wire.get("status")
+    status = raw_status if isinstance(raw_status, int) and 400 <= raw_status < 600 else 500
+    code = str(wire.get("code", "internal"))
+    reason = str(wire.get("reason", "the media node failed"))
+    retry = wire.get("retry_after_ms")
+    if isinstance(retry, int):
+        limited = (Overloaded if status == 503 else RateLimited)(reason, retry)
+        limited.code = code
+        return limited
+    for cls in _ERRORS:
+        if cls.status == status:
+            return cls(reason, code=code)
+    error = MajlisError(reason, code=code)
+    error.status = status
+    return error
+
+
+class MediaPlane(Protocol):
+    """What runs spaces' media, wherever it runs."""
+
+    on_levels: LevelsSink | None
+
+    async def start(self, resume: Resume | None = None) -> None:
+        """Begin; `resume` restarts the live spaces now and after any restart of the
+        media underneath (a worker respawned, a node replaced)."""
+        ...
+
+    async def stop(self) -> None:
+        """Close every space's recording without ending it: it resumes at next start."""
+        ...
+
+    async def handle(self, command: MediaCommand) -> None: ...
+
+    async def offer(
+        self, space_id: str, user_id: str, sdp: str, muted: bool, started_at: float
+    ) -> str:
+        """The SDP answer; BadRequest for an offer the node cannot use. Starts the
+        space's media if it is not running yet (its StartSpace may still be on its way)."""
+        ...
+
+    async def metrics(self) -> list[Sample]: ...
+
+
+# The cluster: nodes announce themselves on the bus and hold a lease on each space they
+# run. Both planes read these keys, so they are named here and nowhere else.
+NODE_PREFIX = "node:"
+NODE_KEY_HEADER = "X-Majlis-Node-Key"  # control plane -> node requests carry the node key
+
+
+def node_key(node_id: str) -> str:
+    return f"{NODE_PREFIX}{node_id}"
+
+
+def space_lease(space_id: str) -> str:
+    """The lease naming the one node that runs a space."""
+    return f"space-node:{space_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """What a node announces (refreshed well within its lease)."""
+
+    node_id: str
+    url: str  # where control-plane workers reach its node API and origin
+    capacity: int  # spaces it takes
+    spaces: int  # spaces it runs now
+    draining: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "node_id": self.node_id,
+                "url": self.url,
+                "capacity": self.capacity,
+                "spaces": self.spaces,
+                "draining": self.draining,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> NodeInfo | None:
+        """None for anything that is not a node's announcement (never raises)."""
+        try:
+            raw = json.loads(text)
+            info = cls(
+                str(raw["node_id"]),
+                str(raw["url"]),
+                int(raw["capacity"]),
+                int(raw["spaces"]),
+                bool(raw.get("draining", False)),
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
+        return info
+
+
+def choose_node(nodes: list[NodeInfo], space_id: str) -> NodeInfo | None:
+    """The node a new space goes to: the least loaded one that has room and is not
+    draining. Ties (say 20 spaces started in the same second, every node reading the
+    same loads) are broken by rendezvous hashing on the space, so they spread instead
+    of piling onto one node; every reader of the same announcements picks the same."""
+    open_nodes = [n for n in nodes if not n.draining and n.spaces < n.capacity]
+
+    def rank(node: NodeInfo) -> tuple[float, str]:
+        tie = hashlib.sha256(f"{space_id}/{node.node_id}".encode()).hexdigest()
+        return (node.spaces / node.capacity, tie)
+
+    return min(open_nodes, key=rank, default=None)

@@ -1,0 +1,87 @@
+"""A local cluster of real processes: PostgreSQL and Redis, `majlis media` nodes and
+control-plane workers (`majlis serve` with media = false) sharing one data directory, as
+`scripts/cluster up` runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from api.conftest import fresh_database, postgres_reachable, redis_reachable
+from conftest import REDIS_URL, require_service
+from e2e.harness import Server, start_server, stop_server
+
+# A Redis database of its own, flushed before each cluster: parallel runs of other suites
+# use others.
+CLUSTER_REDIS = REDIS_URL.rsplit("/", 1)[0] + "/11"
+SECRET = "cluster-test-secret-" + "0123456789abcdef" * 3
+
+
+@dataclass
+class Cluster:
+    nodes: list[Server]
+    workers: list[Server]
+    data_dir: Path
+
+    def owner(self, space_id: str) -> Server:
+        """The node that runs `space_id` now (its /metrics count it)."""
+        running = [n for n in self.nodes if n.process.poll() is None and _runs(n)]
+        assert len(running) == 1, f"{len(running)} nodes run a space"
+        return running[0]
+
+
+def _runs(node: Server) -> bool:
+    text = httpx.get(f"{node.url}/metrics", timeout=5).text
+    found = re.search(r"^majlis_media_spaces (\S+)$", text, re.M)
+    return found is not None and float(found.group(1)) > 0
+
+
+@contextlib.contextmanager
+def cluster(tmp: Path, nodes: int = 2, workers: int = 2) -> Iterator[Cluster]:
+    require_service("redis", redis_reachable())
+    require_service("postgres", asyncio.run(postgres_reachable()))
+    redis.Redis.from_url(CLUSTER_REDIS).flushdb()
+    data = tmp / "data"
+    with _database() as database:
+        common = {"bus_url": CLUSTER_REDIS, "database_url": database, "secret_key": SECRET}
+        started: list[Server] = []
+        try:
+            for _ in range(nodes):
+                started.append(start_server(data, command="media", **common))
+            for _ in range(workers):
+                started.append(start_server(data, media="false", **common))
+            yield Cluster(started[:nodes], started[nodes:], data)
+        finally:
+            for server in reversed(started):
+                stop_server(server)
+
+
+@contextlib.contextmanager
+def _database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one cluster, dropped afterwards."""
+    loop = asyncio.new_event_loop()
+    manager = fresh_database()
+    try:
+        yield loop.run_until_complete(manager.__aenter__())
+    finally:
+        loop.run_until_complete(manager.__aexit__(None, None, None))
+        loop.close()
+
+
+def wait_for(check: Callable[[], bool], timeout: float, step: float = 0.2) -> float:
+    """Seconds until `check()` is true; fails after `timeout`."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():
+            return time.monotonic() - started
+        time.sleep(step)
+    pytest.fail(f"not within {timeout} s")

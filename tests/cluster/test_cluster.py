@@ -1,0 +1,169 @@
+"""Issue 12: one space across many machines. Two media nodes and two control-plane
+workers on Redis and PostgreSQL: speakers through different workers hear each other, a
+listener through either hears both, there is one recording, and a node killed with
+SIGKILL hands its space to the other."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import m3u8
+import numpy as np
+import pytest
+
+from e2e.harness import MAJLIS, Api, record_live, speak, wait_line, wait_replay
+from e2e.resume_checks import listed_segments
+from e2e.signal_tools import RATE, decode, longest_gap, read_wav, tone_db
+
+from .conftest import cluster, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.scaled, pytest.mark.timeout(240)]
+
+HOST_TONE, GUEST_TONE = 440.0, 660.0
+TONE_RMS_DB = -23.0  # a -20 dBFS peak sine
+
+
+def test_speakers_on_two_workers_hear_each_other_in_one_recording(tmp_path: Path) -> None:
+    with cluster(tmp_path) as running:
+        a, b = (Api(w) for w in running.workers)
+        a.register("host")
+        guest = a.register("guest")
+        b.login("guest")
+        sid = a.ok("host", "POST", "/api/v1/spaces", {"title": "Across"})["id"]
+        b.ok("guest", "POST", f"/api/v1/spaces/{sid}/requests")
+        a.ok("host", "POST", f"/api/v1/spaces/{sid}/requests/{guest}/approve")
+
+        host_mix, guest_mix = tmp_path / "host-mix.wav", tmp_path / "guest-mix.wav"
+        worker_a, worker_b = running.workers
+        host = speak(worker_a, sid, "host", HOST_TONE, 14, "--record-mix", str(host_mix))
+        guest_speaker = speak(
+            worker_b, sid, "guest", GUEST_TONE, 14, "--record-mix", str(guest_mix)
+        )
+        wait_line(host, "connected")
+        wait_line(guest_speaker, "connected")
+        time.sleep(3.0)
+        owner = running.owner(sid)  # exactly one node runs it
+
+        # A listener through worker B (ffmpeg) hears both speakers.
+        joined = b.ok("guest", "POST", f"/api/v1/spaces/{sid}/join", {})
+        assert joined["playback_url"].startswith(worker_b.url)
+        heard_path = tmp_path / "listener.wav"
+        record_live(joined["playback_url"], heard_path, 5, RATE)
+        state = a.ok("host", "GET", f"/api/v1/spaces/{sid}/state")
+        assert all(s["speaking"] for s in state["speakers"]), state["speakers"]
+        assert running.owner(sid).url == owner.url
+        assert host.wait(30) == 0 and guest_speaker.wait(30) == 0
+        a.ok("host", "POST", f"/api/v1/spaces/{sid}/end")
+        playlist_text = wait_replay(b, sid)
+        replay = b.http.get(f"/hls/{sid}/replay.m4a")
+        assert replay.status_code == 200
+        a.close()
+        b.close()
+
+    heard = read_wav(heard_path)
+    heard = heard[int(np.argmax(np.abs(heard) > 0.01)) :]
+    assert len(heard) >= 3.0 * RATE
+    for tone in (HOST_TONE, GUEST_TONE):
+        assert abs(tone_db(heard, tone) - TONE_RMS_DB) < 2.0, f"{tone} Hz through worker B"
+    assert longest_gap(heard) <= 0.040
+
+    # Mix-minus across workers: each hears the other and not themself.
+    for path, own, other in ((host_mix, HOST_TONE, GUEST_TONE), (guest_mix, GUEST_TONE, HOST_TONE)):
+        mix = read_wav(path)[int(2 * RATE) : int(7 * RATE)]
+        assert abs(tone_db(mix, other) - TONE_RMS_DB) < 3.0, path.name
+        assert tone_db(mix, own) < tone_db(mix, other) - 30.0, path.name
+
+    # One recording, from one node's one life, holding both tones.
+    assert "#EXT-X-DISCONTINUITY" not in playlist_text
+    assert [d.name for d in (running.data_dir / "spaces").iterdir()] == [sid]
+    audio = decode(replay.content)
+    both = audio[int(5 * RATE) : int(10 * RATE)]
+    for tone in (HOST_TONE, GUEST_TONE):
+        assert abs(tone_db(both, tone) - TONE_RMS_DB) < 3.0, f"{tone} Hz in the replay"
+
+
+def test_a_killed_node_hands_its_space_to_the_other(tmp_path: Path) -> None:
+    with cluster(tmp_path) as running:
+        a, b = (Api(w) for w in running.workers)
+        a.register("host")
+        b.login("host")
+        sid = a.ok("host", "POST", "/api/v1/spaces", {"title": "Failover"})["id"]
+        speaker = speak(running.workers[0], sid, "host", HOST_TONE, 90)
+        try:
+            wait_line(speaker, "connected")
+            time.sleep(6.0)
+            space_dir = running.data_dir / "spaces" / sid
+            kept = listed_segments(space_dir)
+            assert len(kept) >= 2
+            owner = running.owner(sid)
+            owner.kill9()
+            killed = time.monotonic()
+            url = b.ok("host", "POST", f"/api/v1/spaces/{sid}/join", {})["playback_url"]
+
+            def resumed() -> bool:
+                answer = b.http.get(url)
+                if answer.status_code != 200:
+                    return False
+                listed = m3u8.loads(answer.text)
+                return any(s.discontinuity for s in listed.segments)
+
+            back_after = wait_for(resumed, 30)
+            # The speaker finds the space on the other node by itself.
+            wait_line(speaker, "connected again", timeout=30)
+            spoke_again = time.monotonic() - killed
+            time.sleep(4.0)
+            survivor = running.owner(sid)
+            assert survivor.url != owner.url
+        finally:
+            speaker.terminate()
+            speaker.wait(10)
+        a.ok("host", "POST", f"/api/v1/spaces/{sid}/end")
+        final_text = wait_replay(b, sid)
+        replay = b.http.get(f"/hls/{sid}/replay.m4a").content
+        a.close()
+        b.close()
+
+    print(f"listed again after {back_after:.1f} s, speaker back after {spoke_again:.1f} s")
+    final = m3u8.loads(final_text)
+    uris = [s.uri for s in final.segments]
+    for uri, data_bytes in kept.items():
+        assert uri in uris, f"{uri} was listed before the kill and is gone"
+        assert (space_dir / uri).read_bytes() == data_bytes, f"{uri} changed"
+    # Media sequence numbers and names continue: nothing repeats.
+    assert len(set(uris)) == len(uris)
+    first_new = next(i for i, s in enumerate(final.segments) if s.discontinuity)
+    audio = decode(replay)
+    new_start = sum(s.duration for s in final.segments[:first_new])
+    after = audio[int((new_start + 1.0) * RATE) : int((new_start + 3.0) * RATE)]
+    assert abs(tone_db(after, HOST_TONE) - TONE_RMS_DB) < 3.0, "no tone after the failover"
+
+
+@pytest.mark.parametrize(
+    ("env", "status", "says"),
+    [
+        ({}, 2, "a media node joins a cluster through a shared bus"),
+        (
+            {"MAJLIS_BUS_URL": "redis://127.0.0.1:1/0"},
+            1,
+            "cannot reach bus_url redis://127.0.0.1:1/0",
+        ),
+        ({"MAJLIS_BUS_URL": "redis://u:hunter2@127.0.0.1:1/0"}, 1, "redis://u:***@127.0.0.1:1/0"),
+    ],
+)
+def test_a_node_without_a_reachable_shared_bus_says_so(
+    tmp_path: Path, env: dict[str, str], status: int, says: str
+) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MAJLIS_")}
+    done = subprocess.run(
+        [MAJLIS, "media", "--port", "0", "--data-dir", str(tmp_path)],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == status
+    assert says in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert "hunter2" not in done.stderr

@@ -1,0 +1,139 @@
+"""A node's place in a cluster, with two nodes on one in-process bus and a fake clock:
+every space runs on exactly one node, new spaces spread over both, a node that loses a
+lease stops writing that space, and a draining node lets go of everything."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from majlis.bus.memory import MemoryBus
+from majlis.clock import FakeClock
+from majlis.errors import Conflict
+from majlis.media.membership import Membership
+from majlis.plane import (
+    CloseSpace,
+    EndSpace,
+    LevelsSink,
+    MediaCommand,
+    NodeInfo,
+    Resume,
+    Sample,
+    StartSpace,
+    encode_command,
+    space_lease,
+)
+from majlis.types import MEDIA_CHANNEL
+
+LEASE = 3.0
+
+
+class RecordingPlane:
+    """A MediaPlane that only remembers what it was told."""
+
+    on_levels: LevelsSink | None = None
+
+    def __init__(self) -> None:
+        self.commands: list[MediaCommand] = []
+        self.offers: list[str] = []
+
+    async def start(self, resume: Resume | None = None) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def handle(self, command: MediaCommand) -> None:
+        self.commands.append(command)
+
+    async def offer(
+        self, space_id: str, user_id: str, sdp: str, muted: bool, started_at: float
+    ) -> str:
+        self.offers.append(space_id)
+        return "answer"
+
+    async def metrics(self) -> list[Sample]:
+        return []
+
+    def running(self) -> set[str]:
+        spaces: set[str] = set()
+        for command in self.commands:
+            if isinstance(command, StartSpace):
+                spaces.add(command.space_id)
+            elif isinstance(command, EndSpace | CloseSpace):
+                spaces.discard(command.space_id)
+        return spaces
+
+
+Nodes = tuple[MemoryBus, FakeClock, list[tuple[Membership, RecordingPlane]]]
+
+
+@pytest.fixture
+async def nodes() -> AsyncIterator[Nodes]:
+    bus, clock = MemoryBus(), FakeClock()
+    await bus.open()
+    members = []
+    for name in ("node-a", "node-b"):
+        plane = RecordingPlane()
+        me = NodeInfo(name, f"http://{name}", capacity=50, spaces=0)
+        membership = Membership(plane, bus, clock, me, LEASE)
+        await membership.start()
+        members.append((membership, plane))
+    yield bus, clock, members
+    for membership, _ in members:
+        await membership.stop()
+    await bus.close()
+
+
+async def _settle() -> None:
+    for _ in range(50):
+        await asyncio.sleep(0)
+
+
+async def test_every_space_runs_on_one_node_and_they_spread(nodes: Nodes) -> None:
+    bus, _, members = nodes
+    spaces = [f"space{i:02d}" for i in range(20)]
+    for space_id in spaces:
+        await bus.publish(MEDIA_CHANNEL, encode_command(StartSpace(space_id, 1.0)))
+    await _settle()
+    (a, plane_a), (b, plane_b) = members
+    assert plane_a.running() | plane_b.running() == set(spaces)
+    assert not plane_a.running() & plane_b.running()
+    assert set(a.spaces()) == plane_a.running() and set(b.spaces()) == plane_b.running()
+    # Started in the same instant, every node reading the same loads: the tie-break
+    # spreads them instead of piling them on one node.
+    assert min(len(a.spaces()), len(b.spaces())) >= 6, (a.spaces(), b.spaces())
+
+
+async def test_a_space_held_elsewhere_refuses_offers(nodes: Nodes) -> None:
+    bus, clock, members = nodes
+    (a, plane_a), (b, plane_b) = members
+    assert await a.offer("space1", "u1", "sdp", False, 1.0) == "answer"
+    with pytest.raises(Conflict) as refused:
+        await b.offer("space1", "u2", "sdp", False, 1.0)
+    assert refused.value.code == "elsewhere"
+    assert plane_b.offers == [] and plane_a.offers == ["space1"]
+    assert await bus.lease_owner(space_lease("space1"), clock.now()) == "node-a"
+
+
+async def test_a_node_that_lost_its_lease_closes_the_space(nodes: Nodes) -> None:
+    _, clock, members = nodes
+    (a, plane_a), (b, _) = members
+    await a.offer("space1", "u1", "sdp", False, 1.0)
+    # node-a stalls past its lease; node-b is given the space meanwhile.
+    clock.advance(LEASE + 0.1)
+    assert await b.offer("space1", "u1", "sdp", False, 1.0) == "answer"
+    await a.renew()
+    assert plane_a.commands[-1] == CloseSpace("space1")
+    assert a.spaces() == [] and b.spaces() == ["space1"]
+
+
+async def test_draining_lets_go_of_every_space(nodes: Nodes) -> None:
+    bus, clock, members = nodes
+    (a, plane_a), _ = members
+    await a.offer("space1", "u1", "sdp", False, 1.0)
+    await a.stop()
+    assert plane_a.commands == [CloseSpace("space1")]
+    assert await bus.lease_owner(space_lease("space1"), clock.now()) is None
+    with pytest.raises(Conflict):
+        await a.offer("space2", "u1", "sdp", False, 1.0)

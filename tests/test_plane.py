@@ -1,0 +1,55 @@
+"""Media commands cross the bus and the worker's channel as JSON: every command survives
+the trip, and anything else is refused loudly instead of being ignored."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from majlis.plane import (
+    CloseSpace,
+    Disconnect,
+    EndSpace,
+    MediaCommand,
+    SetMuted,
+    StartSpace,
+    UnknownCommand,
+    decode_command,
+    encode_command,
+)
+
+COMMANDS: list[MediaCommand] = [
+    StartSpace("s1", 1700000000.25),
+    EndSpace("s1"),
+    CloseSpace("s1"),
+    SetMuted("s1", "u1", True),
+    SetMuted("s1", "u1", False),
+    Disconnect("s1", "u1"),
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=repr)
+def test_every_command_survives_the_wire(command: MediaCommand) -> None:
+    assert decode_command(json.loads(json.dumps(encode_command(command)))) == command
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"cmd": "explode", "space_id": "s1"},
+        {"space_id": "s1"},
+        {"cmd": "end"},
+        {"cmd": "end", "space_id": ""},
+        {"cmd": "end", "space_id": 7},
+        {"cmd": "start", "space_id": "s1"},
+        {"cmd": "start", "space_id": "s1", "started_at": "soon"},
+        {"cmd": "start", "space_id": "s1", "started_at": True},
+        {"cmd": "mute", "space_id": "s1"},
+        {"cmd": "disconnect", "space_id": "s1", "user_id": None},
+    ],
+    ids=repr,
+)
+def test_anything_else_is_refused_by_name(message: dict[str, object]) -> None:
+    with pytest.raises(UnknownCommand):
+        decode_command(message)
