@@ -35,6 +35,14 @@ def test_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
         ({"MAJLIS_DEV": "maybe"}, "'dev'"),
         ({"MAJLIS_BUS_URL": "kafka://x"}, "'bus_url'"),
         ({"MAJLIS_PART_SECONDS": "1.5", "MAJLIS_SEGMENT_SECONDS": "2"}, "'segment_seconds'"),
+        ({"MAJLIS_STORAGE_URL": "https://bucket/x"}, "'storage_url'"),
+        ({"MAJLIS_STORAGE_URL": "s3://No_Such/x"}, "'storage_url'"),
+        (
+            {"MAJLIS_STORAGE_URL": "s3://bkt/x", "MAJLIS_STORAGE_ENDPOINT": "x"},
+            "'storage_endpoint'",
+        ),
+        ({"MAJLIS_STORAGE_ENDPOINT": "http://minio:9000"}, "'storage_endpoint'"),
+        ({"MAJLIS_STORAGE_REGION": " "}, "'storage_region'"),
     ],
 )
 def test_bad_values_name_the_key(environ: dict[str, str], message: str) -> None:
@@ -72,3 +80,19 @@ def test_the_command_stops_with_the_reason(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "write_rate_ip" in done.stderr
+
+
+def test_storage_keys_default_to_the_aws_variables() -> None:
+    aws = {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret"}
+    config = load_config(environ={"MAJLIS_STORAGE_URL": "s3://recordings/majlis", **aws})
+    assert (config.storage_access_key, config.storage_secret_key) == ("id", "secret")
+    assert config.storage_region == "us-east-1" and config.storage_endpoint == ""
+    mine = load_config(environ={"MAJLIS_STORAGE_SECRET_KEY": "mine", **aws})
+    assert mine.storage_secret_key == "mine"
+    assert load_config(environ={}).storage_url == ""
+
+
+def test_a_bad_secret_is_named_but_never_shown() -> None:
+    with pytest.raises(ConfigError, match="'storage_secret_key'") as raised:
+        load_config(environ={"MAJLIS_STORAGE_SECRET_KEY": "hunter2 x"})
+    assert "hunter2" not in str(raised.value)

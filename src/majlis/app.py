@@ -45,6 +45,7 @@ from majlis.media.node import MediaNode, NodeSettings
 from majlis.media.node_api import node_routes
 from majlis.media.origin import SpaceRegistry, create_origin
 from majlis.media.process import MediaProcess
+from majlis.media.storage import StorageSettings, open_object_store
 from majlis.plane import MediaPlane, NodeInfo, Sample, follow_commands
 from majlis.services.accounts import Accounts
 from majlis.services.auth import Authenticator
@@ -60,7 +61,14 @@ from majlis.store import open_store
 from majlis.store.base import Store
 from majlis.types import MEDIA_CHANNEL
 
-__all__ = ["Services", "build_app", "build_node_app", "build_services", "load_secret"]
+__all__ = [
+    "Services",
+    "build_app",
+    "build_node_app",
+    "build_services",
+    "load_secret",
+    "storage_settings",
+]
 
 log = logging.getLogger("majlis")
 
@@ -117,7 +125,7 @@ def build_services(config: Config, clock: Clock | None = None) -> Services:
         media_url=config.media_url,
         edge_stream=bool(config.edge_url) and config.edge_stream,
     )
-    registry = SpaceRegistry(config.recordings_dir)
+    registry = _registry(config)
     plane = _local_plane(config, registry) if config.media else None
     media, cluster, membership = plane, None, None
     if config.scaled:
@@ -146,12 +154,31 @@ def build_services(config: Config, clock: Clock | None = None) -> Services:
     )
 
 
+def storage_settings(config: Config) -> StorageSettings | None:
+    """The object store recordings are also kept in, if storage_url names one."""
+    if not config.storage_url:
+        return None
+    return StorageSettings(
+        url=config.storage_url,
+        endpoint=config.storage_endpoint,
+        region=config.storage_region,
+        access_key=config.storage_access_key,
+        secret_key=config.storage_secret_key,
+    )
+
+
+def _registry(config: Config) -> SpaceRegistry:
+    """What the origin serves: this disk's recordings, and the store's."""
+    return SpaceRegistry(config.recordings_dir, open_object_store(storage_settings(config)))
+
+
 def _local_plane(config: Config, registry: SpaceRegistry) -> MediaPlane:
     settings = NodeSettings(
         recordings_root=config.recordings_dir,
         part_seconds=config.part_seconds,
         segment_seconds=config.segment_seconds,
         bitrate=config.audio_bitrate,
+        storage=storage_settings(config),
     )
     # A child process by default: the mixer must not share a GIL with HTTP serving.
     if config.media_process:
@@ -278,7 +305,7 @@ def build_node_app(config: Config, clock: Clock | None = None) -> Starlette:
         )
     clock = clock or SystemClock()
     bus = open_bus(config.bus_url)
-    registry = SpaceRegistry(config.recordings_dir)
+    registry = _registry(config)
     plane = _local_plane(config, registry)
     me = NodeInfo(_node_id(config), config.effective_node_url, config.node_capacity, 0)
     membership = Membership(plane, bus, clock, me, config.lease_seconds)

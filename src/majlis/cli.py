@@ -347,6 +347,23 @@ async def _check_backends(config: Config, *, sql: bool) -> None:
         except Exception as exc:  # whatever the driver raises: say it, then stop
             raise CliError(f"cannot reach {key} {_without_password(url)}: {exc}") from None
         await backend.close()
+    await asyncio.to_thread(_check_storage, config)
+
+
+def _check_storage(config: Config) -> None:
+    """List the bucket once: a wrong bucket, endpoint or key is one line, not a node that
+    starts and then waits for a store that will never answer."""
+    from majlis.app import storage_settings
+    from majlis.media.storage import S3Store, StorageError
+
+    settings = storage_settings(config)
+    if settings is None:
+        return
+    try:
+        S3Store(settings).check()
+    except StorageError as exc:
+        where = config.storage_endpoint or "AWS"
+        raise CliError(f"cannot reach storage_url {config.storage_url} at {where}: {exc}") from None
 
 
 def _without_password(url: str) -> str:

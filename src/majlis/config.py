@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -51,6 +52,27 @@ def _optional_url(*schemes: str) -> Callable[[str], bool]:
 
     check.__doc__ = f"empty or {inner.__doc__}"
     return check
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def _storage_url(value: str) -> bool:
+    """empty or s3://bucket[/prefix] with a valid bucket name"""
+    if value == "":
+        return True
+    bucket = value.removeprefix("s3://").split("/", 1)[0]
+    return value.startswith("s3://") and _BUCKET.fullmatch(bucket) is not None
+
+
+def _non_empty(value: str) -> bool:
+    """a non-empty string"""
+    return value.strip() != ""
+
+
+def _no_spaces(value: str) -> bool:
+    """a value without spaces"""
+    return value == "".join(value.split())
 
 
 def _key(default: Any, check: Callable[[Any], bool] | None = None, doc: str = "") -> Any:
@@ -125,6 +147,24 @@ class Config:
     segment_seconds: float = _key(2.0, _positive, "LL-HLS segment duration")
     audio_bitrate: int = _key(64000, _positive, "AAC bit rate for listeners")
     node_modules: str = _key("", doc="npm folder holding hls.js; default: found by itself")
+    storage_url: str = _key(
+        "",
+        _storage_url,
+        "s3://bucket/prefix: recordings are also kept in this S3-compatible bucket, so any "
+        "node can continue or serve them; default: local disk only",
+    )
+    storage_endpoint: str = _key(
+        "",
+        _optional_url("http", "https"),
+        "URL of the S3-compatible API (MinIO, Ceph, R2...); default: AWS S3",
+    )
+    storage_region: str = _key("us-east-1", _non_empty, "region of the storage_url bucket")
+    storage_access_key: str = _key(
+        "", _no_spaces, "access key id for storage_url; default: AWS_ACCESS_KEY_ID"
+    )
+    storage_secret_key: str = _key(
+        "", _no_spaces, "secret access key for storage_url; default: AWS_SECRET_ACCESS_KEY"
+    )
 
     @property
     def effective_public_url(self) -> str:
@@ -156,6 +196,13 @@ class Config:
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 # MAJLIS_* variables read by the command line rather than the server.
 _NOT_CONFIG = frozenset({"config", "password", "server"})
+# Never echoed in an error message.
+_SECRETS = frozenset({"secret_key", "storage_secret_key"})
+# Keys that default to the variables every S3 tool reads.
+_FROM_AWS_ENV = {
+    "storage_access_key": "AWS_ACCESS_KEY_ID",
+    "storage_secret_key": "AWS_SECRET_ACCESS_KEY",
+}
 
 
 def _parse(name: str, raw: object) -> object:
@@ -197,7 +244,8 @@ def _check(name: str, value: object) -> None:
     check = _FIELDS[name].metadata.get("check")
     if check is not None and not check(value):
         rule = check.__doc__ or check.__name__.strip("_").replace("_", " ")
-        raise ConfigError(f"config key {name!r}: {value!r} is not {rule}")
+        shown = "its value" if name in _SECRETS else repr(value)
+        raise ConfigError(f"config key {name!r}: {shown} is not {rule}")
 
 
 def _merge(values: dict[str, object], source: Mapping[str, object], origin: str) -> None:
@@ -228,11 +276,16 @@ def load_config(
             del from_env[name]
     _merge(values, from_env, "the environment (MAJLIS_*)")
     _merge(values, {k: v for k, v in (flags or {}).items() if v is not None}, "the flags")
+    for name, variable in _FROM_AWS_ENV.items():
+        if name not in values and variable in env:
+            values[name] = _parse(name, env[variable])
     for name, value in values.items():
         _check(name, value)
     config = Config(**values)  # type: ignore[arg-type]
     if config.part_seconds * 2 > config.segment_seconds:
         raise ConfigError("config key 'segment_seconds' must be at least twice 'part_seconds'")
+    if config.storage_endpoint and not config.storage_url:
+        raise ConfigError("config key 'storage_endpoint' is set but 'storage_url' is empty")
     return config
 
 

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from majlis.errors import Conflict
+from majlis.errors import Conflict, NotFound
 from majlis.media.ingest import Ingest, validate_offer
 from majlis.media.loop import MediaLoop
 from majlis.media.mixer import Mixer
 from majlis.media.origin import SpaceRegistry
-from majlis.media.packager import HlsPackager, frames_for_seconds
+from majlis.media.packager import HlsPackager, finalize_recording, frames_for_seconds
+from majlis.media.storage import ObjectStore, PatientStore, StorageSettings, open_object_store
 from majlis.plane import (
     CloseSpace,
     Disconnect,
@@ -47,6 +48,7 @@ class NodeSettings:
     part_seconds: float = 0.25
     segment_seconds: float = 2.0
     bitrate: int = 64000
+    storage: StorageSettings | None = None  # recordings also in an object store
 
     @property
     def part_frames(self) -> int:
@@ -78,6 +80,9 @@ class MediaNode:
         self._loop = MediaLoop()
         self._spaces: dict[str, _Space] = {}
         self._starting: dict[str, asyncio.Future[None]] = {}
+        store = open_object_store(settings.storage)
+        # One for the node, so that an outage is logged once, not once per space.
+        self._store: ObjectStore | None = None if store is None else PatientStore(store)
 
     # lifecycle (any thread but the media loop) ------------------------------------------
     async def start(self, resume: Resume | None = None) -> None:
@@ -209,11 +214,11 @@ class MediaNode:
     async def _end_orphan(self, space_id: str) -> None:
         """A space ended while no node ran it: close its recording if one exists."""
         directory = self.settings.recordings_root / space_id
-        if not (directory / "index.m3u8").exists():
+        if self._store is None and not (directory / "index.m3u8").exists():
             return
-        with contextlib.suppress(Conflict):
-            packager = await self._open_packager(directory, 0.0)
-            await asyncio.to_thread(packager.end)
+        # NotFound: no recording here nor in the store; Conflict: a packager writes it.
+        with contextlib.suppress(Conflict, NotFound):
+            await asyncio.to_thread(finalize_recording, directory, self._store)
 
     async def _open_packager(self, directory: Path, started_at: float) -> HlsPackager:
         settings = self.settings
@@ -225,6 +230,7 @@ class MediaNode:
             part_frames=settings.part_frames,
             parts_per_segment=settings.parts_per_segment,
             bitrate=settings.bitrate,
+            store=self._store,
         )
 
     async def _offer(

@@ -35,6 +35,10 @@ the skip boundary, 6.3.7), so it skips only segments that every client asking fo
 already holds. Edges can then collapse a whole audience's identical requests into one.
 An ended playlist and the replay no longer change.
 
+With an object store (storage_url), a recording's init segment, segments, playlist and
+replay that are not on this disk (the space ran on another machine, or its directory is
+gone) are streamed from the store with the same headers; an unreachable store is a 503.
+
 Every path component is checked against a strict pattern before it touches the disk, so
 no request can name a file outside a space's directory. Bad input gets a 4xx with a JSON
 reason, never a 500.
@@ -48,16 +52,18 @@ import re
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from email.utils import formatdate
 from pathlib import Path
 
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
 from majlis.errors import BadRequest, MajlisError, NotFound
 from majlis.media.feed import FeedSnapshot, PlaylistFeed
+from majlis.media.mirror import object_key
 from majlis.media.recording import (
     INIT_NAME,
     PART_NAME,
@@ -67,6 +73,7 @@ from majlis.media.recording import (
     part_name,
     segment_name,
 )
+from majlis.media.storage import ObjectStore, StorageError, StoredObject
 
 __all__ = ["SPACE_ID", "SpaceEntry", "SpaceRegistry", "create_origin"]
 
@@ -94,14 +101,23 @@ _ENDLIST = b"#EXT-X-ENDLIST"
 class SpaceEntry:
     directory: Path
     feed: PlaylistFeed | None
+    store: ObjectStore | None = None  # where files missing from directory may be
+
+    @property
+    def space_id(self) -> str:
+        return self.directory.name
 
 
 class SpaceRegistry:
     """Which spaces the origin serves: live ones with their feed, finished ones by
-    directory. With a recordings_root, an unregistered id falls back to root/id."""
+    directory. With a recordings_root, an unregistered id falls back to root/id; with a
+    store too, to whatever the store holds for it."""
 
-    def __init__(self, recordings_root: Path | None = None) -> None:
+    def __init__(
+        self, recordings_root: Path | None = None, store: ObjectStore | None = None
+    ) -> None:
         self._root = recordings_root
+        self._store = store
         self._entries: dict[str, SpaceEntry] = {}
         self._lock = threading.Lock()
 
@@ -121,9 +137,11 @@ class SpaceRegistry:
         with self._lock:
             entry = self._entries.get(space_id)
         if entry is not None:
-            return entry
-        if self._root is not None and (self._root / space_id / PLAYLIST_NAME).is_file():
-            return SpaceEntry(self._root / space_id, None)
+            return SpaceEntry(entry.directory, entry.feed, self._store)
+        if self._root is None:
+            return None
+        if self._store is not None or (self._root / space_id / PLAYLIST_NAME).is_file():
+            return SpaceEntry(self._root / space_id, None, self._store)
         return None
 
 
@@ -164,7 +182,7 @@ class _Origin:
         skip = _skip_directive(request.query_params)
         if entry.feed is None:
             # No CAN-SKIP-UNTIL on disk: _HLS_skip is ignored (RFC 8216bis 6.2.5.1).
-            return _disk_playlist(entry.directory, directive)
+            return _disk_playlist(await _read_recording(entry, PLAYLIST_NAME), directive)
         snapshot = entry.feed.snapshot()
         if snapshot.ended:
             # RFC 8216bis 6.2.5.1 and 6.2.5.2: directives are ignored once it has ended.
@@ -187,7 +205,7 @@ class _Origin:
         if segment is not None and feed is not None and not (entry.directory / name).is_file():
             return await self._open_segment(entry.directory, feed, int(segment[1]))
         if name == INIT_NAME or segment is not None:
-            return _media_file(entry.directory / name)
+            return await _recording_file(entry, name, headers={"Cache-Control": IMMUTABLE})
         part = PART_NAME.fullmatch(name)
         if part is None:
             raise NotFound(f"{name[:64]!r} is not a file this origin serves")
@@ -199,18 +217,17 @@ class _Origin:
 
     async def replay(self, request: Request) -> Response:
         entry = self._entry(request)
-        if not _has_ended(entry):
+        if not await _has_ended(entry):
             raise NotFound("the replay is available once the space has ended")
-        path = entry.directory / REPLAY_NAME
-        if not path.is_file():
-            raise NotFound("this space has no recorded audio")
-        space_id = request.path_params["space_id"]
-        return FileResponse(
-            path,
-            media_type=MEDIA_TYPE,
-            filename=f"{space_id}.m4a",
-            headers={"Cache-Control": FINISHED},
-        )
+        headers = {
+            "Cache-Control": FINISHED,
+            # As FileResponse(filename=...) says it; space ids are plain ASCII.
+            "Content-Disposition": f'attachment; filename="{entry.space_id}.m4a"',
+        }
+        try:
+            return await _recording_file(entry, REPLAY_NAME, headers)
+        except NotFound:
+            raise NotFound("this space has no recorded audio") from None
 
     async def _wait(
         self, feed: PlaylistFeed, snapshot: FeedSnapshot, msn: int, part: int | None
@@ -322,11 +339,9 @@ def _refuse_far_ahead(snapshot: FeedSnapshot, msn: int, part: int | None) -> Non
         )
 
 
-def _disk_playlist(directory: Path, directive: tuple[int, int | None] | None) -> Response:
-    try:
-        text = (directory / PLAYLIST_NAME).read_bytes()
-    except OSError:
-        raise NotFound("this space has no playlist") from None
+def _disk_playlist(text: bytes | None, directive: tuple[int, int | None] | None) -> Response:
+    if text is None:
+        raise NotFound("this space has no playlist")
     ended = _ENDLIST in text
     if directive is not None and not ended:
         # Nothing here produces new segments: answer what is listed, refuse the rest.
@@ -339,13 +354,54 @@ def _disk_playlist(directory: Path, directive: tuple[int, int | None] | None) ->
     return _playlist_response(text, _playlist_cache(ended))
 
 
-def _has_ended(entry: SpaceEntry) -> bool:
+async def _has_ended(entry: SpaceEntry) -> bool:
     if entry.feed is not None:
         return entry.feed.snapshot().ended
+    return _ENDLIST in (await _read_recording(entry, PLAYLIST_NAME) or b"")
+
+
+async def _read_recording(entry: SpaceEntry, name: str) -> bytes | None:
+    """A small file of a recording, from disk or else from the store."""
     try:
-        return _ENDLIST in (entry.directory / PLAYLIST_NAME).read_bytes()
+        return (entry.directory / name).read_bytes()
     except OSError:
-        return False
+        if entry.store is None:
+            return None
+    try:
+        return await entry.store.fetch(object_key(entry.space_id, name))
+    except StorageError as error:
+        raise _Unavailable(f"the recordings store is unreachable: {error}", 5) from None
+
+
+async def _recording_file(entry: SpaceEntry, name: str, headers: dict[str, str]) -> Response:
+    """A media file of a recording, from disk or else streamed from the store."""
+    path = entry.directory / name
+    if path.is_file() or entry.store is None:
+        if not path.is_file():
+            raise NotFound(f"{name} does not exist (yet)")
+        return FileResponse(path, media_type=MEDIA_TYPE, headers=headers)
+    try:
+        stored = await entry.store.open(object_key(entry.space_id, name))
+    except StorageError as error:
+        raise _Unavailable(f"the recordings store is unreachable: {error}", 5) from None
+    if stored is None:
+        raise NotFound(f"{name} does not exist (yet)")
+    return _stored_response(stored, headers)
+
+
+def _stored_response(stored: StoredObject, headers: dict[str, str]) -> Response:
+    """What FileResponse would say of the same file (but Range: the whole object)."""
+    stat_headers = {
+        "Content-Length": str(stored.size),
+        "Last-Modified": formatdate(stored.modified, usegmt=True),
+    }
+    if stored.etag:
+        stat_headers["ETag"] = stored.etag
+    # A store failing mid-object raises out of the stream, which drops the connection:
+    # with Content-Length set, no client or cache takes the short body for the file.
+    return StreamingResponse(
+        stored.chunks, media_type=MEDIA_TYPE, headers={**headers, **stat_headers}
+    )
 
 
 def _playlist_body(snapshot: FeedSnapshot, *, delta: bool) -> bytes:

@@ -7,7 +7,9 @@ part_frames AAC frames (parts_per_segment parts make a segment), writes them, an
 publishes each new playlist to `feed` for the origin.
 
 Durability order per segment: segment file fsynced (temp, rename, directory fsync) ->
-journal line fsynced -> durable playlist rewritten the same way -> feed updated. A part
+journal line fsynced -> durable playlist rewritten the same way -> feed updated. With an
+object store the segment is also stored before the journal line is written, and the
+store's journal updated before the playlist lists it (majlis.media.recording). A part
 is written (temp + rename) before any playlist names it. What survives a crash and how
 the next packager resumes is described in majlis.media.recording.
 
@@ -37,6 +39,7 @@ from majlis.media.fmp4 import TIMESCALE, fragment
 from majlis.media.playlist import MediaPlaylist, PlaylistPart, PlaylistSegment, PlaylistTiming
 from majlis.media.recording import (
     INIT_NAME,
+    PLAYLIST_NAME,
     REPLAY_NAME,
     Life,
     RecordingConfig,
@@ -46,6 +49,7 @@ from majlis.media.recording import (
     segment_name,
 )
 from majlis.media.replay import build_replay
+from majlis.media.storage import ObjectStore
 
 __all__ = [
     "DEFAULT_PARTS_PER_SEGMENT",
@@ -106,7 +110,10 @@ class HlsPackager:
         part_frames: int = DEFAULT_PART_FRAMES,
         parts_per_segment: int = DEFAULT_PARTS_PER_SEGMENT,
         bitrate: int = DEFAULT_BITRATE,
+        store: ObjectStore | None = None,
     ) -> None:
+        """store: where the recording is also kept (a PatientStore, so that an outage
+        delays the writer instead of failing it); None keeps it on this disk only."""
         _check_layout(part_frames, parts_per_segment)
         encoder = AacEncoder(bitrate)
         wanted = RecordingConfig(
@@ -116,7 +123,7 @@ class HlsPackager:
             space_started_at=space_started_at,
             audio_specific_config=encoder.audio_specific_config.hex(),
         )
-        recording = RecordingDir.open(directory, wanted)
+        recording = RecordingDir.open(directory, wanted, store)
         if recording.ended:
             recording.close()
             raise Conflict(f"recording {directory.name} has already ended")
@@ -237,6 +244,8 @@ class HlsPackager:
         self._pipeline.flush()
         if end:
             _write_ending(self._recording)
+        else:
+            self._recording.store_file(PLAYLIST_NAME)
         self._pipeline.publish(ended=end, hint=False)
 
 
@@ -267,6 +276,7 @@ class _Pipeline:
         self._playlist.set_preload_hint(part_name(self._life_id, self._msn, 0))
         # The playlist on disk must list what recovery may have just rescued.
         recording.write_playlist(self._playlist.render_recording())
+        recording.store_file(PLAYLIST_NAME)
 
     def note_capture(self, capture_time: float, samples: int) -> None:
         """Track the mixer's clock: the life's wall clock anchor and how far it drifts."""
@@ -395,11 +405,12 @@ class _Pipeline:
         return self._life
 
 
-def finalize_recording(directory: Path) -> None:
+def finalize_recording(directory: Path, store: ObjectStore | None = None) -> None:
     """End a recording whose packager died without end() (idempotent). Recovers the
     segment it was writing, then writes EXT-X-ENDLIST and the replay. Raises NotFound
-    when directory holds no recording, Conflict when a packager still writes it."""
-    recording = RecordingDir.open(directory, None)
+    when directory (and store) holds no recording, Conflict when a packager still
+    writes it."""
+    recording = RecordingDir.open(directory, None, store)
     try:
         _write_ending(recording)
     finally:
@@ -411,17 +422,20 @@ def _write_ending(recording: RecordingDir) -> None:
     in between is repaired by finalize_recording rather than resumed."""
     if not recording.ended:
         recording.mark_ended()
-    # The replay is written atomically, so one that exists is complete.
-    if recording.segments and not recording.path(REPLAY_NAME).exists():
+    # The replay is written (and stored) atomically, so one that exists is complete.
+    if recording.segments and not recording.has(REPLAY_NAME):
         build_replay(
             recording.path(REPLAY_NAME),
-            [recording.path(segment_name(record.msn)) for record in recording.segments],
+            # Segments of a recording restored here are fetched from the store.
+            [recording.local_segment(record.msn) for record in recording.segments],
             bytes.fromhex(recording.config.audio_specific_config),
             priming=recording.lives[0].priming if recording.lives else 0,
         )
+        recording.store_file(REPLAY_NAME)
     playlist = _playlist_from(recording)
     playlist.end()
     recording.write_playlist(playlist.render_recording())
+    recording.store_file(PLAYLIST_NAME)
 
 
 def _check_layout(part_frames: int, parts_per_segment: int) -> None:

@@ -28,7 +28,7 @@ from majlis.media.channel import Message, decode_snapshot, encode_frame, read_fr
 from majlis.media.feed import PlaylistFeed
 from majlis.media.node import NodeSettings
 from majlis.media.origin import SpaceRegistry
-from majlis.media.worker import settings_to_json
+from majlis.media.worker import settings_to_json, worker_environment
 from majlis.plane import (
     Levels,
     LevelsSink,
@@ -190,6 +190,7 @@ class MediaProcess:
                 str(theirs.fileno()),
                 settings_to_json(self.settings, _log_levels()),
                 pass_fds=(theirs.fileno(),),
+                env=worker_environment(self.settings),
                 stdin=subprocess.DEVNULL,
                 # stdout is the parent's to print its address on; logs go to stderr.
                 stdout=subprocess.DEVNULL,

@@ -13,6 +13,14 @@ Layout (every name is fixed or built from integers, which is what the origin acc
 - replay.m4a          the single-file replay, written when the space ends.
 - .lock               flock held by the one packager writing here.
 
+With an object store (storage_url) every file but the parts is also stored under
+`{space}/` (majlis.media.mirror): a segment before it is journalled, state.json whenever
+it changes, the journal in chunks, init.mp4, and index.m3u8 and replay.m4a when a life
+closes or the recording ends. open() restores a recording the local disk lacks (its space
+moved here from another machine), or whose local copy is stale (the space ran elsewhere
+since), from the store; segments are fetched when needed. And it uploads what the store
+missed (a node stopped during an outage).
+
 A "life" is one packager run on the directory. A node that dies (even by SIGKILL) leaves
 the directory consistent; the next packager opens a new life.
 
@@ -37,6 +45,7 @@ import logging
 import math
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,6 +54,8 @@ from typing import IO, Any, BinaryIO
 from majlis.errors import Conflict, NotFound
 from majlis.media.encoder import AAC_FRAME_SAMPLES
 from majlis.media.fmp4 import TIMESCALE, Fragment, Mp4FormatError, init_segment, parse_fragments
+from majlis.media.mirror import RecordingMirror
+from majlis.media.storage import ObjectStore
 
 __all__ = [
     "INIT_NAME",
@@ -208,6 +219,7 @@ class RecordingDir:
         lives: list[Life],
         segments: list[SegmentRecord],
         ended: bool,
+        mirror: RecordingMirror | None = None,
     ) -> None:
         self.directory = directory
         self.config = config
@@ -216,19 +228,25 @@ class RecordingDir:
         self.ended = ended
         self._lock = lock
         self._journal: IO[bytes] | None = None
+        self._mirror = mirror
 
     @classmethod
-    def open(cls, directory: Path, config: RecordingConfig | None) -> RecordingDir:
-        """Lock, load and recover the recording in directory.
+    def open(
+        cls, directory: Path, config: RecordingConfig | None, store: ObjectStore | None = None
+    ) -> RecordingDir:
+        """Lock, load and recover the recording in directory (and in store, if any).
 
         With a config, a missing recording is created (an existing one keeps its own
         config); without one, the recording must exist."""
-        if config is None and not (directory / STATE_NAME).is_file():
+        mirror = None if store is None else RecordingMirror(store, directory.name)
+        if config is None and not _exists(directory, mirror):
             raise NotFound(f"no recording in {directory}")
         directory.mkdir(parents=True, exist_ok=True)
         lock = _acquire_lock(directory)
         try:
             _remove_temp_files(directory)
+            if mirror is not None:
+                _restore_if_behind(directory, mirror)
             state = _load_state(directory)
             if state is None and config is not None:
                 _create(directory, config)
@@ -239,7 +257,8 @@ class RecordingDir:
             if config is not None:
                 _warn_if_config_differs(stored, config)
             segments = _load_journal(directory / JOURNAL_NAME)
-            recording = cls(directory, lock, stored, lives, segments, ended)
+            recording = cls(directory, lock, stored, lives, segments, ended, mirror)
+            recording._catch_up()
             if not ended:
                 recording._rescue_open_segment()
             return recording
@@ -272,13 +291,43 @@ class RecordingDir:
         write_atomically(self.path(name), data)
 
     def add_segment(self, record: SegmentRecord, data: bytes) -> None:
-        """Make the segment durable, then journal it: only then may a playlist list it."""
+        """Make the segment durable (on disk and in the store), then journal it: only then
+        may a playlist list it."""
         write_durably(self.path(segment_name(record.msn)), data)
+        if self._mirror is not None:
+            self._mirror.put(segment_name(record.msn), data)
         self._append_journal(record)
         self.segments.append(record)
+        if self._mirror is not None:
+            self._mirror.store_journal(self._journal_lines(), len(self.segments) - 1)
 
     def write_playlist(self, text: str) -> None:
         write_durably(self.path(PLAYLIST_NAME), text.encode())
+
+    def store_file(self, name: str) -> None:
+        """Copy a local file to the store (no-op without one). The playlist is stored only
+        when a life opens, closes or ends: storing it per segment would upload a long
+        recording's whole index every 2 s, and open() rebuilds it from the journal."""
+        if self._mirror is not None:
+            self._mirror.put(name, self.path(name))
+
+    def has(self, name: str) -> bool:
+        """Whether the file is on disk or in the store."""
+        if self.path(name).exists():
+            return True
+        return self._mirror is not None and self._mirror.exists(name)
+
+    def local_segment(self, msn: int) -> Path:
+        """The path of a listed segment, fetched from the store first if this disk lacks it
+        (the recording was restored here)."""
+        path = self.path(segment_name(msn))
+        if path.exists() or self._mirror is None:
+            return path
+        data = self._mirror.get(segment_name(msn))
+        if data is None:
+            raise NotFound(f"segment {msn} of {self.directory.name} is in no store")
+        write_atomically(path, data)
+        return path
 
     def mark_ended(self) -> None:
         self.ended = True
@@ -298,12 +347,38 @@ class RecordingDir:
             "ended": self.ended,
         }
         write_durably(self.path(STATE_NAME), json.dumps(state, indent=1).encode())
+        self.store_file(STATE_NAME)
+
+    def _journal_lines(self) -> list[bytes]:
+        return [_journal_line(record) for record in self.segments]
+
+    def _catch_up(self) -> None:
+        """Store what the store lacks: everything, the first time a recording is opened
+        with a store; the tail, after a node stopped while the store was unreachable."""
+        mirror = self._mirror
+        if mirror is None:
+            return
+        stored = len(_parse_journal(mirror.load_journal())[0])
+        if stored > len(self.segments):
+            log.warning("recording %s: the store lists more than this disk", self.directory)
+            return
+        if not mirror.exists(INIT_NAME):
+            self.store_file(INIT_NAME)
+        self.store_file(STATE_NAME)
+        for record in self.segments[stored:]:
+            self.store_file(segment_name(record.msn))
+        if stored < len(self.segments):
+            mirror.store_journal(self._journal_lines(), stored)
+            log.info(
+                "recording %s: stored %d segments the store lacked",
+                self.directory,
+                len(self.segments) - stored,
+            )
 
     def _append_journal(self, record: SegmentRecord) -> None:
         if self._journal is None:
             self._journal = open(self.path(JOURNAL_NAME), "ab")  # noqa: SIM115 (kept open)
-        line = json.dumps(asdict(record), separators=(",", ":")) + "\n"
-        self._journal.write(line.encode())
+        self._journal.write(_journal_line(record))
         self._journal.flush()
         os.fsync(self._journal.fileno())
 
@@ -337,6 +412,11 @@ class RecordingDir:
             data = written.read_bytes()
             if parse_fragments(data):
                 return data
+        stored = self._mirror.get(segment_name(msn)) if self._mirror is not None else None
+        with contextlib.suppress(Mp4FormatError):
+            # Stored but not journalled by a life that died on another machine.
+            if stored is not None and parse_fragments(stored):
+                return stored
         parts: list[bytes] = []
         for index in range(self.config.parts_per_segment):
             part = self._valid_part(part_name(life.id, msn, index))
@@ -396,17 +476,76 @@ def _load_state(directory: Path) -> tuple[RecordingConfig, list[Life], bool] | N
         raw = (directory / STATE_NAME).read_bytes()
     except FileNotFoundError:
         return None
+    return _parse_state(raw, directory.name)
+
+
+def _parse_state(raw: bytes, name: str) -> tuple[RecordingConfig, list[Life], bool]:
     state: dict[str, Any] = json.loads(raw)
     if state.get("format") != _STATE_FORMAT:
-        raise Conflict(f"recording {directory.name} has an unknown state format")
+        raise Conflict(f"recording {name} has an unknown state format")
     config = RecordingConfig(**state["config"])
     lives = [Life(**life) for life in state["lives"]]
     return config, lives, bool(state["ended"])
 
 
-def _load_journal(path: Path) -> list[SegmentRecord]:
-    """Read the journal; a torn last line (power loss mid-append) is cut off the file."""
-    data = path.read_bytes() if path.exists() else b""
+def _exists(directory: Path, mirror: RecordingMirror | None) -> bool:
+    """Whether there is a recording here or in the store."""
+    if (directory / STATE_NAME).is_file():
+        return True
+    return mirror is not None and mirror.exists(STATE_NAME)
+
+
+def _restore_if_behind(directory: Path, mirror: RecordingMirror) -> None:
+    """Take the store's copy when this disk has none, or a stale one: the space ran on
+    another machine since (the store knows a life this disk does not, or has ended it).
+    A stale copy is set aside in a subdirectory, never deleted, and never served."""
+    stored_raw = mirror.get(STATE_NAME)
+    if stored_raw is None:
+        return
+    local = _load_state(directory)
+    if local is not None:
+        _, stored_lives, stored_ended = _parse_state(stored_raw, directory.name)
+        _, local_lives, local_ended = local
+        diverged = local_lives[: len(stored_lives)] != stored_lives
+        if not diverged and (local_ended or not stored_ended):
+            return
+        aside = _set_aside(directory)
+        log.warning(
+            "recording %s: the store's copy is newer; local copy moved to %s", directory, aside
+        )
+    _restore(directory, mirror, stored_raw)
+
+
+def _restore(directory: Path, mirror: RecordingMirror, state: bytes) -> None:
+    """state.json goes last: until it is there, the next open() restores again."""
+    config, _, _ = _parse_state(state, directory.name)
+    init = mirror.get(INIT_NAME) or init_segment(bytes.fromhex(config.audio_specific_config))
+    write_durably(directory / INIT_NAME, init)
+    journal = mirror.load_journal()
+    records, good = _parse_journal(journal)
+    write_durably(directory / JOURNAL_NAME, journal[:good])
+    playlist = mirror.get(PLAYLIST_NAME)
+    if playlist is not None:
+        write_durably(directory / PLAYLIST_NAME, playlist)
+    write_durably(directory / STATE_NAME, state)
+    log.info("recording %s: restored from the store (%d segments)", directory, len(records))
+
+
+def _set_aside(directory: Path) -> Path:
+    aside = directory / f"stale-{time.time_ns()}"
+    aside.mkdir()
+    for path in directory.iterdir():
+        if path.is_file() and path.name != LOCK_NAME:
+            path.rename(aside / path.name)
+    return aside
+
+
+def _journal_line(record: SegmentRecord) -> bytes:
+    return (json.dumps(asdict(record), separators=(",", ":")) + "\n").encode()
+
+
+def _parse_journal(data: bytes) -> tuple[list[SegmentRecord], int]:
+    """The records of whole, valid lines up to the first bad one, and their byte length."""
     records: list[SegmentRecord] = []
     good = 0
     for line in data.splitlines(keepends=True):
@@ -418,6 +557,13 @@ def _load_journal(path: Path) -> list[SegmentRecord]:
         except (ValueError, TypeError, KeyError):
             break
         good += len(line)
+    return records, good
+
+
+def _load_journal(path: Path) -> list[SegmentRecord]:
+    """Read the journal; a torn last line (power loss mid-append) is cut off the file."""
+    data = path.read_bytes() if path.exists() else b""
+    records, good = _parse_journal(data)
     if good != len(data):
         log.warning("recording journal %s: dropping %d torn bytes", path, len(data) - good)
         with open(path, "r+b") as handle:

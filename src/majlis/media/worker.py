@@ -7,6 +7,10 @@ HTTP and the origin, fed with the playlist snapshots this process sends (channel
 
     python -m majlis.media.worker FD SETTINGS_JSON
 
+The object store's secret key is not in SETTINGS_JSON, since any user can read a
+process's command line: it comes in the environment (STORAGE_SECRET_ENV), which only
+the owner can read.
+
 FD is this end of a socketpair inherited from the parent. The worker exits when the
 parent says stop, on SIGTERM, or when the socket reaches EOF (the parent died): its
 recordings are closed, never ended, so the next worker resumes them.
@@ -18,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import resource
 import signal
 import socket
@@ -30,14 +35,26 @@ from majlis.media.channel import Message, encode_frame, encode_snapshot, read_fr
 from majlis.media.feed import FeedSnapshot, PlaylistFeed
 from majlis.media.node import MediaNode, NodeSettings
 from majlis.media.origin import SpaceRegistry
+from majlis.media.storage import StorageSettings
 from majlis.plane import Levels, MediaCommand, Sample, UnknownCommand, decode_command, encode_error
 
-__all__ = ["main", "serve", "settings_from_json", "settings_to_json"]
+__all__ = [
+    "STORAGE_SECRET_ENV",
+    "main",
+    "serve",
+    "settings_from_json",
+    "settings_to_json",
+    "worker_environment",
+]
 
 log = logging.getLogger("majlis.media.worker")
 
+# Not MAJLIS_*: it is no config key, and a config loader must not trip over it.
+STORAGE_SECRET_ENV = "_MAJLIS_WORKER_STORAGE_SECRET"
+
 
 def settings_to_json(settings: NodeSettings, log_levels: dict[str, int] | None = None) -> str:
+    storage = settings.storage
     return json.dumps(
         {
             "log_levels": log_levels or {},
@@ -45,17 +62,43 @@ def settings_to_json(settings: NodeSettings, log_levels: dict[str, int] | None =
             "part_seconds": settings.part_seconds,
             "segment_seconds": settings.segment_seconds,
             "bitrate": settings.bitrate,
+            "storage": None
+            if storage is None
+            else {
+                "url": storage.url,
+                "endpoint": storage.endpoint,
+                "region": storage.region,
+                "access_key": storage.access_key,
+            },
         }
     )
 
 
+def worker_environment(settings: NodeSettings) -> dict[str, str]:
+    """The worker's environment: ours, plus the store's secret (module docstring)."""
+    env = dict(os.environ)
+    if settings.storage is not None:
+        env[STORAGE_SECRET_ENV] = settings.storage.secret_key
+    return env
+
+
 def settings_from_json(text: str) -> NodeSettings:
     raw = json.loads(text)
+    storage = raw.get("storage")
     return NodeSettings(
         recordings_root=Path(raw["recordings_root"]),
         part_seconds=float(raw["part_seconds"]),
         segment_seconds=float(raw["segment_seconds"]),
         bitrate=int(raw["bitrate"]),
+        storage=None
+        if storage is None
+        else StorageSettings(
+            url=str(storage["url"]),
+            endpoint=str(storage["endpoint"]),
+            region=str(storage["region"]),
+            access_key=str(storage["access_key"]),
+            secret_key=os.environ.get(STORAGE_SECRET_ENV, ""),
+        ),
     )
 
 

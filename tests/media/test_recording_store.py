@@ -1,0 +1,179 @@
+"""Recordings kept in an S3-compatible store (moto in server mode): durable before listed,
+restore on another machine, the origin serving what only the bucket holds, an outage."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from majlis.media.audio import FRAME_SECONDS, SAMPLE_RATE
+from majlis.media.encoder import AAC_FRAME_SAMPLES
+from majlis.media.origin import IMMUTABLE, SpaceRegistry, create_origin
+from majlis.media.packager import HlsPackager, finalize_recording
+from majlis.media.recording import RecordingDir, SegmentRecord
+from majlis.media.storage import PatientStore, S3Store, StorageSettings
+from s3_support import TcpProxy
+
+from . import hls_rules
+from .audio_analysis import assert_tone, decode_with_pyav, frames_of, tone
+
+T0 = 1_700_000_000.0
+LEVEL_DB = -9.03
+
+
+def push(packager: HlsPackager, seconds: float, start: float, *, pace: bool = False) -> None:
+    """Push a 1 kHz tone; with pace, in real time (each push must return at once)."""
+    began = time.monotonic()
+    for index, frame in enumerate(frames_of(tone(1000, seconds))):
+        called = time.monotonic()
+        packager.push(frame, start + index * FRAME_SECONDS)
+        assert time.monotonic() - called < 0.05, "push() waited"
+        if pace:
+            time.sleep(max(0.0, began + (index + 1) * FRAME_SECONDS - time.monotonic()))
+
+
+def stored_journal(store: S3Store, space: str) -> list[int]:
+    """The msns the store's journal lists."""
+    lines = (store.get(f"{space}/journal/0.jsonl") or b"").splitlines()
+    return [json.loads(line)["msn"] for line in lines]
+
+
+def test_a_segment_is_in_the_bucket_before_the_journal_lists_it(
+    s3_settings: StorageSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = S3Store(s3_settings)
+    missing: list[int] = []
+    journalled: list[int] = []
+    original = RecordingDir._append_journal
+
+    def check(recording: RecordingDir, record: SegmentRecord) -> None:
+        if store.get(f"space/s{record.msn}.m4s") is None:
+            missing.append(record.msn)
+        journalled.append(record.msn)
+        original(recording, record)
+
+    monkeypatch.setattr(RecordingDir, "_append_journal", check)
+    packager = HlsPackager(tmp_path / "space", space_started_at=T0, store=PatientStore(store))
+    push(packager, 5.0, T0)
+    assert packager.sync()
+    assert journalled == [0, 1] and not missing
+    assert stored_journal(store, "space") == [0, 1]
+    packager.end()
+    assert stored_journal(store, "space") == [0, 1, 2]
+    for name in ("init.mp4", "state.json", "index.m3u8", "replay.m4a"):
+        assert store.get(f"space/{name}") == (tmp_path / "space" / name).read_bytes(), name
+
+
+def test_restore_on_another_machine_continues_the_sequence(
+    s3_settings: StorageSettings, tmp_path: Path
+) -> None:
+    store = PatientStore(S3Store(s3_settings))
+    first = HlsPackager(tmp_path / "a" / "space", space_started_at=T0, store=store)
+    push(first, 5.0, T0)
+    first.close()  # the node drains (a crash is the same, minus the open segment)
+
+    # Another machine: an empty recordings root, the same bucket.
+    second = HlsPackager(tmp_path / "b" / "space", space_started_at=T0, store=store)
+    restored = tmp_path / "b" / "space"
+    assert not (restored / "s0.m4s").exists()  # segments are fetched lazily
+    push(second, 3.0, T0 + 10)
+    second.end()  # the replay fetches what this disk lacks
+
+    playlist = hls_rules.check((restored / "index.m3u8").read_text(), ended=True)
+    uris = [segment.uri for segment in playlist.complete]
+    assert uris == [f"s{msn}.m4s" for msn in range(len(uris))]
+    assert [segment.discontinuity for segment in playlist.complete].count(True) == 1
+    listed = sum(segment.duration or 0.0 for segment in playlist.complete)
+    assert listed > 7.5
+    replay = decode_with_pyav(restored / "replay.m4a")
+    assert replay.size == round(listed * SAMPLE_RATE) - AAC_FRAME_SAMPLES
+    # The first life, fetched from the bucket (a new life starts with encoder priming).
+    assert_tone(replay[: 4 * SAMPLE_RATE], frequency=1000, level_db=LEVEL_DB)
+
+    # Back on the first machine, its copy is stale: set aside, the store's one restored.
+    finalize_recording(tmp_path / "a" / "space", store)
+    back = tmp_path / "a" / "space"
+    assert (back / "index.m3u8").read_bytes() == (restored / "index.m3u8").read_bytes()
+    assert len(list(back.glob("stale-*/state.json"))) == 1
+
+
+@pytest.fixture
+async def bucket_only(
+    s3_settings: StorageSettings, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An origin whose recordings root is empty: the ended space is only in the bucket."""
+    store = S3Store(s3_settings)
+    packager = HlsPackager(tmp_path / "made" / "space", space_started_at=T0, store=store)
+    push(packager, 3.0, T0)
+    packager.end()
+    app = create_origin(SpaceRegistry(tmp_path / "empty", store))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://origin") as http:
+        yield http
+
+
+async def test_the_origin_serves_what_only_the_bucket_holds(
+    bucket_only: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    made = tmp_path / "made" / "space"
+    for name in ("s0.m4s", "init.mp4"):
+        answer = await bucket_only.get(f"/space/{name}")
+        assert answer.status_code == 200 and answer.content == (made / name).read_bytes()
+        assert answer.headers["cache-control"] == IMMUTABLE
+        assert answer.headers["content-type"] == "audio/mp4"
+        assert int(answer.headers["content-length"]) == len(answer.content)
+        assert answer.headers["etag"] and answer.headers["last-modified"]
+    playlist = await bucket_only.get("/space/index.m3u8")
+    hls_rules.check(playlist.text, ended=True)
+    replay = await bucket_only.get("/space/replay.m4a")
+    assert replay.status_code == 200
+    assert replay.content == (made / "replay.m4a").read_bytes()
+    assert replay.headers["content-disposition"] == 'attachment; filename="space.m4a"'
+    replay_file = tmp_path / "served.m4a"
+    replay_file.write_bytes(replay.content)
+    assert_tone(decode_with_pyav(replay_file), frequency=1000, level_db=LEVEL_DB)
+    for path in ("/space/s9.m4s", "/other/index.m3u8", "/other/replay.m4a"):
+        assert (await bucket_only.get(path)).status_code == 404, path
+
+
+def test_an_outage_of_ten_seconds_loses_nothing_and_catches_up(
+    s3_settings: StorageSettings, tmp_path: Path
+) -> None:
+    proxy = TcpProxy(urlsplit(s3_settings.endpoint).port or 0)
+    direct = S3Store(s3_settings)
+    try:
+        through = S3Store(dataclasses.replace(s3_settings, endpoint=proxy.endpoint))
+        store = PatientStore(through, max_wait=1.0)
+        packager = HlsPackager(tmp_path / "space", space_started_at=T0, store=store)
+        push(packager, 3.0, T0)
+        assert packager.sync()
+        listed_before = packager.feed.snapshot().complete_msn
+        proxy.down()
+        push(packager, 10.0, T0 + 3.0, pace=True)  # the mixer goes on; push never waits
+        # Nothing the store lacks is listed: the writer waits for it.
+        assert packager.feed.snapshot().complete_msn <= listed_before + 1
+        assert stored_journal(direct, "space") == list(range(listed_before + 1))
+        proxy.up()
+        assert packager.sync(timeout=30), "the writer did not catch up"
+        push(packager, 1.0, T0 + 13.0)
+        packager.end()
+        playlist = hls_rules.check((tmp_path / "space" / "index.m3u8").read_text(), ended=True)
+        count = len(playlist.complete)
+        assert stored_journal(direct, "space") == list(range(count))
+        for msn in range(count):
+            assert (
+                direct.get(f"space/s{msn}.m4s") == (tmp_path / "space" / f"s{msn}.m4s").read_bytes()
+            )
+        # Every frame pushed is in the recording: 14 s, no gap.
+        listed = sum(segment.duration or 0.0 for segment in playlist.complete)
+        assert abs(listed - 14.0) < 2 * AAC_FRAME_SAMPLES / SAMPLE_RATE
+        assert packager.stats().frames_dropped == 0
+    finally:
+        proxy.close()
