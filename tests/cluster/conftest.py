@@ -34,9 +34,14 @@ class Cluster:
 
     def owner(self, space_id: str) -> Server:
         """The node that runs `space_id` now (its /metrics count it)."""
+        node = self.owner_or_none(space_id)
+        assert node is not None, "no node runs the space"
+        return node
+
+    def owner_or_none(self, space_id: str) -> Server | None:
         running = [n for n in self.nodes if n.process.poll() is None and _runs(n)]
-        assert len(running) == 1, f"{len(running)} nodes run a space"
-        return running[0]
+        assert len(running) <= 1, f"{len(running)} nodes run a space"
+        return running[0] if running else None
 
 
 def _runs(node: Server) -> bool:

@@ -16,7 +16,7 @@ import pytest
 
 from e2e.harness import MAJLIS, Api, record_live, speak, wait_line, wait_replay
 from e2e.resume_checks import listed_segments
-from e2e.signal_tools import RATE, decode, longest_gap, read_wav, tone_db
+from e2e.signal_tools import RATE, decode, longest_gap, read_wav, tone_db, tone_track
 
 from .conftest import cluster, wait_for
 
@@ -139,6 +139,44 @@ def test_a_killed_node_hands_its_space_to_the_other(tmp_path: Path) -> None:
     new_start = sum(s.duration for s in final.segments[:first_new])
     after = audio[int((new_start + 1.0) * RATE) : int((new_start + 3.0) * RATE)]
     assert abs(tone_db(after, HOST_TONE) - TONE_RMS_DB) < 3.0, "no tone after the failover"
+
+
+def test_a_draining_node_hands_its_space_over(tmp_path: Path) -> None:
+    """SIGTERM to the node running a space: it closes the recording (not ends it) and lets
+    go of the lease, and the other node takes the space before a lease would expire."""
+    with cluster(tmp_path) as running:
+        api = Api(running.workers[0])
+        api.register("host")
+        sid = api.ok("host", "POST", "/api/v1/spaces", {"title": "Drain"})["id"]
+        speaker = speak(running.workers[0], sid, "host", HOST_TONE, 60)
+        try:
+            wait_line(speaker, "connected")
+            time.sleep(4.0)
+            owner = running.owner(sid)
+            owner.process.terminate()
+            drained = time.monotonic()
+            # uvicorn re-raises SIGTERM once it has shut down gracefully.
+            assert owner.process.wait(30) in (0, -15)
+            # Handed over, not timed out: sooner than a lease (3 s) plus a reconcile.
+            moved = wait_for(lambda: running.owner_or_none(sid) is not None, 15)
+            took = time.monotonic() - drained
+            wait_line(speaker, "connected again", timeout=30)
+            time.sleep(3.0)
+        finally:
+            speaker.terminate()
+            speaker.wait(10)
+        api.ok("host", "POST", f"/api/v1/spaces/{sid}/end")
+        final = m3u8.loads(wait_replay(api, sid))
+        replay = api.http.get(f"/hls/{sid}/replay.m4a").content
+        api.close()
+    print(f"drained: another node ran the space {took:.1f} s after SIGTERM ({moved:.1f} s wait)")
+    assert took < 3.0, f"the space moved only after {took:.1f} s: the lease was not released"
+    first_new = next(i for i, s in enumerate(final.segments) if s.discontinuity)
+    audio = decode(replay)
+    new_start = sum(s.duration for s in final.segments[:first_new])
+    # The new node runs at once; the speaker is back once its reconnect finds it.
+    level = tone_track(audio[int(new_start * RATE) :], HOST_TONE, 0.1, 0.05)
+    assert np.count_nonzero(level > TONE_RMS_DB - 3.0) >= 30, "under 1.5 s of tone after"
 
 
 @pytest.mark.parametrize(
