@@ -130,8 +130,7 @@ def build_services(config: Config, clock: Clock | None = None) -> Services:
     media, cluster, membership = plane, None, None
     if config.scaled:
         if plane is not None:
-            me = NodeInfo(_node_id(config), config.effective_node_url, config.node_capacity, 0)
-            membership = Membership(plane, bus, clock, me, config.lease_seconds)
+            membership = _membership(config, plane, bus, clock)
         media = cluster = RemoteMedia(bus, clock, node_key_of(config), local=membership)
     return Services(
         config=config,
@@ -186,6 +185,11 @@ def _local_plane(config: Config, registry: SpaceRegistry) -> MediaPlane:
     return MediaNode(settings, registry)
 
 
+def _membership(config: Config, plane: MediaPlane, bus: Bus, clock: Clock) -> Membership:
+    me = NodeInfo(_node_id(config), config.effective_node_url, config.node_capacity, 0)
+    return Membership(plane, bus, clock, me, config.lease_seconds)
+
+
 def node_key_of(config: Config) -> str:
     """What control-plane workers show media nodes (both derive it from the secret)."""
     return compact_key(load_secret(config), NODE).hex()
@@ -228,11 +232,10 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
     if services.cluster is not None:
         membership = services.membership
         local_id = membership.node_id if membership else None
-        origin = proxy = ClusterOrigin(
-            services.cluster.owner, local_origin, node_key_of(config), local_id
-        )
+        key = node_key_of(config)
+        origin = proxy = ClusterOrigin(services.cluster.owner, local_origin, key, local_id)
         if membership is not None:
-            node_api = node_routes(membership, local_origin, node_key_of(config))
+            node_api = node_routes(membership, local_origin, key)
     limits = RateLimits(
         config.write_rate_ip,
         config.write_burst_ip,
@@ -307,11 +310,10 @@ def build_node_app(config: Config, clock: Clock | None = None) -> Starlette:
     bus = open_bus(config.bus_url)
     registry = _registry(config)
     plane = _local_plane(config, registry)
-    me = NodeInfo(_node_id(config), config.effective_node_url, config.node_capacity, 0)
-    membership = Membership(plane, bus, clock, me, config.lease_seconds)
+    membership = _membership(config, plane, bus, clock)
 
     async def health(request: Request) -> Response:
-        return json_response({"ok": True, "version": __version__, "node": me.node_id})
+        return json_response({"ok": True, "version": __version__, "node": membership.node_id})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -320,7 +322,11 @@ def build_node_app(config: Config, clock: Clock | None = None) -> Starlette:
             plane.on_levels = publish_levels(bus, asyncio.get_running_loop())
             await plane.start(membership.resume)
             await membership.start()
-            log.info("media node %s joined the cluster at %s", me.node_id, me.url)
+            log.info(
+                "media node %s joined the cluster at %s",
+                membership.node_id,
+                config.effective_node_url,
+            )
             try:
                 yield
             finally:

@@ -376,10 +376,10 @@ async def _read_recording(entry: SpaceEntry, name: str) -> bytes | None:
 async def _recording_file(entry: SpaceEntry, name: str, headers: dict[str, str]) -> Response:
     """A media file of a recording, from disk or else streamed from the store."""
     path = entry.directory / name
-    if path.is_file() or entry.store is None:
-        if not path.is_file():
-            raise NotFound(f"{name} does not exist (yet)")
+    if path.is_file():
         return FileResponse(path, media_type=MEDIA_TYPE, headers=headers)
+    if entry.store is None:
+        raise NotFound(f"{name} does not exist (yet)")
     try:
         stored = await entry.store.open(object_key(entry.space_id, name))
     except StorageError as error:
