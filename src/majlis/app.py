@@ -374,13 +374,15 @@ async def _cluster_running(services: Services, cluster: RemoteMedia) -> AsyncIte
         await plane.start(membership.resume)
         await membership.start()
     worker_id = membership.node_id if membership else _node_id(services.config)
+    lease = services.config.lease_seconds
     reconciler = Reconciler(
-        services.spaces,
+        services.spaces.live_starts,
+        services.events.media,
         services.bus,
-        services.events,
         services.clock,
         worker_id,
-        services.config.lease_seconds / 3,
+        lease / 6,  # a killed node is found dead within two rounds: a third of a lease
+        warm_up=lease,
     )
     reconciling = asyncio.create_task(reconciler.run())
     try:

@@ -48,6 +48,7 @@ __all__ = [
     "encode_command",
     "encode_error",
     "follow_commands",
+    "node_alive_channel",
     "node_key",
     "space_lease",
 ]
@@ -233,6 +234,12 @@ NODE_KEY_HEADER = "X-Majlis-Node-Key"  # control plane -> node requests carry th
 
 def node_key(node_id: str) -> str:
     return f"{NODE_PREFIX}{node_id}"
+
+
+def node_alive_channel(node_id: str) -> str:
+    """A channel a node subscribes to for as long as it lives: when the process dies its
+    bus connection closes and the subscription with it, long before its leases expire."""
+    return f"node-alive:{node_id}"
 
 
 def space_lease(space_id: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator
@@ -360,6 +361,59 @@ async def test_leases(bus: Bus) -> None:
 async def test_lease_needs_positive_ttl(bus: Bus) -> None:
     with pytest.raises(ValueError):
         await bus.acquire_lease("space:s1", "node-a", ttl=0, now=T0)
+
+
+# liveness ---------------------------------------------------------------------------------
+
+
+async def test_subscribers_counts_processes_not_subscriptions(bus: Bus) -> None:
+    assert await bus.subscribers("node-alive:a") == 0
+    first = await bus.subscribe("node-alive:a")
+    second = await bus.subscribe("node-alive:a")
+    assert await bus.subscribers("node-alive:a") == 1
+    await first.close()
+    assert await bus.subscribers("node-alive:a") == 1
+    await second.close()
+    assert await bus.subscribers("node-alive:a") == 0
+
+
+async def test_a_killed_subscriber_is_gone_at_once() -> None:
+    """What the reconciler relies on: kill -9 closes the process's socket, and Redis
+    forgets its subscriptions without waiting for any timeout."""
+    require_service("redis", redis_reachable())
+    prefix = f"majlis-test:{uuid.uuid4().hex}:"
+    script = (
+        "import asyncio, sys\n"
+        "from majlis.bus.redis import RedisBus\n"
+        "async def main():\n"
+        "    bus = RedisBus(sys.argv[1], prefix=sys.argv[2])\n"
+        "    await bus.open()\n"
+        "    await bus.subscribe('node-alive:doomed')\n"
+        "    print('in', flush=True)\n"
+        "    await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n"
+    )
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, REDIS_URL, prefix, stdout=asyncio.subprocess.PIPE
+    )
+    bus = RedisBus(REDIS_URL, prefix=prefix)
+    await bus.open()
+    try:
+        assert child.stdout is not None
+        assert await asyncio.wait_for(child.stdout.readline(), 20) == b"in\n"
+        assert await bus.subscribers("node-alive:doomed") == 1
+        child.kill()
+        await child.wait()
+        for _ in range(100):  # Redis reads the closed socket on its next loop turn
+            if await bus.subscribers("node-alive:doomed") == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert await bus.subscribers("node-alive:doomed") == 0
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+        await bus.close()
 
 
 # factory ----------------------------------------------------------------------------------

@@ -50,6 +50,12 @@ class Bus(Protocol):
         """Messages published after this returns are delivered in publish order."""
         ...
 
+    async def subscribers(self, channel: str) -> int:
+        """How many processes subscribe to `channel` now. A process that dies loses its
+        subscriptions as soon as its connection closes, so this is a quick liveness test
+        that needs no timeout to pass."""
+        ...
+
     # rate limits -------------------------------------------------------------------------
     async def hit_rate_limit(self, key: str, rate: float, burst: int, now: float) -> float:
         """GCRA: one request against `key` allowed at `rate` per second with `burst`.

@@ -188,6 +188,9 @@ class Fanout:
     def has(self, channel: str) -> bool:
         return channel in self._subs
 
+    def count(self, channel: str) -> int:
+        return len(self._subs.get(channel, ()))
+
     def deliver(self, channel: str, message: BusMessage) -> None:
         for sub in tuple(self._subs.get(channel, ())):
             sub.deliver(message)
@@ -248,6 +251,10 @@ class MemoryBus:
         else:
             self._fanout.add(sub)
         return sub
+
+    async def subscribers(self, channel: str) -> int:
+        # one process: it counts as one subscriber however many local subscriptions
+        return min(1, self._fanout.count(channel))
 
     def _deliver(self, channel: str, message: BusMessage) -> None:
         if not self._closed:

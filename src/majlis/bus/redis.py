@@ -251,6 +251,11 @@ class RedisBus:
             self._fanout.add(sub)
         return sub
 
+    async def subscribers(self, channel: str) -> int:
+        # one SUBSCRIBE per process and channel, so this counts processes
+        counts = await self._redis.pubsub_numsub(self._key("ch", channel))
+        return int(counts[0][1]) if counts else 0
+
     async def _listen(self, channel: str) -> None:
         """SUBSCRIBE and wait for Redis to confirm, so a publish from any worker after we
         return is seen (without the wait it could overtake our SUBSCRIBE)."""

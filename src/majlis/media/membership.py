@@ -7,7 +7,8 @@ the same `choose_node`; the chosen one takes the lease (atomic on the bus, so a 
 claimant loses) and starts the space. A node that cannot renew a lease, because another
 took it or because it cannot reach the bus for most of a lease, closes that space at
 once: two nodes never write one recording for longer than a lease. Spaces whose node
-died are started again by the control plane's reconciler once their leases expire.
+died are started again by the control plane's reconciler: at once when the node's
+liveness subscription vanishes (a killed process), or when their leases expire.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from majlis.plane import (
     StartSpace,
     choose_node,
     follow_commands,
+    node_alive_channel,
     node_key,
     space_lease,
 )
@@ -55,6 +57,7 @@ class Membership:
         self._last_renewal = clock.now()
         self._tasks: list[asyncio.Task[None]] = []
         self._commands: Subscription | None = None
+        self._alive: Subscription | None = None
 
     @property
     def node_id(self) -> str:
@@ -68,6 +71,7 @@ class Membership:
         """Announce the node, then follow commands and hold leases. The plane must be
         started; its `resume` should call `resume()` below."""
         await self._announce()
+        self._alive = await self._bus.subscribe(node_alive_channel(self.node_id))
         self._commands = await self._bus.subscribe(MEDIA_CHANNEL)
         self._tasks = [
             asyncio.create_task(follow_commands(self._commands, self._on)),
@@ -91,6 +95,8 @@ class Membership:
             await self._let_go(space_id)
         with contextlib.suppress(Exception):
             await self._bus.delete_value(node_key(self.node_id))
+        if self._alive is not None:
+            await self._alive.close()
 
     # offers ------------------------------------------------------------------------------
     async def offer(
