@@ -1,24 +1,28 @@
 """A local cluster of real processes: PostgreSQL and Redis, `majlis media` nodes and
-control-plane workers (`majlis serve` with media = false) sharing one data directory, as
-`scripts/cluster up` runs them."""
+control-plane workers (`majlis serve` with media = false), sharing one data directory as
+`scripts/cluster up` runs them, or each with its own and the recordings on S3."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
 import redis
+from websockets.sync.client import ClientConnection, connect
 
 from api.conftest import fresh_database, postgres_reachable, redis_reachable
 from conftest import REDIS_URL, require_service
 from e2e.harness import Server, start_server, stop_server
+from majlis.media.storage import StorageSettings
 
 # A Redis database of its own, flushed before each cluster: parallel runs of other suites
 # use others.
@@ -51,23 +55,41 @@ def _runs(node: Server) -> bool:
 
 
 @contextlib.contextmanager
-def cluster(tmp: Path, nodes: int = 2, workers: int = 2) -> Iterator[Cluster]:
+def cluster(
+    tmp: Path, nodes: int = 2, workers: int = 2, store: StorageSettings | None = None
+) -> Iterator[Cluster]:
+    """With `store`, recordings go to that bucket and every process has a data directory
+    of its own, as on separate machines; without, all share one directory."""
     require_service("redis", redis_reachable())
     require_service("postgres", asyncio.run(postgres_reachable()))
     redis.Redis.from_url(CLUSTER_REDIS).flushdb()
     data = tmp / "data"
     with _database() as database:
         common = {"bus_url": CLUSTER_REDIS, "database_url": database, "secret_key": SECRET}
+        if store is not None:
+            common |= storage_config(store)
         started: list[Server] = []
         try:
-            for _ in range(nodes):
-                started.append(start_server(data, command="media", **common))
-            for _ in range(workers):
-                started.append(start_server(data, media="false", **common))
+            for i in range(nodes + workers):
+                own = data if store is None else tmp / f"data-{i}"
+                if i < nodes:
+                    started.append(start_server(own, command="media", **common))
+                else:
+                    started.append(start_server(own, media="false", **common))
             yield Cluster(started[:nodes], started[nodes:], data)
         finally:
             for server in reversed(started):
                 stop_server(server)
+
+
+def storage_config(store: StorageSettings) -> dict[str, str]:
+    return {
+        "storage_url": store.url,
+        "storage_endpoint": store.endpoint,
+        "storage_region": store.region,
+        "storage_access_key": store.access_key,
+        "storage_secret_key": store.secret_key,
+    }
 
 
 @contextlib.contextmanager
@@ -80,6 +102,25 @@ def _database() -> Iterator[str]:
     finally:
         loop.run_until_complete(manager.__aexit__(None, None, None))
         loop.close()
+
+
+@contextlib.contextmanager
+def events(server: Server, space_id: str, token: str) -> Iterator[ClientConnection]:
+    """An accepted event socket on `server` (its first message is hello)."""
+    url = server.url.replace("http://", "ws://") + f"/api/v1/spaces/{space_id}/events"
+    with connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as socket:
+        assert next_event(socket, "hello")["space_id"] == space_id
+        yield socket
+
+
+def next_event(socket: ClientConnection, kind: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The next message of type `kind`, skipping others (presence, levels)."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        message = json.loads(socket.recv(timeout=left))
+        if message.get("type") == kind:
+            return cast(dict[str, Any], message)
+    pytest.fail(f"no {kind} event within {timeout} s")
 
 
 def wait_for(check: Callable[[], bool], timeout: float, step: float = 0.2) -> float:

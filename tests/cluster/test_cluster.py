@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from e2e.harness import MAJLIS, Api, record_live, speak, wait_line, wait_replay
-from e2e.resume_checks import listed_segments
 from e2e.signal_tools import RATE, decode, longest_gap, read_wav, tone_db, tone_track
+from majlis.media.storage import StorageSettings
 
-from .conftest import cluster, wait_for
+from .conftest import cluster, events, next_event, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.scaled, pytest.mark.timeout(240)]
 
@@ -33,8 +33,20 @@ def test_speakers_on_two_workers_hear_each_other_in_one_recording(tmp_path: Path
         guest = a.register("guest")
         b.login("guest")
         sid = a.ok("host", "POST", "/api/v1/spaces", {"title": "Across"})["id"]
-        b.ok("guest", "POST", f"/api/v1/spaces/{sid}/requests")
-        a.ok("host", "POST", f"/api/v1/spaces/{sid}/requests/{guest}/approve")
+        # Event sockets across workers: the host on A sees a request made on B, and the
+        # guest's socket on B sees the approval made on A.
+        with events(running.workers[0], sid, a.tokens["host"]) as host_events:
+            b.ok("guest", "POST", f"/api/v1/spaces/{sid}/requests")
+            asked = next_event(host_events, "speak_requested")
+            assert asked["data"]["user_id"] == guest
+            with events(running.workers[1], sid, b.tokens["guest"]) as guest_events:
+                a.ok("host", "POST", f"/api/v1/spaces/{sid}/requests/{guest}/approve")
+                for socket in (host_events, guest_events):
+                    changed = next_event(socket, "role_changed")
+                    assert (changed["data"]["user_id"], changed["data"]["role"]) == (
+                        guest,
+                        "speaker",
+                    )
 
         host_mix, guest_mix = tmp_path / "host-mix.wav", tmp_path / "guest-mix.wav"
         worker_a, worker_b = running.workers
@@ -85,8 +97,12 @@ def test_speakers_on_two_workers_hear_each_other_in_one_recording(tmp_path: Path
         assert abs(tone_db(both, tone) - TONE_RMS_DB) < 3.0, f"{tone} Hz in the replay"
 
 
-def test_a_killed_node_hands_its_space_to_the_other(tmp_path: Path) -> None:
-    with cluster(tmp_path) as running:
+def test_a_killed_node_hands_its_space_to_the_other(
+    tmp_path: Path, s3_settings: StorageSettings
+) -> None:
+    """Machines apart: every process has its own data directory and the recording lives
+    in the bucket, so the node that takes over restores it from there."""
+    with cluster(tmp_path, store=s3_settings) as running:
         a, b = (Api(w) for w in running.workers)
         a.register("host")
         b.login("host")
@@ -95,13 +111,12 @@ def test_a_killed_node_hands_its_space_to_the_other(tmp_path: Path) -> None:
         try:
             wait_line(speaker, "connected")
             time.sleep(6.0)
-            space_dir = running.data_dir / "spaces" / sid
-            kept = listed_segments(space_dir)
+            url = b.ok("host", "POST", f"/api/v1/spaces/{sid}/join", {})["playback_url"]
+            kept = listed_through(b, url)
             assert len(kept) >= 2
             owner = running.owner(sid)
             owner.kill9()
             killed = time.monotonic()
-            url = b.ok("host", "POST", f"/api/v1/spaces/{sid}/join", {})["playback_url"]
 
             def resumed() -> bool:
                 answer = b.http.get(url)
@@ -122,6 +137,7 @@ def test_a_killed_node_hands_its_space_to_the_other(tmp_path: Path) -> None:
             speaker.wait(10)
         a.ok("host", "POST", f"/api/v1/spaces/{sid}/end")
         final_text = wait_replay(b, sid)
+        after_end = {uri: b.http.get(f"/hls/{sid}/{uri}").content for uri in kept}
         replay = b.http.get(f"/hls/{sid}/replay.m4a").content
         a.close()
         b.close()
@@ -131,7 +147,7 @@ def test_a_killed_node_hands_its_space_to_the_other(tmp_path: Path) -> None:
     uris = [s.uri for s in final.segments]
     for uri, data_bytes in kept.items():
         assert uri in uris, f"{uri} was listed before the kill and is gone"
-        assert (space_dir / uri).read_bytes() == data_bytes, f"{uri} changed"
+        assert after_end[uri] == data_bytes, f"{uri} changed"
     # Media sequence numbers and names continue: nothing repeats.
     assert len(set(uris)) == len(uris)
     first_new = next(i for i, s in enumerate(final.segments) if s.discontinuity)
@@ -139,6 +155,15 @@ def test_a_killed_node_hands_its_space_to_the_other(tmp_path: Path) -> None:
     new_start = sum(s.duration for s in final.segments[:first_new])
     after = audio[int((new_start + 1.0) * RATE) : int((new_start + 3.0) * RATE)]
     assert abs(tone_db(after, HOST_TONE) - TONE_RMS_DB) < 3.0, "no tone after the failover"
+
+
+def listed_through(api: Api, playlist_url: str) -> dict[str, bytes]:
+    """Every segment a listener's playlist lists now, with its bytes, over HTTP."""
+    listed = m3u8.loads(api.http.get(playlist_url).text)
+    base = playlist_url.split("?")[0].rsplit("/", 1)[0]
+    # the last entry may be the segment in progress: parts only, no URI yet
+    done = [s.uri for s in listed.segments if s.uri is not None]
+    return {uri: api.http.get(f"{base}/{uri}").content for uri in done}
 
 
 def test_a_draining_node_hands_its_space_over(tmp_path: Path) -> None:
