@@ -61,6 +61,17 @@ def settings_for(endpoint: str, bucket: str, prefix: str = "majlis") -> StorageS
     )
 
 
+def storage_config(settings: StorageSettings) -> dict[str, str]:
+    """The store as `majlis serve`/`media` configuration (MAJLIS_STORAGE_*)."""
+    return {
+        "storage_url": settings.url,
+        "storage_endpoint": settings.endpoint,
+        "storage_region": settings.region,
+        "storage_access_key": settings.access_key,
+        "storage_secret_key": settings.secret_key,
+    }
+
+
 class TcpProxy:
     """Forwards 127.0.0.1:port to target; while down, resets every connection."""
 

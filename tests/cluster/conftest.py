@@ -23,6 +23,7 @@ from api.conftest import fresh_database, postgres_reachable, redis_reachable
 from conftest import REDIS_URL, require_service
 from e2e.harness import Server, start_server, stop_server
 from majlis.media.storage import StorageSettings
+from s3_support import storage_config
 
 # A Redis database of its own, flushed before each cluster: parallel runs of other suites
 # use others.
@@ -80,16 +81,6 @@ def cluster(
         finally:
             for server in reversed(started):
                 stop_server(server)
-
-
-def storage_config(store: StorageSettings) -> dict[str, str]:
-    return {
-        "storage_url": store.url,
-        "storage_endpoint": store.endpoint,
-        "storage_region": store.region,
-        "storage_access_key": store.access_key,
-        "storage_secret_key": store.secret_key,
-    }
 
 
 @contextlib.contextmanager

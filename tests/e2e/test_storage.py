@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from majlis.media.storage import StorageSettings
+from s3_support import storage_config
 
 from .harness import MAJLIS, Api, running_server, speak, wait_line, wait_replay
 from .signal_tools import decode, tone_db
@@ -19,20 +20,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 TONE = 440.0
 
 
-def storage_env(settings: StorageSettings) -> dict[str, str]:
-    return {
-        "storage_url": settings.url,
-        "storage_endpoint": settings.endpoint,
-        "storage_access_key": settings.access_key,
-        "storage_secret_key": settings.secret_key,
-    }
-
-
 def test_the_replay_is_served_from_the_bucket_once_the_disk_lost_it(
     s3_settings: StorageSettings, tmp_path: Path
 ) -> None:
     data = tmp_path / "data"
-    with running_server(data, **storage_env(s3_settings)) as server:
+    with running_server(data, **storage_config(s3_settings)) as server:
         api = Api(server)
         api.register("host")
         sid = api.ok("host", "POST", "/api/v1/spaces", {"title": "s3"})["id"]
@@ -44,7 +36,7 @@ def test_the_replay_is_served_from_the_bucket_once_the_disk_lost_it(
         api.close()
     shutil.rmtree(data / "spaces" / sid)  # the disk that recorded it is gone
 
-    with running_server(data, **storage_env(s3_settings)) as server:
+    with running_server(data, **storage_config(s3_settings)) as server:
         api = Api(server)
         replay = api.http.get(f"/hls/{sid}/replay.m4a")
         assert replay.status_code == 200, replay.text
@@ -66,7 +58,7 @@ def test_the_replay_is_served_from_the_bucket_once_the_disk_lost_it(
 def test_a_wrong_store_stops_the_start_in_one_line(
     s3_settings: StorageSettings, tmp_path: Path, change: dict[str, str], reason: str
 ) -> None:
-    env = {f"MAJLIS_{k.upper()}": v for k, v in {**storage_env(s3_settings), **change}.items()}
+    env = {f"MAJLIS_{k.upper()}": v for k, v in {**storage_config(s3_settings), **change}.items()}
     done = subprocess.run(
         [MAJLIS, "serve", "--port", "0", "--data-dir", str(tmp_path)],
         env={"PATH": "/usr/bin:/bin", **env},
