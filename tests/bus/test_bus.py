@@ -416,6 +416,27 @@ async def test_a_killed_subscriber_is_gone_at_once() -> None:
         await bus.close()
 
 
+async def test_deployments_in_different_databases_do_not_hear_each_other() -> None:
+    """Redis pub/sub ignores SELECT: without the database in the channel name, a cluster
+    on db 11 would take the StartSpace commands of a cluster on db 12."""
+    require_service("redis", redis_reachable())
+    base = REDIS_URL.rsplit("/", 1)[0]
+    one, other = RedisBus(f"{base}/14"), RedisBus(f"{base}/15")
+    for bus in (one, other):
+        await bus.open()
+    try:
+        heard = await other.subscribe("media")
+        await one.publish("media", {"type": "start", "space_id": "s1"})
+        await other.publish("media", {"type": "start", "space_id": "s2"})
+        message = await asyncio.wait_for(anext(aiter(heard)), RECEIVE_TIMEOUT)
+        assert message["space_id"] == "s2"  # s1 was never delivered here
+        assert await one.subscribers("media") == 0
+        await heard.close()
+    finally:
+        for bus in (one, other):
+            await bus.close()
+
+
 # factory ----------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.connection import parse_url
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
@@ -169,6 +170,10 @@ class RedisBus:
     ) -> None:
         self._url = url
         self._prefix = prefix
+        # Keys live in the URL's database, but pub/sub channels are server-wide: two
+        # deployments on one Redis server with different databases would hear each
+        # other's commands. Channels carry the database number.
+        self._channels = f"{prefix}{parse_url(url).get('db', 0)}:ch:"
         self._queue_size = queue_size
         self._client: Redis | None = None
         self._scripts: _Scripts | None = None
@@ -217,9 +222,12 @@ class RedisBus:
     def _key(self, kind: str, name: str) -> str:
         return f"{self._prefix}{kind}:{name}"
 
+    def _channel(self, name: str) -> str:
+        return f"{self._channels}{name}"
+
     # pub/sub -------------------------------------------------------------------------------
     async def publish(self, channel: str, message: BusMessage) -> None:
-        await self._redis.publish(self._key("ch", channel), orjson.dumps(message))
+        await self._redis.publish(self._channel(channel), orjson.dumps(message))
 
     def publish_threadsafe(self, channel: str, message: BusMessage) -> None:
         """Publish from another thread (the media node's), like MemoryBus.publish_threadsafe.
@@ -243,7 +251,7 @@ class RedisBus:
             log.warning("bus publish from another thread failed: %s", task.exception())
 
     async def subscribe(self, channel: str) -> QueueSubscription:
-        full = self._key("ch", channel)
+        full = self._channel(channel)
         sub = QueueSubscription(full, self._detach, self._queue_size)
         async with self._sub_lock:
             if not self._fanout.has(full):
@@ -253,7 +261,7 @@ class RedisBus:
 
     async def subscribers(self, channel: str) -> int:
         # one SUBSCRIBE per process and channel, so this counts processes
-        counts = await self._redis.pubsub_numsub(self._key("ch", channel))
+        counts = await self._redis.pubsub_numsub(self._channel(channel))
         return int(counts[0][1]) if counts else 0
 
     async def _listen(self, channel: str) -> None:
