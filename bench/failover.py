@@ -14,6 +14,7 @@ EXT-X-PROGRAM-DATE-TIME puts the tone back on the wall clock, so for each kill:
   listed_again_s  kill -> the playlist, read through worker B, lists the new node's audio
 
     .venv/bin/python bench/failover.py --kills 5 --out bench/results/failover.json
+    .venv/bin/python bench/failover.py --kills 5 --signal term --spread 0 --out bench/results/drain.json
 
 It also places 20 spaces at once and reports how they spread over the two nodes.
 """
@@ -58,8 +59,10 @@ class Proc:
 
 def start(command: str, data: Path, env: dict[str, str]) -> Proc:
     cmd = [MAJLIS, command, "--port", "0", "--data-dir", str(data)]
+    logs = os.environ.get("FAILOVER_LOGS")  # a directory: each process's log kept there
+    err = open(Path(logs) / f"{command}-{time.time():.3f}.log", "w") if logs else None  # noqa: SIM115
     process = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        cmd, env=env, stdout=subprocess.PIPE, stderr=err or subprocess.DEVNULL, text=True
     )
     line = process.stdout.readline() if process.stdout else ""
     found = re.search(r"http://[\d.]+:\d+", line)
@@ -242,8 +245,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                     raise SystemExit("no node runs the space")
                 before = discontinuities(listener.http.get(url).text)
                 killed_at = time.time()
-                owner.process.kill()
-                owner.process.wait(10)
+                if args.signal == "term":
+                    owner.process.terminate()  # a drain: the node hands its space over
+                    owner.process.wait(30)
+                else:
+                    owner.process.kill()
+                    owner.process.wait(10)
                 nodes[nodes.index(owner)] = start("media", data, env)
                 listed = wait_until(relisted(listener, url, before), 30)
                 kills.append({"killed_at": killed_at, "listed_again_s": listed})
@@ -280,6 +287,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "command": " ".join(sys.argv),
         "when": datetime.now().isoformat(timespec="seconds"),
         "lease_seconds": args.lease,
+        "signal": args.signal,
         "kills": kills,
         "heard_again_p50_s": statistics.median(heard) if heard else None,
         "heard_again_max_s": max(heard) if heard else None,
@@ -299,6 +307,12 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--settle", type=float, default=8.0, help="seconds between kills")
     parser.add_argument("--lease", type=float, default=3.0)
+    parser.add_argument(
+        "--signal",
+        choices=("kill", "term"),
+        default="kill",
+        help="kill: SIGKILL, a crash; term: SIGTERM, a drain (the node restarts either way)",
+    )
     parser.add_argument("--spread", type=int, default=20, help="spaces placed at once (0: skip)")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")

@@ -81,12 +81,15 @@ async def test_a_worker_killed_with_frames_unread_is_restarted(
     old = media.pid
     assert old is not None
     os.kill(old, signal.SIGSTOP)
-    for _ in range(3):  # frames the stopped worker never reads
-        await media.handle(SetMuted(SPACE, "nobody", True))
+    # Frames the stopped worker never reads; each command waits for its reply.
+    waiting = [asyncio.create_task(media.handle(SetMuted(SPACE, "nobody", True))) for _ in range(3)]
     await asyncio.sleep(0.2)
+    assert not any(task.done() for task in waiting)
     os.kill(old, signal.SIGKILL)
     await _wait_for(lambda: media.pid not in (None, old), 15)
     assert media.restarts == 1
+    # The commands the old worker died with were carried out by the new one.
+    await asyncio.wait_for(asyncio.gather(*waiting), 15)
     assert "channel broke" not in caplog.text
     samples = await media.metrics()
     assert ("majlis_media_worker_pid", {}, float(media.pid or 0)) in samples

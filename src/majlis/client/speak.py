@@ -28,6 +28,9 @@ __all__ = ["SpeakOptions", "speak"]
 # no such space, the space is not live.
 FINAL_STATUSES = (400, 401, 403, 404, 409, 413)
 CONNECT_SECONDS = 20.0
+# The first try again is quick (a node handing its spaces over, or restarting, is back
+# within a second); later ones spread out, jittered, so a crowd does not come back in step.
+RETRY_BASE, RETRY_CAP = 0.25, 20.0
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ async def _stay_on(client: SpeakerClient, space_id: str, duration: float | None)
             if lost is None:
                 return
             reason = lost
-        wait = jittered_wait(failures, 1.0, 20.0)
+        wait = jittered_wait(failures, RETRY_BASE, RETRY_CAP)
         failures += 1
         print(f"{reason}; reconnecting in {wait:.1f} s", flush=True)
         if await _until(asyncio.sleep(wait, "slept"), deadline) is None:

@@ -19,7 +19,7 @@ import logging
 
 from majlis.bus.base import Bus, Subscription
 from majlis.clock import Clock
-from majlis.errors import Conflict
+from majlis.errors import Conflict, Overloaded
 from majlis.plane import (
     NODE_PREFIX,
     CloseSpace,
@@ -31,6 +31,7 @@ from majlis.plane import (
     NodeInfo,
     StartSpace,
     choose_node,
+    encode_command,
     follow_commands,
     node_alive_channel,
     node_key,
@@ -41,6 +42,8 @@ from majlis.types import MEDIA_CHANNEL, level_key
 __all__ = ["Membership", "publish_levels"]
 
 log = logging.getLogger(__name__)
+
+RETRY_AFTER_MS = 250
 
 
 class Membership:
@@ -84,15 +87,21 @@ class Membership:
             await self._plane.handle(StartSpace(space_id, started_at))
 
     async def stop(self) -> None:
-        """Drain: stop taking spaces, close the ones held (their recordings are closed,
-        not ended) and let go of their leases, so the reconciler moves them at once."""
+        """Drain: say so (no node chooses this one any more), close every space held
+        (its recording closed, not ended), let go of its lease and ask for it to be
+        placed again at once, rather than at the reconciler's next round."""
         self._draining = True
+        with contextlib.suppress(Exception):
+            await self._announce()
         for task in self._tasks:
             task.cancel()
         if self._commands is not None:
             await self._commands.close()
-        for space_id in list(self._mine):
+        for space_id, started_at in list(self._mine.items()):
             await self._let_go(space_id)
+            with contextlib.suppress(Exception):
+                start = StartSpace(space_id, started_at)
+                await self._bus.publish(MEDIA_CHANNEL, encode_command(start))
         with contextlib.suppress(Exception):
             await self._bus.delete_value(node_key(self.node_id))
         if self._alive is not None:
@@ -104,6 +113,9 @@ class Membership:
     ) -> str:
         """A speaker's offer, sent here by a control-plane worker: taken if this node
         runs the space or can claim it; Conflict `elsewhere` if another node holds it."""
+        if self._draining:
+            # The speaker is a moment early: the space is on its way to another node.
+            raise Overloaded("this media node is handing its spaces over", RETRY_AFTER_MS)
         if space_id not in self._mine and not await self._claim(space_id, started_at):
             raise Conflict("another media node runs this space", code="elsewhere")
         return await self._plane.offer(space_id, user_id, sdp, muted, started_at)

@@ -41,6 +41,11 @@ __all__ = ["MediaNode", "NodeSettings"]
 
 log = logging.getLogger(__name__)
 
+# A recording locked by another packager: how long to wait for it to close, and how often
+# to look. A handover closes one in well under a second; a lock held longer is a second
+# writer, which must not be waited into.
+LOCK_PATIENCE, LOCK_POLL = 3.0, 0.1
+
 
 @dataclass(frozen=True, slots=True)
 class NodeSettings:
@@ -221,17 +226,27 @@ class MediaNode:
             await asyncio.to_thread(finalize_recording, directory, self._store)
 
     async def _open_packager(self, directory: Path, started_at: float) -> HlsPackager:
+        """The space's packager. Its recording may still be locked for a moment by the
+        node (or worker) it comes from, closing it; wait that out, not longer."""
         settings = self.settings
-        # Opening the recording may read and fsync files: keep it off the mixer's loop.
-        return await asyncio.to_thread(
-            HlsPackager,
-            directory,
-            space_started_at=started_at,
-            part_frames=settings.part_frames,
-            parts_per_segment=settings.parts_per_segment,
-            bitrate=settings.bitrate,
-            store=self._store,
-        )
+        waited = 0.0
+        while True:
+            try:
+                # Opening the recording may read and fsync files: keep it off the loop.
+                return await asyncio.to_thread(
+                    HlsPackager,
+                    directory,
+                    space_started_at=started_at,
+                    part_frames=settings.part_frames,
+                    parts_per_segment=settings.parts_per_segment,
+                    bitrate=settings.bitrate,
+                    store=self._store,
+                )
+            except Conflict:
+                if waited >= LOCK_PATIENCE:
+                    raise
+            await asyncio.sleep(LOCK_POLL)
+            waited += LOCK_POLL
 
     async def _offer(
         self, space_id: str, user_id: str, sdp: str, muted: bool, started_at: float

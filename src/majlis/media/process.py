@@ -82,6 +82,7 @@ class MediaProcess:
         self._stopping = False
         self._supervisor: asyncio.Task[None] | None = None
         self._resume: Resume | None = None
+        self._resuming: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
         self._feeds: dict[str, PlaylistFeed] = {}
 
@@ -111,16 +112,32 @@ class MediaProcess:
                 log.error("media worker %d did not stop; killing it", worker.process.pid)
                 worker.process.kill()
                 await worker.process.wait()
+        if self._resuming is not None:
+            self._resuming.cancel()
         if self._supervisor is not None:
             await self._supervisor
 
     # control -----------------------------------------------------------------------------
     async def handle(self, command: MediaCommand) -> None:
-        """One command: forwarded in order. While the worker restarts it waits for the
-        new one, however long a crash loop takes: a dropped `end` would leave the space's
-        recording open, never a replay. (A `start` it waits for is re-sent by `resume`.)"""
-        worker = await self._current(wait_forever=True)
-        worker.send({"t": "cmd", "command": encode_command(command)})
+        """One command, forwarded in order; returns once the worker has carried it out
+        (a space closed here has its recording closed and unlocked). While the worker
+        restarts it waits for the new one, however long a crash loop takes, and a
+        command the old one died on goes to the new one: a dropped `end` would leave the
+        space's recording open, never a replay. Every command is safe to repeat."""
+        while True:
+            worker = await self._current(wait_forever=True)
+            request_id = next(self._ids)
+            done: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+            worker.pending[request_id] = done
+            worker.send({"t": "cmd", "command": encode_command(command), "id": request_id})
+            try:
+                await done
+                return
+            except Overloaded:
+                if self._stopping:
+                    return
+            finally:
+                worker.pending.pop(request_id, None)
 
     async def offer(
         self, space_id: str, user_id: str, sdp: str, muted: bool, started_at: float
@@ -236,7 +253,9 @@ class MediaProcess:
                 # stop() came while this worker was being spawned and did not see it.
                 worker.send({"t": "stop"})
                 continue
-            await self._resumed()
+            # Not awaited here: resuming waits for the worker's replies, which only this
+            # loop's _pump reads.
+            self._resuming = asyncio.create_task(self._resumed())
 
     async def _respawn(self, backoff: float) -> _Worker | None:
         """A new worker after `backoff` s, trying again (backing off further) for as long

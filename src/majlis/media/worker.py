@@ -49,6 +49,9 @@ __all__ = [
 
 log = logging.getLogger("majlis.media.worker")
 
+# Commands in arrival order, each with the id its reply carries.
+Commands = asyncio.Queue[tuple[MediaCommand, object]]
+
 # Not MAJLIS_*: it is no config key, and a config loader must not trip over it.
 STORAGE_SECRET_ENV = "_MAJLIS_WORKER_STORAGE_SECRET"
 
@@ -161,8 +164,8 @@ async def serve(sock: socket.socket, settings: NodeSettings) -> None:
     await node.start()
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
-    commands: asyncio.Queue[MediaCommand] = asyncio.Queue()
-    following = asyncio.create_task(_follow(node, commands))
+    commands: Commands = asyncio.Queue()
+    following = asyncio.create_task(_follow(node, commands, outbox))
     offers: set[asyncio.Task[None]] = set()
     reading = asyncio.create_task(_read(reader, node, commands, outbox, offers))
     stop_wait = asyncio.create_task(stopping.wait())
@@ -183,7 +186,7 @@ async def serve(sock: socket.socket, settings: NodeSettings) -> None:
 async def _read(
     reader: asyncio.StreamReader,
     node: MediaNode,
-    commands: asyncio.Queue[MediaCommand],
+    commands: Commands,
     outbox: _Outbox,
     offers: set[asyncio.Task[None]],
 ) -> None:
@@ -199,7 +202,7 @@ async def _read(
                 log.exception("a command this worker does not know")
                 continue
             # One after another, as the bus delivers them: an end must not overtake its start.
-            commands.put_nowait(command)
+            commands.put_nowait((command, header.get("id")))
         elif kind == "metrics":
             outbox.send({"t": "reply", "id": header.get("id"), "samples": _metrics(node)})
         elif kind == "offer":
@@ -208,13 +211,18 @@ async def _read(
             task.add_done_callback(offers.discard)
 
 
-async def _follow(node: MediaNode, commands: asyncio.Queue[MediaCommand]) -> None:
+async def _follow(node: MediaNode, commands: Commands, outbox: _Outbox) -> None:
     while True:
-        command = await commands.get()
+        command, request_id = await commands.get()
         try:
             await node.handle(command)
+        except MajlisError as refused:
+            log.error("media command %r refused: %s", command, refused)
         except Exception:
             log.exception("media command %r failed", command)
+        # Carried out (or failed and logged): the parent may go on, e.g. let go of the
+        # space's lease once its recording is closed here.
+        outbox.send({"t": "reply", "id": request_id})
 
 
 async def _offer(node: MediaNode, header: Message, outbox: _Outbox) -> None:

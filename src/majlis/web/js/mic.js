@@ -148,7 +148,7 @@ function preferOpus(transceiver) {
   if (opus.length) transceiver.setCodecPreferences(opus);
 }
 
-const MAX_ATTEMPTS = 6;
+const MAX_ATTEMPTS = 8; // about as long as before the quick first tries: 26-52 s in all
 const CAPTURE_ERRORS = new Set(['NotAllowedError', 'NotFoundError', 'NotReadableError', 'SecurityError', 'OverconstrainedError']);
 
 /**
@@ -248,7 +248,9 @@ export class SpeakerLink extends EventTarget {
       this.setState('failed', reason);
       return;
     }
-    const wait = backoff(this.attempt, { base: 1000, cap: 20000 });
+    // Quick first tries (a media node hands its spaces over in well under a second), then
+    // spread out and jittered so a crowd does not come back in step.
+    const wait = backoff(this.attempt, { base: 250, cap: 20000 });
     this.attempt += 1;
     this.setState('reconnecting', `${reason} Reconnecting in ${Math.ceil(wait / 1000)} s…`);
     this.timer = setTimeout(() => this.connect(), wait);
