@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import random
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -300,6 +302,16 @@ def mutate(sdp: str, kind: str) -> str:
         return sdp.replace("a=sendrecv", "a=recvonly")
     if kind == "video":
         return sdp.replace("m=audio", "m=video")
+    if kind == "no-fingerprint":
+        return "\r\n".join(
+            line for line in sdp.split("\r\n") if not line.startswith("a=fingerprint")
+        )
+    if kind == "unknown-fingerprint-hash":
+        return re.sub(r"a=fingerprint:\S+", "a=fingerprint:md5", sdp)
+    if kind == "plain-rtp":
+        return sdp.replace("UDP/TLS/RTP/SAVPF", "RTP/AVP")
+    if kind == "savp-without-feedback":
+        return sdp.replace("UDP/TLS/RTP/SAVPF", "RTP/SAVP")
     if kind == "two-audio":
         media = sdp[sdp.index("m=audio") :]
         return sdp + media
@@ -327,7 +339,11 @@ async def test_unparseable_or_audioless_offers_are_bad_requests(
     ("kind", "reason"),
     [
         ("no-opus", "Opus"),
-        ("no-ice-credentials", "rejected: ICE username fragment or password is missing"),
+        ("no-ice-credentials", "no ICE credentials"),
+        ("no-fingerprint", "no DTLS fingerprint"),
+        ("unknown-fingerprint-hash", "no DTLS fingerprint"),
+        ("plain-rtp", "only DTLS-SRTP"),
+        ("savp-without-feedback", "only DTLS-SRTP"),
         ("recvonly", "must send"),
         ("video", "audio only"),
         ("two-audio", "2 audio m-lines"),
@@ -341,6 +357,58 @@ async def test_unusable_offers_are_bad_requests_and_leave_nothing_behind(
         await node.send_offer("alice")(offer)
     assert await node.on_loop(node.ingest.speakers) == []
     assert await node.on_loop(node.mixer.has_input, "alice") is False
+
+
+def mangle(sdp: str, rng: random.Random) -> str:
+    """One random damage to an offer: lines dropped, repeated or swapped, values
+    replaced by junk, or the text cut short."""
+    lines = sdp.split("\r\n")
+    junk = ["", "0", "-1", "x" * 300, "\u0661\u0662", "a b c", "999999999999", ":", "/", "\t"]
+    for _ in range(rng.randint(1, 4)):
+        i = rng.randrange(len(lines))
+        match rng.randrange(6):
+            case 0:
+                del lines[i]
+            case 1:
+                lines.insert(i, lines[i])
+            case 2:
+                j = rng.randrange(len(lines))
+                lines[i], lines[j] = lines[j], lines[i]
+            case 3:
+                head, sep, _ = lines[i].partition(":")
+                lines[i] = f"{head}{sep or ':'}{rng.choice(junk)}"
+            case 4:
+                words = lines[i].split(" ")
+                words[rng.randrange(len(words))] = rng.choice(junk)
+                lines[i] = " ".join(words)
+            case _:
+                lines = lines[: i + 1]
+                lines[-1] = lines[-1][: rng.randrange(len(lines[-1]) + 1)]
+        if not lines:
+            return ""
+    return "\r\n".join(lines)
+
+
+async def test_no_offer_of_any_shape_raises_anything_but_a_bad_request(
+    node: Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Seeded fuzzing of the offer path: 300 damaged real offers. Each is answered or
+    refused with BadRequest; nothing else is raised or logged as an error."""
+    rng = random.Random(20261205)
+    base = await real_offer()
+    answered = refused = 0
+    for i in range(300):
+        speaker = f"fuzz{i}"
+        try:
+            await node.send_offer(speaker)(mangle(base, rng))
+        except BadRequest:
+            refused += 1
+        else:
+            answered += 1
+            await node.media_loop.run(node.ingest.close_speaker(speaker))
+    assert refused > 100 and answered > 10, (answered, refused)  # both paths were taken
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]
 
 
 async def test_speaker_client_surfaces_the_bad_request(node: Node) -> None:

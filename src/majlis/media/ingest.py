@@ -37,7 +37,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
-from aiortc.sdp import SessionDescription
+from aiortc.sdp import MediaDescription, SessionDescription
 
 from majlis.errors import BadRequest
 from majlis.media.mixer import Mixer, MixerInput
@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 MAX_OFFER_BYTES = 64 * 1024
 CONNECT_TIMEOUT = 30.0
 _SENDING_DIRECTIONS = ("sendrecv", "sendonly")
+SECURE_PROFILE = "UDP/TLS/RTP/SAVPF"
+_FINGERPRINT_HASHES = frozenset({"sha-1", "sha-224", "sha-256", "sha-384", "sha-512"})
 
 # (RTP timestamp, Opus payload) of each packet, in sequence order
 Deliver = Callable[[int, bytes], None]
@@ -105,10 +107,27 @@ def validate_offer(sdp: str) -> None:
         raise BadRequest("the SDP offer has no audio m-line")
     if len(audio) > 1:
         raise BadRequest(f"the SDP offer has {len(audio)} audio m-lines: a speaker sends one")
+    _check_secure(audio[0])
     if not any(codec.name.lower() == "opus" for codec in audio[0].rtp.codecs):
         raise BadRequest("the SDP offer's audio does not offer the Opus codec")
     if (audio[0].direction or "sendrecv") not in _SENDING_DIRECTIONS:
         raise BadRequest(f"the SDP offer's audio is {audio[0].direction}: a speaker must send")
+
+
+def _check_secure(media: MediaDescription) -> None:
+    """DTLS-SRTP only: plain RTP would carry a speaker's voice readable by anyone on the
+    path, and an offer without a fingerprint cannot be authenticated."""
+    if media.profile.upper() != SECURE_PROFILE:
+        raise BadRequest(
+            f"the SDP offer's audio uses {media.profile[:40]!r}: only DTLS-SRTP "
+            f"({SECURE_PROFILE}) is accepted"
+        )
+    fingerprints = media.dtls.fingerprints if media.dtls is not None else []
+    if not any(f.algorithm.lower() in _FINGERPRINT_HASHES for f in fingerprints):
+        raise BadRequest("the SDP offer has no DTLS fingerprint (a=fingerprint) with a known hash")
+    ice = media.ice
+    if ice is None or not ice.usernameFragment or not ice.password:
+        raise BadRequest("the SDP offer has no ICE credentials (a=ice-ufrag and a=ice-pwd)")
 
 
 class ReorderWindow:
