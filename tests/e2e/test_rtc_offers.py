@@ -14,6 +14,13 @@ from .harness import Api, running_server, speak, wait_line
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 GOOD_ENOUGH_SDP = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+# Audio with Opus and ICE credentials, but unencrypted or unauthenticated.
+PLAIN_RTP = (
+    GOOD_ENOUGH_SDP + "m=audio 9 RTP/AVP 111\r\nc=IN IP4 127.0.0.1\r\n"
+    "a=rtpmap:111 opus/48000/2\r\na=sendrecv\r\n"
+    "a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuv\r\n"
+)
+NO_FINGERPRINT = PLAIN_RTP.replace("RTP/AVP", "UDP/TLS/RTP/SAVPF")
 
 
 def _speakers_on_node(api: Api) -> float:
@@ -52,6 +59,10 @@ def test_offers_are_checked_and_removal_closes_the_peer(tmp_path: Path) -> None:
                 answer = api.call(who, "POST", path, body)
             assert answer.status_code == status, (who, body, answer.text)
             assert answer.json()["reason"]
+        # DTLS-SRTP only, said in the reason; the media worker lives on (issue 13).
+        for sdp, reason in ((PLAIN_RTP, "only DTLS-SRTP"), (NO_FINGERPRINT, "no DTLS fingerprint")):
+            answer = api.call("host", "POST", offer, {"sdp": sdp, "type": "offer"})
+            assert answer.status_code == 400 and reason in answer.json()["reason"], answer.text
 
         api.ok("guest", "POST", f"/api/v1/spaces/{sid}/requests")
         api.ok("host", "POST", f"/api/v1/spaces/{sid}/requests/{guest}/approve")
