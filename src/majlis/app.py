@@ -54,6 +54,7 @@ from majlis.services.listeners import ListenerPolicy, Listeners
 from majlis.services.placement import Reconciler
 from majlis.services.roles import Roles
 from majlis.services.rtc import Rtc
+from majlis.services.security import SecurityState
 from majlis.services.spaces import Spaces
 from majlis.services.tokens import TokenService
 from majlis.signing import NODE, compact_key
@@ -71,6 +72,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("majlis")
+
+# How often a worker checks that the bus still holds the security state (a Redis restart
+# empties it): the longest a restored Redis may miss an older ban or logout.
+SECURITY_CHECK_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,7 @@ class Services:
     plane: MediaPlane | None  # the media node in this process, if any
     cluster: RemoteMedia | None  # scaled mode: nodes found on the bus
     membership: Membership | None  # scaled mode with a node here: its place in the cluster
+    security: SecurityState  # revocations and bans: SQL's copy back on the bus after restarts
 
 
 def load_secret(config: Config) -> bytes:
@@ -112,7 +118,7 @@ def build_services(config: Config, clock: Clock | None = None) -> Services:
     store = open_store(config.effective_database_url)
     bus = open_bus(config.bus_url)
     tokens = TokenService(load_secret(config), clock)
-    auth = Authenticator(tokens, bus)
+    auth = Authenticator(tokens, bus, store)
     events = Events(bus, clock)
     spaces = Spaces(store, events, clock, config.state_cache_seconds)
     policy = ListenerPolicy(
@@ -150,6 +156,7 @@ def build_services(config: Config, clock: Clock | None = None) -> Services:
         plane=plane,
         cluster=cluster,
         membership=membership,
+        security=SecurityState(store, bus, clock, SECURITY_CHECK_SECONDS),
     )
 
 
@@ -277,10 +284,14 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await services.store.open()
         await services.bus.open()
+        # Before the first request: a restart must not forget a logout or a ban.
+        await services.security.ensure()
+        watching = asyncio.create_task(services.security.watch())
         try:
             async with _media_running(services):
                 yield
         finally:
+            watching.cancel()
             if proxy is not None:
                 await proxy.aclose()
             await services.bus.close()

@@ -9,16 +9,19 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import m3u8
 import numpy as np
 import pytest
+import redis
 
 from e2e.harness import MAJLIS, Api, record_live, speak, wait_line, wait_replay
 from e2e.signal_tools import RATE, decode, longest_gap, read_wav, tone_db, tone_track
+from e2e.test_security_restart import refused
 from majlis.media.storage import StorageSettings
 
-from .conftest import cluster, events, next_event, wait_for
+from .conftest import CLUSTER_REDIS, cluster, events, next_event, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.scaled, pytest.mark.timeout(240)]
 
@@ -230,3 +233,35 @@ def test_a_node_without_a_reachable_shared_bus_says_so(
     assert done.returncode == status
     assert says in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert "hunter2" not in done.stderr
+
+
+def test_bans_and_logouts_outlive_a_redis_that_lost_its_data(tmp_path: Path) -> None:
+    """Issue 13: Redis restarted empty (FLUSHDB stands in for it, as other suites share
+    the server): the workers notice within seconds and put SQL's copy back."""
+    with cluster(tmp_path, nodes=0) as running:
+        a, b = (Api(w) for w in running.workers)
+        a.register("host")
+        a.register("gone")
+        troll = a.register("troll")
+        b.tokens = a.tokens
+        sid = a.ok("host", "POST", "/api/v1/spaces", {"title": "Remembered"})["id"]
+        playlist = urlparse(
+            b.ok("troll", "POST", f"/api/v1/spaces/{sid}/join", {})["playback_url"]
+        ).path
+        a.ok("gone", "POST", "/api/v1/auth/logout")
+        a.ok("host", "POST", f"/api/v1/spaces/{sid}/participants/{troll}/remove", {"ban": True})
+        refused(b, sid, playlist)
+
+        redis.Redis.from_url(CLUSTER_REDIS).flushdb()
+
+        def all_refused() -> bool:
+            try:
+                refused(b, sid, playlist)
+                refused(a, sid, playlist)
+            except AssertionError:
+                return False
+            return True
+
+        print(f"refused again {wait_for(all_refused, 15):.1f} s after the flush")
+        a.close()
+        b.close()

@@ -446,6 +446,28 @@ async def test_ban_is_idempotent_and_clears_the_user(store: Store) -> None:
     assert not await store.is_banned("s1", host.id)
 
 
+async def test_bans_listed_for_the_bus_are_those_of_spaces_not_ended(store: Store) -> None:
+    host, live = await hosted_space(store, "s1")
+    await store.create_space(space("s2", host, started_at=T0))
+    [a] = await users(store, "A")
+    await store.ban("s1", a.id, host.id, T0)
+    await store.ban("s2", a.id, host.id, T0)
+    assert await store.list_bans() == [("s1", a.id), ("s2", a.id)]
+    assert await store.transition_space("s2", live.state, SpaceState.ENDED, T0 + 1)
+    assert await store.list_bans() == [("s1", a.id)]
+
+
+async def test_revocations_last_until_their_tokens_expire(store: Store) -> None:
+    assert await store.list_revocations(T0) == []
+    await store.revoke_token("t1", T0 + 10)
+    await store.revoke_token("t1", T0 + 10)  # idempotent
+    await store.revoke_token("t2", T0 + 100)
+    assert sorted(await store.list_revocations(T0)) == [("t1", T0 + 10), ("t2", T0 + 100)]
+    assert await store.list_revocations(T0 + 10) == [("t2", T0 + 100)]
+    await store.prune_revocations(T0 + 50)
+    assert await store.list_revocations(T0) == [("t2", T0 + 100)]
+
+
 async def test_reminders(store: Store) -> None:
     await hosted_space(store)
     a, b = await users(store, "A", "B")

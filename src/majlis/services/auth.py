@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from majlis.bus.base import Bus
 from majlis.errors import Unauthorized
 from majlis.services.tokens import ANON_AUDIENCE, SESSION_AUDIENCE, Claims, TokenService
+from majlis.store.base import Store
 
-__all__ = ["Authenticator", "Caller"]
+__all__ = ["Authenticator", "Caller", "revoked_key"]
 
 _REVOKED = "revoked:"
 
@@ -46,21 +47,29 @@ class Caller:
         return member
 
 
+def revoked_key(token_id: str) -> str:
+    return _REVOKED + token_id
+
+
 class Authenticator:
-    def __init__(self, tokens: TokenService, bus: Bus) -> None:
+    def __init__(self, tokens: TokenService, bus: Bus, store: Store) -> None:
         self._tokens = tokens
         self._bus = bus
+        self._store = store
 
     async def caller(self, token: str | None, ip: str) -> Caller:
         """A Caller for `token`; no token gives an anonymous Caller with no claims."""
         if not token:
             return Caller(ip)
         claims = self._tokens.verify(token, (SESSION_AUDIENCE, ANON_AUDIENCE))
-        if not claims.anonymous and await self._bus.get_value(_REVOKED + claims.token_id):
+        if not claims.anonymous and await self._bus.get_value(revoked_key(claims.token_id)):
             raise Unauthorized("this session has been logged out", code="token_revoked")
         return Caller(ip, claims)
 
     async def revoke(self, claims: Claims, now: float) -> None:
-        # Kept only until the token would have expired anyway.
+        """Stored first (it must outlive any restart: SecurityState rebuilds the bus
+        from it), then on the bus, where the request path looks. Kept only until the
+        token would have expired anyway."""
+        await self._store.revoke_token(claims.token_id, claims.expires_at)
         ttl = max(1.0, claims.expires_at - now)
-        await self._bus.set_value(_REVOKED + claims.token_id, "1", ttl)
+        await self._bus.set_value(revoked_key(claims.token_id), "1", ttl)

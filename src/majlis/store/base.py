@@ -120,6 +120,24 @@ class Store(Protocol):
 
     async def is_banned(self, space_id: str, user_id: str) -> bool: ...
 
+    async def list_bans(self) -> list[tuple[str, str]]:
+        """Every ban from a space not ended, as (space_id, user_id): what the bus mirrors
+        for the join and playback paths."""
+        ...
+
+    # revoked sessions --------------------------------------------------------------------
+    async def revoke_token(self, token_id: str, expires_at: float) -> None:
+        """Idempotent."""
+        ...
+
+    async def list_revocations(self, now: float) -> list[tuple[str, float]]:
+        """(token_id, expires_at) of every revocation still in force at `now`."""
+        ...
+
+    async def prune_revocations(self, now: float) -> None:
+        """Forget revocations of tokens that have expired by `now`."""
+        ...
+
     async def add_reminder(self, space_id: str, user_id: str, at: float) -> bool:
         """False if already subscribed."""
         ...

@@ -203,6 +203,16 @@ INSERT_BAN = (
     " ON CONFLICT DO NOTHING"
 )
 IS_BANNED = "SELECT 1 FROM bans WHERE space_id = $1 AND user_id = $2"
+LIST_BANS = (
+    "SELECT b.space_id, b.user_id FROM bans b JOIN spaces s ON s.id = b.space_id"
+    " WHERE s.state <> 'ended' ORDER BY b.space_id, b.user_id"
+)
+
+INSERT_REVOCATION = (
+    "INSERT INTO revocations (token_id, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+)
+LIST_REVOCATIONS = "SELECT token_id, expires_at FROM revocations WHERE expires_at > $1"
+PRUNE_REVOCATIONS = "DELETE FROM revocations WHERE expires_at <= $1"
 
 INSERT_REMINDER = (
     "INSERT INTO reminders (space_id, user_id, at) VALUES ($1, $2, $3)"
@@ -451,6 +461,22 @@ class SqlStore(ABC):
 
     async def is_banned(self, space_id: str, user_id: str) -> bool:
         return await self._fetchrow(IS_BANNED, space_id, user_id) is not None
+
+    async def list_bans(self) -> list[tuple[str, str]]:
+        return [(str(r["space_id"]), str(r["user_id"])) for r in await self._fetch(LIST_BANS)]
+
+    # revoked sessions ---------------------------------------------------------------------
+    async def revoke_token(self, token_id: str, expires_at: float) -> None:
+        async with self._write() as tx:
+            await tx.execute(INSERT_REVOCATION, token_id, expires_at)
+
+    async def list_revocations(self, now: float) -> list[tuple[str, float]]:
+        rows = await self._fetch(LIST_REVOCATIONS, now)
+        return [(str(r["token_id"]), float(r["expires_at"])) for r in rows]
+
+    async def prune_revocations(self, now: float) -> None:
+        async with self._write() as tx:
+            await tx.execute(PRUNE_REVOCATIONS, now)
 
     async def add_reminder(self, space_id: str, user_id: str, at: float) -> bool:
         return await self._changed(INSERT_REMINDER, space_id, user_id, at)
