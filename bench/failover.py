@@ -14,7 +14,8 @@ EXT-X-PROGRAM-DATE-TIME puts the tone back on the wall clock, so for each kill:
   listed_again_s  kill -> the playlist, read through worker B, lists the new node's audio
 
     .venv/bin/python bench/failover.py --kills 5 --out bench/results/failover.json
-    .venv/bin/python bench/failover.py --kills 5 --signal term --spread 0 --out bench/results/drain.json
+    .venv/bin/python bench/failover.py --kills 5 --signal term --spread 0 \
+        --out bench/results/drain.json
 
 It also places 20 spaces at once and reports how they spread over the two nodes.
 """
