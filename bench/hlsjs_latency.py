@@ -48,8 +48,8 @@ import httpx
 
 from edge import SECRET, free_port, running_edge
 from latency import LlhlsFollower, Onset, listener_onsets, summary, wall_offset, within
-from majlis.media.speaker_client import SpeakerClient
-from majlis.media.tone import ToneTrack
+from majlis.media.rtc.speaker_client import SpeakerClient
+from majlis.media.rtc.tone import ToneTrack
 from mediabench import (
     CLEAN_OTHERS_PCT,
     Api,

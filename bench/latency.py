@@ -52,9 +52,9 @@ import numpy as np
 import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from majlis.media.fmp4 import parse_fragments
-from majlis.media.speaker_client import SpeakerClient
-from majlis.media.tone import ToneTrack
+from majlis.media.formats.fmp4 import parse_fragments
+from majlis.media.rtc.speaker_client import SpeakerClient
+from majlis.media.rtc.tone import ToneTrack
 from mediabench import (
     CLEAN_OTHERS_PCT,
     Api,

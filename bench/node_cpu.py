@@ -5,7 +5,7 @@ Two set-ups run at the same time, every majlis process pinned to CPU 0 with task
 children inherit it), the speakers to CPU 1:
 
   embedded  one `majlis serve` (SQLite, in-process bus, the default): its media runs in a
-            child process (`python -m majlis.media.worker`), HTTP and origin in the parent.
+            child process (`python -m majlis.media.runtime.worker`), HTTP and origin in the parent.
   cluster   one `majlis media` node (its media worker is a child process too) and one
             control-plane worker `majlis serve` with MAJLIS_MEDIA=false, on Redis
             (--redis, db 13, flushed first) and a PostgreSQL database of its own

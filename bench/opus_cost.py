@@ -2,7 +2,7 @@
 
 Side by side in one process pinned to CPU 1, interleaved over `--rounds` rounds (medians):
 aiortc's own encoder (96 kb/s stereo through a resampler, what its sender does with a
-frame) against `majlis.media.opus.OpusEncoder` in each application mode, and PyAV's
+frame) against `majlis.media.formats.opus.OpusEncoder` in each application mode, and PyAV's
 libopus decoder against ours. The signal is what a mix-minus carries in
 bench/space_cpu.py: twelve tones at -30 dBFS each.
 
@@ -26,8 +26,8 @@ import numpy as np
 from aiortc.codecs.opus import OpusEncoder as AiortcOpusEncoder
 
 from majlis.media.audio import FRAME_SAMPLES, SAMPLE_RATE
-from majlis.media.convert import mono_to_frame
-from majlis.media.opus import OpusDecoder, OpusEncoder
+from majlis.media.formats.convert import mono_to_frame
+from majlis.media.formats.opus import OpusDecoder, OpusEncoder
 
 FRAMES = 250  # 5 s
 

@@ -65,18 +65,18 @@ import httpx
 import numpy as np
 
 import majlis
-from majlis.media.mirror import RecordingMirror
-from majlis.media.node import NodeSettings
-from majlis.media.packager import HlsPackager
-from majlis.media.playlist import MediaPlaylist, PlaylistSegment, PlaylistTiming
-from majlis.media.recording import (
+from majlis.media.hls.packager import HlsPackager
+from majlis.media.hls.playlist import MediaPlaylist, PlaylistSegment, PlaylistTiming
+from majlis.media.recording.directory import (
     RecordingConfig,
     RecordingDir,
     SegmentRecord,
     _journal_line,
     write_durably,
 )
-from majlis.media.storage import PatientStore, S3Store, StorageSettings
+from majlis.media.recording.mirror import RecordingMirror
+from majlis.media.recording.storage import PatientStore, S3Store, StorageSettings
+from majlis.media.runtime.node import NodeSettings
 from mediabench import CpuWindow, machine, pct, wait_for_quiet
 
 WRITER_CPU = 0

@@ -26,8 +26,8 @@ import os
 import sys
 from typing import Any
 
-from majlis.media.speaker_client import SpeakerClient
-from majlis.media.tone import ToneTrack
+from majlis.media.rtc.speaker_client import SpeakerClient
+from majlis.media.rtc.tone import ToneTrack
 from mediabench import (
     CLEAN_OTHERS_PCT,
     Api,

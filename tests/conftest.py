@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from majlis.media.storage import StorageSettings
+from majlis.media.recording.storage import StorageSettings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get("MAJLIS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import boto3
 from moto.server import ThreadedMotoServer
 
-from majlis.media.storage import StorageSettings
+from majlis.media.recording.storage import StorageSettings
 
 ACCESS_KEY = "test-access"
 SECRET_KEY = "test-secret"

@@ -110,6 +110,40 @@ def violations_in(source: str, module: str, package: bool, root: Path = SRC) -> 
     return out
 
 
+# Inside media/: its parts in one direction. The media thread's runtime composes them; a
+# speaker's WebRTC feeds the mixer; the packager writes the recording; formats are shared.
+MEDIA_PARTS: dict[str, frozenset[str]] = {
+    "audio": frozenset(),
+    "formats": frozenset({"audio"}),
+    "mixing": frozenset({"audio", "formats"}),
+    "rtc": frozenset({"audio", "formats", "mixing"}),
+    "recording": frozenset({"audio", "formats"}),
+    "hls": frozenset({"audio", "formats", "recording"}),
+    "runtime": frozenset({"audio", "formats", "mixing", "rtc", "recording", "hls"}),
+}
+
+
+def media_part(module: str) -> str | None:
+    """majlis.media.mixing.mixer -> mixing; None outside media/ or for media itself."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[1] == "media" else None
+
+
+def test_the_parts_of_media_import_one_way() -> None:
+    found = []
+    for path in python_files():
+        module = module_name(path, SRC)
+        part = media_part(module)
+        if part is None:
+            continue
+        assert part in MEDIA_PARTS, f"media/{part} is a new part: place it in MEDIA_PARTS"
+        for line, imported in imports_of(path.read_text(), module, is_package(path), SRC):
+            other = media_part(imported)
+            if other is not None and other != part and other not in MEDIA_PARTS[part]:
+                found.append(f"{module}:{line} imports {imported}")
+    assert found == []
+
+
 def python_files() -> list[Path]:
     return sorted(SRC.rglob("*.py"))
 
@@ -145,8 +179,18 @@ def test_dependencies_point_one_way(layer: str) -> None:
         ("majlis.services.spaces", False, "from majlis import api", "majlis.api"),
         ("majlis.store.sqlite", False, "import majlis.services.roles", "majlis.services.roles"),
         ("majlis.bus.redis", False, "def f():\n    from majlis.media import node", "majlis.media"),
-        ("majlis.media.mixer", False, "from majlis.services import roles", "majlis.services"),
-        ("majlis.media.mixer", False, "from majlis.store.base import Store", "majlis.store.base"),
+        (
+            "majlis.media.mixing.mixer",
+            False,
+            "from majlis.services import roles",
+            "majlis.services",
+        ),
+        (
+            "majlis.media.mixing.mixer",
+            False,
+            "from majlis.store.base import Store",
+            "majlis.store.base",
+        ),
         ("majlis.types", False, "from majlis.errors import BadRequest", "majlis.errors"),
         ("majlis.config", False, "from . import clock", "majlis.clock"),
         ("majlis.api", True, "from .. import media", "majlis.media"),
@@ -174,7 +218,10 @@ def test_the_checker_finds_a_wrong_way_import(
         ("majlis.api.middleware", "from majlis.bus.base import Bus"),
         ("majlis.services.roles", "from majlis.store.base import Store\nimport majlis.bus.base"),
         ("majlis.services.roles", "from .spaces import Spaces"),
-        ("majlis.media.node", "from majlis.bus.base import Bus\nfrom majlis.clock import Clock"),
+        (
+            "majlis.media.runtime.node",
+            "from majlis.bus.base import Bus\nfrom majlis.clock import Clock",
+        ),
         ("majlis.app", "from majlis.api.routing import routes\nfrom majlis import __version__"),
         ("majlis.types", "import enum\nfrom dataclasses import dataclass"),
     ],

@@ -40,12 +40,12 @@ from majlis.clock import Clock, SystemClock
 from majlis.cluster import ClusterOrigin, RemoteMedia
 from majlis.config import Config, ConfigError
 from majlis.errors import MajlisError
-from majlis.media.membership import Membership, publish_levels
-from majlis.media.node import MediaNode, NodeSettings
-from majlis.media.node_api import node_routes
-from majlis.media.origin import SpaceRegistry, create_origin
-from majlis.media.process import MediaProcess
-from majlis.media.storage import StorageSettings, open_object_store
+from majlis.media.hls.origin import SpaceRegistry, create_origin
+from majlis.media.recording.storage import StorageSettings, open_object_store
+from majlis.media.runtime.membership import Membership, publish_levels
+from majlis.media.runtime.node import MediaNode, NodeSettings
+from majlis.media.runtime.node_api import node_routes
+from majlis.media.runtime.process import MediaProcess
 from majlis.plane import MediaPlane, NodeInfo, Sample, follow_commands
 from majlis.services.accounts import Accounts
 from majlis.services.auth import Authenticator

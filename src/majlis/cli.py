@@ -354,7 +354,7 @@ def _check_storage(config: Config) -> None:
     """List the bucket once: a wrong bucket, endpoint or key is one line, not a node that
     starts and then waits for a store that will never answer."""
     from majlis.app import storage_settings
-    from majlis.media.storage import S3Store, StorageError
+    from majlis.media.recording.storage import S3Store, StorageError
 
     settings = storage_settings(config)
     if settings is None:

@@ -22,7 +22,7 @@ from websockets.sync.client import ClientConnection, connect
 from api.conftest import fresh_database, postgres_reachable, redis_reachable
 from conftest import REDIS_URL, require_service
 from e2e.harness import Server, start_server, stop_server
-from majlis.media.storage import StorageSettings
+from majlis.media.recording.storage import StorageSettings
 from s3_support import storage_config
 
 # A Redis database of its own, flushed before each cluster: parallel runs of other suites

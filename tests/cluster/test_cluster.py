@@ -19,7 +19,7 @@ import redis
 from e2e.harness import MAJLIS, Api, record_live, speak, wait_line, wait_replay
 from e2e.signal_tools import RATE, decode, longest_gap, read_wav, tone_db, tone_track
 from e2e.test_security_restart import refused
-from majlis.media.storage import StorageSettings
+from majlis.media.recording.storage import StorageSettings
 
 from .conftest import CLUSTER_REDIS, cluster, events, next_event, wait_for
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from majlis.media.storage import StorageSettings
+from majlis.media.recording.storage import StorageSettings
 from s3_support import storage_config
 
 from .harness import MAJLIS, Api, running_server, speak, wait_line, wait_replay

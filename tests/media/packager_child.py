@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from majlis.media.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE
-from majlis.media.packager import HlsPackager
+from majlis.media.hls.packager import HlsPackager
 
 
 def main() -> None:

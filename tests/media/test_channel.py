@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from majlis.errors import BadRequest, Conflict, MajlisError, Overloaded
-from majlis.media.channel import (
+from majlis.media.hls.feed import FeedSnapshot
+from majlis.media.runtime.channel import (
     MAX_FRAME,
     ChannelError,
     decode_snapshot,
@@ -15,7 +16,6 @@ from majlis.media.channel import (
     encode_snapshot,
     read_frame,
 )
-from majlis.media.feed import FeedSnapshot
 from majlis.plane import decode_error, encode_error
 
 

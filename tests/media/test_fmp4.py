@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from majlis.media.audio import FRAME_SAMPLES
-from majlis.media.encoder import AAC_FRAME_SAMPLES, AacEncoder, AccessUnit
-from majlis.media.fmp4 import (
+from majlis.media.formats.encoder import AAC_FRAME_SAMPLES, AacEncoder, AccessUnit
+from majlis.media.formats.fmp4 import (
     Mp4FormatError,
     SampleTables,
     fragment,

@@ -22,13 +22,13 @@ from aiortc.rtp import RtpPacket, is_rtcp
 
 from majlis.errors import BadRequest
 from majlis.media.audio import FRAME_SECONDS, SAMPLE_RATE
-from majlis.media.ingest import Ingest, ReorderWindow, sdp_ptime, with_ptime
-from majlis.media.jitter import JitterStats
-from majlis.media.loop import MediaLoop
-from majlis.media.mixer import Mixer
-from majlis.media.opus import PACKET_TICKS, PTIME_MS
-from majlis.media.speaker_client import SendOffer, SpeakerClient
-from majlis.media.tone import ToneTrack
+from majlis.media.formats.opus import PACKET_TICKS, PTIME_MS
+from majlis.media.mixing.jitter import JitterStats
+from majlis.media.mixing.mixer import Mixer
+from majlis.media.rtc.ingest import Ingest, ReorderWindow, sdp_ptime, with_ptime
+from majlis.media.rtc.speaker_client import SendOffer, SpeakerClient
+from majlis.media.rtc.tone import ToneTrack
+from majlis.media.runtime.loop import MediaLoop
 
 from .audio_analysis import tone_dbfs
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from majlis.media.audio import FRAME_SAMPLES, FRAME_SECONDS
-from majlis.media.jitter import JitterBuffer, JitterConfig, PullKind
+from majlis.media.mixing.jitter import JitterBuffer, JitterConfig, PullKind
 
 START = 1_000.0
 BASE_LATENCY = 0.030

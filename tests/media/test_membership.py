@@ -12,7 +12,7 @@ import pytest
 from majlis.bus.memory import MemoryBus
 from majlis.clock import FakeClock
 from majlis.errors import Conflict, Overloaded
-from majlis.media.membership import Membership
+from majlis.media.runtime.membership import Membership
 from majlis.plane import (
     CloseSpace,
     EndSpace,

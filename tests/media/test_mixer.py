@@ -16,13 +16,13 @@ import pytest
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
 
 from majlis.media.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE
-from majlis.media.convert import TIME_BASE, MonoConverter, Reframer, mono_to_frame
-from majlis.media.levels import SILENCE_DB
-from majlis.media.limiter import Limiter
-from majlis.media.loop import MediaLoop
-from majlis.media.mixer import Mixer
-from majlis.media.mixminus import MixMinusTrack
-from majlis.media.tone import ToneTrack, tone_samples
+from majlis.media.formats.convert import TIME_BASE, MonoConverter, Reframer, mono_to_frame
+from majlis.media.mixing.levels import SILENCE_DB
+from majlis.media.mixing.limiter import Limiter
+from majlis.media.mixing.mixer import Mixer
+from majlis.media.mixing.mixminus import MixMinusTrack
+from majlis.media.rtc.tone import ToneTrack, tone_samples
+from majlis.media.runtime.loop import MediaLoop
 from majlis.plane import Levels
 
 from .audio_analysis import tone_dbfs

@@ -11,10 +11,8 @@ from aiortc.codecs.opus import OpusEncoder as AiortcOpusEncoder
 from aiortc.rtp import RtpPacket
 
 from majlis.media.audio import FRAME_SAMPLES, SAMPLE_RATE
-from majlis.media.convert import TIME_BASE, Pcm, mono_to_frame
-from majlis.media.ingest import ReorderWindow
-from majlis.media.mixminus import MixMinusTrack
-from majlis.media.opus import (
+from majlis.media.formats.convert import TIME_BASE, Pcm, mono_to_frame
+from majlis.media.formats.opus import (
     FrameGrouper,
     OpusDecoder,
     OpusEncoder,
@@ -22,7 +20,9 @@ from majlis.media.opus import (
     RtpTimeline,
     ticks_for_ptime,
 )
-from majlis.media.tone import tone_samples
+from majlis.media.mixing.mixminus import MixMinusTrack
+from majlis.media.rtc.ingest import ReorderWindow
+from majlis.media.rtc.tone import tone_samples
 
 from .audio_analysis import frames_of, tone_dbfs
 

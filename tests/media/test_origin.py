@@ -18,9 +18,9 @@ import pytest
 import uvicorn
 
 from majlis.media.audio import FRAME_SECONDS, SAMPLE_RATE
-from majlis.media.feed import FeedSnapshot, PlaylistFeed
-from majlis.media.origin import IMMUTABLE, SpaceRegistry, create_origin
-from majlis.media.packager import HlsPackager
+from majlis.media.hls.feed import FeedSnapshot, PlaylistFeed
+from majlis.media.hls.origin import IMMUTABLE, SpaceRegistry, create_origin
+from majlis.media.hls.packager import HlsPackager
 
 from . import hls_rules
 from .audio_analysis import assert_tone, decode_with_ffmpeg, frames_of, tone

@@ -19,14 +19,14 @@ import numpy as np
 import pytest
 
 from majlis.errors import Conflict, NotFound
-from majlis.media import recording as recording_module
 from majlis.media.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE
-from majlis.media.encoder import AAC_FRAME_SAMPLES
-from majlis.media.feed import FeedSnapshot, PlaylistFeed
-from majlis.media.fmp4 import parse_fragments
-from majlis.media.packager import HlsPackager, finalize_recording, frames_for_seconds
-from majlis.media.playlist import format_date_time
-from majlis.media.recording import RecordingDir
+from majlis.media.formats.encoder import AAC_FRAME_SAMPLES
+from majlis.media.formats.fmp4 import parse_fragments
+from majlis.media.hls.feed import FeedSnapshot, PlaylistFeed
+from majlis.media.hls.packager import HlsPackager, finalize_recording, frames_for_seconds
+from majlis.media.hls.playlist import format_date_time
+from majlis.media.recording import directory as recording_module
+from majlis.media.recording.directory import RecordingDir
 
 from . import hls_rules
 from .audio_analysis import (

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from majlis.media.audio import FRAME_SECONDS
-from majlis.media.encoder import AAC_FRAME_SAMPLES
-from majlis.media.feed import FeedSnapshot
-from majlis.media.fmp4 import TIMESCALE
-from majlis.media.packager import HlsPackager
-from majlis.media.playlist import MediaPlaylist, PlaylistPart, PlaylistSegment, PlaylistTiming
+from majlis.media.formats.encoder import AAC_FRAME_SAMPLES
+from majlis.media.formats.fmp4 import TIMESCALE
+from majlis.media.hls.feed import FeedSnapshot
+from majlis.media.hls.packager import HlsPackager
+from majlis.media.hls.playlist import MediaPlaylist, PlaylistPart, PlaylistSegment, PlaylistTiming
 
 from . import hls_rules
 from .audio_analysis import tone

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from majlis.media import process as media_process
-from majlis.media.node import NodeSettings
-from majlis.media.origin import SpaceRegistry
-from majlis.media.process import MediaProcess
+from majlis.media.hls.origin import SpaceRegistry
+from majlis.media.runtime import process as media_process
+from majlis.media.runtime.node import NodeSettings
+from majlis.media.runtime.process import MediaProcess
 from majlis.plane import EndSpace, SetMuted, StartSpace
 
 SPACE = "s-ended-while-down"

@@ -14,11 +14,11 @@ import httpx
 import pytest
 
 from majlis.media.audio import FRAME_SECONDS, SAMPLE_RATE
-from majlis.media.encoder import AAC_FRAME_SAMPLES
-from majlis.media.origin import IMMUTABLE, SpaceRegistry, create_origin
-from majlis.media.packager import HlsPackager, finalize_recording
-from majlis.media.recording import RecordingDir, SegmentRecord
-from majlis.media.storage import PatientStore, S3Store, StorageSettings
+from majlis.media.formats.encoder import AAC_FRAME_SAMPLES
+from majlis.media.hls.origin import IMMUTABLE, SpaceRegistry, create_origin
+from majlis.media.hls.packager import HlsPackager, finalize_recording
+from majlis.media.recording.directory import RecordingDir, SegmentRecord
+from majlis.media.recording.storage import PatientStore, S3Store, StorageSettings
 from s3_support import TcpProxy
 
 from . import hls_rules

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from majlis.media.feed import PlaylistFeed
-from majlis.media.origin import IMMUTABLE, SpaceRegistry, create_origin
-from majlis.media.packager import HlsPackager
+from majlis.media.hls.feed import PlaylistFeed
+from majlis.media.hls.origin import IMMUTABLE, SpaceRegistry, create_origin
+from majlis.media.hls.packager import HlsPackager
 
 from .audio_analysis import assert_tone, decode_with_ffmpeg
 from .test_origin import LEVEL_DB, RealTimePusher, ServerThread, _snapshot, _wait_until

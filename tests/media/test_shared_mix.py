@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 from majlis.media.audio import FRAME_SAMPLES, SAMPLE_RATE
-from majlis.media.convert import Pcm
-from majlis.media.mixer import Mixer
-from majlis.media.opus import OpusDecoder
-from majlis.media.shared_mix import SHARE_AFTER_TICKS
-from majlis.media.tone import tone_samples
+from majlis.media.formats.convert import Pcm
+from majlis.media.formats.opus import OpusDecoder
+from majlis.media.mixing.mixer import Mixer
+from majlis.media.mixing.shared_mix import SHARE_AFTER_TICKS
+from majlis.media.rtc.tone import tone_samples
 
 from .audio_analysis import tone_dbfs
 

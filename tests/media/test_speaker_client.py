@@ -8,8 +8,8 @@ import time
 import av
 
 from majlis.media.audio import FRAME_SAMPLES, SAMPLE_RATE
-from majlis.media.speaker_client import LiveSource
-from majlis.media.tone import ToneTrack
+from majlis.media.rtc.speaker_client import LiveSource
+from majlis.media.rtc.tone import ToneTrack
 
 
 async def test_frames_on_schedule_pass_and_a_backlog_is_dropped() -> None:

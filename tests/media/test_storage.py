@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from majlis.media.storage import (
+from majlis.media.recording.storage import (
     PatientStore,
     S3Store,
     StorageError,
@@ -91,13 +91,15 @@ def test_patient_store_waits_out_an_outage_and_logs_it_once(
             patient.put("space/b", b"during")
             done.set()
 
-        with caplog.at_level(logging.WARNING, logger="majlis.media.storage"):
+        with caplog.at_level(logging.WARNING, logger="majlis.media.recording.storage"):
             threading.Thread(target=put_during_outage, daemon=True).start()
             assert not done.wait(2.0), "a put went through a store that was down"
             proxy.up()
             assert done.wait(5.0), "the put did not go through once the store was back"
         assert patient.get("space/b") == b"during"
-        ours = [record for record in caplog.records if record.name == "majlis.media.storage"]
+        ours = [
+            record for record in caplog.records if record.name == "majlis.media.recording.storage"
+        ]
         lines = [record.getMessage() for record in ours]
         assert len(lines) == 2, lines  # one when the outage starts, one when it ends
         assert "unreachable" in lines[0] and "reachable again" in lines[1]

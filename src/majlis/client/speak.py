@@ -19,8 +19,8 @@ from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamTrack
 
 from majlis.client.api import ApiClient, ApiError, jittered_wait
-from majlis.media.speaker_client import SpeakerClient
-from majlis.media.tone import ToneTrack
+from majlis.media.rtc.speaker_client import SpeakerClient
+from majlis.media.rtc.tone import ToneTrack
 
 __all__ = ["SpeakOptions", "speak"]
 

@@ -5,7 +5,7 @@ and under a few hundred listeners they run tens of milliseconds late (docs/bench
 Here the mixer, ingest and packager have an interpreter of their own; the parent keeps
 HTTP and the origin, fed with the playlist snapshots this process sends (channel.py).
 
-    python -m majlis.media.worker FD SETTINGS_JSON
+    python -m majlis.media.runtime.worker FD SETTINGS_JSON
 
 The object store's secret key is not in SETTINGS_JSON, since any user can read a
 process's command line: it comes in the environment (STORAGE_SECRET_ENV), which only
@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from majlis.errors import MajlisError
-from majlis.media.channel import Message, encode_frame, encode_snapshot, read_frame
-from majlis.media.feed import FeedSnapshot, PlaylistFeed
-from majlis.media.node import MediaNode, NodeSettings
-from majlis.media.origin import SpaceRegistry
-from majlis.media.storage import StorageSettings
+from majlis.media.hls.feed import FeedSnapshot, PlaylistFeed
+from majlis.media.hls.origin import SpaceRegistry
+from majlis.media.recording.storage import StorageSettings
+from majlis.media.runtime.channel import Message, encode_frame, encode_snapshot, read_frame
+from majlis.media.runtime.node import MediaNode, NodeSettings
 from majlis.plane import Levels, MediaCommand, Sample, UnknownCommand, decode_command, encode_error
 
 __all__ = [
@@ -47,7 +47,7 @@ __all__ = [
     "worker_environment",
 ]
 
-log = logging.getLogger("majlis.media.worker")
+log = logging.getLogger("majlis.media.runtime.worker")
 
 # Commands in arrival order, each with the id its reply carries.
 Commands = asyncio.Queue[tuple[MediaCommand, object]]
@@ -255,7 +255,7 @@ def _metrics(node: MediaNode) -> list[Sample]:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        raise SystemExit("usage: python -m majlis.media.worker FD SETTINGS_JSON")
+        raise SystemExit("usage: python -m majlis.media.runtime.worker FD SETTINGS_JSON")
     # Ctrl-C in a terminal reaches the whole process group: the parent decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     raw = json.loads(args[1])

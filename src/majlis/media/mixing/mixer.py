@@ -1,7 +1,7 @@
 """The mixer: every 20 ms, one frame from each speaker's jitter buffer becomes the listener mix
 and one mix-minus per speaker (everyone unmuted except themself).
 
-It runs on a MediaLoop (media/loop.py): its own thread with its own asyncio loop, never the
+It runs on a MediaLoop (media/runtime/loop.py): its own thread with its own asyncio loop, never the
 loop serving HTTP. Speakers' aiortc peers live on that loop too, so their tracks (the inputs,
 read by one reader task per speaker) and the MixMinusTracks (read by aiortc's senders) never
 cross threads.
@@ -25,14 +25,14 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from majlis.clock import Clock, SystemClock
 from majlis.media.audio import FRAME_SAMPLES, FRAME_SECONDS
-from majlis.media.convert import MonoConverter, Pcm, Reframer
-from majlis.media.jitter import JitterBuffer, JitterConfig, JitterStats
-from majlis.media.levels import Speaking
-from majlis.media.limiter import Limiter
-from majlis.media.mixminus import MixMinusTrack
-from majlis.media.opus import PACKET_TICKS, OpusEncoder
-from majlis.media.shared_mix import SHARE_AFTER_TICKS, SharedMix
-from majlis.media.tickstats import Recent, TickStats
+from majlis.media.formats.convert import MonoConverter, Pcm, Reframer
+from majlis.media.formats.opus import PACKET_TICKS, OpusEncoder
+from majlis.media.mixing.jitter import JitterBuffer, JitterConfig, JitterStats
+from majlis.media.mixing.levels import Speaking
+from majlis.media.mixing.limiter import Limiter
+from majlis.media.mixing.mixminus import MixMinusTrack
+from majlis.media.mixing.shared_mix import SHARE_AFTER_TICKS, SharedMix
+from majlis.media.mixing.tickstats import Recent, TickStats
 from majlis.plane import Levels
 
 __all__ = ["LevelsSink", "MixSink", "Mixer", "MixerInput"]
@@ -140,7 +140,7 @@ class Mixer:
         self._skipped = 0
         self._sink_errors = 0
         self._tick_index = 0
-        # The listener mix encoded once for every muted speaker (media/shared_mix.py).
+        # The listener mix encoded once for every muted speaker (media/mixing/shared_mix.py).
         self.shared_mix = SharedMix()
         self._muted_ticks: dict[str, int] = {}
 
@@ -323,7 +323,7 @@ class Mixer:
     def _hears_the_listener_mix(self, speaker_id: str, muted: dict[str, bool]) -> bool:
         """Counts the ticks `speaker_id` has been muted (call once per tick), and says
         whether that is long enough: their mix-minus is the listener mix and their own
-        encoder has fed on it for a while (see media/shared_mix.py)."""
+        encoder has fed on it for a while (see media/mixing/shared_mix.py)."""
         if not muted.get(speaker_id, False):
             self._muted_ticks.pop(speaker_id, None)
             return False

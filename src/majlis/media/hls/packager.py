@@ -9,9 +9,9 @@ publishes each new playlist to `feed` for the origin.
 Durability order per segment: segment file fsynced (temp, rename, directory fsync) ->
 journal line fsynced -> durable playlist rewritten the same way -> feed updated. With an
 object store the segment is also stored before the journal line is written, and the
-store's journal updated before the playlist lists it (majlis.media.recording). A part
+store's journal updated before the playlist lists it (majlis.media.recording.directory). A part
 is written (temp + rename) before any playlist names it. What survives a crash and how
-the next packager resumes is described in majlis.media.recording.
+the next packager resumes is described in majlis.media.recording.directory.
 
 Timeline: decode time (tfdt, 48 kHz) counts samples within a life. A new life starts at
 the wall-clock offset of its first sample from space_started_at (never before the end of
@@ -33,11 +33,12 @@ import numpy.typing as npt
 
 from majlis.errors import Conflict
 from majlis.media.audio import FRAME_SAMPLES, SAMPLE_RATE
-from majlis.media.encoder import AAC_FRAME_SAMPLES, DEFAULT_BITRATE, AacEncoder, AccessUnit
-from majlis.media.feed import FeedSnapshot, PlaylistFeed
-from majlis.media.fmp4 import TIMESCALE, fragment
-from majlis.media.playlist import MediaPlaylist, PlaylistPart, PlaylistSegment, PlaylistTiming
-from majlis.media.recording import (
+from majlis.media.formats.encoder import AAC_FRAME_SAMPLES, DEFAULT_BITRATE, AacEncoder, AccessUnit
+from majlis.media.formats.fmp4 import TIMESCALE, fragment
+from majlis.media.hls.feed import FeedSnapshot, PlaylistFeed
+from majlis.media.hls.playlist import MediaPlaylist, PlaylistPart, PlaylistSegment, PlaylistTiming
+from majlis.media.hls.replay import build_replay
+from majlis.media.recording.directory import (
     INIT_NAME,
     PLAYLIST_NAME,
     REPLAY_NAME,
@@ -48,8 +49,7 @@ from majlis.media.recording import (
     part_name,
     segment_name,
 )
-from majlis.media.replay import build_replay
-from majlis.media.storage import ObjectStore
+from majlis.media.recording.storage import ObjectStore
 
 __all__ = [
     "DEFAULT_PARTS_PER_SEGMENT",

@@ -62,9 +62,8 @@ from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
 from majlis.errors import BadRequest, MajlisError, NotFound
-from majlis.media.feed import FeedSnapshot, PlaylistFeed
-from majlis.media.mirror import object_key
-from majlis.media.recording import (
+from majlis.media.hls.feed import FeedSnapshot, PlaylistFeed
+from majlis.media.recording.directory import (
     INIT_NAME,
     PART_NAME,
     PLAYLIST_NAME,
@@ -73,7 +72,8 @@ from majlis.media.recording import (
     part_name,
     segment_name,
 )
-from majlis.media.storage import ObjectStore, StorageError, StoredObject
+from majlis.media.recording.mirror import object_key
+from majlis.media.recording.storage import ObjectStore, StorageError, StoredObject
 
 __all__ = ["SPACE_ID", "SpaceEntry", "SpaceRegistry", "create_origin"]
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from majlis.media.fmp4 import SAMPLE_DURATION, SampleTables, movie_header, parse_fragments
-from majlis.media.recording import durable_file
+from majlis.media.formats.fmp4 import SAMPLE_DURATION, SampleTables, movie_header, parse_fragments
+from majlis.media.recording.directory import durable_file
 
 __all__ = ["ReplayInfo", "build_replay", "write_replay"]
 

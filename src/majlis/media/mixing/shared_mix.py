@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from majlis.media.audio import FRAME_SAMPLES
-from majlis.media.convert import Pcm
-from majlis.media.opus import OpusEncoder
+from majlis.media.formats.convert import Pcm
+from majlis.media.formats.opus import OpusEncoder
 
 __all__ = ["SHARE_AFTER_TICKS", "SharedMix"]
 

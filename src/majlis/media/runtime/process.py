@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from majlis.errors import Overloaded
-from majlis.media.channel import Message, decode_snapshot, encode_frame, read_frame
-from majlis.media.feed import PlaylistFeed
-from majlis.media.node import NodeSettings
-from majlis.media.origin import SpaceRegistry
-from majlis.media.worker import settings_to_json, worker_environment
+from majlis.media.hls.feed import PlaylistFeed
+from majlis.media.hls.origin import SpaceRegistry
+from majlis.media.runtime.channel import Message, decode_snapshot, encode_frame, read_frame
+from majlis.media.runtime.node import NodeSettings
+from majlis.media.runtime.worker import settings_to_json, worker_environment
 from majlis.plane import (
     Levels,
     LevelsSink,
@@ -203,7 +203,7 @@ class MediaProcess:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "majlis.media.worker",
+                "majlis.media.runtime.worker",
                 str(theirs.fileno()),
                 settings_to_json(self.settings, _log_levels()),
                 pass_fds=(theirs.fileno(),),

@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from majlis.errors import BadRequest, MajlisError
-from majlis.media.membership import Membership
+from majlis.media.runtime.membership import Membership
 from majlis.plane import NODE_KEY_HEADER, encode_error
 
 __all__ = ["node_routes"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from majlis.media.storage import ObjectStore
+from majlis.media.recording.storage import ObjectStore
 
 __all__ = ["JOURNAL_CHUNK", "RecordingMirror", "object_key"]
 

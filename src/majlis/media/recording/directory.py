@@ -14,7 +14,7 @@ Layout (every name is fixed or built from integers, which is what the origin acc
 - .lock               flock held by the one packager writing here.
 
 With an object store (storage_url) every file but the parts is also stored under
-`{space}/` (majlis.media.mirror): a segment before it is journalled, state.json whenever
+`{space}/` (majlis.media.recording.mirror): a segment before it is journalled, state.json whenever
 it changes, the journal in chunks, init.mp4, and index.m3u8 and replay.m4a when a life
 closes or the recording ends. open() restores a recording the local disk lacks (its space
 moved here from another machine), or whose local copy is stale (the space ran elsewhere
@@ -52,10 +52,16 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from majlis.errors import Conflict, NotFound
-from majlis.media.encoder import AAC_FRAME_SAMPLES
-from majlis.media.fmp4 import TIMESCALE, Fragment, Mp4FormatError, init_segment, parse_fragments
-from majlis.media.mirror import RecordingMirror
-from majlis.media.storage import ObjectStore
+from majlis.media.formats.encoder import AAC_FRAME_SAMPLES
+from majlis.media.formats.fmp4 import (
+    TIMESCALE,
+    Fragment,
+    Mp4FormatError,
+    init_segment,
+    parse_fragments,
+)
+from majlis.media.recording.mirror import RecordingMirror
+from majlis.media.recording.storage import ObjectStore
 
 __all__ = [
     "INIT_NAME",

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from majlis.media.audio import FRAME_SAMPLES, FULL_SCALE, SAMPLE_RATE
-from majlis.media.convert import Pcm
+from majlis.media.formats.convert import Pcm
 
 __all__ = ["Limiter"]
 

@@ -14,7 +14,7 @@ import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from majlis.media.audio import FRAME_SAMPLES, SAMPLE_RATE
-from majlis.media.convert import mono_to_frame
+from majlis.media.formats.convert import mono_to_frame
 
 __all__ = ["ToneTrack", "tone_samples"]
 

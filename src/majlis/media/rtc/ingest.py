@@ -14,7 +14,7 @@ ReorderWindow instead: it only puts packets back in order and never waits on a g
 On the node the window also takes over decoding: it hands each payload to the speaker's peer,
 which decodes it (mono, on the media loop) straight into the speaker's mixer input, and
 aiortc's decoder thread gets nothing to do. The mix-minus goes back as ready Opus packets
-(see media/opus.py for why both directions bypass aiortc's codec threads), and the answer
+(see media/formats/opus.py for why both directions bypass aiortc's codec threads), and the answer
 asks the speaker for 40 ms packets (a=ptime:40).
 """
 
@@ -40,9 +40,9 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import MediaDescription, SessionDescription
 
 from majlis.errors import BadRequest
-from majlis.media.mixer import Mixer, MixerInput
-from majlis.media.mixminus import MixMinusTrack
-from majlis.media.opus import PTIME_MS, OpusDecoder, OpusError, RtpTimeline
+from majlis.media.formats.opus import PTIME_MS, OpusDecoder, OpusError, RtpTimeline
+from majlis.media.mixing.mixer import Mixer, MixerInput
+from majlis.media.mixing.mixminus import MixMinusTrack
 
 __all__ = [
     "MAX_OFFER_BYTES",

@@ -28,7 +28,7 @@ import av
 import numpy as np
 
 from majlis.media.audio import SAMPLE_RATE
-from majlis.media.convert import Pcm
+from majlis.media.formats.convert import Pcm
 
 __all__ = [
     "APPLICATION",

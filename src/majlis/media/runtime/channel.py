@@ -16,7 +16,7 @@ import json
 import struct
 from typing import Any
 
-from majlis.media.feed import FeedSnapshot
+from majlis.media.hls.feed import FeedSnapshot
 
 __all__ = [
     "MAX_FRAME",

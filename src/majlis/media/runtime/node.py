@@ -18,12 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from majlis.errors import Conflict, NotFound
-from majlis.media.ingest import Ingest, validate_offer
-from majlis.media.loop import MediaLoop
-from majlis.media.mixer import Mixer
-from majlis.media.origin import SpaceRegistry
-from majlis.media.packager import HlsPackager, finalize_recording, frames_for_seconds
-from majlis.media.storage import ObjectStore, PatientStore, StorageSettings, open_object_store
+from majlis.media.hls.origin import SpaceRegistry
+from majlis.media.hls.packager import HlsPackager, finalize_recording, frames_for_seconds
+from majlis.media.mixing.mixer import Mixer
+from majlis.media.recording.storage import (
+    ObjectStore,
+    PatientStore,
+    StorageSettings,
+    open_object_store,
+)
+from majlis.media.rtc.ingest import Ingest, validate_offer
+from majlis.media.runtime.loop import MediaLoop
 from majlis.plane import (
     CloseSpace,
     Disconnect,

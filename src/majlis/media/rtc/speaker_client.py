@@ -4,7 +4,7 @@ It sends one audio track (a ToneTrack, or `MediaPlayer(path).audio`), hands its 
 `send_offer` (an HTTP call in the CLI, the node's ingest directly in tests) and records the
 mix-minus it receives, placed by pts so lost packets show up as silence in the recording.
 
-It encodes what it sends itself, as the node does its mix-minus (media/opus.py): mono
+It encodes what it sends itself, as the node does its mix-minus (media/formats/opus.py): mono
 Opus, in packets as long as the answer's a=ptime asks (the node asks for 40 ms; 20 ms
 without one), handed to aiortc's sender ready to go.
 
@@ -35,9 +35,9 @@ from av.frame import Frame
 from av.packet import Packet
 
 from majlis.media.audio import FRAME_SAMPLES, SAMPLE_RATE
-from majlis.media.convert import MonoConverter, Pcm, Reframer
-from majlis.media.ingest import sdp_ptime, use_reorder_window
-from majlis.media.opus import FrameGrouper, OpusEncoder, ticks_for_ptime
+from majlis.media.formats.convert import MonoConverter, Pcm, Reframer
+from majlis.media.formats.opus import FrameGrouper, OpusEncoder, ticks_for_ptime
+from majlis.media.rtc.ingest import sdp_ptime, use_reorder_window
 
 __all__ = ["LiveSource", "SendOffer", "SpeakerClient"]
 
@@ -77,7 +77,7 @@ class LiveSource(MediaStreamTrack):
 
 class _SpeakerPackets(MediaStreamTrack):
     """One peer connection's sending track: the live source as mono Opus packets of
-    `ticks` × 20 ms, encoded here like the node's mix-minus (media/opus.py). One per
+    `ticks` × 20 ms, encoded here like the node's mix-minus (media/formats/opus.py). One per
     connection, because aiortc's sender stops its track when its connection closes, which
     must not end the speaker's source."""
 

@@ -13,9 +13,9 @@ import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from majlis.media.audio import FRAME_SAMPLES
-from majlis.media.convert import Pcm, mono_to_frame
-from majlis.media.opus import FrameGrouper, OpusEncoder, packet_of
-from majlis.media.shared_mix import SharedMix
+from majlis.media.formats.convert import Pcm, mono_to_frame
+from majlis.media.formats.opus import FrameGrouper, OpusEncoder, packet_of
+from majlis.media.mixing.shared_mix import SharedMix
 
 __all__ = ["MixMinusTrack"]
 
@@ -30,7 +30,7 @@ class MixMinusTrack(MediaStreamTrack):
     sees a pts gap, as after a loss; a packet never spans a gap. With `shared`, packets are
     cut at the same ticks on every track, and a packet whose ticks were all delivered
     flagged shared (the listener mix, to a muted speaker) is encoded once for every track
-    that gets it (media/shared_mix.py). Lives on the media loop: deliver() and recv() must
+    that gets it (media/mixing/shared_mix.py). Lives on the media loop: deliver() and recv() must
     run there.
     """
 

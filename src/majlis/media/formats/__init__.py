@@ -1,0 +1,1 @@
+"""Audio formats every part shares: PCM conversion, Opus, AAC and fragmented MP4."""

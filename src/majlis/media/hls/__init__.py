@@ -1,0 +1,1 @@
+"""LL-HLS: the packager, its playlists and feeds, the origin that serves them, replays."""

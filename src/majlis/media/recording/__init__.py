@@ -1,0 +1,1 @@
+"""The recording: its directory and journal, and object storage (S3)."""

@@ -1,0 +1,1 @@
+"""WebRTC: speakers' peer connections into the mixer, and the speaker's own client."""
