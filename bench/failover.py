@@ -58,8 +58,8 @@ class Proc:
     process: subprocess.Popen[str]
 
 
-def start(command: str, data: Path, env: dict[str, str]) -> Proc:
-    cmd = [MAJLIS, command, "--port", "0", "--data-dir", str(data)]
+def start(command: str, data: Path, env: dict[str, str], port: int = 0) -> Proc:
+    cmd = [MAJLIS, command, "--port", str(port), "--data-dir", str(data)]
     logs = os.environ.get("FAILOVER_LOGS")  # a directory: each process's log kept there
     err = open(Path(logs) / f"{command}-{time.time():.3f}.log", "w") if logs else None  # noqa: SIM115
     process = subprocess.Popen(
@@ -273,6 +273,21 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             for proc in workers + nodes:
                 stop(proc)
             shutil.rmtree(data.parent, ignore_errors=True)
+    return {
+        "command": " ".join(sys.argv),
+        "when": datetime.now().isoformat(timespec="seconds"),
+        "lease_seconds": args.lease,
+        "signal": args.signal,
+        **score(kills, replay, playlist),
+        "spread": counts,
+        "load_during": os.getloadavg(),
+    }
+
+
+def score(
+    kills: list[dict[str, float | None]], replay: bytes, playlist: m3u8.M3U8
+) -> dict[str, object]:
+    """Per kill, when the tone was back and how much of it is missing from the replay."""
     tones = tone_times(replay, playlist)
     # The k-th kill starts the k-th new life: its first segment carries a discontinuity.
     starts = [i for i, s in enumerate(playlist.segments) if s.discontinuity]
@@ -285,10 +300,6 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     heard = sorted(k["heard_again_s"] for k in kills if k["heard_again_s"] is not None)
     lost = sorted(k["lost_s"] for k in kills if k["lost_s"] is not None)
     return {
-        "command": " ".join(sys.argv),
-        "when": datetime.now().isoformat(timespec="seconds"),
-        "lease_seconds": args.lease,
-        "signal": args.signal,
         "kills": kills,
         "heard_again_p50_s": statistics.median(heard) if heard else None,
         "heard_again_max_s": max(heard) if heard else None,
@@ -296,8 +307,6 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "lost_max_s": max(lost) if lost else None,
         "segments_listed": len(playlist.segments),
         "discontinuities": sum(1 for s in playlist.segments if s.discontinuity),
-        "spread": counts,
-        "load_during": os.getloadavg(),
     }
 
 
