@@ -252,7 +252,11 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         config.auth_burst_ip,
     )
     event_socket = EventSocket(
-        services.roles, services.events, services.auth, config.max_ws_per_user
+        services.roles,
+        services.events,
+        services.auth,
+        config.max_ws_per_user,
+        config.max_ws_per_ip,
     )
     app_routes: list[BaseRoute] = [
         *routes(endpoints),

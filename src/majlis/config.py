@@ -142,6 +142,9 @@ class Config:
     reaction_burst: int = _key(5, _positive, "burst of reactions per listener")
     max_body_bytes: int = _key(65536, _positive, "largest request body accepted")
     max_ws_per_user: int = _key(5, _positive, "event sockets one user may hold open")
+    max_ws_per_ip: int = _key(
+        50, _positive, "event sockets one IP address may hold open on one worker"
+    )
     state_cache_seconds: float = _key(1.0, _non_negative, "how long the state document is cached")
     part_seconds: float = _key(0.25, _positive, "LL-HLS part duration")
     segment_seconds: float = _key(2.0, _positive, "LL-HLS segment duration")

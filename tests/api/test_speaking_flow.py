@@ -23,6 +23,7 @@ from api.conftest import (
     backend_server,
     open_events,
     refused_socket,
+    start_server,
 )
 
 PASSWORD = "correct horse battery"
@@ -290,3 +291,27 @@ async def test_eleventh_speaker_and_third_cohost_are_refused(harness: Harness) -
     assert (await harness.call("POST", f"/spaces/{sid}/step-down", speakers[0])).status_code == 204
     approved = await harness.call("POST", f"/spaces/{sid}/requests/{eleventh.id}/approve", host)
     assert approved.status_code == 200, approved.text
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+async def test_sockets_per_address_are_bounded(tmp_path: Path) -> None:
+    """Issue 13: many accounts from one address cannot pile up sockets either."""
+    server = start_server(tmp_path, {"MAJLIS_MAX_WS_PER_IP": "3"})
+    try:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+            host = await register(http, "ip_host")
+            cohost = await register(http, "ip_cohost")
+            sid = (await post(http, "/spaces", host, {"title": "one address"})).json()["id"]
+            added = await post(http, f"/spaces/{sid}/cohosts", host, {"user_id": cohost.id})
+            assert added.status_code == 200, added.text
+            streams = [await open_events(server, sid, who) for who in (host, host, cohost)]
+            code, reason = await refused_socket(server, sid, cohost)
+            assert (code, reason) == (4429, "at most 3 event sockets per address")
+            await streams[0].close()
+            await asyncio.sleep(0.2)
+            streams[0] = await open_events(server, sid, cohost)  # room again
+            for stream in streams:
+                await stream.close()
+    finally:
+        server.stop()

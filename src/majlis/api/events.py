@@ -16,7 +16,7 @@ import orjson
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from majlis.api.http import caller_of
+from majlis.api.http import caller_of, client_ip
 from majlis.api.routing import check_path_ids
 from majlis.errors import Conflict, Forbidden, MajlisError, NotFound, Unauthorized
 from majlis.services.auth import Authenticator
@@ -31,12 +31,18 @@ _CLOSE = {Unauthorized: 4401, Forbidden: 4403, NotFound: 4404, Conflict: 4409}
 
 
 class EventSocket:
-    def __init__(self, roles: Roles, events: Events, auth: Authenticator, per_user: int) -> None:
+    def __init__(
+        self, roles: Roles, events: Events, auth: Authenticator, per_user: int, per_ip: int
+    ) -> None:
         self._roles = roles
         self._events = events
         self._auth = auth
         self._per_user = per_user
+        self._per_ip = per_ip
+        # Open sockets on this worker, by user and by address: one address with many
+        # accounts must not hold thousands either.
         self._open: Counter[str] = Counter()
+        self._by_ip: Counter[str] = Counter()
 
     def route(self) -> WebSocketRoute:
         return WebSocketRoute(PATH, self.handle)
@@ -51,27 +57,28 @@ class EventSocket:
             await websocket.accept()
             await websocket.close(code=_close_code(exc), reason=exc.reason[:120])
             return
+        ip = client_ip(websocket)
         self._open[user_id] += 1
+        self._by_ip[ip] += 1
         try:
             await websocket.accept()
             await self._serve(websocket, space_id, user_id, role)
         finally:
-            self._open[user_id] -= 1
-            if self._open[user_id] <= 0:
-                del self._open[user_id]
+            _release(self._open, user_id)
+            _release(self._by_ip, ip)
 
     async def _admit(self, websocket: WebSocket, space_id: str) -> tuple[str, Role]:
         check_path_ids(websocket.path_params)
         token = websocket.query_params.get("token")
         if token:
-            caller = await self._auth.caller(
-                token, websocket.client.host if websocket.client else "unknown"
-            )
+            caller = await self._auth.caller(token, client_ip(websocket))
         else:
             caller = await caller_of(websocket, self._auth)
         user_id, role = await self._roles.watcher(caller, space_id)
         if self._open[user_id] >= self._per_user:
             raise _TooMany(f"at most {self._per_user} event sockets per user")
+        if self._by_ip[client_ip(websocket)] >= self._per_ip:
+            raise _TooMany(f"at most {self._per_ip} event sockets per address")
         return user_id, role
 
     async def _serve(self, websocket: WebSocket, space_id: str, user_id: str, role: Role) -> None:
@@ -179,3 +186,9 @@ async def _read_client(websocket: WebSocket) -> None:
             text = await websocket.receive_text()
             if text == "ping":
                 await websocket.send_text("pong")
+
+
+def _release(counter: Counter[str], key: str) -> None:
+    counter[key] -= 1
+    if counter[key] <= 0:
+        del counter[key]
