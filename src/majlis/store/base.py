@@ -7,11 +7,32 @@ workers racing on the same space cannot both win.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from majlis.types import Invite, Participant, Role, Space, SpaceState, SpeakRequest, User
 
-__all__ = ["DuplicateError", "Store"]
+__all__ = ["DuplicateError", "Row", "Store", "Tx"]
+
+
+class Row(Protocol):
+    """A result row addressed by column name (sqlite3.Row and asyncpg.Record both are)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+class Tx(Protocol):
+    """One connection, inside a transaction when obtained from `_write`."""
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]: ...
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None: ...
+
+    async def execute(self, sql: str, *args: object) -> None: ...
+
+    async def script(self, sql: str) -> None:
+        """Run several `;`-separated statements without parameters, inside the current
+        transaction."""
+        ...
 
 
 class DuplicateError(Exception):

@@ -13,10 +13,8 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from majlis.store.rows import Tx
+from majlis.store.base import Tx
 
 __all__ = ["Migration", "load_migrations", "migrate"]
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import asyncpg
 
-from majlis.store.base import DuplicateError
-from majlis.store.rows import Row, SqlStore, Tx
+from majlis.store.base import DuplicateError, Row, Tx
+from majlis.store.rows import SqlStore
 
 __all__ = ["PostgresStore", "quote_ident"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
 
+from majlis.store.base import Row, Tx
 from majlis.store.migrate import migrate
 from majlis.types import (
     Invite,
@@ -23,28 +23,7 @@ from majlis.types import (
     Visibility,
 )
 
-__all__ = ["Row", "SqlStore", "Tx"]
-
-
-class Row(Protocol):
-    """A result row addressed by column name (sqlite3.Row and asyncpg.Record both are)."""
-
-    def __getitem__(self, key: str, /) -> Any: ...
-
-
-class Tx(Protocol):
-    """One connection, inside a transaction when obtained from `_write`."""
-
-    async def fetch(self, sql: str, *args: object) -> list[Row]: ...
-
-    async def fetchrow(self, sql: str, *args: object) -> Row | None: ...
-
-    async def execute(self, sql: str, *args: object) -> None: ...
-
-    async def script(self, sql: str) -> None:
-        """Run several `;`-separated statements without parameters, inside the current
-        transaction."""
-        ...
+__all__ = ["SqlStore"]
 
 
 # row mapping ------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import aiosqlite
 
-from majlis.store.base import DuplicateError
-from majlis.store.rows import Row, SqlStore, Tx
+from majlis.store.base import DuplicateError, Row, Tx
+from majlis.store.rows import SqlStore
 
 __all__ = ["SqliteStore"]
 
