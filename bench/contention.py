@@ -29,7 +29,7 @@ from pathlib import Path
 import m3u8
 import numpy as np
 
-from failover import MAJLIS, PASSWORD, TONE, Client, start, stop, wait_until
+from failover import MAJLIS, PASSWORD, TONE, Client, segment_positions, start, stop, wait_until
 
 RATE = 48000
 FRAME = RATE // 50  # 20 ms
@@ -59,15 +59,14 @@ def frame_levels(audio: np.ndarray) -> np.ndarray:
 def frame_times(playlist: m3u8.M3U8, frames: int, total_s: float) -> np.ndarray:
     """Wall-clock time of each frame, from the segments' program date times."""
     times = np.zeros(frames)
-    position = 0.0
-    lead_in = total_s - sum(s.duration for s in playlist.segments)
-    for segment in playlist.segments:
+    for segment, position in zip(
+        playlist.segments, segment_positions(playlist, total_s), strict=True
+    ):
         start_wall = segment.current_program_date_time.timestamp()
-        first = round((position + lead_in) * 50)
+        first = round(position * 50)
         index = first + np.arange(round(segment.duration * 50))
         valid = (index >= 0) & (index < frames)
         times[index[valid]] = start_wall + (index[valid] - first) / 50
-        position += segment.duration
     return times
 
 

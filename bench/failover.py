@@ -162,13 +162,12 @@ def tone_times(replay: bytes, playlist: m3u8.M3U8) -> list[tuple[float, int]]:
     ).stdout
     audio = np.frombuffer(pcm, dtype=np.float32)
     rate, hop = 48000, int(48000 * WINDOW)
-    listed = sum(s.duration for s in playlist.segments)
-    lead_in = len(audio) / rate - listed
     times = []
-    position = 0.0
-    for index, segment in enumerate(playlist.segments):
+    for index, (segment, position) in enumerate(
+        zip(playlist.segments, segment_positions(playlist, len(audio) / rate), strict=True)
+    ):
         start_wall = segment.current_program_date_time.timestamp()
-        first = int((position + lead_in) * rate)
+        first = int(position * rate)
         count = int(segment.duration / WINDOW)
         for i in range(count):
             chunk = audio[first + i * hop : first + (i + 1) * hop]
@@ -181,8 +180,24 @@ def tone_times(replay: bytes, playlist: m3u8.M3U8) -> list[tuple[float, int]]:
             # window as "tone" down to 20 dB below that.
             if band > 0.1 * len(chunk) / 4 / 10:
                 times.append((start_wall + i * WINDOW, index))
-        position += segment.duration
     return times
+
+
+def segment_positions(playlist: m3u8.M3U8, replay_seconds: float) -> list[float]:
+    """Where each segment starts in the replay. The replay keeps the event's clock: the
+    time between two lives is silence in whole AAC frames; the encoder's priming at the
+    start is cut, which the replay's length tells."""
+    frame = 1024 / 48000
+    starts, position = [], 0.0
+    for before, segment in zip([None, *playlist.segments], playlist.segments, strict=False):
+        if before is not None and segment.discontinuity:
+            ended = before.current_program_date_time.timestamp() + before.duration
+            gap = segment.current_program_date_time.timestamp() - ended
+            position += max(0, round(gap / frame)) * frame
+        starts.append(position)
+        position += segment.duration
+    lead_in = replay_seconds - position
+    return [start + lead_in for start in starts]
 
 
 def spread(workers: list[Proc], nodes: list[Proc], count: int) -> list[int]:

@@ -321,3 +321,15 @@ def _segment_blocks(text: str, media_sequence: int) -> dict[int, str]:
         elif line[1:].partition(":")[0].strip() in SEGMENT_TAGS - {"EXT-X-PART"}:
             pending.append(line)
     return blocks
+
+
+def replay_samples(playlist: Playlist, rate: int = 48_000, frame: int = 1024) -> float:
+    """Samples a replay of this recording spans: every listed segment, and the downtime
+    between two lives as silence in whole AAC frames (the replay keeps the event's clock).
+    The encoder's priming at the start is not subtracted."""
+    total = sum(segment.duration or 0.0 for segment in playlist.complete) * rate
+    for before, segment in zip(playlist.complete, playlist.complete[1:], strict=False):
+        if segment.discontinuity:
+            gap = segment.pdt_seconds - (before.pdt_seconds + (before.duration or 0.0))
+            total += max(0, round(gap * rate / frame)) * frame
+    return total

@@ -35,6 +35,7 @@ from .audio_analysis import (
     decode_with_pyav,
     ffprobe_duration,
     frames_of,
+    rms_db,
     tone,
 )
 
@@ -280,10 +281,19 @@ def test_resume_rescues_the_segment_the_dead_life_was_writing(tmp_path: Path, da
     new_base = starts[new_life_at]
     assert new_base == round((10 - AAC_FRAME_SAMPLES / SAMPLE_RATE) * SAMPLE_RATE)
 
+    # The replay keeps the event's clock: the downtime between the lives is silence of
+    # its length (issue 13), so the new life's tone starts where the wall clock says.
     replay = decode_with_pyav(crashed / "replay.m4a")
     life_one = (100 + rescued * 10) * AAC_FRAME_SAMPLES - AAC_FRAME_SAMPLES
+    last_old, first_new = playlist.complete[new_life_at - 1], playlist.complete[new_life_at]
+    downtime = first_new.pdt_seconds - (last_old.pdt_seconds + last_old.duration)
+    assert downtime > 4.0  # the dead life stopped at about T0 + 4.3, the new one began at T0 + 10
+    quiet = round(downtime * SAMPLE_RATE / AAC_FRAME_SAMPLES) * AAC_FRAME_SAMPLES
     assert_tone(replay[:life_one], frequency=1000, level_db=LEVEL_DB)
-    assert_tone(replay[life_one + AAC_FRAME_SAMPLES :], frequency=440, level_db=LEVEL_DB)
+    assert rms_db(replay[life_one + AAC_FRAME_SAMPLES : life_one + quiet - AAC_FRAME_SAMPLES]) < -60
+    assert_tone(replay[life_one + quiet + AAC_FRAME_SAMPLES :], frequency=440, level_db=LEVEL_DB)
+    onset = life_one + quiet  # where the 440 Hz life begins, on the replay's own clock
+    assert abs(onset / SAMPLE_RATE - (first_new.pdt_seconds - T0 - 1)) < 0.05
 
 
 def test_resume_at_a_segment_boundary_starts_the_next_msn(tmp_path: Path) -> None:
@@ -328,8 +338,10 @@ def test_close_then_resume_then_finalize(tmp_path: Path) -> None:
     playlist = hls_rules.check((crashed / "index.m3u8").read_text(), ended=True)
     assert [s.discontinuity for s in playlist.complete] == [False, True]
     replay = decode_with_pyav(crashed / "replay.m4a")
-    listed = sum(segment.duration or 0.0 for segment in playlist.complete)
-    assert replay.size == round(listed * SAMPLE_RATE) - AAC_FRAME_SAMPLES
+    # What was listed, and the 2 s between the lives as silence.
+    expected = hls_rules.replay_samples(playlist) - AAC_FRAME_SAMPLES
+    assert abs(replay.size - expected) <= AAC_FRAME_SAMPLES
+    assert replay.size > 3.5 * SAMPLE_RATE
     with pytest.raises(NotFound):
         finalize_recording(tmp_path / "nothing-here")
 

@@ -93,7 +93,8 @@ def test_restore_on_another_machine_continues_the_sequence(
     listed = sum(segment.duration or 0.0 for segment in playlist.complete)
     assert listed > 7.5
     replay = decode_with_pyav(restored / "replay.m4a")
-    assert replay.size == round(listed * SAMPLE_RATE) - AAC_FRAME_SAMPLES
+    expected = hls_rules.replay_samples(playlist) - AAC_FRAME_SAMPLES
+    assert abs(replay.size - expected) <= AAC_FRAME_SAMPLES
     # The first life, fetched from the bucket (a new life starts with encoder priming).
     assert_tone(replay[: 4 * SAMPLE_RATE], frequency=1000, level_db=LEVEL_DB)
 

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from majlis.media.audio import SAMPLE_RATE
 
-__all__ = ["AAC_FRAME_SAMPLES", "DEFAULT_BITRATE", "AacEncoder", "AccessUnit"]
+__all__ = ["AAC_FRAME_SAMPLES", "DEFAULT_BITRATE", "AacEncoder", "AccessUnit", "silent_frame"]
 
 AAC_FRAME_SAMPLES = 1024
 DEFAULT_BITRATE = 64_000
@@ -103,3 +103,11 @@ def _access_unit(packet: av.Packet[Any]) -> AccessUnit:
     if packet.pts is None:
         raise RuntimeError("the AAC encoder returned a packet without a timestamp")
     return AccessUnit(data=bytes(packet), pts=int(packet.pts))
+
+
+def silent_frame(bitrate: int = DEFAULT_BITRATE) -> bytes:
+    """One AAC frame of silence, to stand for time nobody recorded. Taken from the middle
+    of encoded silence, so it holds no priming and no edge of a sound."""
+    encoder = AacEncoder(bitrate)
+    units = encoder.encode(np.zeros(8 * AAC_FRAME_SAMPLES, dtype=np.int16))
+    return units[len(units) // 2].data

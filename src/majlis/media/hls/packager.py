@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,11 +34,17 @@ import numpy.typing as npt
 
 from majlis.errors import Conflict
 from majlis.media.audio import FRAME_SAMPLES, SAMPLE_RATE
-from majlis.media.formats.encoder import AAC_FRAME_SAMPLES, DEFAULT_BITRATE, AacEncoder, AccessUnit
+from majlis.media.formats.encoder import (
+    AAC_FRAME_SAMPLES,
+    DEFAULT_BITRATE,
+    AacEncoder,
+    AccessUnit,
+    silent_frame,
+)
 from majlis.media.formats.fmp4 import TIMESCALE, fragment
 from majlis.media.hls.feed import FeedSnapshot, PlaylistFeed
 from majlis.media.hls.playlist import MediaPlaylist, PlaylistPart, PlaylistSegment, PlaylistTiming
-from majlis.media.hls.replay import build_replay
+from majlis.media.hls.replay import Silence, build_replay
 from majlis.media.recording.directory import (
     INIT_NAME,
     PLAYLIST_NAME,
@@ -67,6 +74,9 @@ DEFAULT_PART_FRAMES = 10
 DEFAULT_PARTS_PER_SEGMENT = 10
 _MAX_PART_FRAMES = 94  # about 2 s
 _MAX_PARTS_PER_SEGMENT = 100
+# Downtime longer than an hour is replayed as an hour of silence: a recording resumed a day
+# later should not download a day of nothing.
+MAX_DOWNTIME_SECONDS = 3600.0
 
 
 def frames_for_seconds(seconds: float) -> int:
@@ -430,6 +440,7 @@ def _write_ending(recording: RecordingDir) -> None:
             [recording.local_segment(record.msn) for record in recording.segments],
             bytes.fromhex(recording.config.audio_specific_config),
             priming=recording.lives[0].priming if recording.lives else 0,
+            silence=Silence(downtime(recording.segments), silent_frame(recording.config.bitrate)),
         )
         recording.store_file(REPLAY_NAME)
     playlist = _playlist_from(recording)
@@ -484,3 +495,17 @@ def _parts(life: int, msn: int, frames: list[int] | tuple[int, ...]) -> tuple[Pl
 def _starts_life(before: SegmentRecord | None, life: int) -> bool:
     """EXT-X-DISCONTINUITY goes before the first segment of every life but the first."""
     return before is not None and before.life != life
+
+
+def downtime(segments: Sequence[SegmentRecord]) -> list[int]:
+    """AAC frames of silence to put before each segment: where a new life starts, the
+    wall-clock time between the last life's end and its start. Within a life, none."""
+    frames = [0] * len(segments)
+    for i in range(1, len(segments)):
+        before, segment = segments[i - 1], segments[i]
+        if segment.life == before.life:
+            continue
+        ended = before.pdt + before.frames * AAC_FRAME_SAMPLES / SAMPLE_RATE
+        gap = min(segment.pdt - ended, MAX_DOWNTIME_SECONDS)
+        frames[i] = max(0, round(gap * SAMPLE_RATE / AAC_FRAME_SAMPLES))
+    return frames

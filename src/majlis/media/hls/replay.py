@@ -4,9 +4,10 @@ Concatenating init.mp4 and the segments would give a valid fragmented MP4, but i
 no duration (players and ffprobe must scan every fragment), seeking without an index is
 poor in browsers, and the jumps in decode time between lives of the packager would show
 up as gaps. So the replay is remuxed, without re-encoding: a moov with full sample tables
-(one chunk per fragment) followed by one mdat holding every AAC frame in order. Lives are
-joined back to back (the downtime is not replayed as silence) and an edit list hides the
-encoder's priming at the start.
+(one chunk per fragment) followed by one mdat holding every AAC frame in order. The time
+between two lives (a crash, a failover) is filled with frames of silence, so that a
+position in the replay is the event's clock (captions and clips rely on it), and an edit
+list hides the encoder's priming at the start.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from typing import BinaryIO
 from majlis.media.formats.fmp4 import SAMPLE_DURATION, SampleTables, movie_header, parse_fragments
 from majlis.media.recording.directory import durable_file
 
-__all__ = ["ReplayInfo", "build_replay", "write_replay"]
+__all__ = ["ReplayInfo", "Silence", "build_replay", "write_replay"]
 
 _U32_MAX = 0xFFFFFFFF
+_SILENCE = -2  # a chunk source that is no segment: frames of silence
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,25 +42,46 @@ class _Layout:
     chunk_sources: list[tuple[int, int, int]]
 
 
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """Frames of silence to play before some segments: before[i] frames ahead of segment
+    i (missing entries: none), each `frame`, an AAC frame that decodes to silence."""
+
+    before: Sequence[int] = ()
+    frame: bytes = b""
+
+
 def build_replay(
-    target: Path, segment_paths: Sequence[Path], audio_specific_config: bytes, *, priming: int
+    target: Path,
+    segment_paths: Sequence[Path],
+    audio_specific_config: bytes,
+    *,
+    priming: int,
+    silence: Silence = Silence(),
 ) -> ReplayInfo:
     """Write the replay durably to target (temp file, fsync, rename)."""
     with durable_file(target) as handle:
-        return write_replay(handle, segment_paths, audio_specific_config, priming=priming)
+        return write_replay(
+            handle, segment_paths, audio_specific_config, priming=priming, silence=silence
+        )
 
 
 def write_replay(
-    out: BinaryIO, segment_paths: Sequence[Path], audio_specific_config: bytes, *, priming: int
+    out: BinaryIO,
+    segment_paths: Sequence[Path],
+    audio_specific_config: bytes,
+    *,
+    priming: int,
+    silence: Silence = Silence(),
 ) -> ReplayInfo:
     """Stream the replay into out. Segments are read twice so memory stays small."""
-    layout = _read_layout(segment_paths)
+    layout = _read_layout(segment_paths, silence)
     payload_size = sum(layout.sample_sizes)
     mdat_header = _mdat_header(payload_size)
     header = _header(audio_specific_config, layout, len(mdat_header), priming)
     out.write(header)
     out.write(mdat_header)
-    _copy_samples(out, segment_paths, layout)
+    _copy_samples(out, segment_paths, layout, silence.frame)
     total = len(layout.sample_sizes) * SAMPLE_DURATION
     return ReplayInfo(
         samples=total - min(max(priming, 0), total),
@@ -66,9 +89,14 @@ def write_replay(
     )
 
 
-def _read_layout(segment_paths: Sequence[Path]) -> _Layout:
+def _read_layout(segment_paths: Sequence[Path], silence: Silence) -> _Layout:
     layout = _Layout(sample_sizes=[], chunk_sample_counts=[], chunk_sources=[])
     for index, path in enumerate(segment_paths):
+        quiet = silence.before[index] if index < len(silence.before) else 0
+        if quiet > 0 and silence.frame:
+            layout.sample_sizes.extend([len(silence.frame)] * quiet)
+            layout.chunk_sample_counts.append(quiet)
+            layout.chunk_sources.append((_SILENCE, 0, quiet * len(silence.frame)))
         for fragment in parse_fragments(path.read_bytes()):
             layout.sample_sizes.extend(fragment.sample_sizes)
             layout.chunk_sample_counts.append(fragment.sample_count)
@@ -108,10 +136,15 @@ def _mdat_header(payload_size: int) -> bytes:
     return (1).to_bytes(4, "big") + b"mdat" + (payload_size + 16).to_bytes(8, "big")
 
 
-def _copy_samples(out: BinaryIO, segment_paths: Sequence[Path], layout: _Layout) -> None:
+def _copy_samples(
+    out: BinaryIO, segment_paths: Sequence[Path], layout: _Layout, silent: bytes
+) -> None:
     current = -1
     data = b""
     for index, start, size in layout.chunk_sources:
+        if index == _SILENCE:
+            out.write(silent * (size // len(silent)))
+            continue
         if index != current:
             data = segment_paths[index].read_bytes()
             current = index
