@@ -28,6 +28,7 @@ from majlis.api.http import json_response
 from majlis.api.listeners import ListenerRoutes
 from majlis.api.metrics import metrics_route
 from majlis.api.middleware import BodyLimit, RateLimit, RateLimits, retry_headers
+from majlis.api.overload import LoopLag, ShedWrites
 from majlis.api.pages import web_routes
 from majlis.api.playback import PlaybackGuard
 from majlis.api.roles import RoleRoutes
@@ -272,7 +273,10 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         *node_api,
         *(extra_routes or []),
     ]
+    lag = LoopLag()
     middleware = [
+        # First: a worker that is behind refuses writes before doing any of their work.
+        Middleware(ShedWrites, lag=lag, target_s=config.overload_target_ms / 1000),  # type: ignore[arg-type]
         Middleware(BodyLimit, max_bytes=config.max_body_bytes),  # type: ignore[arg-type]
         Middleware(
             RateLimit,  # type: ignore[arg-type]
@@ -291,11 +295,13 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         # Before the first request: a restart must not forget a logout or a ban.
         await services.security.ensure()
         watching = asyncio.create_task(services.security.watch())
+        lagging = asyncio.create_task(lag.watch())
         try:
             async with _media_running(services):
                 yield
         finally:
             watching.cancel()
+            lagging.cancel()
             if proxy is not None:
                 await proxy.aclose()
             await services.bus.close()

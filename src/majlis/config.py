@@ -142,6 +142,11 @@ class Config:
     reaction_burst: int = _key(5, _positive, "burst of reactions per listener")
     max_body_bytes: int = _key(65536, _positive, "largest request body accepted")
     max_ws_per_user: int = _key(5, _positive, "event sockets one user may hold open")
+    overload_target_ms: float = _key(
+        150.0,
+        _non_negative,
+        "shed writes (503) while the event loop's standing delay exceeds this; 0: never",
+    )
     max_ws_per_ip: int = _key(
         50, _positive, "event sockets one IP address may hold open on one worker"
     )

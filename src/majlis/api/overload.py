@@ -1,0 +1,82 @@
+"""Shed writes early when this worker is behind, instead of answering them late.
+
+The worker's queueing delay is read from its own event loop: a task asks to sleep for a
+short tick and notes how late it wakes up. Like CoDel, what counts is the *least* delay
+over the last interval: one slow moment (a garbage collection, a burst) passes, but a
+delay that stands for a whole interval means requests are queueing, and adding more only
+makes every answer later. While it stands above the target, writes under /api/ get 503
+with a jittered Retry-After before any of their work is done; reads, HLS and the event
+sockets go on (a listener's audio is the last thing to shed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from majlis.api.middleware import WRITE_METHODS, send_error
+from majlis.errors import Overloaded
+
+__all__ = ["LoopLag", "ShedWrites"]
+
+TICK = 0.025  # seconds between looks at the loop
+INTERVAL = 0.5  # the least delay over this long is the standing delay
+
+
+class LoopLag:
+    """The event loop's standing delay, measured on the loop it runs on."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._samples: deque[tuple[float, float]] = deque()  # (when, how late)
+
+    def note(self, at: float, late: float) -> None:
+        self._samples.append((at, late))
+        while self._samples and self._samples[0][0] < at - INTERVAL:
+            self._samples.popleft()
+
+    def standing(self) -> float:
+        """The least lateness over the last interval, in seconds (0.0 before any)."""
+        if not self._samples:
+            return 0.0
+        newest = self._samples[-1][0]
+        if newest < self._clock() - INTERVAL:
+            return 0.0  # stale: the watcher is not running
+        return min(late for _, late in self._samples)
+
+    async def watch(self) -> None:
+        while True:
+            asked = self._clock()
+            await asyncio.sleep(TICK)
+            woke = self._clock()
+            self.note(woke, max(0.0, woke - asked - TICK))
+
+
+class ShedWrites:
+    """503 with Retry-After for writes while the standing delay is over `target_s`."""
+
+    def __init__(self, app: ASGIApp, lag: LoopLag, target_s: float) -> None:
+        self.app = app
+        self.lag = lag
+        self.target_s = target_s
+        self.shed = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and self.target_s > 0
+            and scope["method"] in WRITE_METHODS
+            and scope["path"].startswith("/api/")
+            and self.lag.standing() > self.target_s
+        ):
+            self.shed += 1
+            # Jittered, so the refused do not all come back in the same instant.
+            wait_ms = int(random.uniform(1000, 3000))
+            await send_error(send, Overloaded("the server is busy; try again shortly", wait_ms))
+            return
+        await self.app(scope, receive, send)
