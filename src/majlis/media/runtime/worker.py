@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import logging
 import os
@@ -48,6 +50,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("majlis.media.runtime.worker")
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 # Commands in arrival order, each with the id its reply carries.
 Commands = asyncio.Queue[tuple[MediaCommand, object]]
@@ -252,12 +256,25 @@ def _metrics(node: MediaNode) -> list[Sample]:
     ]
 
 
+def _die_with_parent() -> None:
+    """SIGTERM when the parent dies, however it dies (Linux). The worker also stops when
+    its socket to the parent ends; this covers a worker too busy to read it. SIGTERM, not
+    SIGKILL: the recording is closed and its last part kept, as on any stop."""
+    parent = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
         raise SystemExit("usage: python -m majlis.media.runtime.worker FD SETTINGS_JSON")
     # Ctrl-C in a terminal reaches the whole process group: the parent decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     raw = json.loads(args[1])
     logging.basicConfig(format="media-worker %(levelname)s %(name)s: %(message)s")
     for name, level in dict(raw.get("log_levels", {})).items():
