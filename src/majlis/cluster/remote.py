@@ -92,7 +92,16 @@ class RemoteMedia:
             node = await self.owner(space_id)
         except _Unreachable as gone:
             node = await self._take_over(space_id, gone.node)
-        return await self._offer_at(_alive(node), space_id, user_id, sdp, muted, started_at)
+        try:
+            return await self._offer_at(_alive(node), space_id, user_id, sdp, muted, started_at)
+        except Conflict as error:
+            if error.code != "elsewhere":
+                raise
+            # Moved twice under our feet: a handover in progress. Never a 409 to the
+            # speaker, whose clients take a 409 as final; a 503 says "again, soon".
+            raise Overloaded("the space is moving to another media node", RETRY_AFTER_MS) from None
+        except _Unreachable:
+            raise Overloaded("the media node is unreachable; offer again", RETRY_AFTER_MS) from None
 
     async def _take_over(self, space_id: str, dead: NodeInfo) -> NodeInfo | None:
         """A speaker came back before the reconciler saw the node die. Its HTTP refused
