@@ -29,7 +29,16 @@ from pathlib import Path
 import m3u8
 import numpy as np
 
-from failover import MAJLIS, PASSWORD, TONE, Client, segment_positions, start, stop, wait_until
+from failover import (
+    MAJLIS,
+    PASSWORD,
+    TONE,
+    Client,
+    end_and_fetch,
+    segment_positions,
+    start,
+    stop,
+)
 
 RATE = 48000
 FRAME = RATE // 50  # 20 ms
@@ -105,14 +114,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 print(f"{phase}: done, load {os.getloadavg()[0]:.1f}", flush=True)
         speaker.terminate()
         speaker.wait(10)
-        host.post(f"/api/v1/spaces/{sid}/end")
-        ended = wait_until(
-            lambda: "#EXT-X-ENDLIST" in host.http.get(f"/hls/{sid}/index.m3u8").text, 60
-        )
-        if ended is None:
-            raise SystemExit("the replay never closed")
-        playlist = m3u8.loads(host.http.get(f"/hls/{sid}/index.m3u8").text)
-        replay = host.http.get(f"/hls/{sid}/replay.m4a").content
+        playlist, replay = end_and_fetch(host, sid)
     finally:
         if speaker is not None and speaker.poll() is None:
             speaker.kill()

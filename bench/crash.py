@@ -29,9 +29,8 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-import m3u8
 
-from failover import MAJLIS, PASSWORD, TONE, Client, score, start, stop, wait_until
+from failover import MAJLIS, PASSWORD, TONE, Client, end_and_fetch, score, start, stop, wait_until
 
 
 def free_port() -> int:
@@ -81,14 +80,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         speaker.wait(10)
         host.http = httpx.Client(base_url=server.url, timeout=20)
         host.login("host")
-        host.post(f"/api/v1/spaces/{sid}/end")
-        ended = wait_until(
-            lambda: "#EXT-X-ENDLIST" in host.http.get(f"/hls/{sid}/index.m3u8").text, 60
-        )
-        if ended is None:
-            raise SystemExit("the replay never closed")
-        playlist = m3u8.loads(host.http.get(f"/hls/{sid}/index.m3u8").text)
-        replay = host.http.get(f"/hls/{sid}/replay.m4a").content
+        playlist, replay = end_and_fetch(host, sid)
     finally:
         if speaker is not None and speaker.poll() is None:
             speaker.kill()

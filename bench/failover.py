@@ -274,14 +274,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 time.sleep(args.settle)
             speaker.terminate()
             speaker.wait(10)
-            host.post(f"/api/v1/spaces/{sid}/end")
-            ended = wait_until(
-                lambda: "#EXT-X-ENDLIST" in host.http.get(f"/hls/{sid}/index.m3u8").text, 60
-            )
-            if ended is None:
-                raise SystemExit("the replay never closed")
-            playlist = m3u8.loads(host.http.get(f"/hls/{sid}/index.m3u8").text)
-            replay = host.http.get(f"/hls/{sid}/replay.m4a").content
+            playlist, replay = end_and_fetch(host, sid)
         finally:
             if speaker is not None and speaker.poll() is None:
                 speaker.kill()
@@ -297,6 +290,16 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "spread": counts,
         "load_during": os.getloadavg(),
     }
+
+
+def end_and_fetch(host: Client, sid: str) -> tuple[m3u8.M3U8, bytes]:
+    """End the space as its host; its final playlist and replay once the end is written."""
+    host.post(f"/api/v1/spaces/{sid}/end")
+    ended = wait_until(lambda: "#EXT-X-ENDLIST" in host.http.get(f"/hls/{sid}/index.m3u8").text, 60)
+    if ended is None:
+        raise SystemExit("the replay never closed")
+    playlist = m3u8.loads(host.http.get(f"/hls/{sid}/index.m3u8").text)
+    return playlist, host.http.get(f"/hls/{sid}/replay.m4a").content
 
 
 def score(
