@@ -505,7 +505,6 @@ def downtime(segments: Sequence[SegmentRecord]) -> list[int]:
         before, segment = segments[i - 1], segments[i]
         if segment.life == before.life:
             continue
-        ended = before.pdt + before.frames * AAC_FRAME_SAMPLES / SAMPLE_RATE
-        gap = min(segment.pdt - ended, MAX_DOWNTIME_SECONDS)
+        gap = min(segment.pdt - (before.pdt + before.duration), MAX_DOWNTIME_SECONDS)
         frames[i] = max(0, round(gap * SAMPLE_RATE / AAC_FRAME_SAMPLES))
     return frames

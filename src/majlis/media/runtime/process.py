@@ -124,20 +124,14 @@ class MediaProcess:
         restarts it waits for the new one, however long a crash loop takes, and a
         command the old one died on goes to the new one: a dropped `end` would leave the
         space's recording open, never a replay. Every command is safe to repeat."""
+        header = {"t": "cmd", "command": encode_command(command)}
         while True:
-            worker = await self._current(wait_forever=True)
-            request_id = next(self._ids)
-            done: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-            worker.pending[request_id] = done
-            worker.send({"t": "cmd", "command": encode_command(command), "id": request_id})
             try:
-                await done
+                await self._request(header, wait_forever=True)
                 return
             except Overloaded:
                 if self._stopping:
                     return
-            finally:
-                worker.pending.pop(request_id, None)
 
     async def offer(
         self, space_id: str, user_id: str, sdp: str, muted: bool, started_at: float
@@ -169,10 +163,10 @@ class MediaProcess:
             ("majlis_media_worker_restarts_total", {}, float(self.restarts)),
         ]
 
-    async def _request(self, header: Message) -> Message:
+    async def _request(self, header: Message, *, wait_forever: bool = False) -> Message:
         """Send a request and await the worker's reply with the same id; a reply with
         an error re-raises it here as the same MajlisError."""
-        worker = await self._current()
+        worker = await self._current(wait_forever=wait_forever)
         request_id = next(self._ids)
         reply: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         worker.pending[request_id] = reply
