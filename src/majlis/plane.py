@@ -32,6 +32,7 @@ __all__ = [
     "CloseSpace",
     "Disconnect",
     "EndSpace",
+    "HandOver",
     "Levels",
     "LevelsSink",
     "MediaCommand",
@@ -40,6 +41,7 @@ __all__ = [
     "Resume",
     "Sample",
     "SetMuted",
+    "StandBy",
     "StartSpace",
     "UnknownCommand",
     "choose_node",
@@ -95,6 +97,25 @@ class CloseSpace:
 
 
 @dataclass(frozen=True, slots=True)
+class HandOver:
+    """Close the space here once its speakers have moved to the node taking it over (a
+    drain): they connect there before they leave here, so no audio falls between the two
+    recordings' lives. Speakers that cannot be asked, or do not move in time, are cut."""
+
+    space_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StandBy:
+    """Run the space's mix and take its speakers' offers, but leave its recording alone:
+    the node handing the space over still writes it. A StartSpace opens the recording
+    here, after that node has closed it."""
+
+    space_id: str
+    started_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Disconnect:
     """Close a speaker's connection (demoted, removed, left)."""
 
@@ -102,7 +123,7 @@ class Disconnect:
     user_id: str
 
 
-MediaCommand = StartSpace | EndSpace | CloseSpace | SetMuted | Disconnect
+MediaCommand = StartSpace | EndSpace | CloseSpace | HandOver | StandBy | SetMuted | Disconnect
 
 
 class UnknownCommand(ValueError):
@@ -117,6 +138,10 @@ def encode_command(command: MediaCommand) -> BusMessage:
             return {"cmd": "end", "space_id": space_id}
         case CloseSpace(space_id):
             return {"cmd": "close", "space_id": space_id}
+        case HandOver(space_id):
+            return {"cmd": "handover", "space_id": space_id}
+        case StandBy(space_id, started_at):
+            return {"cmd": "standby", "space_id": space_id, "started_at": started_at}
         case SetMuted(space_id, user_id, muted):
             kind = "mute" if muted else "unmute"
             return {"cmd": kind, "space_id": space_id, "user_id": user_id}
@@ -130,14 +155,15 @@ def decode_command(message: BusMessage) -> MediaCommand:
     kind = message.get("cmd")
     space_id = _text(message, "space_id")
     if kind == "start":
-        started_at = message.get("started_at")
-        if not isinstance(started_at, int | float) or isinstance(started_at, bool):
-            raise UnknownCommand(f"start without a numeric started_at: {message!r}")
-        return StartSpace(space_id, float(started_at))
+        return StartSpace(space_id, _started_at(message))
+    if kind == "standby":
+        return StandBy(space_id, _started_at(message))
     if kind == "end":
         return EndSpace(space_id)
     if kind == "close":
         return CloseSpace(space_id)
+    if kind == "handover":
+        return HandOver(space_id)
     if kind in ("mute", "unmute"):
         return SetMuted(space_id, _text(message, "user_id"), kind == "mute")
     if kind == "disconnect":
@@ -158,6 +184,13 @@ async def follow_commands(
             log.exception("a media command this version does not know")
         except Exception:
             log.exception("media command %r failed", message)
+
+
+def _started_at(message: BusMessage) -> float:
+    started_at = message.get("started_at")
+    if not isinstance(started_at, int | float) or isinstance(started_at, bool):
+        raise UnknownCommand(f"{message.get('cmd')} without a numeric started_at: {message!r}")
+    return float(started_at)
 
 
 def _text(message: BusMessage, field: str) -> str:

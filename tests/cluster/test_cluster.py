@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -117,6 +118,10 @@ def test_a_killed_node_hands_its_space_to_the_other(
             url = b.ok("host", "POST", f"/api/v1/spaces/{sid}/join", {})["playback_url"]
             kept = listed_through(b, url)
             assert len(kept) >= 2
+            # A listener (ffmpeg) through worker B plays on through the failover.
+            heard = tmp_path / "listener.wav"
+            listening = ThreadPoolExecutor(1).submit(record_live, url, heard, 14, RATE)
+            time.sleep(2.0)
             owner = running.owner(sid)
             owner.kill9()
             killed = time.monotonic()
@@ -135,6 +140,7 @@ def test_a_killed_node_hands_its_space_to_the_other(
             time.sleep(4.0)
             survivor = running.owner(sid)
             assert survivor.url != owner.url
+            listening.result(timeout=60)
         finally:
             speaker.terminate()
             speaker.wait(10)
@@ -158,6 +164,12 @@ def test_a_killed_node_hands_its_space_to_the_other(
     new_start = sum(s.duration for s in final.segments[:first_new])
     after = audio[int((new_start + 1.0) * RATE) : int((new_start + 3.0) * RATE)]
     assert abs(tone_db(after, HOST_TONE) - TONE_RMS_DB) < 3.0, "no tone after the failover"
+    # ffmpeg's clock jumps over what was lost (the new life starts at its wall-clock
+    # place), so its 14 s hold less audio; what matters is that it played to the end.
+    played = read_wav(heard)
+    assert len(played) >= 8 * RATE, f"the listener stopped after {len(played) / RATE:.1f} s"
+    assert tone_db(played[-3 * RATE :], HOST_TONE) > TONE_RMS_DB - 6.0, "no tone at the end"
+    print(f"failover: the listener played {len(played) / RATE:.1f} s of its 14")
 
 
 def listed_through(api: Api, playlist_url: str) -> dict[str, bytes]:
@@ -170,16 +182,27 @@ def listed_through(api: Api, playlist_url: str) -> dict[str, bytes]:
 
 
 def test_a_draining_node_hands_its_space_over(tmp_path: Path) -> None:
-    """SIGTERM to the node running a space: it closes the recording (not ends it) and lets
-    go of the lease, and the other node takes the space before a lease would expire."""
+    """SIGTERM to the node running a space: it asks the speaker to move, and the speaker
+    connects to the other node before leaving this one; then the node closes the recording
+    (not ends it) and lets go of the lease, and the other node, which has mixed the
+    speaker all along, opens it where it was closed. No audio falls between the two."""
     with cluster(tmp_path) as running:
         api = Api(running.workers[0])
         api.register("host")
         sid = api.ok("host", "POST", "/api/v1/spaces", {"title": "Drain"})["id"]
         speaker = speak(running.workers[0], sid, "host", HOST_TONE, 60)
+        heard = tmp_path / "listener.wav"
         try:
             wait_line(speaker, "connected")
             time.sleep(4.0)
+            # A listener through the other worker plays on through the handover.
+            listener = Api(running.workers[1])
+            listener.register("listener")
+            url = listener.ok("listener", "POST", f"/api/v1/spaces/{sid}/join", {})
+            listening = ThreadPoolExecutor(1).submit(
+                record_live, url["playback_url"], heard, 12, RATE
+            )
+            time.sleep(2.0)
             owner = running.owner(sid)
             owner.process.terminate()
             drained = time.monotonic()
@@ -188,8 +211,10 @@ def test_a_draining_node_hands_its_space_over(tmp_path: Path) -> None:
             # Handed over, not timed out: sooner than a lease (3 s) plus a reconcile.
             moved = wait_for(lambda: running.owner_or_none(sid) is not None, 15)
             took = time.monotonic() - drained
-            wait_line(speaker, "connected again", timeout=30)
+            wait_line(speaker, "moved to another media node", timeout=30)
             time.sleep(3.0)
+            listening.result(timeout=60)
+            listener.close()
         finally:
             speaker.terminate()
             speaker.wait(10)
@@ -205,6 +230,17 @@ def test_a_draining_node_hands_its_space_over(tmp_path: Path) -> None:
     # The new node runs at once; the speaker is back once its reconnect finds it.
     level = tone_track(audio[int(new_start * RATE) :], HOST_TONE, 0.1, 0.05)
     assert np.count_nonzero(level > TONE_RMS_DB - 3.0) >= 30, "under 1.5 s of tone after"
+    # The replay keeps the event's clock: audio lost would be silence there. What may be
+    # silent is where the encoder restarts (a frame or two), not a reconnect's worth.
+    around = audio[int((new_start - 1.0) * RATE) : int((new_start + 1.0) * RATE)]
+    gap = longest_gap(around)
+    print(f"drained: the longest silence around the handover is {gap * 1000:.0f} ms")
+    assert gap < 0.08, f"{gap:.3f} s of silence where the space moved"
+    # ffmpeg followed the playlist across the discontinuity and kept hearing the tone.
+    played = read_wav(heard)
+    assert len(played) >= 10 * RATE, f"the listener stopped after {len(played) / RATE:.1f} s"
+    assert tone_db(played[-3 * RATE :], HOST_TONE) > TONE_RMS_DB - 6.0, "no tone at the end"
+    print(f"drained: the listener's longest silence {longest_gap(played) * 1000:.0f} ms")
 
 
 @pytest.mark.parametrize(

@@ -12,15 +12,17 @@ import pytest
 from majlis.bus.memory import MemoryBus
 from majlis.clock import FakeClock
 from majlis.errors import Conflict, Overloaded
-from majlis.media.runtime.membership import Membership
+from majlis.media.runtime.membership import STANDBY_PATIENCE, Membership
 from majlis.plane import (
     CloseSpace,
     EndSpace,
+    HandOver,
     LevelsSink,
     MediaCommand,
     NodeInfo,
     Resume,
     Sample,
+    StandBy,
     StartSpace,
     encode_command,
     space_lease,
@@ -38,6 +40,9 @@ class RecordingPlane:
     def __init__(self) -> None:
         self.commands: list[MediaCommand] = []
         self.offers: list[str] = []
+        self.moving = asyncio.Event()  # a HandOver is under way
+        self.moved = asyncio.Event()  # ...and may finish
+        self.moved.set()
 
     async def start(self, resume: Resume | None = None) -> None: ...
 
@@ -45,6 +50,9 @@ class RecordingPlane:
 
     async def handle(self, command: MediaCommand) -> None:
         self.commands.append(command)
+        if isinstance(command, HandOver):
+            self.moving.set()
+            await self.moved.wait()
 
     async def offer(
         self, space_id: str, user_id: str, sdp: str, muted: bool, started_at: float
@@ -60,7 +68,7 @@ class RecordingPlane:
         for command in self.commands:
             if isinstance(command, StartSpace):
                 spaces.add(command.space_id)
-            elif isinstance(command, EndSpace | CloseSpace):
+            elif isinstance(command, EndSpace | CloseSpace | HandOver):
                 spaces.discard(command.space_id)
         return spaces
 
@@ -133,7 +141,7 @@ async def test_draining_hands_every_space_to_another_node(nodes: Nodes) -> None:
     (a, plane_a), (_, plane_b) = members
     await a.offer("space1", "u1", "sdp", False, 1.0)
     await a.stop()
-    assert plane_a.commands == [CloseSpace("space1")]
+    assert plane_a.commands == [HandOver("space1")]
     await _settle()
     # Placed again at once, not at the reconciler's next round, and never on `a`.
     assert plane_b.commands == [StartSpace("space1", 1.0)]
@@ -141,3 +149,47 @@ async def test_draining_hands_every_space_to_another_node(nodes: Nodes) -> None:
     # A speaker who comes back to `a` in the meantime is told to try again soon.
     with pytest.raises(Overloaded):
         await a.offer("space2", "u1", "sdp", False, 1.0)
+
+
+async def drain_mid_handover(a: Membership, plane_a: RecordingPlane) -> asyncio.Task[None]:
+    """`a` runs space1 and starts draining; it stays mid-handover until plane_a.moved."""
+    await a.offer("space1", "u1", "sdp", False, 1.0)
+    plane_a.moved.clear()
+    draining = asyncio.create_task(a.stop())
+    await plane_a.moving.wait()
+    return draining
+
+
+async def test_speakers_move_to_a_standby_before_the_draining_node_lets_go(
+    nodes: Nodes,
+) -> None:
+    bus, clock, members = nodes
+    (a, plane_a), (b, plane_b) = members
+    draining = await drain_mid_handover(a, plane_a)
+    # Mid-handover: `a` still holds the lease and writes the recording; the speaker's
+    # new offer (sent to `b` by the control plane) puts the space on standby there.
+    assert await bus.lease_owner(space_lease("space1"), clock.now()) == "node-a"
+    assert await b.offer("space1", "u1", "sdp", False, 1.0) == "answer"
+    assert plane_b.commands == [StandBy("space1", 1.0)] and b.spaces() == []
+    plane_a.moved.set()
+    await draining
+    await _settle()
+    # Handed over: `b` claims the lease and opens the recording of the space it mixes.
+    assert plane_b.commands == [StandBy("space1", 1.0), StartSpace("space1", 1.0)]
+    assert b.spaces() == ["space1"]
+    assert await bus.lease_owner(space_lease("space1"), clock.now()) == "node-b"
+
+
+async def test_a_standby_whose_handover_never_comes_is_closed(nodes: Nodes) -> None:
+    _, clock, members = nodes
+    (a, plane_a), (b, plane_b) = members
+    draining = await drain_mid_handover(a, plane_a)
+    await b.offer("space1", "u1", "sdp", False, 1.0)
+    # `a` hangs mid-handover (it died draining): its lease runs on, then `b` gives up.
+    await b.renew()
+    assert plane_b.commands == [StandBy("space1", 1.0)]
+    clock.advance(STANDBY_PATIENCE + 0.1)
+    await b.renew()
+    assert plane_b.commands == [StandBy("space1", 1.0), CloseSpace("space1")]
+    plane_a.moved.set()
+    await draining

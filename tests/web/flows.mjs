@@ -30,6 +30,7 @@ import {
   screenshot,
   screenshotBoth,
   signUp,
+  trackPeers,
 } from './lib.mjs';
 
 const [scenario, base, shots, ...wavs] = process.argv.slice(2);
@@ -474,17 +475,7 @@ async function audio(report) {
     }
     await report.step('host microphone connects (raw capture)', async () => {
       await host.context().grantPermissions(['microphone']);
-      // Keep the page's peer connections within reach, to read their statistics.
-      await host.addInitScript(() => {
-        const Native = window.RTCPeerConnection;
-        window.__peers = [];
-        window.RTCPeerConnection = class extends Native {
-          constructor(...args) {
-            super(...args);
-            window.__peers.push(this);
-          }
-        };
-      });
+      await trackPeers(host);
       await host.goto(`${base}/spaces/${spaceId}/studio?raw=1`);
       await host.waitForSelector('#mic[data-state="connected"]', { timeout: 20000 });
     });

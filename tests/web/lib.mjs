@@ -115,6 +115,20 @@ export async function screenshotBoth(page, dir, name) {
 }
 
 /** Fetch JSON from inside a page (its cookies, its origin). */
+/** Keep every peer connection a page makes within reach, as window.__peers. */
+export async function trackPeers(page) {
+  await page.addInitScript(() => {
+    const Native = window.RTCPeerConnection;
+    window.__peers = [];
+    window.RTCPeerConnection = class extends Native {
+      constructor(...args) {
+        super(...args);
+        window.__peers.push(this);
+      }
+    };
+  });
+}
+
 export async function apiCall(page, method, path, body) {
   return page.evaluate(
     async ({ method, path, body }) => {

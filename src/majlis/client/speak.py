@@ -120,7 +120,7 @@ async def _stay_on(client: SpeakerClient, space_id: str, duration: float | None)
             print(f"speaking in {space_id} (connected{' again' if spoke else ''})", flush=True)
             spoke = True
             failures = 0
-            lost = await _until(client.wait_lost(), deadline)
+            lost = await _until(_stay_connected(client, space_id), deadline)
             if lost is None:
                 return
             reason = lost
@@ -129,6 +129,22 @@ async def _stay_on(client: SpeakerClient, space_id: str, duration: float | None)
         print(f"{reason}; reconnecting in {wait:.1f} s", flush=True)
         if await _until(asyncio.sleep(wait, "slept"), deadline) is None:
             return
+
+
+async def _stay_connected(client: SpeakerClient, space_id: str) -> str:
+    """Until the connection is lost (the reason), moving to another media node whenever
+    the current one hands the space over."""
+    while True:
+        lost = await client.wait_lost()
+        if not client.asked_to_move:
+            return lost
+        try:
+            await client.move(CONNECT_SECONDS)
+        except (ApiError, TimeoutError, httpx.HTTPError, OSError) as error:
+            # The old connection lasts until its node closes it; then the loop reconnects.
+            print(f"could not move to another media node ({error!r})", flush=True)
+        else:
+            print(f"speaking in {space_id} (moved to another media node)", flush=True)
 
 
 async def _until(waiting: Coroutine[Any, Any, str], deadline: float | None) -> str | None:

@@ -3,7 +3,9 @@
 Commands go on the bus, where every node hears them and the one holding (or chosen for)
 the space acts. Offers go over HTTP to the node that holds the space's lease, or, when
 none does yet, to the node `choose_node` picks, which claims it; a node that lost the
-race answers 409 `elsewhere` and the offer goes to the winner. When this process runs a
+race answers 409 `elsewhere` and the offer goes to the winner. While the holder drains,
+offers go to the node taking over (`choose_node` among the others), which takes the space
+on standby until the handover (media/runtime/membership.py). When this process runs a
 node itself, offers for its spaces skip HTTP.
 """
 
@@ -82,7 +84,9 @@ class RemoteMedia:
     async def offer(
         self, space_id: str, user_id: str, sdp: str, muted: bool, started_at: float
     ) -> str:
-        node = await self.owner(space_id) or choose_node(await self.nodes(), space_id)
+        node = await self.owner(space_id)
+        if node is None or node.draining:
+            node = choose_node(await self.nodes(), space_id) or node
         try:
             return await self._offer_at(_alive(node), space_id, user_id, sdp, muted, started_at)
         except Conflict as error:

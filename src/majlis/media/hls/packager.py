@@ -17,7 +17,10 @@ Timeline: decode time (tfdt, 48 kHz) counts samples within a life. A new life st
 the wall-clock offset of its first sample from space_started_at (never before the end of
 what is already listed), so decode time keeps increasing across restarts and the gap is
 the downtime. EXT-X-PROGRAM-DATE-TIME is the wall clock of a segment's first sample:
-the capture time of the life's first frame plus the samples since then.
+the capture time of the life's first frame plus the samples since then. A life that
+follows a handover (media/runtime/membership.py) is given frames the old node also heard;
+those from before the end of the old life's audio (Life.heard_until) are dropped, so the
+moment is recorded once.
 """
 
 from __future__ import annotations
@@ -74,6 +77,10 @@ DEFAULT_PART_FRAMES = 10
 DEFAULT_PARTS_PER_SEGMENT = 10
 _MAX_PART_FRAMES = 94  # about 2 s
 _MAX_PARTS_PER_SEGMENT = 100
+# A handover's two nodes both hear its speakers for a moment (media/rtc/control.py); the
+# new node's frames from before the end of what the old one listed are that moment twice.
+# Frames further back than this are not an overlap but a wall clock set back: kept.
+MAX_OVERLAP_SECONDS = 30.0
 # Downtime longer than an hour is replayed as an hour of silence: a recording resumed a day
 # later should not download a day of nothing.
 MAX_DOWNTIME_SECONDS = 3600.0
@@ -88,6 +95,7 @@ def frames_for_seconds(seconds: float) -> int:
 class PackagerStats:
     frames_pushed: int
     frames_dropped: int
+    overlap_dropped: int  # recorded already by the node that handed the space over
     backlog: int
     parts_written: int
     segments_written: int
@@ -154,6 +162,7 @@ class HlsPackager:
         self._stop_lock = threading.Lock()
         self._frames_pushed = 0
         self._frames_dropped = 0
+        self._overlap_dropped = 0
         self._failure: BaseException | None = None
         self._thread = threading.Thread(
             target=self._run, name=f"hls-packager-{directory.name}", daemon=True
@@ -206,6 +215,7 @@ class HlsPackager:
         return PackagerStats(
             frames_pushed=self._frames_pushed,
             frames_dropped=self._frames_dropped,
+            overlap_dropped=self._overlap_dropped,
             backlog=self._queue.qsize(),
             parts_written=self._pipeline.parts_written,
             segments_written=self._pipeline.segments_written,
@@ -244,6 +254,9 @@ class HlsPackager:
                 return
             else:
                 pcm, capture_time = item
+                if self._pipeline.recorded_already(capture_time, pcm.size):
+                    self._overlap_dropped += 1
+                    continue
                 self._pipeline.note_capture(capture_time, pcm.size)
                 for unit in self._encoder.encode(pcm):
                     self._pipeline.add(unit)
@@ -255,6 +268,9 @@ class HlsPackager:
         if end:
             _write_ending(self._recording)
         else:
+            heard_until = self._pipeline.captured_until
+            if heard_until is not None:
+                self._recording.close_life(heard_until)
             self._recording.store_file(PLAYLIST_NAME)
         self._pipeline.publish(ended=end, hint=False)
 
@@ -273,6 +289,7 @@ class _Pipeline:
         self._newest = (self._msn, -1)
         self._first_capture: float | None = None
         self._samples_captured = 0
+        self._listed_until = _audio_until(recording)
         self.feed: PlaylistFeed | None = None
         self.clock_drift = 0.0
         self.parts_written = 0
@@ -287,6 +304,24 @@ class _Pipeline:
         # The playlist on disk must list what recovery may have just rescued.
         recording.write_playlist(self._playlist.render_recording())
         recording.store_file(PLAYLIST_NAME)
+
+    def recorded_already(self, capture_time: float, samples: int) -> bool:
+        """A frame from before this life's first one that is mostly before the end of the
+        recording's audio so far: the node that handed the space over recorded that
+        moment. (The two nodes' 20 ms ticks are not aligned; keeping the frames from the
+        middle on repeats or skips at most half of one.)"""
+        until = self._listed_until
+        if self._first_capture is not None or until is None:
+            return False
+        middle = capture_time + samples / SAMPLE_RATE / 2
+        return until - MAX_OVERLAP_SECONDS < middle <= until
+
+    @property
+    def captured_until(self) -> float | None:
+        """Wall clock at the end of the last frame this life was given."""
+        if self._first_capture is None or self._life is None:
+            return None
+        return self._first_capture + self._samples_captured / SAMPLE_RATE
 
     def note_capture(self, capture_time: float, samples: int) -> None:
         """Track the mixer's clock: the life's wall clock anchor and how far it drifts."""
@@ -413,6 +448,18 @@ class _Pipeline:
         if self._life is None:
             raise RuntimeError("no life has started: no audio was encoded yet")
         return self._life
+
+
+def _audio_until(recording: RecordingDir) -> float | None:
+    """Wall clock where the recording's audio so far ends: where its last life said it
+    did when it closed cleanly, else the end of its last listed segment."""
+    if not recording.segments:
+        return None
+    last = recording.segments[-1]
+    life = next((life for life in recording.lives if life.id == last.life), None)
+    if life is not None and life.heard_until is not None:
+        return life.heard_until
+    return last.pdt + last.duration
 
 
 def finalize_recording(directory: Path, store: ObjectStore | None = None) -> None:

@@ -47,7 +47,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -135,13 +135,17 @@ class RecordingConfig:
 @dataclass(frozen=True, slots=True)
 class Life:
     """One packager run. Decode time `base` (tfdt of its first sample) was at wall-clock
-    time wall_at_base; priming is the encoder's leading silence in samples."""
+    time wall_at_base; priming is the encoder's leading silence in samples. heard_until,
+    set when the life closes cleanly (a handover), is the wall clock at the end of the
+    last audio it was given: its last AAC frame is padded past that, so it, not the end of
+    the listed media, tells the next life where the audio it must keep begins."""
 
     id: int
     first_msn: int
     base: int
     wall_at_base: float
     priming: int
+    heard_until: float | None = None
 
     def wall_clock(self, decode_time: int) -> float:
         return self.wall_at_base + (decode_time - self.base) / TIMESCALE
@@ -335,6 +339,12 @@ class RecordingDir:
             raise NotFound(f"segment {msn} of {self.directory.name} is in no store")
         write_atomically(path, data)
         return path
+
+    def close_life(self, heard_until: float) -> None:
+        """Durably note where the current life's audio ended (Life.heard_until)."""
+        if self.lives:
+            self.lives[-1] = replace(self.lives[-1], heard_until=heard_until)
+            self._save_state()
 
     def mark_ended(self) -> None:
         self.ended = True

@@ -4,6 +4,8 @@ The speaker's offer is checked before aiortc sees it, so a bad offer gets a clea
 (and anything aiortc still rejects becomes a 400 too, never a 500). The answer sends the
 speaker their mix-minus and feeds their audio into the space's mixer. Closing a peer takes the
 speaker out of the mix at once; a new offer from the same speaker replaces the old peer.
+A speaker's offer may open the control channel (media/rtc/control.py), over which a node
+handing its space over asks its speakers to move, and hears that they did.
 
 aiortc's own audio receive buffer (capacity 16, prefetch 4, at most one frame out per packet
 in) stalls for ~240 ms at the first lost packet and from then on keeps the stream ~300 ms late,
@@ -21,12 +23,14 @@ asks the speaker for 40 ms packets (a=ptime:40).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Callable, Sequence
 
 from aiortc import (
     RTCConfiguration,
+    RTCDataChannel,
     RTCIceServer,
     RTCPeerConnection,
     RTCRtpSender,
@@ -43,6 +47,7 @@ from majlis.errors import BadRequest
 from majlis.media.formats.opus import PTIME_MS, OpusDecoder, OpusError, RtpTimeline
 from majlis.media.mixing.mixer import Mixer, MixerInput
 from majlis.media.mixing.mixminus import MixMinusTrack
+from majlis.media.rtc.control import CONTROL_LABEL, encode_control, parse_control
 
 __all__ = [
     "MAX_OFFER_BYTES",
@@ -247,8 +252,11 @@ class SpeakerPeer:
         self._closed = False
         self._closing: asyncio.Task[None] | None = None
         self._timeout: asyncio.TimerHandle | None = None
+        self._control: RTCDataChannel | None = None
+        self._gone = asyncio.Event()  # moved elsewhere, or closed
         self._pc.on("track", self._on_track)
         self._pc.on("connectionstatechange", self._on_connection_state)
+        self._pc.on("datachannel", self._on_datachannel)
 
     @property
     def connection_state(self) -> str:
@@ -291,8 +299,22 @@ class SpeakerPeer:
         """Take the speaker out of the mix at once, then tear down the connection."""
         if not self._closed:
             self._closed = True
+            self._gone.set()
             self._release_media()
         await self._pc.close()
+
+    def ask_to_move(self) -> bool:
+        """Tell the speaker to connect to the node taking the space over (media/rtc/
+        control.py); False if they cannot be told (no control channel open)."""
+        control = self._control
+        if self._closed or control is None or control.readyState != "open":
+            return False
+        control.send(encode_control("move"))
+        return True
+
+    async def wait_gone(self) -> None:
+        """Until the speaker says they moved, or this connection closes."""
+        await self._gone.wait()
 
     async def _close_on_its_own(self) -> None:
         """The connection failed or never came up: close, and tell the owner."""
@@ -318,6 +340,17 @@ class SpeakerPeer:
             self._input = self._mixer.add_feed(self.speaker_id)
         else:
             self._input = self._mixer.add_input(self.speaker_id, track)
+
+    def _on_datachannel(self, channel: RTCDataChannel) -> None:
+        if channel.label != CONTROL_LABEL or self._control is not None:
+            return
+        self._control = channel
+        channel.on("message", self._on_control)
+
+    def _on_control(self, message: object) -> None:
+        if parse_control(message) == "moved":
+            log.info("speaker %s in %s moved to another node", self.speaker_id, self.space_id)
+            self._gone.set()
 
     def _on_payload(self, timestamp: int, payload: bytes) -> None:
         entry, decoder = self._input, self._decoder
@@ -421,6 +454,17 @@ class Ingest:
             return False
         await peer.close()
         return True
+
+    async def hand_over(self, patience: float) -> int:
+        """Ask every speaker to move to the node taking the space over, and wait (at most
+        `patience` s) until each of those who could be asked has moved or left. Returns
+        how many were asked."""
+        asked = [peer for peer in self._peers.values() if peer.ask_to_move()]
+        if asked:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(patience):
+                    await asyncio.gather(*(peer.wait_gone() for peer in asked))
+        return len(asked)
 
     async def close(self) -> None:
         peers = list(self._peers.values())

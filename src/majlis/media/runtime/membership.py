@@ -9,6 +9,14 @@ took it or because it cannot reach the bus for most of a lease, closes that spac
 once: two nodes never write one recording for longer than a lease. Spaces whose node
 died are started again by the control plane's reconciler: at once when the node's
 liveness subscription vanishes (a killed process), or when their leases expire.
+
+A drain hands spaces over make-before-break. The draining node announces it, so the
+control plane sends new offers for its spaces to the node `choose_node` picks among the
+others; that node takes them on standby (mixing, hearing speakers, not recording: the
+lease and the recording are still the draining node's). The draining node asks its
+speakers to move (media/rtc/control.py), closes each recording once they have, releases
+the lease and publishes StartSpace; the standby node claims the lease and opens the
+recording where the other closed it.
 """
 
 from __future__ import annotations
@@ -24,11 +32,13 @@ from majlis.plane import (
     NODE_PREFIX,
     CloseSpace,
     EndSpace,
+    HandOver,
     Levels,
     LevelsSink,
     MediaCommand,
     MediaPlane,
     NodeInfo,
+    StandBy,
     StartSpace,
     choose_node,
     encode_command,
@@ -44,6 +54,9 @@ __all__ = ["Membership", "publish_levels"]
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_MS = 250
+# A space on standby whose handover never comes (its node died draining) is closed after
+# this long; its speakers then offer again, to whichever node runs it by then.
+STANDBY_PATIENCE = 15.0
 
 
 class Membership:
@@ -56,6 +69,8 @@ class Membership:
         self._me = me
         self._lease_s = lease_s
         self._mine: dict[str, float] = {}  # spaces held: id -> started_at
+        # spaces taken on standby from a draining node: id -> when to give up on it
+        self._standby: dict[str, float] = {}
         self._draining = False
         self._last_renewal = clock.now()
         self._tasks: list[asyncio.Task[None]] = []
@@ -87,9 +102,10 @@ class Membership:
             await self._plane.handle(StartSpace(space_id, started_at))
 
     async def stop(self) -> None:
-        """Drain: say so (no node chooses this one any more), close every space held
-        (its recording closed, not ended), let go of its lease and ask for it to be
-        placed again at once, rather than at the reconciler's next round."""
+        """Drain: say so (no node chooses this one any more, and speakers' offers go to
+        the node taking over), hand every space held over (its speakers moved, then its
+        recording closed, not ended), let go of its lease and ask for it to be placed
+        again at once, rather than at the reconciler's next round."""
         self._draining = True
         with contextlib.suppress(Exception):
             await self._announce()
@@ -97,11 +113,8 @@ class Membership:
             task.cancel()
         if self._commands is not None:
             await self._commands.close()
-        for space_id, started_at in list(self._mine.items()):
-            await self._let_go(space_id)
-            with contextlib.suppress(Exception):
-                start = StartSpace(space_id, started_at)
-                await self._bus.publish(MEDIA_CHANNEL, encode_command(start))
+        held = list(self._mine.items())
+        await asyncio.gather(*(self._hand_over(space_id, at) for space_id, at in held))
         with contextlib.suppress(Exception):
             await self._bus.delete_value(node_key(self.node_id))
         if self._alive is not None:
@@ -116,17 +129,55 @@ class Membership:
         if self._draining:
             # The speaker is a moment early: the space is on its way to another node.
             raise Overloaded("this media node is handing its spaces over", RETRY_AFTER_MS)
-        if space_id not in self._mine and not await self._claim(space_id, started_at):
-            raise Conflict("another media node runs this space", code="elsewhere")
+        held = space_id in self._mine or space_id in self._standby
+        if not held and not await self._claim(space_id, started_at):
+            if not await self._held_by_draining_node(space_id):
+                raise Conflict("another media node runs this space", code="elsewhere")
+            await self._stand_by(space_id, started_at)
         return await self._plane.offer(space_id, user_id, sdp, muted, started_at)
+
+    async def _held_by_draining_node(self, space_id: str) -> bool:
+        owner = await self._bus.lease_owner(space_lease(space_id), self._clock.now())
+        text = None if owner is None else await self._bus.get_value(node_key(owner))
+        info = None if text is None else NodeInfo.from_json(text)
+        return info is not None and info.draining
+
+    async def _stand_by(self, space_id: str, started_at: float) -> None:
+        if space_id in self._standby:
+            return
+        log.info("space %s: on standby on node %s for a handover", space_id, self.node_id)
+        await self._plane.handle(StandBy(space_id, started_at))
+        self._standby[space_id] = self._clock.now() + STANDBY_PATIENCE
+
+    async def _give_up_standbys(self) -> None:
+        now = self._clock.now()
+        for space_id, deadline in list(self._standby.items()):
+            if deadline <= now:
+                log.warning("space %s: the handover never came; standby closed", space_id)
+                del self._standby[space_id]
+                await self._plane.handle(CloseSpace(space_id))
+
+    async def _hand_over(self, space_id: str, started_at: float) -> None:
+        """Move the speakers, close the recording, release the lease, and place the
+        space again (on the node its speakers moved to, which holds it on standby)."""
+        self._mine.pop(space_id, None)
+        try:
+            await self._plane.handle(HandOver(space_id))
+        except Exception:
+            log.exception("space %s: the handover failed; closing", space_id)
+            with contextlib.suppress(Exception):
+                await self._plane.handle(CloseSpace(space_id))
+        finally:
+            await self._release(space_id)
+        with contextlib.suppress(Exception):
+            start = StartSpace(space_id, started_at)
+            await self._bus.publish(MEDIA_CHANNEL, encode_command(start))
 
     # commands ----------------------------------------------------------------------------
     async def _on(self, command: MediaCommand) -> None:
         match command:
             case StartSpace(space_id, started_at):
-                ours = space_id in self._mine or await self._chosen(space_id)
-                if ours and await self._claim(space_id, started_at):
-                    await self._plane.handle(command)
+                await self._on_start(space_id, started_at)
             case EndSpace(space_id):
                 if space_id in self._mine:
                     await self._plane.handle(command)
@@ -141,6 +192,17 @@ class Membership:
             case _:
                 if command.space_id in self._mine:
                     await self._plane.handle(command)
+
+    async def _on_start(self, space_id: str, started_at: float) -> None:
+        standby = space_id in self._standby
+        ours = space_id in self._mine or standby or await self._chosen(space_id)
+        if ours and await self._claim(space_id, started_at):
+            self._standby.pop(space_id, None)
+            await self._plane.handle(StartSpace(space_id, started_at))
+        elif standby and not await self._held_by_draining_node(space_id):
+            # Another node claimed it first: its speakers move there when this closes.
+            del self._standby[space_id]
+            await self._plane.handle(CloseSpace(space_id))
 
     async def _chosen(self, space_id: str) -> bool:
         if self._draining:
@@ -198,8 +260,10 @@ class Membership:
                         await self._plane.handle(CloseSpace(space_id))
 
     async def renew(self) -> None:
-        """Announce the node again and renew every lease it holds; close what it lost."""
+        """Announce the node again and renew every lease it holds; close what it lost,
+        and the standbys whose handover never came."""
         await self._announce()
+        await self._give_up_standbys()
         now = self._clock.now()
         for space_id in list(self._mine):
             held = await self._bus.acquire_lease(

@@ -28,17 +28,20 @@ from majlis.media.recording.storage import (
     open_object_store,
 )
 from majlis.media.rtc.ingest import Ingest, validate_offer
+from majlis.media.runtime.held import HeldMix
 from majlis.media.runtime.loop import MediaLoop
 from majlis.plane import (
     CloseSpace,
     Disconnect,
     EndSpace,
+    HandOver,
     Levels,
     LevelsSink,
     MediaCommand,
     Resume,
     Sample,
     SetMuted,
+    StandBy,
     StartSpace,
 )
 
@@ -50,6 +53,8 @@ log = logging.getLogger(__name__)
 # to look. A handover closes one in well under a second; a lock held longer is a second
 # writer, which must not be waited into.
 LOCK_PATIENCE, LOCK_POLL = 3.0, 0.1
+# A handover waits this long for the speakers to move before it cuts those still here.
+MOVE_PATIENCE = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +79,12 @@ class _Space:
     space_id: str
     mixer: Mixer
     ingest: Ingest
-    packager: HlsPackager
+    mix: HeldMix  # the mixer's output: held until the recording opens here
+    recording: asyncio.Lock  # one opening of the recording at a time
+
+    @property
+    def packager(self) -> HlsPackager | None:
+        return self.mix.packager
 
 
 class MediaNode:
@@ -134,11 +144,15 @@ class MediaNode:
 
     def samples(self) -> list[Sample]:
         """(name, labels, value) samples for /metrics; safe from any thread."""
-        samples: list[Sample] = [("majlis_media_spaces", {}, float(len(self._spaces)))]
+        recorded = sum(1 for space in self._spaces.values() if space.packager is not None)
+        samples: list[Sample] = [
+            ("majlis_media_spaces", {}, float(recorded)),
+            # Taken over from a draining node, not recorded here yet.
+            ("majlis_media_standby_spaces", {}, float(len(self._spaces) - recorded)),
+        ]
         for space_id, space in list(self._spaces.items()):
             labels = {"space": space_id}
             ticks = space.mixer.stats()
-            packager = space.packager.stats()
             samples += [
                 ("majlis_mixer_ticks_total", labels, float(ticks.ticks)),
                 ("majlis_mixer_tick_late_p50_ms", labels, ticks.late_p50_ms),
@@ -153,10 +167,9 @@ class MediaNode:
                     labels,
                     float(space.mixer.shared_mix.encoded),
                 ),
-                ("majlis_packager_backlog_frames", labels, float(packager.backlog)),
-                ("majlis_packager_segments_total", labels, float(packager.segments_written)),
-                ("majlis_packager_failed", labels, 1.0 if packager.failed else 0.0),
             ]
+            if space.packager is not None:
+                samples += _packager_samples(space.packager, labels)
         return samples
 
     async def handle(self, command: MediaCommand) -> None:
@@ -168,6 +181,10 @@ class MediaNode:
                 await self.end_space(space_id)
             case CloseSpace(space_id):
                 await self._run(self._close_space(space_id, end=False))
+            case HandOver(space_id):
+                await self._run(self._hand_over(space_id))
+            case StandBy(space_id, started_at):
+                await self._run(self._start_space(space_id, started_at, record=False))
             case SetMuted(space_id, user_id, muted):
                 await self.set_muted(space_id, user_id, muted)
             case Disconnect(space_id, user_id):
@@ -177,35 +194,74 @@ class MediaNode:
     async def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
         return await self._loop.run(coro)
 
-    async def _start_space(self, space_id: str, started_at: float) -> None:
-        """Idempotent; concurrent callers (a bus command and an offer) share one start."""
-        if space_id in self._spaces:
-            return
+    async def _start_space(self, space_id: str, started_at: float, *, record: bool = True) -> None:
+        """Idempotent; concurrent callers (a bus command and an offer) share one start.
+        Without `record` the space runs without its recording (StandBy); a later start
+        with it opens the recording and hands it what was mixed meanwhile."""
+        space = self._spaces.get(space_id)
+        if space is None:
+            space = await self._create_once(space_id, started_at, record)
+        if record and space.packager is None:
+            try:
+                await self._record(space, started_at)
+            except Exception:
+                # Not left mixing what nobody records: its speakers offer again, and the
+                # space starts afresh.
+                await self._close_space(space_id, end=False)
+                raise
+
+    async def _create_once(self, space_id: str, started_at: float, record: bool) -> _Space:
         pending = self._starting.get(space_id)
         if pending is not None:
             await asyncio.shield(pending)
-            return
-        starting = asyncio.get_running_loop().create_future()
-        self._starting[space_id] = starting
-        try:
-            await self._open_space(space_id, started_at)
-            starting.set_result(None)
-        except BaseException as exc:
-            starting.set_exception(exc)
-            starting.exception()  # mark retrieved: the caller re-raises it
-            raise
-        finally:
-            del self._starting[space_id]
+        else:
+            starting = asyncio.get_running_loop().create_future()
+            self._starting[space_id] = starting
+            try:
+                await self._open_space(space_id, started_at, record)
+                starting.set_result(None)
+            except BaseException as exc:
+                starting.set_exception(exc)
+                starting.exception()  # mark retrieved: the caller re-raises it
+                raise
+            finally:
+                del self._starting[space_id]
+        space = self._spaces.get(space_id)
+        if space is None:
+            raise NotFound(f"space {space_id} closed as it started")
+        return space
 
-    async def _open_space(self, space_id: str, started_at: float) -> None:
-        directory = self.settings.recordings_root / space_id
-        packager = await self._open_packager(directory, started_at)
-        mixer = Mixer(on_mix=packager.push, on_levels=self._levels_sink(space_id))
+    async def _open_space(self, space_id: str, started_at: float, record: bool) -> None:
+        # A recording that cannot open (it has ended) fails the start before any peer.
+        packager = await self._open_packager(space_id, started_at) if record else None
+        mix = HeldMix()
+        if packager is not None:
+            mix.attach(packager)
+        mixer = Mixer(on_mix=mix.push, on_levels=self._levels_sink(space_id))
         ingest = Ingest(space_id, mixer)
-        self._spaces[space_id] = _Space(space_id, mixer, ingest, packager)
-        self.registry.register(space_id, directory, packager.feed)
+        space = _Space(space_id, mixer, ingest, mix, asyncio.Lock())
+        self._spaces[space_id] = space
         mixer.start()
-        log.info("space %s: media started in %s", space_id, directory)
+        if packager is not None:
+            self._serve_listeners(space, packager)
+        log.info("space %s: media started%s", space_id, "" if record else " on standby")
+
+    async def _record(self, space: _Space, started_at: float) -> None:
+        """Open the recording of a space on standby: the node that handed it over has
+        closed it by now (or closes it within LOCK_PATIENCE on a shared disk)."""
+        async with space.recording:
+            if space.packager is not None or self._spaces.get(space.space_id) is not space:
+                return
+            packager = await self._open_packager(space.space_id, started_at)
+            if self._spaces.get(space.space_id) is not space:
+                await asyncio.to_thread(packager.close)  # closed while the recording opened
+                return
+            space.mix.attach(packager)
+            self._serve_listeners(space, packager)
+            log.info("space %s: recording taken over", space.space_id)
+
+    def _serve_listeners(self, space: _Space, packager: HlsPackager) -> None:
+        self.registry.register(space.space_id, packager.directory, packager.feed)
 
     async def _close_space(self, space_id: str, *, end: bool) -> None:
         space = self._spaces.pop(space_id, None)
@@ -215,11 +271,25 @@ class MediaNode:
             return
         await space.ingest.close()
         await space.mixer.stop()
-        await asyncio.to_thread(space.packager.end if end else space.packager.close)
+        async with space.recording:
+            packager = space.packager
+        if packager is None:
+            # On standby: what it mixed was never its to record.
+            log.info("space %s: standby closed", space_id)
+            return
+        await asyncio.to_thread(packager.end if end else packager.close)
         if end:
             # Served from disk from now on: the replay.
             self.registry.unregister(space_id)
         log.info("space %s: media %s", space_id, "ended" if end else "closed")
+
+    async def _hand_over(self, space_id: str) -> None:
+        """Ask the speakers to move, give them MOVE_PATIENCE to do it, then close."""
+        space = self._spaces.get(space_id)
+        if space is not None:
+            asked = await space.ingest.hand_over(MOVE_PATIENCE)
+            log.info("space %s: %d speakers asked to move", space_id, asked)
+        await self._close_space(space_id, end=False)
 
     async def _end_orphan(self, space_id: str) -> None:
         """A space ended while no node ran it: close its recording if one exists."""
@@ -230,10 +300,11 @@ class MediaNode:
         with contextlib.suppress(Conflict, NotFound):
             await asyncio.to_thread(finalize_recording, directory, self._store)
 
-    async def _open_packager(self, directory: Path, started_at: float) -> HlsPackager:
+    async def _open_packager(self, space_id: str, started_at: float) -> HlsPackager:
         """The space's packager. Its recording may still be locked for a moment by the
         node (or worker) it comes from, closing it; wait that out, not longer."""
         settings = self.settings
+        directory = settings.recordings_root / space_id
         waited = 0.0
         while True:
             try:
@@ -257,8 +328,11 @@ class MediaNode:
         self, space_id: str, user_id: str, sdp: str, muted: bool, started_at: float
     ) -> str:
         validate_offer(sdp)
-        await self._start_space(space_id, started_at)
-        space = self._spaces[space_id]
+        if space_id not in self._spaces:
+            await self._start_space(space_id, started_at)
+        space = self._spaces.get(space_id)
+        if space is None:
+            raise NotFound(f"space {space_id} is not running here")
         space.mixer.set_muted(user_id, muted)
         return await space.ingest.accept_offer(user_id, sdp)
 
@@ -278,3 +352,13 @@ class MediaNode:
             sink(space_id, levels)
 
         return publish
+
+
+def _packager_samples(packager: HlsPackager, labels: dict[str, str]) -> list[Sample]:
+    stats = packager.stats()
+    return [
+        ("majlis_packager_backlog_frames", labels, float(stats.backlog)),
+        ("majlis_packager_segments_total", labels, float(stats.segments_written)),
+        ("majlis_packager_overlap_dropped_total", labels, float(stats.overlap_dropped)),
+        ("majlis_packager_failed", labels, 1.0 if stats.failed else 0.0),
+    ]

@@ -6,6 +6,11 @@
 //
 // One RTCPeerConnection per speaker, audio only, Opus; the whole offer goes in one POST
 // (no trickle ICE) and the answer's audio track is this speaker's mix-minus: everyone else.
+// A data channel ('majlis') carries the media node's control messages: when the node hands
+// the space over (a drain), it says 'move', and the link connects again through the API,
+// which now reaches the node taking over, while the old connection keeps sending; once the
+// new one is up it tells the old node 'moved', and the old node closes. Both nodes hear the
+// microphone for that moment, so the recording loses nothing (media/rtc/control.py).
 
 import { ApiError, backoff, speaking } from './api.js';
 
@@ -141,6 +146,36 @@ function waitForIce(pc, timeoutMs) {
   });
 }
 
+// Resolves once `pc` is connected; rejects if it fails first or takes longer than `ms`.
+function connected(pc, ms) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done(new Error('the new connection took too long')), ms);
+    const check = () => {
+      if (pc.connectionState === 'connected') done();
+      else if (['failed', 'closed'].includes(pc.connectionState)) done(new Error(`the new connection ${pc.connectionState}`));
+    };
+    const done = (error) => {
+      clearTimeout(timer);
+      pc.removeEventListener('connectionstatechange', check);
+      if (error) reject(error);
+      else resolve();
+    };
+    pc.addEventListener('connectionstatechange', check);
+    check();
+  });
+}
+
+// Close an old connection once its node has (it does when every speaker moved), or soon.
+function retire(pc) {
+  const timer = setTimeout(() => pc.close(), RETIRE_MS);
+  pc.addEventListener('connectionstatechange', () => {
+    if (['failed', 'closed'].includes(pc.connectionState)) {
+      clearTimeout(timer);
+      pc.close();
+    }
+  });
+}
+
 function preferOpus(transceiver) {
   const capabilities = window.RTCRtpSender?.getCapabilities?.('audio');
   if (!capabilities || !transceiver.setCodecPreferences) return;
@@ -149,6 +184,10 @@ function preferOpus(transceiver) {
 }
 
 const MAX_ATTEMPTS = 8; // about as long as before the quick first tries: 26-52 s in all
+const CONTROL_LABEL = 'majlis';
+const MOVE_CONNECT_MS = 10000;
+const MOVE_OVERLAP_MS = 300; // both nodes hear us this long before the old one is let go
+const RETIRE_MS = 5000; // the old node closes the old connection itself; else we do
 const CAPTURE_ERRORS = new Set(['NotAllowedError', 'NotFoundError', 'NotReadableError', 'SecurityError', 'OverconstrainedError']);
 
 /**
@@ -166,6 +205,7 @@ export class SpeakerLink extends EventTarget {
     this.timer = null;
     this.closed = false;
     this.state = 'idle';
+    this.moves = 0; // handovers followed (tests read it)
   }
 
   setState(state, reason = '') {
@@ -179,25 +219,62 @@ export class SpeakerLink extends EventTarget {
     this.teardown();
     this.setState('connecting');
     try {
-      const stream = await this.microphone.start();
-      const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
-      this.pc = pc;
-      const transceiver = pc.addTransceiver(this.microphone.track, { direction: 'sendrecv', streams: [stream] });
-      preferOpus(transceiver);
-      pc.addEventListener('track', (event) => {
-        this.remoteAudio.srcObject = event.streams[0] ?? new MediaStream([event.track]);
-        this.remoteAudio.play().catch(() => undefined);
-      });
-      pc.addEventListener('connectionstatechange', () => this.watch(pc));
-      await pc.setLocalDescription(await pc.createOffer());
-      await waitForIce(pc, 2500);
-      if (this.closed || this.pc !== pc) return;
-      const answer = await speaking.offer(this.spaceId, pc.localDescription.sdp);
-      if (this.closed || this.pc !== pc) return;
-      await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+      await this.open();
     } catch (error) {
       this.failed(error);
     }
+  }
+
+  // A new peer connection for the microphone; it is this.pc from the start.
+  async open() {
+    const stream = await this.microphone.start();
+    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+    this.pc = pc;
+    const transceiver = pc.addTransceiver(this.microphone.track, { direction: 'sendrecv', streams: [stream] });
+    preferOpus(transceiver);
+    pc.addEventListener('track', (event) => {
+      if (pc !== this.pc) return;
+      this.remoteAudio.srcObject = event.streams[0] ?? new MediaStream([event.track]);
+      this.remoteAudio.play().catch(() => undefined);
+    });
+    pc.addEventListener('connectionstatechange', () => this.watch(pc));
+    const control = pc.createDataChannel(CONTROL_LABEL);
+    control.addEventListener('message', (event) => this.onControl(pc, control, event.data));
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitForIce(pc, 2500);
+    if (this.closed || this.pc !== pc) return;
+    const answer = await speaking.offer(this.spaceId, pc.localDescription.sdp);
+    if (this.closed || this.pc !== pc) return;
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+  }
+
+  onControl(pc, control, data) {
+    let kind = null;
+    try {
+      kind = JSON.parse(data)?.type;
+    } catch {
+      return; // not ours to read
+    }
+    if (kind === 'move' && pc === this.pc && !this.closed) this.move(pc, control);
+  }
+
+  // The media node hands the space over: make the new connection before breaking this one.
+  async move(old, control) {
+    this.moves += 1;
+    try {
+      await this.open();
+      await connected(this.pc, MOVE_CONNECT_MS);
+      await new Promise((resolve) => setTimeout(resolve, MOVE_OVERLAP_MS));
+    } catch {
+      // Stay on the old connection while it lasts; when its node closes it, reconnect.
+      if (this.pc !== old) this.pc?.close();
+      this.pc = old;
+      if (['failed', 'closed'].includes(old.connectionState)) this.retry('The microphone connection moved.');
+      return;
+    }
+    if (control.readyState === 'open') control.send(JSON.stringify({ type: 'moved' }));
+    this.dispatchEvent(new CustomEvent('moved'));
+    retire(old);
   }
 
   watch(pc) {
