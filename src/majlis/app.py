@@ -28,7 +28,7 @@ from majlis.api.http import json_response
 from majlis.api.listeners import ListenerRoutes
 from majlis.api.metrics import metrics_route
 from majlis.api.middleware import BodyLimit, RateLimit, RateLimits, retry_headers
-from majlis.api.overload import LoopLag, ShedWrites
+from majlis.api.overload import LoopLag, ShedWrites, is_join_path
 from majlis.api.pages import web_routes
 from majlis.api.playback import PlaybackGuard
 from majlis.api.roles import RoleRoutes
@@ -49,6 +49,7 @@ from majlis.media.runtime.node_api import node_routes
 from majlis.media.runtime.process import MediaProcess
 from majlis.plane import MediaPlane, NodeInfo, Sample, follow_commands
 from majlis.services.accounts import Accounts
+from majlis.services.admission import AdmissionControl, AdmissionSettings
 from majlis.services.auth import Authenticator
 from majlis.services.events import Events
 from majlis.services.listeners import ListenerPolicy, Listeners
@@ -99,6 +100,8 @@ class Services:
     cluster: RemoteMedia | None  # scaled mode: nodes found on the bus
     membership: Membership | None  # scaled mode with a node here: its place in the cluster
     security: SecurityState  # revocations and bans: SQL's copy back on the bus after restarts
+    lag: LoopLag  # this worker's queueing delay: sheds writes, paces admission
+    admission: AdmissionControl  # the waiting room's rate, following the delay
 
 
 def load_secret(config: Config) -> bytes:
@@ -114,17 +117,29 @@ def load_secret(config: Config) -> bytes:
     return path.read_text().strip().encode()
 
 
-def build_services(config: Config, clock: Clock | None = None) -> Services:
+def build_services(
+    config: Config, clock: Clock | None = None, lag: LoopLag | None = None
+) -> Services:
+    """Every service of a worker; `lag` replaces the event loop's own measure (tests)."""
     clock = clock or SystemClock()
+    lag = lag or LoopLag()
     store = open_store(config.effective_database_url)
     bus = open_bus(config.bus_url)
     tokens = TokenService(load_secret(config), clock)
     auth = Authenticator(tokens, bus, store)
     events = Events(bus, clock)
     spaces = Spaces(store, events, clock, config.state_cache_seconds)
+    admission = AdmissionControl(
+        AdmissionSettings(
+            ceiling=config.admission_rate,
+            burst=config.admission_burst,
+            floor=config.admission_min_rate,
+            target_s=config.admission_target_ms / 1000,
+        ),
+        lag.standing,
+        clock,
+    )
     policy = ListenerPolicy(
-        admission_rate=config.admission_rate,
-        admission_burst=config.admission_burst,
         playback_ttl=config.playback_ttl,
         presence_window=config.presence_window,
         reaction_rate=config.reaction_rate,
@@ -150,7 +165,9 @@ def build_services(config: Config, clock: Clock | None = None) -> Services:
         accounts=Accounts(store, tokens, auth, clock, session_ttl=config.session_ttl),
         spaces=spaces,
         roles=Roles(store, bus, spaces, events, clock),
-        listeners=Listeners(store, bus, spaces, tokens, clock, policy, config.state_cache_seconds),
+        listeners=Listeners(
+            store, bus, spaces, tokens, clock, policy, admission, config.state_cache_seconds
+        ),
         rtc=Rtc(store, spaces, media),
         registry=registry,
         media=media,
@@ -158,6 +175,8 @@ def build_services(config: Config, clock: Clock | None = None) -> Services:
         cluster=cluster,
         membership=membership,
         security=SecurityState(store, bus, clock, SECURITY_CHECK_SECONDS),
+        lag=lag,
+        admission=admission,
     )
 
 
@@ -273,10 +292,17 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         *node_api,
         *(extra_routes or []),
     ]
-    lag = LoopLag()
+    lag = services.lag
     middleware = [
         # First: a worker that is behind refuses writes before doing any of their work.
-        Middleware(ShedWrites, lag=lag, target_s=config.overload_target_ms / 1000),  # type: ignore[arg-type]
+        # Joins are spared longer: their answer to overload is a ticket (a kept place in
+        # line) from the waiting room, whose rate follows the same delay.
+        Middleware(
+            ShedWrites,  # type: ignore[arg-type]
+            lag=lag,
+            target_s=config.overload_target_ms / 1000,
+            spare=is_join_path,
+        ),
         Middleware(BodyLimit, max_bytes=config.max_body_bytes),  # type: ignore[arg-type]
         Middleware(
             RateLimit,  # type: ignore[arg-type]
@@ -439,7 +465,22 @@ async def _embedded_running(services: Services, media: MediaPlane) -> AsyncItera
 
 
 def _metric_sources(services: Services) -> list[Callable[[], Awaitable[list[Sample]]]]:
-    return [m.metrics for m in (services.plane, services.cluster) if m is not None]
+    media = [m.metrics for m in (services.plane, services.cluster) if m is not None]
+    return [_overload_metrics(services), *media]
+
+
+def _overload_metrics(services: Services) -> Callable[[], Awaitable[list[Sample]]]:
+    """What the overload controls see and decide, so an operator can watch them act."""
+
+    async def samples() -> list[Sample]:
+        admission = services.admission
+        return [
+            ("majlis_loop_lag_seconds", {}, services.lag.standing()),
+            ("majlis_admission_rate", {}, admission.rate),
+            ("majlis_admission_behind", {}, 1.0 if admission.behind else 0.0),
+        ]
+
+    return samples
 
 
 async def _majlis_error(request: Request, exc: MajlisError) -> Response:

@@ -131,6 +131,16 @@ class Config:
     )
     admission_rate: float = _key(500.0, _positive, "new listeners admitted per second per space")
     admission_burst: int = _key(1000, _positive, "listeners admitted at once before queueing")
+    admission_target_ms: float = _key(
+        50.0,
+        _non_negative,
+        "while the event loop's standing delay exceeds this, new listeners are admitted "
+        "more slowly (AIMD, admission_rate the ceiling) and the rest queue with tickets; "
+        "0: always admission_rate",
+    )
+    admission_min_rate: float = _key(
+        5.0, _positive, "the least a busy worker's admission rate falls to, per space"
+    )
     presence_window: float = _key(60.0, _positive, "seconds a heartbeat keeps a listener counted")
     write_rate_ip: float = _key(50.0, _positive, "write requests per second per IP")
     write_burst_ip: int = _key(100, _positive, "burst of write requests per IP")

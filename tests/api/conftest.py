@@ -36,6 +36,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from conftest import POSTGRES_URL, REDIS_URL, require_service
+from majlis.api.overload import LoopLag
 from majlis.app import Services, build_app, build_services
 from majlis.config import load_config
 from majlis.services.tokens import SESSION_AUDIENCE
@@ -62,6 +63,9 @@ RELAXED_LIMITS: dict[str, object] = {
     # Bursts here test behaviour, not shedding (test_overload.py does): a busy CI machine
     # must not turn them into 503s.
     "overload_target_ms": 0.0,
+    # Nor into tickets: the waiting room keeps its configured rate (test_admission_control.py
+    # tests the rate that follows the delay).
+    "admission_target_ms": 0.0,
 }
 
 
@@ -216,14 +220,17 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
-async def running_harness(data_dir: Path, **flags: object) -> AsyncIterator[Harness]:
-    """The app with its lifespan running; `flags` override config keys."""
+async def running_harness(
+    data_dir: Path, *, lag: LoopLag | None = None, **flags: object
+) -> AsyncIterator[Harness]:
+    """The app with its lifespan running; `flags` override config keys; `lag`, if given,
+    stands in for the event loop's measured delay."""
     config = load_config(
         environ={},
         flags={"data_dir": data_dir, "secret_key": SECRET, **RELAXED_LIMITS, **flags},
     )
     clock = OffsetClock()
-    services = build_services(config, clock)
+    services = build_services(config, clock, lag)
     app = build_app(services)
     async with app.router.lifespan_context(app):
         harness = Harness(services, clock, app)

@@ -7,6 +7,11 @@ delay that stands for a whole interval means requests are queueing, and adding m
 makes every answer later. While it stands above the target, writes under /api/ get 503
 with a jittered Retry-After before any of their work is done; reads, HLS and the event
 sockets go on (a listener's audio is the last thing to shed).
+
+Joins are spared up to SPARE_FACTOR times the target: the waiting room reads the same
+delay and answers them with tickets (services/admission.py), a place in line the client
+keeps, where a 503 sends it back to the end. Past that the worker is so far behind that
+even a ticket makes every other answer later, and joins are refused like other writes.
 """
 
 from __future__ import annotations
@@ -22,10 +27,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from majlis.api.middleware import WRITE_METHODS, send_error
 from majlis.errors import Overloaded
 
-__all__ = ["LoopLag", "ShedWrites"]
+__all__ = ["SPARE_FACTOR", "LoopLag", "ShedWrites", "is_join_path"]
 
 TICK = 0.025  # seconds between looks at the loop
 INTERVAL = 0.5  # the least delay over this long is the standing delay
+SPARE_FACTOR = 3.0  # spared writes (joins) are shed only past this many times the target
+
+
+def is_join_path(path: str) -> bool:
+    """POST /api/v1/spaces/{id}/join: answered with a ticket, not a 503, when busy."""
+    return path.startswith("/api/v1/spaces/") and path.endswith("/join")
 
 
 class LoopLag:
@@ -58,12 +69,20 @@ class LoopLag:
 
 
 class ShedWrites:
-    """503 with Retry-After for writes while the standing delay is over `target_s`."""
+    """503 with Retry-After for writes while the standing delay is over `target_s`
+    (over SPARE_FACTOR times that for paths `spare` accepts)."""
 
-    def __init__(self, app: ASGIApp, lag: LoopLag, target_s: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        lag: LoopLag,
+        target_s: float,
+        spare: Callable[[str], bool] = lambda path: False,
+    ) -> None:
         self.app = app
         self.lag = lag
         self.target_s = target_s
+        self.spare = spare
         self.shed = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -72,7 +91,7 @@ class ShedWrites:
             and self.target_s > 0
             and scope["method"] in WRITE_METHODS
             and scope["path"].startswith("/api/")
-            and self.lag.standing() > self.target_s
+            and self.lag.standing() > self._limit(scope["path"])
         ):
             self.shed += 1
             # Jittered, so the refused do not all come back in the same instant.
@@ -80,3 +99,6 @@ class ShedWrites:
             await send_error(send, Overloaded("the server is busy; try again shortly", wait_ms))
             return
         await self.app(scope, receive, send)
+
+    def _limit(self, path: str) -> float:
+        return self.target_s * SPARE_FACTOR if self.spare(path) else self.target_s

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from majlis.bus.base import Bus
 from majlis.clock import Clock
 from majlis.errors import BadRequest, Conflict, Forbidden, RateLimited, Unauthorized
+from majlis.services.admission import AdmissionControl
 from majlis.services.auth import Caller
 from majlis.services.cache import TtlCache
 from majlis.services.roles import ban_key, invite_key
@@ -29,8 +30,6 @@ TICKET_TTL = 3600.0
 
 @dataclass(frozen=True, slots=True)
 class ListenerPolicy:
-    admission_rate: float
-    admission_burst: int
     playback_ttl: float
     presence_window: float
     reaction_rate: float
@@ -66,6 +65,7 @@ class Listeners:
         tokens: TokenService,
         clock: Clock,
         policy: ListenerPolicy,
+        admission: AdmissionControl,
         state_ttl: float,
     ) -> None:
         self._store = store
@@ -74,6 +74,7 @@ class Listeners:
         self._tokens = tokens
         self._clock = clock
         self._policy = policy
+        self._admission = admission
         self._documents: TtlCache[dict[str, object]] = TtlCache(clock, state_ttl)
 
     async def join(self, caller: Caller, space_id: str, ticket: str | None) -> Admitted | Queued:
@@ -84,11 +85,12 @@ class Listeners:
         if on_stage is not None:
             return await self._admit(space, member, str(on_stage))
         seq = self._ticket_seq(ticket, space_id, member) if ticket else None
-        now = self._clock.now()
-        policy = self._policy
+        # The rate this worker can afford now: the configured one while it keeps up, less
+        # (and no burst) while its event loop is late, so a storm becomes a line.
+        limits = self._admission.limits()
         try:
             answer = await self._bus.admit(
-                space_id, seq, policy.admission_rate, policy.admission_burst, now
+                space_id, seq, limits.rate, limits.burst, self._clock.now()
             )
         except ValueError:
             raise BadRequest("that ticket was never issued", code="invalid_ticket") from None
@@ -97,7 +99,7 @@ class Listeners:
         ticket_token = self._tokens.sign_compact(
             "ticket", (space_id, str(answer.ticket), member), TICKET_TTL
         )
-        wait_ms = int(answer.position / policy.admission_rate * 1000)
+        wait_ms = int(answer.position / limits.rate * 1000)
         return Queued(ticket_token, answer.position, wait_ms)
 
     async def heartbeat(self, caller: Caller, space_id: str, playback_token: str) -> Admitted:

@@ -1,0 +1,85 @@
+"""Issue 13: a flood of invalid or logged-out tokens is refused at the cheapest point, before
+any SQL. Every endpoint that needs an identity is called with a forged token, an unsigned
+one, an expired one and a revoked one; each must be a 401 that never reached the store."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.conftest import Harness, assert_error, mint_token, running_harness, unsigned_token
+from majlis.app import api_endpoints
+from majlis.store.base import Store
+
+
+def count_store_calls(store: Store) -> list[str]:
+    """Every store method called from now on is recorded by name."""
+    calls: list[str] = []
+    for name, method in inspect.getmembers(store, inspect.iscoroutinefunction):
+        if name.startswith("_") or name in ("open", "close"):
+            continue
+        setattr(store, name, _recording(name, method, calls))
+    return calls
+
+
+def _recording(
+    name: str, method: Callable[..., Awaitable[Any]], calls: list[str]
+) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(method)
+    async def recorded(*args: Any, **kwargs: Any) -> Any:
+        calls.append(name)
+        return await method(*args, **kwargs)
+
+    return recorded
+
+
+def needing_identity(h: Harness) -> Iterator[tuple[str, str]]:
+    for endpoint in api_endpoints(h.services):
+        if endpoint.auth in ("user", "member"):
+            yield endpoint.method, endpoint.path
+
+
+BAD = ["forged", "unsigned", "expired", "revoked"]
+
+
+async def bad_token(h: Harness, kind: str, user_id: str) -> str:
+    if kind == "forged":
+        return mint_token(user_id, secret="not-the-server-secret-" + "x" * 32)
+    if kind == "unsigned":
+        return unsigned_token(user_id)
+    if kind == "expired":
+        return mint_token(user_id, expires_at=time.time() - 60)
+    token = mint_token(user_id)
+    logout = await h.call("POST", "/auth/logout", headers={"Authorization": f"Bearer {token}"})
+    assert logout.status_code == 204, logout.text
+    return token
+
+
+@pytest.mark.parametrize("kind", BAD)
+async def test_bad_tokens_never_reach_the_store(kind: str, tmp_path: Path) -> None:
+    async with running_harness(tmp_path) as h:
+        host = await h.account("host")
+        space = await h.create_space(host)
+        token = await bad_token(h, kind, host.id)
+        calls = count_store_calls(h.services.store)
+        seen = 0
+        for method, template in needing_identity(h):
+            path = re.sub(r"\{space_id\}", space["id"], template)
+            path = re.sub(r"\{user_id\}", host.id, path).removeprefix("/api/v1")
+            answer = await h.call(
+                method,
+                path,
+                headers={"Authorization": f"Bearer {token}"},
+                json={} if method != "GET" else None,
+            )
+            assert_error(answer, 401)
+            assert calls == [], f"{method} {template} with a {kind} token ran SQL: {calls}"
+            seen += 1
+        assert seen >= 10, "the route table lost its authenticated endpoints"
