@@ -5,26 +5,36 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import threading
 import unicodedata
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from majlis.clock import Clock
-from majlis.errors import BadRequest, Conflict, NotFound, Unauthorized
+from majlis.errors import BadRequest, Conflict, NotFound, Overloaded, Unauthorized
 from majlis.services.auth import Authenticator, Caller
 from majlis.services.tokens import ANON_AUDIENCE, SESSION_AUDIENCE, TokenService
 from majlis.store.base import DuplicateError, Store
 from majlis.types import User
 
-__all__ = ["Accounts", "Session"]
+__all__ = ["Accounts", "PasswordHashing", "Session"]
 
+_T = TypeVar("_T")
 USERNAME = re.compile(r"^[A-Za-z0-9_]{3,32}$")
 # A real hash of a throwaway password, so a login for an unknown user costs the same time
 # as one for a known user and does not reveal which usernames exist.
-_hasher = PasswordHasher()
+# One lane: a hash is one thread's work, so while it runs the event loop keeps a core (or,
+# pinned to one core, half of it). Hashes made with argon2-cffi's default of 4 lanes still
+# verify: an argon2 hash carries its own parameters.
+_hasher = PasswordHasher(parallelism=1)
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(8))
+# Logins waiting for this worker's hasher beyond this are answered 503 with Retry-After.
+MAX_HASHES_WAITING = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +74,9 @@ class Accounts:
         clock: Clock,
         *,
         session_ttl: float,
+        hashing: PasswordHashing | None = None,
     ) -> None:
+        self._hashing = hashing or PasswordHashing(MAX_HASHES_WAITING)
         self._store = store
         self._tokens = tokens
         self._auth = auth
@@ -79,7 +91,7 @@ class Accounts:
         if not 8 <= len(password) <= 256:
             raise BadRequest("password must be 8 to 256 characters", code="invalid_password")
         name = clean_text(display_name or username, "display_name", 64)
-        password_hash = await asyncio.to_thread(_hasher.hash, password)
+        password_hash = await self._hashing.run(_hasher.hash, password)
         user = User(secrets.token_hex(8), username, name, self._clock.now(), password_hash)
         try:
             await self._store.create_user(user)
@@ -94,7 +106,7 @@ class Accounts:
             await self._store.get_user_by_username(username) if USERNAME.match(username) else None
         )
         stored = user.password_hash if user else _DUMMY_HASH
-        if not await asyncio.to_thread(_verify, stored, password) or user is None:
+        if not await self._hashing.run(_verify, stored, password) or user is None:
             raise Unauthorized("wrong username or password", code="bad_credentials")
         return self._session(user)
 
@@ -124,6 +136,44 @@ class Accounts:
     def _session(self, user: User) -> Session:
         token, claims = self._tokens.issue(user.id, SESSION_AUDIENCE, self._session_ttl)
         return Session(token, claims.expires_at, user, user.id)
+
+
+class PasswordHashing:
+    """One argon2 hash at a time per worker, in a thread of its own, with a bounded line.
+
+    Thirty hashes at once in worker threads (a login flood the rate limits let through)
+    took the event loop's CPU and stretched everyone else's answers to seconds. Here they
+    run one after another; a login that would wait behind `max_waiting` others is refused
+    at once (503, Retry-After: the line's expected length), not queued without bound.
+    """
+
+    def __init__(self, max_waiting: int, mean_s: float = 0.1) -> None:
+        self._max_waiting = max_waiting
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._pending = 0  # queued or running; dropped when the thread is done with it
+        self._mean_s = mean_s  # a guess at one hash's time, for Retry-After
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    async def run(self, work: Callable[..., _T], *args: object) -> _T:
+        with self._lock:
+            if self._pending > self._max_waiting:
+                wait_ms = int(self._pending * self._mean_s * 1000)
+                raise Overloaded("too many logins at once; try again shortly", max(1000, wait_ms))
+            self._pending += 1
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="argon2")
+        future: Future[_T] = self._executor.submit(work, *args)
+        # Counted until the thread has finished it, even if the caller goes away.
+        future.add_done_callback(self._done)
+        return await asyncio.wrap_future(future)
+
+    def _done(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._pending -= 1
 
 
 def _verify(stored_hash: str, password: str) -> bool:
