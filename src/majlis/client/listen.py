@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +21,12 @@ import httpx
 
 from majlis.client.api import ApiClient, ApiError
 from majlis.client.relay import TokenRelay
+from majlis.client.retry import RetryBudget, retry_delay
 
-__all__ = ["ListenOptions", "listen"]
+__all__ = ["ListenOptions", "heartbeat", "listen"]
 
 HEARTBEAT_SECONDS = 15.0
+HEARTBEAT_RETRY_BASE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -79,18 +82,52 @@ def decode_to_wav(url: str, out: Path, duration: float | None, stop: threading.E
     return written / 48000
 
 
-async def _heartbeat(api: ApiClient, space_id: str, relay: TokenRelay, every: float) -> None:
+async def heartbeat(
+    api: ApiClient,
+    space_id: str,
+    relay: TokenRelay,
+    every: float,
+    on_renewed: Callable[[], None] | None = None,
+) -> None:
+    """Renew the playback token (and stay counted) every `every` seconds, forever.
+
+    A beat the server refused for overload, or that could not reach it, is tried again
+    sooner (its Retry-After, else full jitter from 1 s up to `every`) when the client's
+    retry budget holds a retry, else at the next beat."""
+    wait = every
+    failures = 0
+    retrying = False
+    path = f"/api/v1/spaces/{space_id}/heartbeat"
     while True:
-        await asyncio.sleep(every)
-        with contextlib.suppress(ApiError, httpx.TransportError):
+        await asyncio.sleep(wait)
+        try:
             answer = await api.call(
-                "POST", f"/api/v1/spaces/{space_id}/heartbeat", {"playback_token": relay.token}
+                "POST", path, {"playback_token": relay.token}, retries=0, first=not retrying
             )
-            relay.token = answer["playback_token"]
+        except (ApiError, httpx.TransportError) as error:
+            if isinstance(error, ApiError) and error.status not in (429, 503):
+                failures, wait, retrying = 0, every, False  # refused: the next beat says more
+                continue
+            hinted = error.retry_after if isinstance(error, ApiError) else None
+            retrying = api.budget.try_retry()
+            if retrying:
+                delay = retry_delay(
+                    failures, base=HEARTBEAT_RETRY_BASE_S, cap=every, retry_after=hinted
+                )
+                wait = min(every, delay)
+                failures += 1
+            else:
+                failures, wait = 0, every
+            continue
+        relay.token = answer["playback_token"]
+        failures, wait, retrying = 0, every, False
+        if on_renewed is not None:
+            on_renewed()
 
 
 async def listen(options: ListenOptions) -> int:
-    async with ApiClient(options.server) as api:
+    # One retry budget for everything this listener sends.
+    async with ApiClient(options.server, budget=RetryBudget()) as api:
         if options.username and options.password:
             await api.login(options.username, options.password)
         else:
@@ -100,10 +137,10 @@ async def listen(options: ListenOptions) -> int:
         relay, beat = None, None
         if token:
             # The player keeps one URL; the relay puts the renewed token into each request.
-            relay = TokenRelay(url, token)
+            relay = TokenRelay(url, token, budget=api.budget)
             url = await relay.start()
             beat = asyncio.create_task(
-                _heartbeat(api, options.space_id, relay, playback.renew_every)
+                heartbeat(api, options.space_id, relay, playback.renew_every)
             )
         stop = threading.Event()
         try:

@@ -4,7 +4,9 @@ ffmpeg and ffplay keep the URL they were given for the whole session, but a play
 lasts only `playback_ttl` and the heartbeat renews it, and an edge may restart under them.
 The relay gives the player one stable URL on 127.0.0.1; each request is forwarded with the
 newest token in the path, and an upstream that is briefly gone (an edge or a server
-restarting) is retried with a growing wait instead of ending the player's session.
+restarting) is retried with a growing, fully jittered wait (or the server's Retry-After)
+instead of ending the player's session; once the listener's retry budget is spent, the
+retries slow to one per RETRY_CAP_S, no more often than the player's own polling.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 
 import httpx
 
-from majlis.client.api import jittered_wait
+from majlis.client.retry import RetryBudget, retry_after_s, retry_delay
 
 __all__ = ["TokenRelay"]
 
@@ -24,16 +26,27 @@ __all__ = ["TokenRelay"]
 RETRY_FOR_S = 30.0
 _RETRY_STATUS = frozenset({502, 503, 504})
 _MAX_HEAD = 16384
+RETRY_BASE_S = 0.25
+RETRY_CAP_S = 4.0
 
 
 class TokenRelay:
-    def __init__(self, playback_url: str, token: str) -> None:
+    def __init__(
+        self,
+        playback_url: str,
+        token: str,
+        *,
+        budget: RetryBudget | None = None,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
         marker = f"/{token}/"
         if marker not in playback_url:
             raise ValueError("the playback URL does not carry its token in the path")
         self._base, _, _ = playback_url.partition(marker)
         self.token = token
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=3.0))
+        self.budget = budget or RetryBudget()
+        self._own_http = http is None
+        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=3.0))
         self._server: asyncio.Server | None = None
 
     async def start(self) -> str:
@@ -45,7 +58,8 @@ class TokenRelay:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        await self._http.aclose()
+        if self._own_http:
+            await self._http.aclose()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ValueError):
@@ -54,7 +68,7 @@ class TokenRelay:
                 if len(head) > _MAX_HEAD:
                     break
                 method, target, _ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
-                status, content_type, body = await self._fetch(target)
+                status, content_type, body = await self.fetch(target)
                 writer.write(
                     f"HTTP/1.1 {status} {_phrase(status)}\r\nContent-Type: {content_type}\r\n"
                     f"Content-Length: {len(body)}\r\n\r\n".encode()
@@ -64,21 +78,34 @@ class TokenRelay:
                 await writer.drain()
         writer.close()
 
-    async def _fetch(self, target: str) -> tuple[int, str, bytes]:
+    async def fetch(self, target: str) -> tuple[int, str, bytes]:
+        """GET `target` (e.g. "/index.m3u8") upstream with the newest token: status,
+        content type, body. Retried while the upstream is gone, within RETRY_FOR_S and
+        the budget."""
         deadline = time.monotonic() + RETRY_FOR_S
+        self.budget.request()
         attempt = 0
         while True:
             url = f"{self._base}/{self.token}{target}"
+            hinted = None
             try:
                 answer = await self._http.get(url)
-                if answer.status_code not in _RETRY_STATUS or time.monotonic() > deadline:
-                    content_type = answer.headers.get("content-type", "application/octet-stream")
-                    return answer.status_code, content_type, answer.content
+                content_type = answer.headers.get("content-type", "application/octet-stream")
+                result = answer.status_code, content_type, answer.content
+                hinted = retry_after_s(answer.headers)
             except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    return 502, "text/plain", b"the media server cannot be reached"
+                result = 502, "text/plain", b"the media server cannot be reached"
+            if result[0] not in _RETRY_STATUS:
+                return result
+            wait = retry_delay(attempt, base=RETRY_BASE_S, cap=RETRY_CAP_S, retry_after=hinted)
+            if not self.budget.try_retry():
+                # Out of retries: the player keeps waiting (an error would end its session),
+                # asked again no sooner than a player polls anyway.
+                wait = max(wait, RETRY_CAP_S)
+            if time.monotonic() + wait > deadline:
+                return result
             attempt += 1
-            await asyncio.sleep(jittered_wait(attempt, 0.1, 2.0))
+            await asyncio.sleep(wait)
 
 
 def _phrase(status: int) -> str:

@@ -2,7 +2,12 @@
 //
 // Errors from the server are {error, reason}; they become ApiError with the reason a person
 // can read. Overload answers (429, 503) and lost connections are retried with jittered
-// exponential backoff inside a retry budget, honouring the server's Retry-After-Ms.
+// exponential backoff (full jitter) inside the page's retry budget, honouring the server's
+// Retry-After-Ms (retry.js).
+
+import { budget, retryDelay, sleep } from './retry.js';
+
+export { sleep };
 
 const BASE = '/api/v1';
 const ANON_KEY = 'majlis.anonymous';
@@ -18,24 +23,12 @@ export class ApiError extends Error {
   }
 }
 
-/** Jittered exponential backoff: a random wait in [c/2, c] where c = min(cap, base * 2^attempt). */
+/** Jittered exponential backoff: a random wait in [c/2, c] where c = min(cap, base * 2^attempt).
+ * Kept for mic.js; the other retry paths use retry.js (full jitter and the budget). */
 export function backoff(attempt, { base = 500, cap = 30000 } = {}) {
   const ceiling = Math.min(cap, base * 2 ** attempt);
   return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
 }
-
-export const sleep = (ms, signal) =>
-  new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        reject(signal.reason ?? new DOMException('aborted', 'AbortError'));
-      },
-      { once: true },
-    );
-  });
 
 const RETRYABLE = new Set([0, 408, 429, 502, 503, 504]);
 
@@ -60,6 +53,7 @@ export async function request(method, path, options = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (token) headers.Authorization = `Bearer ${token}`;
+  budget.request(); // the first attempt; every retry below is taken from the budget
   for (let attempt = 0; ; attempt += 1) {
     let error;
     try {
@@ -77,8 +71,8 @@ export async function request(method, path, options = {}) {
       if (caught?.name === 'AbortError') throw caught;
       error = new ApiError(0, 'network', 'Cannot reach the server. Check your connection.');
     }
-    if (attempt >= retries || !RETRYABLE.has(error.status)) throw error;
-    await sleep(error.retryAfterMs ?? backoff(attempt), signal);
+    if (attempt >= retries || !RETRYABLE.has(error.status) || !budget.tryRetry()) throw error;
+    await sleep(retryDelay(attempt, { retryAfterMs: error.retryAfterMs, base: 500, cap: 30000 }), signal);
   }
 }
 

@@ -11,6 +11,7 @@
 // nothing for SILENT_MS is dropped and asked for again; after repeated failures the
 // Player falls back to the segment stream.
 
+import { budget, retryPause } from './retry.js';
 import { SegmentStream, TARGET_S, withStatus } from './segmentstream.js';
 
 // Fragments come every 256 ms while the space is live: this much quiet means the stream is
@@ -38,6 +39,7 @@ export class EdgeStream extends SegmentStream {
   async follow(_base, _first, signal) {
     let failures = 0;
     while (!signal.aborted) {
+      if (failures === 0) budget.request(); // a stream opened on schedule (not a retry)
       const started = performance.now();
       const { status, chunks } = await this.listen(signal);
       if (signal.aborted) return;
@@ -52,7 +54,7 @@ export class EdgeStream extends SegmentStream {
       }
       failures += 1;
       if (failures > MAX_FAILURES) throw withStatus(new Error(`the edge stream: ${status || 'no audio'}`), status);
-      await new Promise((resolve) => setTimeout(resolve, Math.min(4000, 250 * 2 ** failures)));
+      await retryPause(failures - 1, { base: 250, cap: 4000, signal }).catch(() => undefined);
     }
   }
 

@@ -1,11 +1,13 @@
 // The events socket of a space, for people who act in it (on stage, asking, invited).
 //
-// Reconnects by itself with jittered exponential backoff; each (re)connect starts with a
+// Reconnects by itself with full-jitter exponential backoff, each reconnect taken from the
+// page's retry budget (retry.js: when it holds none, it waits until it does); each
+// (re)connect starts with a
 // fresh {type: 'hello'} snapshot, which the page treats as "resynchronise everything".
 // Close codes that mean "you may not be here" stop the reconnecting:
 //   4401 not logged in, 4403 not allowed / removed, 4404 no such space, 4409 space ended.
 
-import { backoff } from './api.js';
+import { budget, retryDelay } from './retry.js';
 
 const FINAL = new Map([
   [4401, 'You need to log in again.'],
@@ -126,9 +128,14 @@ export class EventStream extends EventTarget {
       this.setState('closed', { code, reason: FINAL.get(code) ?? reason ?? '' });
       return;
     }
-    const wait = code === 4429 ? Math.max(5000, backoff(this.attempt)) : backoff(this.attempt);
+    const delay = retryDelay(this.attempt, { base: 500, cap: 30000 });
+    const wait = code === 4429 ? Math.max(5000, delay) : delay;
     this.attempt += 1;
     this.setState('reconnecting', { code, inMs: wait });
-    this.timer = setTimeout(() => this.connect(), wait);
+    this.timer = setTimeout(() => {
+      if (this.stopped) return;
+      if (budget.tryRetry()) this.connect();
+      else this.retry(code, reason); // no retry in the budget now: wait again, longer
+    }, wait);
   }
 }

@@ -16,7 +16,7 @@
 // Events (detail in parentheses): state ({state: loading|playing|buffering|reconnecting|
 // paused|ended|failed, reason}), time, duration.
 
-import { backoff } from './api.js';
+import { budget, retryDelay } from './retry.js';
 import { EdgeStream } from './edgestream.js';
 import { SegmentStream, segmentStreamUsable } from './segmentstream.js';
 
@@ -222,16 +222,21 @@ export class Player extends EventTarget {
     hls.attachMedia(this.audio);
   }
 
-  /** Rebuild the pipeline after a jittered, growing wait. */
+  /** Rebuild the pipeline after a growing, fully jittered wait, once the page's retry
+   * budget gives a retry (else wait again). */
   recover(reason) {
     if (!this.url) return;
     clearTimeout(this.retryTimer);
-    const wait = backoff(this.failures, { base: 1000, cap: 15000 });
+    const wait = retryDelay(this.failures, { base: 1000, cap: 15000 });
     this.failures += 1;
     this.setState('reconnecting', `${reason} Retrying in ${Math.ceil(wait / 1000)} s…`);
     this.stopMedia();
     this.retryTimer = setTimeout(async () => {
       if (!this.url) return;
+      if (!budget.tryRetry()) {
+        this.recover(reason);
+        return;
+      }
       if (this.kind === 'native') {
         this.audio.src = withToken(this.url, this.token);
       } else {

@@ -7,7 +7,10 @@
 // the player only asks for s{n}, s{n+1}, … A gap (a media node restarting) is jumped over;
 // anything it cannot follow ends in an error the Player answers by falling back to hls.js.
 
+import { budget, retryPause } from './retry.js';
+
 const MIME = 'audio/mp4; codecs="mp4a.40.2"';
+
 // How far behind the newest audio received the player keeps itself: a part (256 ms) and
 // a margin for the network's jitter.
 export const TARGET_S = 0.5;
@@ -64,6 +67,7 @@ export class SegmentStream {
     let msn = first;
     let failures = 0;
     while (!signal.aborted) {
+      if (failures === 0) budget.request(); // a segment asked for on schedule (not a retry)
       const response = await fetch(this.tokenOf(new URL(`s${msn}.m4s`, base).href), { signal }).catch((error) => {
         if (signal.aborted) throw error;
         return null;
@@ -85,7 +89,8 @@ export class SegmentStream {
       failures += 1;
       if (failures > 6) throw withStatus(new Error(`segment ${msn}: ${status || 'no answer'}`), status);
       if (status === 404 && failures > 1) msn = (await this.resync(base)) ?? msn + 1;
-      await new Promise((resolve) => setTimeout(resolve, Math.min(4000, 250 * 2 ** failures)));
+      // Aborted: the loop ends (stop() or a new pipeline), as before.
+      await retryPause(failures - 1, { base: 250, cap: 4000, signal }).catch(() => undefined);
     }
   }
 

@@ -1,9 +1,12 @@
 // Polls a space's state document (speakers, who is talking, listener count, reactions)
 // about once a second — from the edge once /join has named it (`url`), which caches it for
-// a second, so this costs the server nothing per listener. Slower while the tab is hidden; backs off (jittered) while it fails.
+// a second, so this costs the server nothing per listener. Slower while the tab is hidden.
+// While it fails it waits the server's Retry-After or a full-jitter backoff, never less than
+// its normal interval: a failing poll is never sooner than the schedule (no retries to budget).
 // Events: state (the document), connection ({state: live|reconnecting|offline, inMs}).
 
-import { backoff, spaces } from './api.js';
+import { spaces } from './api.js';
+import { retryDelay } from './retry.js';
 
 export class StatePoller extends EventTarget {
   constructor(spaceId, { interval = 1000, hiddenInterval = 5000 } = {}) {
@@ -57,7 +60,8 @@ export class StatePoller extends EventTarget {
       wait = document.hidden ? this.hiddenInterval : this.interval;
     } catch (error) {
       this.failures += 1;
-      wait = error.retryAfterMs ?? backoff(this.failures - 1, { base: 1000, cap: 20000 });
+      const delay = retryDelay(this.failures - 1, { retryAfterMs: error.retryAfterMs, base: 2000, cap: 20000 });
+      wait = Math.max(this.interval, delay);
       this.connection(navigator.onLine === false ? 'offline' : 'reconnecting', wait, error);
     }
     if (this.running) this.timer = setTimeout(() => this.poll(), wait);
