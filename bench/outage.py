@@ -36,7 +36,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from pathlib import Path
 
 import httpx
 
+from crash import answers, free_port
 from failover import Client, Proc, start, stop, wait_until
 from majlis.client.api import ApiClient
 from majlis.client.listen import HEARTBEAT_SECONDS, heartbeat
@@ -55,19 +55,6 @@ from majlis.client.relay import TokenRelay
 from majlis.client.retry import RetryBudget
 
 MAX_LISTENERS = 1000
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def uptime() -> str:
