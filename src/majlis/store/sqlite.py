@@ -55,13 +55,20 @@ def split_statements(script: str) -> list[str]:
 async def _enable_wal(conn: aiosqlite.Connection) -> None:
     for _ in range(_WAL_ATTEMPTS - 1):
         try:
-            await conn.execute("PRAGMA journal_mode = WAL")
+            await _execute(conn, "PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
                 raise
         await asyncio.sleep(_WAL_RETRY_S)
-    await conn.execute("PRAGMA journal_mode = WAL")
+    await _execute(conn, "PRAGMA journal_mode = WAL")
+
+
+async def _execute(conn: aiosqlite.Connection, sql: str) -> None:
+    """Run `sql` to its end: a PRAGMA's answer left unread keeps its statement open, and
+    with it a read lock that stops another connection's commit (and so both stall)."""
+    async with conn.execute(sql) as cursor:
+        await cursor.fetchall()
 
 
 class _SqliteTx:
@@ -107,7 +114,7 @@ class SqliteStore(SqlStore):
         conn.row_factory = aiosqlite.Row
         self._conn = conn
         for pragma in _PRAGMAS:
-            await conn.execute(pragma)
+            await _execute(conn, pragma)
         await _enable_wal(conn)
 
     async def close(self) -> None:
