@@ -105,6 +105,12 @@ async def heartbeat(
                 "POST", path, {"playback_token": relay.token}, retries=0, first=not retrying
             )
         except (ApiError, httpx.TransportError) as error:
+            if isinstance(error, ApiError) and error.status == 401:
+                # The playback token ran out while no beat could renew it (an outage
+                # longer than its lifetime): join again for a new one.
+                await _rejoin(api, space_id, relay, on_renewed)
+                failures, wait, retrying = 0, every, False
+                continue
             if isinstance(error, ApiError) and error.status not in (429, 503):
                 failures, wait, retrying = 0, every, False  # refused: the next beat says more
                 continue
@@ -123,6 +129,18 @@ async def heartbeat(
         failures, wait, retrying = 0, every, False
         if on_renewed is not None:
             on_renewed()
+
+
+async def _rejoin(
+    api: ApiClient, space_id: str, relay: TokenRelay, on_renewed: Callable[[], None] | None
+) -> None:
+    try:
+        admitted = await api.join(space_id)
+    except ApiError:
+        return  # ended, or banned: the player hears the end; the next beat tries again
+    relay.token = admitted["playback_token"]
+    if on_renewed is not None:
+        on_renewed()
 
 
 async def listen(options: ListenOptions) -> int:
