@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { RetryBudget, fullJitter, retryDelay, retryPause } from '../../src/majlis/web/js/retry.js';
+import { RetryBudget, fullJitter, hlsLoadPolicies, retryDelay, retryPause } from '../../src/majlis/web/js/retry.js';
 
 function clock() {
   const c = { t: 1000 };
@@ -72,4 +72,20 @@ test('retryPause waits for the budget when it holds no retry', async () => {
   assert.ok(waited >= 10);
   assert.equal(budget.retries, 2);
   assert.ok(budget.denied >= 1);
+});
+
+test("hls.js's retries come out of the budget", () => {
+  const c = clock();
+  const budget = new RetryBudget({ ratio: 0.1, reserve: 1, ttlMs: 60000, now: c.now });
+  const policies = hlsLoadPolicies(budget);
+  const frag = policies.fragLoadPolicy.default.errorRetry;
+  const playlist = policies.playlistLoadPolicy.default.timeoutRetry;
+  assert.equal(frag.maxNumRetry, 6); // hls.js's own counts are kept
+  assert.equal(frag.shouldRetry(frag, 0, false, { code: 503 }, false), false); // hls.js said no
+  assert.equal(budget.retries, 0); // and nothing was taken
+  assert.equal(frag.shouldRetry(frag, 0, false, { code: 503 }, true), true); // the reserve
+  assert.equal(playlist.shouldRetry(playlist, 0, true, undefined, true), false); // spent
+  for (let i = 0; i < 10; i += 1) budget.request();
+  assert.equal(playlist.shouldRetry(playlist, 0, true, undefined, true), true);
+  assert.equal(budget.retries, 2);
 });

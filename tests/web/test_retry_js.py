@@ -21,4 +21,4 @@ def test_retry_js_unit_tests_pass() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "# pass 5" in result.stdout, result.stdout[-2000:]
+    assert "# pass 6" in result.stdout, result.stdout[-2000:]

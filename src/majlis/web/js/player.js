@@ -16,7 +16,7 @@
 // Events (detail in parentheses): state ({state: loading|playing|buffering|reconnecting|
 // paused|ended|failed, reason}), time, duration.
 
-import { budget, retryDelay } from './retry.js';
+import { budget, hlsLoadPolicies, retryDelay } from './retry.js';
 import { EdgeStream } from './edgestream.js';
 import { SegmentStream, segmentStreamUsable } from './segmentstream.js';
 
@@ -192,7 +192,9 @@ export class Player extends EventTarget {
       lowLatencyMode: this.live,
       backBufferLength: this.live ? 30 : Infinity,
       enableWorker: true,
+      ...hlsLoadPolicies(budget),
       xhrSetup: (xhr, requestUrl) => {
+        budget.request(); // every load deposits; its retries withdraw (hlsLoadPolicies)
         // Every live URL carries the token: keep the newest one on all of them.
         const url = withToken(requestUrl, this.token);
         if (url !== requestUrl) xhr.open('GET', url, true);

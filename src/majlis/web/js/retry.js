@@ -121,3 +121,33 @@ export async function retryPause(attempt, { retryAfterMs = null, base = 500, cap
     wait = Math.max(cap, of.waitMs());
   }
 }
+
+// hls.js's defaults, kept (counts and delays per kind of load); only the question "retry
+// now?" is put to the budget, so its own retries are counted with everyone else's.
+const HLS_DEFAULTS = {
+  manifestLoadPolicy: { ttfb: Infinity, load: 20000, timeouts: 2, errors: 1 },
+  playlistLoadPolicy: { ttfb: 10000, load: 20000, timeouts: 2, errors: 2 },
+  fragLoadPolicy: { ttfb: 10000, load: 120000, timeouts: 4, errors: 6 },
+};
+
+/**
+ * hls.js load policies whose retries come out of `of` (the page's budget): a retry hls.js
+ * would make happens only if the budget holds one; otherwise the error turns fatal and the
+ * player's own recovery (jittered, also on the budget) takes over. Every load hls.js
+ * starts should be counted with `of.request()` (the player does it in xhrSetup).
+ */
+export function hlsLoadPolicies(of = budget) {
+  const shouldRetry = (_config, _count, _isTimeout, _response, retry) => retry && of.tryRetry();
+  const policies = {};
+  for (const [name, d] of Object.entries(HLS_DEFAULTS)) {
+    policies[name] = {
+      default: {
+        maxTimeToFirstByteMs: d.ttfb,
+        maxLoadTimeMs: d.load,
+        timeoutRetry: { maxNumRetry: d.timeouts, retryDelayMs: 0, maxRetryDelayMs: 0, shouldRetry },
+        errorRetry: { maxNumRetry: d.errors, retryDelayMs: 1000, maxRetryDelayMs: 8000, shouldRetry },
+      },
+    };
+  }
+  return policies;
+}
