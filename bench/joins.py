@@ -59,6 +59,7 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
         "MAJLIS_WRITE_BURST_USER": "1000000",
         "MAJLIS_AUTH_RATE_IP": "1000",
         "MAJLIS_AUTH_BURST_IP": "100000",
+        "MAJLIS_MAX_REQUESTS_PER_IP": "100000",
         "MAJLIS_ADMISSION_RATE": "1000000000",
         "MAJLIS_ADMISSION_BURST": "1000000000",
         "MAJLIS_MEDIA": "false",

@@ -290,6 +290,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "MAJLIS_WRITE_BURST_IP": "100000",
         "MAJLIS_AUTH_RATE_IP": "100000",
         "MAJLIS_AUTH_BURST_IP": "100000",
+        "MAJLIS_MAX_REQUESTS_PER_IP": "100000",
     }
     args.port = free_port()
     args.data = str(data)

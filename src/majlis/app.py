@@ -23,6 +23,8 @@ from starlette.types import ASGIApp
 
 from majlis import __version__
 from majlis.api.accounts import AccountRoutes
+from majlis.api.client_address import ClientAddress, TrustedProxies
+from majlis.api.concurrency import RequestsPerAddress
 from majlis.api.events import EventSocket
 from majlis.api.http import json_response
 from majlis.api.listeners import ListenerRoutes
@@ -48,7 +50,7 @@ from majlis.media.runtime.node import MediaNode, NodeSettings
 from majlis.media.runtime.node_api import node_routes
 from majlis.media.runtime.process import MediaProcess
 from majlis.plane import MediaPlane, NodeInfo, Sample, follow_commands
-from majlis.services.accounts import Accounts
+from majlis.services.accounts import Accounts, PasswordHashing
 from majlis.services.admission import AdmissionControl, AdmissionSettings
 from majlis.services.auth import Authenticator
 from majlis.services.events import Events
@@ -162,7 +164,14 @@ def build_services(
         tokens=tokens,
         auth=auth,
         events=events,
-        accounts=Accounts(store, tokens, auth, clock, session_ttl=config.session_ttl),
+        accounts=Accounts(
+            store,
+            tokens,
+            auth,
+            clock,
+            session_ttl=config.session_ttl,
+            hashing=PasswordHashing(config.max_logins_waiting),
+        ),
         spaces=spaces,
         roles=Roles(store, bus, spaces, events, clock),
         listeners=Listeners(
@@ -294,6 +303,11 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
     ]
     lag = services.lag
     middleware = [
+        # Before anything that keys on the client's address.
+        Middleware(
+            ClientAddress,  # type: ignore[arg-type]
+            proxies=TrustedProxies.parse(config.trusted_proxies),
+        ),
         # First: a worker that is behind refuses writes before doing any of their work.
         # Joins are spared longer: their answer to overload is a ticket (a kept place in
         # line) from the waiting room, whose rate follows the same delay.
@@ -303,11 +317,18 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
             target_s=config.overload_target_ms / 1000,
             spare=is_join_path,
         ),
+        # The node API is the cluster's own traffic: every listener's HLS arrives there
+        # from a few workers' addresses.
+        Middleware(
+            RequestsPerAddress,  # type: ignore[arg-type]
+            limit=config.max_requests_per_ip,
+            exempt=lambda path: path.startswith("/node/"),
+        ),
         Middleware(BodyLimit, max_bytes=config.max_body_bytes),  # type: ignore[arg-type]
         Middleware(
             RateLimit,  # type: ignore[arg-type]
             bus=services.bus,
-            tokens=services.tokens,
+            auth=services.auth,
             clock=services.clock,
             limits=limits,
             is_auth_path=lambda path: path in ("/api/v1/auth/register", "/api/v1/auth/login"),

@@ -313,6 +313,8 @@ def _serve(args: argparse.Namespace) -> int:
             loop="uvloop",
             ws="websockets-sansio",
             ws_max_size=65536,
+            # The app reads X-Forwarded-For itself, from the proxies `trusted_proxies` names.
+            proxy_headers=False,
         )
     )
     print(

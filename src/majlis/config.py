@@ -9,6 +9,7 @@ Imports nothing of ours.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -63,6 +64,17 @@ def _storage_url(value: str) -> bool:
         return True
     bucket = value.removeprefix("s3://").split("/", 1)[0]
     return value.startswith("s3://") and _BUCKET.fullmatch(bucket) is not None
+
+
+def _networks(value: str) -> bool:
+    """comma-separated IP addresses or networks (CIDR), or empty"""
+    for item in value.split(","):
+        try:
+            if item.strip():
+                ipaddress.ip_network(item.strip(), strict=False)
+        except ValueError:
+            return False
+    return True
 
 
 def _non_empty(value: str) -> bool:
@@ -123,6 +135,12 @@ class Config:
         "move after this)",
     )
     session_ttl: float = _key(7 * 86400.0, _positive, "seconds a login lasts")
+    max_logins_waiting: int = _key(
+        16,
+        _non_negative,
+        "logins and sign-ups waiting for this worker's password hashing (one at a time) "
+        "past which the next gets 503 with Retry-After",
+    )
     playback_ttl: float = _key(
         120.0,
         _positive,
@@ -159,6 +177,15 @@ class Config:
     )
     max_ws_per_ip: int = _key(
         50, _positive, "event sockets one IP address may hold open on one worker"
+    )
+    max_requests_per_ip: int = _key(
+        64, _positive, "HTTP requests one IP address may have in progress at once on one worker"
+    )
+    trusted_proxies: str = _key(
+        "127.0.0.0/8,::1",
+        _networks,
+        "proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For names "
+        "the client for per-address limits; add your TLS terminator and edges; empty: none",
     )
     state_cache_seconds: float = _key(1.0, _non_negative, "how long the state document is cached")
     part_seconds: float = _key(0.25, _positive, "LL-HLS part duration")

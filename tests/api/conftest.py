@@ -58,6 +58,7 @@ RELAXED_LIMITS: dict[str, object] = {
     "auth_burst_ip": 100_000,
     "reaction_rate": 1000.0,
     "reaction_burst": 1000,
+    "max_requests_per_ip": 100_000,
     # Fuzzing leaves hundreds of spaces live; a scaled node would be full at 50.
     "node_capacity": 100_000,
     # Bursts here test behaviour, not shedding (test_overload.py does): a busy CI machine

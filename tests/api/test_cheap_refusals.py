@@ -83,3 +83,30 @@ async def test_bad_tokens_never_reach_the_store(kind: str, tmp_path: Path) -> No
             assert calls == [], f"{method} {template} with a {kind} token ran SQL: {calls}"
             seen += 1
         assert seen >= 10, "the route table lost its authenticated endpoints"
+
+
+async def test_a_logged_out_token_is_refused_before_its_request_is_read(tmp_path: Path) -> None:
+    """The write's body is not even JSON: the middleware answers 401 before the handler
+    would have said 400. After the first refusal, this worker remembers the logout: a
+    flood replaying the token costs no bus lookup."""
+    async with running_harness(tmp_path) as h:
+        host = await h.account("host")
+        space = await h.create_space(host)
+        token = await bad_token(h, "revoked", host.id)
+        bus = h.services.bus
+        lookups: list[str] = []
+        real_get = bus.get_value
+
+        async def counted(key: str) -> str | None:
+            lookups.append(key)
+            return await real_get(key)
+
+        bus.get_value = counted  # type: ignore[method-assign]
+        for _ in range(20):
+            answer = await h.client().post(
+                f"/api/v1/spaces/{space['id']}/reactions",
+                content=b"not json",
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"},
+            )
+            assert_error(answer, 401, "token_revoked")
+        assert not [key for key in lookups if key.startswith("revoked:")], lookups

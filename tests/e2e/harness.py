@@ -40,6 +40,7 @@ def start_server(data_dir: Path, port: int = 0, command: str = "serve", **config
     env.setdefault("MAJLIS_WRITE_BURST_IP", "1000")
     env.setdefault("MAJLIS_AUTH_RATE_IP", "100")
     env.setdefault("MAJLIS_AUTH_BURST_IP", "100")
+    env.setdefault("MAJLIS_MAX_REQUESTS_PER_IP", "1000")  # every player here is 127.0.0.1
     env.setdefault("MAJLIS_OVERLOAD_TARGET_MS", "0")  # a busy CI box must not shed the tests
     cmd = [MAJLIS, command, "--port", str(port), "--data-dir", str(data_dir)]
     process = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=None, text=True)

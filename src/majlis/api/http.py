@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import Response
 
 from majlis.errors import BadRequest
@@ -44,7 +44,12 @@ async def parse_body(request: Request, model: type[M]) -> M:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise BadRequest("send a JSON body with Content-Type: application/json", code="not_json")
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect:
+        # Nobody is left to read the answer; what matters is that this is not an error
+        # of ours (no traceback on the console).
+        raise BadRequest("the connection closed before the body ended", code="body_cut") from None
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:

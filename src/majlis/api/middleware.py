@@ -14,7 +14,7 @@ from majlis.api.http import token_and_source
 from majlis.bus.base import Bus
 from majlis.clock import Clock
 from majlis.errors import MajlisError, PayloadTooLarge, RateLimited, Unauthorized
-from majlis.services.tokens import ANON_AUDIENCE, SESSION_AUDIENCE, TokenService
+from majlis.services.auth import Authenticator
 
 __all__ = ["BodyLimit", "RateLimit", "RateLimits", "retry_headers", "send_error"]
 
@@ -84,22 +84,22 @@ class RateLimits:
 class RateLimit:
     """Per-IP and per-user limits on every write, checked before the body is read.
 
-    The user is read from the token's signature alone (no store, no bus lookup): an invalid
-    token gets no per-user bucket here and is refused later by the handler.
+    The user is read from the token (its signature, and the worker's note of logged-out
+    tokens or one bus lookup; no store): an invalid bearer token is refused here.
     """
 
     def __init__(
         self,
         app: ASGIApp,
         bus: Bus,
-        tokens: TokenService,
+        auth: Authenticator,
         clock: Clock,
         limits: RateLimits,
         is_auth_path: Callable[[str], bool],
     ) -> None:
         self.app = app
         self.bus = bus
-        self.tokens = tokens
+        self.auth = auth
         self.clock = clock
         self.limits = limits
         self.is_auth_path = is_auth_path
@@ -133,22 +133,22 @@ class RateLimit:
         wait = await self.bus.hit_rate_limit(key, rate, burst, now)
         if wait > 0:
             return wait
-        subject = self._subject(scope)
+        subject = await self._subject(scope)
         if subject is None:
             return 0.0
         return await self.bus.hit_rate_limit(
             f"rl:user:{subject}", limits.write_rate_user, limits.write_burst_user, now
         )
 
-    def _subject(self, scope: Scope) -> str | None:
-        """The token's subject. An invalid bearer token raises Unauthorized (every endpoint
-        would refuse it anyway); an invalid cookie is ignored here, since a browser may
-        log in again while holding an expired one."""
+    async def _subject(self, scope: Scope) -> str | None:
+        """The token's subject. An invalid bearer token (forged, expired, logged out)
+        raises Unauthorized: every endpoint would refuse it anyway. An invalid cookie is
+        ignored here, since a browser may log in again while holding an expired one."""
         token, from_header = token_and_source(HTTPConnection(scope))
         if token is None:
             return None
         try:
-            claims = self.tokens.verify(token, (SESSION_AUDIENCE, ANON_AUDIENCE))
+            claims = await self.auth.claims(token)
         except Unauthorized:
             if from_header and not scope["path"].startswith("/api/v1/auth/"):
                 raise

@@ -33,8 +33,6 @@ USERNAME = re.compile(r"^[A-Za-z0-9_]{3,32}$")
 # verify: an argon2 hash carries its own parameters.
 _hasher = PasswordHasher(parallelism=1)
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(8))
-# Logins waiting for this worker's hasher beyond this are answered 503 with Retry-After.
-MAX_HASHES_WAITING = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +72,9 @@ class Accounts:
         clock: Clock,
         *,
         session_ttl: float,
-        hashing: PasswordHashing | None = None,
+        hashing: PasswordHashing,
     ) -> None:
-        self._hashing = hashing or PasswordHashing(MAX_HASHES_WAITING)
+        self._hashing = hashing
         self._store = store
         self._tokens = tokens
         self._auth = auth

@@ -51,20 +51,45 @@ def revoked_key(token_id: str) -> str:
     return _REVOKED + token_id
 
 
+# Logged-out token ids this worker has seen: a flood replaying one costs a dictionary
+# lookup, not a bus round trip per request. A revocation is never undone, so the note
+# never goes stale; an expired token is refused by its signature check before this.
+REVOKED_SEEN_MAX = 10_000
+
+
 class Authenticator:
     def __init__(self, tokens: TokenService, bus: Bus, store: Store) -> None:
         self._tokens = tokens
         self._bus = bus
         self._store = store
+        self._revoked_seen: dict[str, None] = {}  # token ids, oldest first
 
     async def caller(self, token: str | None, ip: str) -> Caller:
         """A Caller for `token`; no token gives an anonymous Caller with no claims."""
         if not token:
             return Caller(ip)
+        return Caller(ip, await self.claims(token))
+
+    async def claims(self, token: str) -> Claims:
+        """The claims of a valid session or anonymous token; Unauthorized for a forged,
+        expired or logged-out one."""
         claims = self._tokens.verify(token, (SESSION_AUDIENCE, ANON_AUDIENCE))
-        if not claims.anonymous and await self._bus.get_value(revoked_key(claims.token_id)):
+        if claims.anonymous:
+            return claims
+        if claims.token_id in self._revoked_seen or await self._bus.get_value(
+            revoked_key(claims.token_id)
+        ):
+            self._remember_revoked(claims)
             raise Unauthorized("this session has been logged out", code="token_revoked")
-        return Caller(ip, claims)
+        return claims
+
+    def _remember_revoked(self, claims: Claims) -> None:
+        seen = self._revoked_seen
+        if claims.token_id in seen:
+            return
+        if len(seen) >= REVOKED_SEEN_MAX:
+            del seen[next(iter(seen))]  # the first noted; it may well have expired
+        seen[claims.token_id] = None
 
     async def revoke(self, claims: Claims, now: float) -> None:
         """Stored first (it must outlive any restart: SecurityState rebuilds the bus
@@ -73,3 +98,4 @@ class Authenticator:
         await self._store.revoke_token(claims.token_id, claims.expires_at)
         ttl = max(1.0, claims.expires_at - now)
         await self._bus.set_value(revoked_key(claims.token_id), "1", ttl)
+        self._remember_revoked(claims)

@@ -14,7 +14,7 @@ import hmac
 import json
 import logging
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -51,7 +51,10 @@ def node_routes(membership: Membership, origin: ASGIApp, key: str) -> list[BaseR
 
 
 async def _offer_fields(request: Request) -> tuple[str, str, str, bool, float]:
-    body = await request.body()
+    try:
+        body = await request.body()
+    except ClientDisconnect:
+        raise BadRequest("the connection closed before the body ended") from None
     if len(body) > _MAX_OFFER_BYTES:
         raise BadRequest("the offer is too large")
     try:
