@@ -24,6 +24,7 @@ from starlette.types import ASGIApp
 from majlis import __version__
 from majlis.api.accounts import AccountRoutes
 from majlis.api.client_address import ClientAddress, TrustedProxies
+from majlis.api.clips import ClipRoutes
 from majlis.api.concurrency import RequestsPerAddress
 from majlis.api.events import EventSocket
 from majlis.api.http import json_response
@@ -43,6 +44,7 @@ from majlis.clock import Clock, SystemClock
 from majlis.cluster import ClusterOrigin, RemoteMedia
 from majlis.config import Config, ConfigError
 from majlis.errors import MajlisError
+from majlis.media.hls.clip_source import OriginClips
 from majlis.media.hls.origin import SpaceRegistry, create_origin
 from majlis.media.recording.storage import StorageSettings, open_object_store
 from majlis.media.runtime.membership import Membership, publish_levels
@@ -53,6 +55,7 @@ from majlis.plane import MediaPlane, NodeInfo, Sample, follow_commands
 from majlis.services.accounts import Accounts, PasswordHashing
 from majlis.services.admission import AdmissionControl, AdmissionSettings
 from majlis.services.auth import Authenticator
+from majlis.services.clips import ClipPolicy, Clips
 from majlis.services.events import Events
 from majlis.services.listeners import ListenerPolicy, Listeners
 from majlis.services.placement import Reconciler
@@ -104,6 +107,19 @@ class Services:
     security: SecurityState  # revocations and bans: SQL's copy back on the bus after restarts
     lag: LoopLag  # this worker's queueing delay: sheds writes, paces admission
     admission: AdmissionControl  # the waiting room's rate, following the delay
+    origins: Origins  # HLS as this worker serves it (and cuts clips from)
+    clip_audio: OriginClips
+    clips: Clips
+
+
+@dataclass(frozen=True)
+class Origins:
+    """`local` serves this disk's (and the bucket's) recordings; `public` is what /hls and
+    clips use: `local` itself, or in a cluster the proxy to whichever node has a space."""
+
+    local: ASGIApp
+    public: ASGIApp
+    proxy: ClusterOrigin | None
 
 
 def load_secret(config: Config) -> bytes:
@@ -156,6 +172,8 @@ def build_services(
         if plane is not None:
             membership = _membership(config, plane, bus, clock)
         media = cluster = RemoteMedia(bus, clock, node_key_of(config), local=membership)
+    origins = _origins(config, registry, cluster, membership)
+    clip_audio = OriginClips(origins.public)
     return Services(
         config=config,
         clock=clock,
@@ -186,7 +204,31 @@ def build_services(
         security=SecurityState(store, bus, clock, SECURITY_CHECK_SECONDS),
         lag=lag,
         admission=admission,
+        origins=origins,
+        clip_audio=clip_audio,
+        clips=Clips(
+            store,
+            spaces,
+            clip_audio,
+            bus,
+            clock,
+            ClipPolicy(rate=config.clip_rate, burst=config.clip_burst),
+        ),
     )
+
+
+def _origins(
+    config: Config,
+    registry: SpaceRegistry,
+    cluster: RemoteMedia | None,
+    membership: Membership | None,
+) -> Origins:
+    local = create_origin(registry)
+    if cluster is None:
+        return Origins(local, local, None)
+    local_id = membership.node_id if membership else None
+    proxy = ClusterOrigin(cluster.owner, local, node_key_of(config), local_id)
+    return Origins(local, proxy, proxy)
 
 
 def storage_settings(config: Config) -> StorageSettings | None:
@@ -247,6 +289,7 @@ def api_endpoints(s: Services) -> list[Endpoint]:
         *RoleRoutes(s.roles, s.auth).endpoints(),
         *ListenerRoutes(s.listeners, s.auth).endpoints(),
         *RtcRoutes(s.rtc, s.auth).endpoints(),
+        *ClipRoutes(s.clips, s.auth, public_url).endpoints(),
     ]
 
 
@@ -261,17 +304,11 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         return json_response({"ok": True, "version": __version__})
 
     config = services.config
-    local_origin = create_origin(services.registry)
-    origin: ASGIApp = local_origin
+    origins = services.origins
     node_api: list[BaseRoute] = []
-    proxy: ClusterOrigin | None = None
-    if services.cluster is not None:
-        membership = services.membership
-        local_id = membership.node_id if membership else None
-        key = node_key_of(config)
-        origin = proxy = ClusterOrigin(services.cluster.owner, local_origin, key, local_id)
-        if membership is not None:
-            node_api = node_routes(membership, local_origin, key)
+    if services.membership is not None:
+        node_api = node_routes(services.membership, origins.local, node_key_of(config))
+    clip_routes = ClipRoutes(services.clips, services.auth, config.effective_public_url)
     limits = RateLimits(
         config.write_rate_ip,
         config.write_burst_ip,
@@ -296,8 +333,9 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         *web_routes(_node_modules(config), _origin_of(config.edge_url)),
         Mount(
             "/hls",
-            app=PlaybackGuard(origin, services.spaces, services.tokens, services.bus),
+            app=PlaybackGuard(origins.public, services.spaces, services.tokens, services.bus),
         ),
+        *clip_routes.pages(),
         *node_api,
         *(extra_routes or []),
     ]
@@ -349,8 +387,9 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         finally:
             watching.cancel()
             lagging.cancel()
-            if proxy is not None:
-                await proxy.aclose()
+            await services.clip_audio.aclose()
+            if origins.proxy is not None:
+                await origins.proxy.aclose()
             await services.bus.close()
             await services.store.close()
 

@@ -168,6 +168,8 @@ class Config:
     auth_burst_ip: int = _key(10, _positive, "burst of register/login attempts per IP")
     reaction_rate: float = _key(2.0, _positive, "reactions per second per listener")
     reaction_burst: int = _key(5, _positive, "burst of reactions per listener")
+    clip_rate: float = _key(0.1, _positive, "clips one member may make per second")
+    clip_burst: int = _key(5, _positive, "clips one member may make at once")
     max_body_bytes: int = _key(65536, _positive, "largest request body accepted")
     max_ws_per_user: int = _key(5, _positive, "event sockets one user may hold open")
     overload_target_ms: float = _key(

@@ -29,6 +29,7 @@ from majlis.types import BusMessage
 
 __all__ = [
     "NODE_KEY_HEADER",
+    "ClipAudio",
     "CloseSpace",
     "Disconnect",
     "EndSpace",
@@ -263,6 +264,21 @@ class MediaPlane(Protocol):
 # run. Both planes read these keys, so they are named here and nowhere else.
 NODE_PREFIX = "node:"
 NODE_KEY_HEADER = "X-Majlis-Node-Key"  # control plane -> node requests carry the node key
+
+
+class ClipAudio(Protocol):
+    """A space's recording as the control plane sees it for clips: how much of it there
+    is, and a range of it as an .m4a. Positions are seconds on the replay's clock."""
+
+    async def recorded(self, space_id: str) -> float:
+        """Seconds recorded so far (for a live space, up to its last finished segment);
+        0.0 when there is no recording."""
+        ...
+
+    async def cut(self, space_id: str, start: float, duration: float) -> bytes:
+        """AAC in a classic MP4, cut without re-encoding. BadRequest for a range outside
+        the recording, NotFound when there is none."""
+        ...
 
 
 def node_key(node_id: str) -> str:

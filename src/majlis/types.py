@@ -103,6 +103,20 @@ class Invite:
     created_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Clip:
+    """Up to a minute of a space's recording. `start` is on the replay's clock (seconds from
+    the recording's start); `created_by` is a member id (a user's, or an anonymous one)."""
+
+    id: str
+    space_id: str
+    created_by: str
+    start: float
+    duration: float
+    title: str
+    created_at: float
+
+
 BusMessage = dict[str, object]
 
 # Contracts between the control plane and media nodes, which share only the bus.

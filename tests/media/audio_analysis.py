@@ -6,6 +6,7 @@ the wheel) and the ffmpeg command-line tool.
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 from pathlib import Path
@@ -75,6 +76,18 @@ def ffprobe_duration(path: Path) -> float:
         check=True,
     )
     return float(result.stdout.strip())
+
+
+def ffprobe_json(path: Path) -> dict[str, object]:
+    """ffprobe's view of a media file: its format and streams."""
+    result = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)],
+        capture_output=True,
+        check=True,
+        timeout=30,
+    )
+    probed: dict[str, object] = json.loads(result.stdout)
+    return probed
 
 
 def dominant_frequency(samples: Floats) -> float:

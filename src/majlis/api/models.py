@@ -53,6 +53,17 @@ class SpaceCreateBody(_Strict):
     visibility: Visibility = Visibility.PUBLIC
 
 
+class ClipCreateBody(_Strict):
+    duration: float = Field(gt=0, le=60, description="seconds, 1 to 60")
+    start: float | None = Field(
+        default=None,
+        ge=0,
+        description="seconds from the start of the replay; omit for the last `duration` "
+        "seconds recorded (a live space's latest)",
+    )
+    title: str = Field(default="", max_length=100, description="default: the space's title")
+
+
 class UserRefBody(_Strict):
     """Names a user by id or by username (exactly one)."""
 
@@ -241,3 +252,18 @@ class OfferBody(_Strict):
 class AnswerBody(BaseModel):
     sdp: str
     type: Literal["answer"]
+
+
+class ClipBody(BaseModel):
+    id: str
+    space_id: str
+    start: float = Field(description="seconds from the start of the replay")
+    duration: float
+    title: str
+    created_at: float
+    audio_url: str = Field(description="the clip as AAC in .m4a")
+    page_url: str = Field(description="a page to share: player and link previews")
+
+
+class ClipListBody(BaseModel):
+    clips: list[ClipBody]

@@ -20,7 +20,13 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
-__all__ = ["CONTENT_SECURITY_POLICY", "WEB_DIR", "content_security_policy", "web_routes"]
+__all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "WEB_DIR",
+    "content_security_policy",
+    "page_headers",
+    "web_routes",
+]
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -52,7 +58,7 @@ def content_security_policy(media_origin: str = "") -> str:
 CONTENT_SECURITY_POLICY = content_security_policy()
 
 
-def _page_headers(media_origin: str) -> dict[str, str]:
+def page_headers(media_origin: str = "") -> dict[str, str]:
     return {
         "Content-Security-Policy": content_security_policy(media_origin),
         "Cache-Control": "no-cache",
@@ -104,7 +110,7 @@ def web_routes(node_modules: Path | None, media_origin: str = "") -> list[BaseRo
     /vendor/hls.mjs answers 404 and the player uses the browser's own HLS where it has one.
     `media_origin` is the edge's origin (scheme://host[:port]) when listeners use one."""
     web = WEB_DIR
-    headers = _page_headers(media_origin)
+    headers = page_headers(media_origin)
     routes: list[BaseRoute] = [
         Route(path, _page(web / name, headers), methods=["GET", "HEAD"])
         for path, name in PAGES.items()

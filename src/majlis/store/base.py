@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from majlis.types import Invite, Participant, Role, Space, SpaceState, SpeakRequest, User
+from majlis.types import Clip, Invite, Participant, Role, Space, SpaceState, SpeakRequest, User
 
 __all__ = ["DuplicateError", "Row", "Store", "Tx"]
 
@@ -149,6 +149,19 @@ class Store(Protocol):
     # revoked sessions --------------------------------------------------------------------
     async def revoke_token(self, token_id: str, expires_at: float) -> None:
         """Idempotent."""
+        ...
+
+    # clips -------------------------------------------------------------------------------
+    async def add_clip(self, clip: Clip) -> None: ...
+
+    async def get_clip(self, clip_id: str) -> Clip | None: ...
+
+    async def list_clips(self, space_id: str, limit: int) -> list[Clip]:
+        """The space's newest clips first."""
+        ...
+
+    async def delete_clip(self, clip_id: str) -> bool:
+        """False if there was no such clip."""
         ...
 
     async def list_revocations(self, now: float) -> list[tuple[str, float]]:

@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from majlis.store.base import Row, Tx
 from majlis.store.migrate import migrate
 from majlis.types import (
+    Clip,
     Invite,
     Participant,
     Role,
@@ -84,6 +85,18 @@ def invite_from_row(r: Row) -> Invite:
         user_id=r["user_id"],
         invited_by=r["invited_by"],
         created_at=r["created_at"],
+    )
+
+
+def clip_from_row(r: Row) -> Clip:
+    return Clip(
+        id=r["id"],
+        space_id=r["space_id"],
+        created_by=r["created_by"],
+        start=float(r["start_s"]),
+        duration=float(r["duration_s"]),
+        title=r["title"],
+        created_at=float(r["created_at"]),
     )
 
 
@@ -192,6 +205,14 @@ INSERT_REVOCATION = (
 )
 LIST_REVOCATIONS = "SELECT token_id, expires_at FROM revocations WHERE expires_at > $1"
 PRUNE_REVOCATIONS = "DELETE FROM revocations WHERE expires_at <= $1"
+
+_CLIP_COLUMNS = "id, space_id, created_by, start_s, duration_s, title, created_at"
+INSERT_CLIP = f"INSERT INTO clips ({_CLIP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+GET_CLIP = f"SELECT {_CLIP_COLUMNS} FROM clips WHERE id = $1"
+LIST_CLIPS = (
+    f"SELECT {_CLIP_COLUMNS} FROM clips WHERE space_id = $1 ORDER BY created_at DESC, id LIMIT $2"
+)
+DELETE_CLIP = "DELETE FROM clips WHERE id = $1 RETURNING 1"
 
 INSERT_REMINDER = (
     "INSERT INTO reminders (space_id, user_id, at) VALUES ($1, $2, $3)"
@@ -456,6 +477,30 @@ class SqlStore(ABC):
     async def prune_revocations(self, now: float) -> None:
         async with self._write() as tx:
             await tx.execute(PRUNE_REVOCATIONS, now)
+
+    # clips --------------------------------------------------------------------------------
+    async def add_clip(self, clip: Clip) -> None:
+        async with self._write() as tx:
+            await tx.execute(
+                INSERT_CLIP,
+                clip.id,
+                clip.space_id,
+                clip.created_by,
+                clip.start,
+                clip.duration,
+                clip.title,
+                clip.created_at,
+            )
+
+    async def get_clip(self, clip_id: str) -> Clip | None:
+        row = await self._fetchrow(GET_CLIP, clip_id)
+        return None if row is None else clip_from_row(row)
+
+    async def list_clips(self, space_id: str, limit: int) -> list[Clip]:
+        return [clip_from_row(r) for r in await self._fetch(LIST_CLIPS, space_id, limit)]
+
+    async def delete_clip(self, clip_id: str) -> bool:
+        return await self._changed(DELETE_CLIP, clip_id)
 
     async def add_reminder(self, space_id: str, user_id: str, at: float) -> bool:
         return await self._changed(INSERT_REMINDER, space_id, user_id, at)

@@ -120,15 +120,19 @@ def movie_header(
     tables: SampleTables,
     *,
     skip_samples: int,
+    play_samples: int | None = None,
 ) -> bytes:
     """ftyp + moov of a classic MP4 whose mdat follows, for players that want one file.
 
-    skip_samples becomes an edit list that hides the encoder's priming silence.
+    skip_samples and play_samples become an edit list: the skip hides the encoder's
+    priming silence (or a clip's pre-roll), and play_samples (default: all the rest) ends
+    the presentation inside the last frame, so that a clip lasts exactly what was asked.
     """
     ftyp = _ftyp(b"M4A ", [b"M4A ", b"mp42", b"isom"])
     total = len(tables.sample_sizes) * SAMPLE_DURATION
     skip = min(max(skip_samples, 0), total)
-    return ftyp + _moov(audio_specific_config, total, tables, extra=b"", edit=(total - skip, skip))
+    play = total - skip if play_samples is None else min(max(play_samples, 0), total - skip)
+    return ftyp + _moov(audio_specific_config, total, tables, extra=b"", edit=(play, skip))
 
 
 def fragment(sequence: int, base_decode_time: int, samples: Sequence[bytes]) -> bytes:

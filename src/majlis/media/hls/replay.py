@@ -20,7 +20,7 @@ from typing import BinaryIO
 from majlis.media.formats.fmp4 import SAMPLE_DURATION, SampleTables, movie_header, parse_fragments
 from majlis.media.recording.directory import durable_file
 
-__all__ = ["ReplayInfo", "Silence", "build_replay", "write_replay"]
+__all__ = ["ReplayInfo", "Silence", "build_replay", "classic_start", "write_replay"]
 
 _U32_MAX = 0xFFFFFFFF
 _SILENCE = -2  # a chunk source that is no segment: frames of silence
@@ -76,17 +76,37 @@ def write_replay(
 ) -> ReplayInfo:
     """Stream the replay into out. Segments are read twice so memory stays small."""
     layout = _read_layout(segment_paths, silence)
-    payload_size = sum(layout.sample_sizes)
-    mdat_header = _mdat_header(payload_size)
-    header = _header(audio_specific_config, layout, len(mdat_header), priming)
-    out.write(header)
-    out.write(mdat_header)
+    tables = SampleTables(
+        sample_sizes=layout.sample_sizes,
+        chunk_sample_counts=layout.chunk_sample_counts,
+        chunk_offsets=_payload_offsets([size for _, _, size in layout.chunk_sources]),
+    )
+    start = classic_start(audio_specific_config, tables, skip_samples=priming)
+    out.write(start)
     _copy_samples(out, segment_paths, layout, silence.frame)
     total = len(layout.sample_sizes) * SAMPLE_DURATION
     return ReplayInfo(
         samples=total - min(max(priming, 0), total),
-        size=len(header) + len(mdat_header) + payload_size,
+        size=len(start) + sum(layout.sample_sizes),
     )
+
+
+def classic_start(
+    audio_specific_config: bytes,
+    tables: SampleTables,
+    *,
+    skip_samples: int,
+    play_samples: int | None = None,
+) -> bytes:
+    """ftyp + moov + mdat header of a classic .m4a: what comes before its samples.
+
+    tables.chunk_offsets count from the start of the mdat payload (the samples that
+    follow, chunk after chunk); the moov gets them as file offsets. skip_samples and
+    play_samples are movie_header's edit list.
+    """
+    mdat_header = _mdat_header(sum(tables.sample_sizes))
+    header = _header(audio_specific_config, tables, len(mdat_header), skip_samples, play_samples)
+    return header + mdat_header
 
 
 def _read_layout(segment_paths: Sequence[Path], silence: Silence) -> _Layout:
@@ -104,26 +124,37 @@ def _read_layout(segment_paths: Sequence[Path], silence: Silence) -> _Layout:
     return layout
 
 
-def _header(asc: bytes, layout: _Layout, mdat_header_size: int, priming: int) -> bytes:
+def _payload_offsets(chunk_sizes: Sequence[int]) -> list[int]:
+    """Where each chunk starts in the mdat payload, the chunks being back to back."""
+    offsets: list[int] = []
+    position = 0
+    for size in chunk_sizes:
+        offsets.append(position)
+        position += size
+    return offsets
+
+
+def _header(
+    asc: bytes,
+    relative: SampleTables,
+    mdat_header_size: int,
+    skip_samples: int,
+    play_samples: int | None,
+) -> bytes:
     """moov whose chunk offsets point into the mdat right after it.
 
     The offsets depend on the header's own size, which depends on whether 32-bit offsets
     suffice, so the header is built until its size stops changing (twice at most).
     """
-    relative: list[int] = []
-    position = 0
-    for _, _, size in layout.chunk_sources:
-        relative.append(position)
-        position += size
     header_size = 0
     while True:
         first = header_size + mdat_header_size
         tables = SampleTables(
-            sample_sizes=layout.sample_sizes,
-            chunk_sample_counts=layout.chunk_sample_counts,
-            chunk_offsets=[first + offset for offset in relative],
+            sample_sizes=relative.sample_sizes,
+            chunk_sample_counts=relative.chunk_sample_counts,
+            chunk_offsets=[first + offset for offset in relative.chunk_offsets],
         )
-        header = movie_header(asc, tables, skip_samples=priming)
+        header = movie_header(asc, tables, skip_samples=skip_samples, play_samples=play_samples)
         if len(header) == header_size:
             return header
         header_size = len(header)
