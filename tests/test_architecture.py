@@ -119,6 +119,8 @@ MEDIA_PARTS: dict[str, frozenset[str]] = {
     "rtc": frozenset({"audio", "formats", "mixing"}),
     "recording": frozenset({"audio", "formats"}),
     "hls": frozenset({"audio", "formats", "recording"}),
+    # Speech to text: voice activity, utterances, the model. The runtime will feed it.
+    "captions": frozenset({"audio"}),
     "runtime": frozenset({"audio", "formats", "mixing", "rtc", "recording", "hls"}),
 }
 
