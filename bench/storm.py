@@ -22,6 +22,8 @@ limited as shipped, write limits raised (every joiner comes from 127.0.0.1):
   the legitimate joiners measured on their own (2,000 other anonymous tokens), started
   LEAD_S before the storm so that their connections are open (as for the readers above).
 - joins_login_flood: the same, with the login flood of server A on top.
+- joins_forged_flood: the same, with 64 more connections posting joins with forged tokens
+  on top (issue 13's R1: a join storm plus an invalid-token flood).
 - forged / revoked: the storm's tokens are all forged (another key), or all logged out.
 /metrics is read every 0.25 s for the admission rate and the loop's standing delay.
 
@@ -289,7 +291,9 @@ def phase_joins(
     legit: list[str],
     seconds: int,
     login_flood: bool = False,
+    token_flood: list[str] | None = None,
 ) -> dict[str, Any]:
+    """`token_flood`: joins with these (bad) tokens from 64 more connections, on top."""
     path = f"{V1}/spaces/{space_id}/join"
     script = rotating(d, "storm", "POST", path, storm)
     legit_script = rotating(d, "legit", "POST", path, legit)
@@ -300,6 +304,9 @@ def phase_joins(
         flooding = []
         if login_flood:
             flooding.append(start_wrk(server.url, flood_script(d, "login", ""), seconds, 64))
+        if token_flood:
+            bad = rotating(d, "bad", "POST", path, token_flood)
+            flooding.append(start_wrk(server.url, bad, seconds, 64))
         opened = time.monotonic()
         machine_use = close_window(window(server, [process, joiners, *flooding]), opened, seconds)
         legit_result = wrk_result(joiners)
@@ -308,7 +315,7 @@ def phase_joins(
     rates = seen["admission_rate"]
     return {
         "storm": result,
-        "login_flood": flood,
+        "flood": flood,
         "shares": _shares(result),
         "legit": legit_result,
         "legit_shares": _shares(legit_result),
@@ -364,7 +371,7 @@ def defaults_server_runs(args: argparse.Namespace) -> dict[str, list[dict[str, A
 
 def storm_server_runs(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     env = {**storm_limits(), "MAJLIS_MEDIA": "false"}
-    names = ["joins", "joins_login_flood", "forged", "revoked"]
+    names = ["joins", "joins_login_flood", "joins_forged_flood", "forged", "revoked"]
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     with running_server(env) as server, httpx.Client(base_url=server.url, timeout=30) as http:
         d = server.data_dir
@@ -372,10 +379,12 @@ def storm_server_runs(args: argparse.Namespace) -> dict[str, list[dict[str, Any]
         headers = {"Authorization": f"Bearer {token}"}
         storm = anonymous_tokens(http, STORM_TOKENS)
         legit = anonymous_tokens(http, 2000)
+        bad_tokens = forged(STORM_TOKENS)
         floods = {
             "joins": storm,
             "joins_login_flood": storm,
-            "forged": forged(STORM_TOKENS),
+            "joins_forged_flood": storm,
+            "forged": bad_tokens,
             "revoked": logged_out(http, 20),
         }
         for run in range(args.runs):
@@ -392,6 +401,7 @@ def storm_server_runs(args: argparse.Namespace) -> dict[str, list[dict[str, Any]
                     legit,
                     args.seconds,
                     login_flood=name == "joins_login_flood",
+                    token_flood=bad_tokens if name == "joins_forged_flood" else None,
                 )
                 runs[name].append(result)
                 print(name, json.dumps(result), file=sys.stderr)
