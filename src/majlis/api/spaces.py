@@ -132,7 +132,12 @@ class SpaceRoutes:
         caller = await caller_of(request, self._auth)
         body = await parse_body(request, SpaceCreateBody)
         space = await self._spaces.create(
-            caller, body.title, body.description, body.scheduled_for, body.visibility
+            caller,
+            body.title,
+            body.description,
+            body.scheduled_for,
+            body.visibility,
+            language=body.language,
         )
         return json_response(space_summary(space), 201)
 

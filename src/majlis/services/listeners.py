@@ -232,4 +232,5 @@ def space_summary(space: Space) -> dict[str, object]:
         "started_at": space.started_at,
         "ended_at": space.ended_at,
         "peak_listeners": space.peak_listeners,
+        "language": space.language,
     }

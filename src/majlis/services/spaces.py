@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from majlis.clock import Clock
@@ -13,7 +14,7 @@ from majlis.services.auth import Caller
 from majlis.services.cache import TtlCache
 from majlis.services.events import Events
 from majlis.store.base import Store
-from majlis.types import Participant, Space, SpaceState, Visibility
+from majlis.types import Language, Participant, Space, SpaceState, Visibility
 
 __all__ = ["Spaces"]
 
@@ -28,8 +29,18 @@ _TRANSITIONS: dict[SpaceState, set[SpaceState]] = {
 
 
 class Spaces:
-    def __init__(self, store: Store, events: Events, clock: Clock, cache_ttl: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        events: Events,
+        clock: Clock,
+        cache_ttl: float,
+        ended: Callable[[Space], Awaitable[None]] | None = None,
+    ) -> None:
+        """ended: told of each space that the host has ended (as it was before ending),
+        after the media has been told; the transcripts queue theirs there."""
         self._store = store
+        self._ended = ended
         self._events = events
         self._clock = clock
         self._space_cache: TtlCache[Space | None] = TtlCache(clock, cache_ttl)
@@ -42,6 +53,8 @@ class Spaces:
         description: str,
         scheduled_for: float | None,
         visibility: Visibility,
+        *,
+        language: Language = "auto",
     ) -> Space:
         host_id = caller.require_user()
         now = self._clock.now()
@@ -57,6 +70,7 @@ class Spaces:
             description=clean_text(description, "description", 2000, allow_empty=True),
             state=SpaceState.LIVE if live else SpaceState.SCHEDULED,
             visibility=visibility,
+            language=language,
             created_at=now,
             scheduled_for=scheduled_for,
             started_at=now if live else None,
@@ -112,6 +126,8 @@ class Spaces:
         await self._transition(space, SpaceState.ENDED)
         await self._events.media(EndSpace(space_id))
         await self._events.emit(space_id, "space_ended", "all")
+        if self._ended is not None:
+            await self._ended(space)
         return await self.get(space_id)
 
     async def list(

@@ -9,7 +9,19 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from majlis.types import Clip, Invite, Participant, Role, Space, SpaceState, SpeakRequest, User
+from majlis.types import (
+    Clip,
+    Invite,
+    Participant,
+    Role,
+    Space,
+    SpaceState,
+    SpeakRequest,
+    TranscriptJob,
+    TranscriptLine,
+    TranscriptState,
+    User,
+)
 
 __all__ = ["DuplicateError", "Row", "Store", "Tx"]
 
@@ -85,7 +97,8 @@ class Store(Protocol):
     ) -> list[Space]:
         """Newest first (live: started_at desc; scheduled: scheduled_for asc; ended:
         ended_at desc). `query` matches title or host username, case-insensitive
-        substring."""
+        substring, or the words of the space's transcript (full text: every word of the
+        query, whole words)."""
         ...
 
     async def raise_peak_listeners(self, space_id: str, count: int) -> None:
@@ -162,6 +175,45 @@ class Store(Protocol):
 
     async def delete_clip(self, clip_id: str) -> bool:
         """False if there was no such clip."""
+        ...
+
+    # transcripts -------------------------------------------------------------------------
+    async def queue_transcript(self, space_id: str, at: float) -> bool:
+        """A pending transcript for the space, to be claimed from `at` on; False if it
+        already has one (in any state)."""
+        ...
+
+    async def claim_transcript(self, now: float, stale_before: float) -> TranscriptJob | None:
+        """Take one job atomically: a pending transcript due by `now`, or one left running
+        since before `stale_before` (its worker died). It becomes running, its attempts go up
+        by one and it gets a new claim. None when there is nothing to do. Two workers never
+        claim the same job at once."""
+        ...
+
+    async def finish_transcript(
+        self, job: TranscriptJob, lines: list[TranscriptLine], at: float
+    ) -> bool:
+        """Replace the space's lines with `lines` (in order) and mark it done, if `job` still
+        holds the claim; False (nothing written) if it does not."""
+        ...
+
+    async def fail_transcript(self, job: TranscriptJob, error: str, at: float) -> bool:
+        """Mark it failed with `error`, if `job` still holds the claim."""
+        ...
+
+    async def defer_transcript(self, job: TranscriptJob, until: float, at: float) -> bool:
+        """Back to pending, not to be claimed before `until`, if `job` still holds the claim."""
+        ...
+
+    async def touch_transcript(self, job: TranscriptJob, at: float) -> bool:
+        """Note that `job` is still being worked on (its claim stays fresh), if it still
+        holds the claim."""
+        ...
+
+    async def get_transcript(self, space_id: str) -> TranscriptState | None: ...
+
+    async def list_transcript_lines(self, space_id: str) -> list[TranscriptLine]:
+        """In order."""
         ...
 
     async def list_revocations(self, now: float) -> list[tuple[str, float]]:

@@ -47,11 +47,22 @@ class PostgresStore(SqlStore):
     DIALECT = "postgres"
     _LOCK_SPACE_SUFFIX = " FOR UPDATE"
     _MIGRATION_LOCK_SQL = f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})"
+    _CLAIM_LOCK_SUFFIX = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, dsn: str, schema: str | None = None) -> None:
         self._dsn = dsn
         self._schema = None if schema is None else quote_ident(schema)
         self._pool: Any = None
+
+    def _transcript_match(self, query: str) -> tuple[str, str] | None:
+        if not any(ch.isalnum() for ch in query):
+            return None  # plainto_tsquery would be empty, and say so in a NOTICE
+        # The same expression as the GIN index (migration 0004), or the index is not used.
+        return (
+            "EXISTS (SELECT 1 FROM transcript_lines t WHERE t.space_id = s.id"
+            " AND to_tsvector('simple', t.text) @@ plainto_tsquery('simple', {param}))",
+            query,
+        )
 
     async def _connect(self) -> None:
         # search_path as a startup setting survives the pool's RESET ALL between uses.

@@ -7,8 +7,10 @@ rewrites them to SQLite's numbered `?1` form. A dialect only supplies connection
 
 from __future__ import annotations
 
+import secrets
 from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager
+from typing import cast
 
 from majlis.store.base import Row, Tx
 from majlis.store.migrate import migrate
@@ -20,6 +22,10 @@ from majlis.types import (
     Space,
     SpaceState,
     SpeakRequest,
+    TranscriptJob,
+    TranscriptLine,
+    TranscriptState,
+    TranscriptStatus,
     User,
     Visibility,
 )
@@ -54,6 +60,7 @@ def space_from_row(r: Row) -> Space:
         ended_at=r["ended_at"],
         peak_listeners=r["peak_listeners"],
         host_username=r["host_username"],
+        language=r["language"],
     )
 
 
@@ -100,6 +107,22 @@ def clip_from_row(r: Row) -> Clip:
     )
 
 
+def transcript_from_row(r: Row) -> TranscriptState:
+    return TranscriptState(
+        space_id=r["space_id"],
+        status=cast(TranscriptStatus, r["state"]),  # the table's CHECK admits no other
+        error=r["error"],
+        attempts=int(r["attempts"]),
+        updated_at=float(r["updated_at"]),
+    )
+
+
+def line_from_row(r: Row) -> TranscriptLine:
+    return TranscriptLine(
+        start=float(r["start_s"]), end=float(r["end_s"]), text=r["text"], speaker=r["speaker"]
+    )
+
+
 # SQL --------------------------------------------------------------------------------------
 
 _USER_COLUMNS = "id, username, display_name, created_at, password_hash"
@@ -110,12 +133,13 @@ GET_USER_BY_USERNAME = f"SELECT {_USER_COLUMNS} FROM users WHERE lower(username)
 
 INSERT_SPACE = (
     "INSERT INTO spaces (id, host_id, title, description, state, visibility, created_at,"
-    " scheduled_for, started_at, ended_at, peak_listeners)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    " scheduled_for, started_at, ended_at, peak_listeners, language)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 )
 _SELECT_SPACES = (
     "SELECT s.id, s.host_id, s.title, s.description, s.state, s.visibility, s.created_at,"
-    " s.scheduled_for, s.started_at, s.ended_at, s.peak_listeners, u.username AS host_username"
+    " s.scheduled_for, s.started_at, s.ended_at, s.peak_listeners, s.language,"
+    " u.username AS host_username"
     " FROM spaces s JOIN users u ON u.id = s.host_id"
 )
 GET_SPACE = f"{_SELECT_SPACES} WHERE s.id = $1"
@@ -221,6 +245,41 @@ INSERT_REMINDER = (
 DELETE_REMINDER = "DELETE FROM reminders WHERE space_id = $1 AND user_id = $2 RETURNING 1"
 COUNT_REMINDERS = "SELECT count(*) AS n FROM reminders WHERE space_id = $1"
 
+QUEUE_TRANSCRIPT = (
+    "INSERT INTO transcripts (space_id, state, not_before, updated_at)"
+    " VALUES ($1, 'pending', $2, $2) ON CONFLICT DO NOTHING RETURNING 1"
+)
+# {lock} is the dialect's row lock: PostgreSQL's FOR UPDATE SKIP LOCKED lets concurrent
+# claimers pass over each other's rows; SQLite's BEGIN IMMEDIATE already serialises them.
+CLAIM_TRANSCRIPT = (
+    "UPDATE transcripts SET state = 'running', attempts = attempts + 1, claim = $3,"
+    " updated_at = $1 WHERE space_id = (SELECT space_id FROM transcripts"
+    " WHERE (state = 'pending' AND not_before <= $1) OR (state = 'running' AND updated_at < $2)"
+    " ORDER BY not_before, space_id LIMIT 1{lock}) RETURNING space_id, attempts"
+)
+_IF_CLAIMED = " WHERE space_id = $1 AND state = 'running' AND claim = $2 RETURNING 1"
+FINISH_TRANSCRIPT = (
+    "UPDATE transcripts SET state = 'done', error = '', updated_at = $3" + _IF_CLAIMED
+)
+FAIL_TRANSCRIPT = (
+    "UPDATE transcripts SET state = 'failed', error = $4, updated_at = $3" + _IF_CLAIMED
+)
+DEFER_TRANSCRIPT = (
+    "UPDATE transcripts SET state = 'pending', not_before = $4, updated_at = $3" + _IF_CLAIMED
+)
+TOUCH_TRANSCRIPT = "UPDATE transcripts SET updated_at = $3" + _IF_CLAIMED
+GET_TRANSCRIPT = (
+    "SELECT space_id, state, error, attempts, updated_at FROM transcripts WHERE space_id = $1"
+)
+DELETE_LINES = "DELETE FROM transcript_lines WHERE space_id = $1"
+INSERT_LINE = (
+    "INSERT INTO transcript_lines (space_id, seq, start_s, end_s, speaker, text)"
+    " VALUES ($1, $2, $3, $4, $5, $6)"
+)
+LIST_LINES = (
+    "SELECT start_s, end_s, speaker, text FROM transcript_lines WHERE space_id = $1 ORDER BY seq"
+)
+
 
 def _like_pattern(query: str) -> str:
     """A case-folded LIKE pattern matching `query` anywhere, with wildcards escaped."""
@@ -236,8 +295,11 @@ def list_spaces_sql(
     include_unlisted: bool,
     limit: int,
     offset: int,
+    transcript_match: tuple[str, str] | None = None,
 ) -> tuple[str, list[object]]:
-    """The filtered, ordered, paged space listing and its parameters."""
+    """The filtered, ordered, paged space listing and its parameters. `transcript_match`:
+    the dialect's full-text condition on `s.id` (a template with `{param}`) and its argument,
+    which a query also matches through."""
     where: list[str] = []
     args: list[object] = []
 
@@ -253,9 +315,14 @@ def list_spaces_sql(
         where.append(f"s.host_id = {param(host_id)}")
     if query:
         like = param(_like_pattern(query))
-        where.append(
-            f"(lower(s.title) LIKE {like} ESCAPE '\\' OR lower(u.username) LIKE {like} ESCAPE '\\')"
-        )
+        matches = [
+            f"lower(s.title) LIKE {like} ESCAPE '\\'",
+            f"lower(u.username) LIKE {like} ESCAPE '\\'",
+        ]
+        if transcript_match is not None:
+            template, argument = transcript_match
+            matches.append(template.format(param=param(argument)))
+        where.append("(" + " OR ".join(matches) + ")")
     sql = _SELECT_SPACES
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -275,6 +342,14 @@ class SqlStore(ABC):
     _LOCK_SPACE_SUFFIX = ""
     # Run first in every migration transaction so concurrent starters apply each once.
     _MIGRATION_LOCK_SQL: str | None = None
+    # Appended to the claim's inner SELECT (see CLAIM_TRANSCRIPT).
+    _CLAIM_LOCK_SUFFIX = ""
+
+    @abstractmethod
+    def _transcript_match(self, query: str) -> tuple[str, str] | None:
+        """The dialect's full-text condition for a space whose transcript holds every word
+        of `query` (a template on `s.id` with `{param}`, and its argument); None when the
+        query has no word to look for."""
 
     @abstractmethod
     async def _connect(self) -> None:
@@ -350,6 +425,7 @@ class SqlStore(ABC):
                 space.started_at,
                 space.ended_at,
                 space.peak_listeners,
+                space.language,
             )
             await tx.execute(
                 INSERT_PARTICIPANT, space.id, space.host_id, Role.HOST.value, space.created_at
@@ -385,6 +461,7 @@ class SqlStore(ABC):
             include_unlisted=include_unlisted,
             limit=limit,
             offset=offset,
+            transcript_match=self._transcript_match(query) if query else None,
         )
         return [space_from_row(r) for r in await self._fetch(sql, *args)]
 
@@ -511,3 +588,45 @@ class SqlStore(ABC):
     async def count_reminders(self, space_id: str) -> int:
         row = await self._fetchrow(COUNT_REMINDERS, space_id)
         return 0 if row is None else int(row["n"])
+
+    # transcripts --------------------------------------------------------------------------
+    async def queue_transcript(self, space_id: str, at: float) -> bool:
+        return await self._changed(QUEUE_TRANSCRIPT, space_id, at)
+
+    async def claim_transcript(self, now: float, stale_before: float) -> TranscriptJob | None:
+        claim = secrets.token_hex(8)
+        sql = CLAIM_TRANSCRIPT.format(lock=self._CLAIM_LOCK_SUFFIX)
+        async with self._write() as tx:
+            row = await tx.fetchrow(sql, now, stale_before, claim)
+        if row is None:
+            return None
+        return TranscriptJob(space_id=row["space_id"], claim=claim, attempts=int(row["attempts"]))
+
+    async def finish_transcript(
+        self, job: TranscriptJob, lines: list[TranscriptLine], at: float
+    ) -> bool:
+        async with self._write() as tx:
+            if await tx.fetchrow(FINISH_TRANSCRIPT, job.space_id, job.claim, at) is None:
+                return False
+            await tx.execute(DELETE_LINES, job.space_id)
+            for seq, line in enumerate(lines):
+                await tx.execute(
+                    INSERT_LINE, job.space_id, seq, line.start, line.end, line.speaker, line.text
+                )
+            return True
+
+    async def fail_transcript(self, job: TranscriptJob, error: str, at: float) -> bool:
+        return await self._changed(FAIL_TRANSCRIPT, job.space_id, job.claim, at, error)
+
+    async def defer_transcript(self, job: TranscriptJob, until: float, at: float) -> bool:
+        return await self._changed(DEFER_TRANSCRIPT, job.space_id, job.claim, at, until)
+
+    async def touch_transcript(self, job: TranscriptJob, at: float) -> bool:
+        return await self._changed(TOUCH_TRANSCRIPT, job.space_id, job.claim, at)
+
+    async def get_transcript(self, space_id: str) -> TranscriptState | None:
+        row = await self._fetchrow(GET_TRANSCRIPT, space_id)
+        return None if row is None else transcript_from_row(row)
+
+    async def list_transcript_lines(self, space_id: str) -> list[TranscriptLine]:
+        return [line_from_row(r) for r in await self._fetch(LIST_LINES, space_id)]

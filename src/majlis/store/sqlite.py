@@ -93,6 +93,15 @@ class _SqliteTx:
             await self.execute(statement)
 
 
+def fts_query(query: str) -> str | None:
+    """`query` as an FTS5 query that cannot be misread as FTS5 syntax: each word a quoted
+    phrase, all of them required. None when it holds no word."""
+    words = [w for w in query.split() if any(ch.isalnum() for ch in w)]
+    if not words:
+        return None
+    return " ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
 class SqliteStore(SqlStore):
     DIALECT = "sqlite"
 
@@ -102,6 +111,15 @@ class SqliteStore(SqlStore):
         # Statements of different coroutines would otherwise interleave inside one
         # connection's transaction; the lock keeps each transaction whole.
         self._lock = asyncio.Lock()
+
+    def _transcript_match(self, query: str) -> tuple[str, str] | None:
+        terms = fts_query(query)
+        if terms is None:
+            return None
+        return (
+            "s.id IN (SELECT space_id FROM transcript_fts WHERE transcript_fts MATCH {param})",
+            terms,
+        )
 
     async def _connect(self) -> None:
         if self._path != MEMORY:
