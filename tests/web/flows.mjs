@@ -12,6 +12,10 @@
 //           hls.js player; an approved speaker (wav 2, 660 Hz) and the host hear each other in
 //           their mix-minus; a second listener hears both, then only 440 Hz once the host mutes
 //           the speaker (the delay is reported); the replay has 440 Hz, both, then 440 Hz.
+// transcript — (needs the caption model) the replay page of the ended space
+//           MAJLIS_TEST_SPACE, whose speech is being transcribed: the page says so, shows
+//           the lines once they are made, and a line plays the recording from its start
+//           and is marked as the one being heard.
 
 import {
   DESKTOP,
@@ -327,6 +331,11 @@ async function main(report) {
       await host.waitForTimeout(500);
       await screenshotBoth(host, shots, 'replay');
       return `duration ${await text(host, '#duration')}, player: ${await text(host, '#player-detail')}`;
+    });
+
+    await report.step('with captions off the replay page shows no transcript section', async () => {
+      await host.waitForSelector('#transcript-card[data-state="off"][hidden]', { state: 'attached', ...T });
+      if (await host.isVisible('#alert')) throw new Error(`alert: ${await text(host, '#alert')}`);
     });
 
     await report.step('unknown space shows a clear message', async () => {
@@ -804,7 +813,54 @@ async function edge(report) {
   }
 }
 
-const SCENARIOS = { main, waiting, audio, edge };
+// transcript -------------------------------------------------------------------------------
+
+async function transcript(report) {
+  const spaceId = process.env.MAJLIS_TEST_SPACE;
+  const browser = await launch();
+  try {
+    const page = report.watch(await (await browser.newContext({ viewport: DESKTOP })).newPage(), 'listener');
+    await page.goto(`${base}/spaces/${spaceId}/replay`);
+    report.notes.first = await report.step('the replay page has a transcript section', async () => {
+      await page.waitForSelector('#transcript-card:not([hidden])', T);
+      const state = await page.getAttribute('#transcript-card', 'data-state');
+      return `${state}: ${await text(page, '#transcript-status')}`;
+    });
+    let lines = [];
+    await report.step('the transcript appears by itself once it is made', async () => {
+      await page.waitForSelector('#transcript-card[data-state="done"] #transcript-lines button', { timeout: 120000 });
+      lines = await page.$$eval('#transcript-lines button', (buttons) =>
+        buttons.map((b) => ({ start: Number(b.dataset.start), dir: b.getAttribute('dir'), text: b.querySelector('.said').textContent })),
+      );
+      report.notes.lines = lines;
+      report.notes.heard = lines.map((line) => line.text).join(' ');
+      return `${lines.length} line(s): ${report.notes.heard}`;
+    });
+    await report.step('a line plays the recording from its start and is marked as being heard', async () => {
+      const index = lines.length > 1 ? 1 : 0;
+      const { start } = lines[index];
+      await page.locator('#transcript-lines button').nth(index).click();
+      const handle = await page.waitForFunction(
+        ({ start, index }) => {
+          const audio = document.querySelector('#player');
+          const current = [...document.querySelectorAll('#transcript-lines [aria-current]')];
+          const line = document.querySelectorAll('#transcript-lines button')[index];
+          const near = !audio.seeking && !audio.paused && Math.abs(audio.currentTime - start) < 0.5;
+          return near && current.length === 1 && current[0] === line && { at: audio.currentTime };
+        },
+        { start, index },
+        T,
+      );
+      const { at } = await handle.jsonValue();
+      await screenshotBoth(page, shots, 'replay-transcript');
+      return `line ${index + 1} of ${lines.length} starts at ${start} s; playing from ${at.toFixed(2)} s`;
+    });
+  } finally {
+    await browser.close();
+  }
+}
+
+const SCENARIOS = { main, waiting, audio, edge, transcript };
 
 const report = new Report(scenario);
 try {

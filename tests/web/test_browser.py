@@ -15,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from e2e.harness import Api, running_server, wait_line, wait_replay
+from e2e.test_transcripts import MODEL_PACKAGE, SAID, speak_file, speech_file
 from edge.conftest import SECRET, Edge, free_port, require_varnish
+from majlis.media.captions.wer import word_error_rate
 
 from .harness import Server, explain, run_scenario
 
@@ -47,6 +50,7 @@ def test_host_and_listener_flow(
         "host demotes; listener is back in the audience, listening",
         "host ends the space after confirming",
         "replay page renders: title, peak listeners, download, player",
+        "with captions off the replay page shows no transcript section",
     ):
         assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"
 
@@ -134,3 +138,33 @@ def test_listening_through_the_edge(
         "?player=segments streams whole segments through the edge",
     ):
         assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"
+
+
+@pytest.mark.timeout(240)
+def test_replay_transcript(browser_tools: str, tmp_path: Path) -> None:
+    """Speech (espeak-ng) in a space on a server with the English caption model: once the
+    space ends its replay page says it is being transcribed, then lists what was said; a
+    line plays the recording from its start and is marked as the one being heard."""
+    wav, length = speech_file(tmp_path)
+    with running_server(tmp_path / "data", caption_model=MODEL_PACKAGE) as server:
+        api = Api(server)
+        api.register("host")
+        sid = api.ok("host", "POST", "/api/v1/spaces", {"title": "Community evening"})["id"]
+        speaker = speak_file(server, sid, wav, length + 1.0)
+        try:
+            wait_line(speaker, "speaking")
+            speaker.wait(length + 30)
+        finally:
+            if speaker.poll() is None:
+                speaker.kill()
+        api.ok("host", "POST", f"/api/v1/spaces/{sid}/end")
+        wait_replay(api, sid)
+        api.close()
+        env = {"MAJLIS_TEST_SPACE": sid}
+        report = run_scenario(browser_tools, "transcript", server.url, timeout=150, env=env)
+    assert report["ok"], f"{explain(report)}\n{report.get('notes')}"
+    print(f"\ntranscript scenario:\n{explain(report)}")
+    notes = report["notes"]
+    assert isinstance(notes, dict)
+    assert word_error_rate(" ".join(SAID), str(notes["heard"])) <= 0.5, notes["heard"]
+    assert all(line["dir"] == "auto" for line in notes["lines"]), notes["lines"]

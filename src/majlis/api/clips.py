@@ -1,4 +1,5 @@
-"""HTTP for clips: make one, list a space's, get one, its audio, its page; delete."""
+"""HTTP for clips: make one, list a space's, get one, its audio, its page (with the lines of
+the space's transcript that the clip's range overlaps); delete."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from majlis.api.routing import Endpoint, check_path_ids
 from majlis.errors import MajlisError
 from majlis.services.auth import Authenticator
 from majlis.services.clips import Clips
-from majlis.types import Clip
+from majlis.services.transcripts import Transcripts
+from majlis.types import Clip, TranscriptLine
 
 __all__ = ["ClipRoutes"]
 
@@ -27,9 +29,12 @@ AUDIO_CACHE = "public, max-age=3600"
 
 
 class ClipRoutes:
-    def __init__(self, clips: Clips, auth: Authenticator, public_url: str) -> None:
+    def __init__(
+        self, clips: Clips, auth: Authenticator, public_url: str, transcripts: Transcripts
+    ) -> None:
         self._clips = clips
         self._auth = auth
+        self._transcripts = transcripts
         self._public_url = public_url.rstrip("/")
         self._page = Template((WEB_DIR / "clip.html").read_text())
 
@@ -125,7 +130,18 @@ class ClipRoutes:
             missing = (WEB_DIR / "notfound.html").read_text()
             return HTMLResponse(missing, status_code=404, headers=headers)
         values = {k: html.escape(v, quote=True) for k, v in self._page_values(clip).items()}
+        values["transcript"] = render_lines(clip, await self._lines_of(clip))  # escaped there
         return HTMLResponse(self._page.substitute(values), headers=headers)
+
+    async def _lines_of(self, clip: Clip) -> list[TranscriptLine]:
+        """The finished transcript's lines that overlap the clip; none when there is no
+        transcript, it is not done (or failed), or the server has captions off."""
+        try:
+            lines = await self._transcripts.lines(clip.space_id)
+        except MajlisError:
+            return []
+        end = clip.start + clip.duration
+        return [ln for ln in lines if ln.end > clip.start and ln.start < end]
 
     def _page_values(self, clip: Clip) -> dict[str, str]:
         audio_url, page_url = self._urls(clip)
@@ -156,3 +172,23 @@ class ClipRoutes:
             "audio_url": audio_url,
             "page_url": page_url,
         }
+
+
+def render_lines(clip: Clip, lines: list[TranscriptLine]) -> str:
+    """The clip page's transcript: each line's text (escaped) at its time into the clip.
+    A line's direction is its text's (dir="auto" skips the time stamp, which has its own)."""
+    if not lines:
+        return ""
+    items = []
+    for line in lines:
+        minutes, seconds = divmod(int(max(0.0, line.start - clip.start)), 60)
+        text = html.escape(line.text, quote=True)
+        items.append(
+            f'<li dir="auto"><span class="stamp" dir="ltr">{minutes}:{seconds:02d}</span> '
+            f'<span class="said">{text}</span></li>'
+        )
+    return (
+        '<section class="stack" id="clip-transcript" aria-labelledby="clip-transcript-heading">'
+        '<h2 id="clip-transcript-heading">Transcript</h2>'
+        f'<ol class="transcript clip-lines">{"".join(items)}</ol></section>'
+    )

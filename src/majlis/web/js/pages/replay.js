@@ -1,10 +1,25 @@
 // The replay of an ended space: the whole recording as one file (seekable everywhere), or
 // its HLS playlist when the file is not there; seek, ±15 s, download, length, peak listeners.
+// Its transcript, when the server makes them: each line plays the recording from where it
+// starts, and the line being heard is marked as playback moves (aria-current).
 
-import { spaces } from '../api.js';
+import { api, spaces } from '../api.js';
 import { Player } from '../player.js';
 import { renderSpace } from '../spacehead.js';
-import { $, formatClock, formatCount, formatWhen, renderAccount, setText, showError, showInfo, spaceIdFromPath, spaceUrl } from '../ui.js';
+import {
+  $,
+  formatClock,
+  formatCount,
+  formatWhen,
+  h,
+  renderAccount,
+  setText,
+  show,
+  showError,
+  showInfo,
+  spaceIdFromPath,
+  spaceUrl,
+} from '../ui.js';
 
 const spaceId = spaceIdFromPath();
 const audio = $('#player');
@@ -12,6 +27,13 @@ const seek = $('#seek');
 const playButton = $('#play-button');
 let player = null;
 let dragging = false;
+// The transcript's lines as shown: [{start, end, button}], in order of start.
+let lines = [];
+let currentLine = null;
+
+const TRANSCRIPT_POLL_MS = 4000; // while it is being made (the answer is cached 5 s anyway)
+// A line counts as being heard this early: a seek lands on the frame before its start.
+const LINE_LEAD_S = 0.25;
 
 const hlsUrl = () => `/hls/${encodeURIComponent(spaceId)}/index.m3u8`;
 const fileUrl = () => `/hls/${encodeURIComponent(spaceId)}/replay.m4a`;
@@ -40,6 +62,8 @@ function bindControls() {
   audio.addEventListener('durationchange', () => showDuration(audio.duration));
   audio.addEventListener('loadedmetadata', () => showDuration(audio.duration));
   audio.addEventListener('timeupdate', showTime);
+  audio.addEventListener('timeupdate', markCurrentLine);
+  audio.addEventListener('seeked', markCurrentLine);
   audio.addEventListener('play', () => {
     playButton.textContent = '❚❚ Pause';
     playButton.setAttribute('aria-pressed', 'true');
@@ -90,6 +114,84 @@ function load() {
   audio.load();
 }
 
+// Transcript ----------------------------------------------------------------------------
+
+function playFrom(seconds) {
+  audio.currentTime = seconds;
+  if (audio.paused) audio.play().catch((error) => setText('#player-detail', error.message));
+}
+
+/** Mark the line being heard (none between lines) and keep it in view within the list. */
+function markCurrentLine() {
+  const now = audio.currentTime;
+  let found = null;
+  for (const line of lines) {
+    if (line.start > now + LINE_LEAD_S) break;
+    if (now < line.end) found = line;
+  }
+  if (found === currentLine) return;
+  currentLine?.button.removeAttribute('aria-current');
+  currentLine = found;
+  if (!found) return;
+  found.button.setAttribute('aria-current', 'true');
+  const list = $('#transcript-lines');
+  const item = found.button.parentElement;
+  if (item.offsetTop < list.scrollTop || item.offsetTop + item.offsetHeight > list.scrollTop + list.clientHeight) {
+    list.scrollTop = Math.max(0, item.offsetTop - list.clientHeight / 3);
+  }
+}
+
+function renderLines(received) {
+  lines = received.map((line) => ({
+    start: line.start,
+    end: line.end,
+    button: h(
+      'button',
+      { type: 'button', class: 'line', dir: 'auto', dataset: { start: String(line.start) }, onclick: () => playFrom(line.start) },
+      h('span', { class: 'stamp', dir: 'ltr' }, formatClock(line.start)),
+      h('span', { class: 'said' }, line.text), // no dir of its own: the line's dir="auto" reads it
+    ),
+  }));
+  currentLine = null;
+  $('#transcript-lines').replaceChildren(...lines.map((line) => h('li', {}, line.button)));
+  markCurrentLine();
+}
+
+/** The transcript's state as the section shows it (data-state: pending, running, done,
+ * failed, error; hidden for off and none). */
+function showTranscript(state, status) {
+  const card = $('#transcript-card');
+  card.dataset.state = state;
+  setText('#transcript-status', status);
+  show('#transcript-status', Boolean(status));
+  show(card, state !== 'off' && state !== 'none');
+}
+
+async function loadTranscript() {
+  let answer;
+  try {
+    answer = await api.get(`/spaces/${encodeURIComponent(spaceId)}/transcript`, { retries: 1 });
+  } catch (error) {
+    if (error.code === 'captions_off') return showTranscript('off', '');
+    if (error.status === 404) return showTranscript('none', '');
+    showTranscript('error', `The transcript cannot be loaded just now (${error.reason}). Trying again…`);
+    setTimeout(pollTranscript, TRANSCRIPT_POLL_MS * 2);
+    return undefined;
+  }
+  if (answer.state === 'done') {
+    renderLines(answer.lines);
+    return showTranscript('done', answer.lines.length ? '' : 'Nothing was said in this recording, as far as we can hear.');
+  }
+  if (answer.state === 'failed') {
+    return showTranscript('failed', `This recording could not be transcribed: ${answer.error || 'no reason given'}`);
+  }
+  showTranscript(answer.state, 'This recording is being transcribed… The transcript appears here when it is ready.');
+  setTimeout(pollTranscript, TRANSCRIPT_POLL_MS);
+  return undefined;
+}
+
+const pollTranscript = () => loadTranscript().catch(showError);
+
 async function main() {
   if (!spaceId) return;
   await renderAccount();
@@ -122,6 +224,7 @@ async function main() {
   }
   bindControls();
   load();
+  pollTranscript();
 }
 
 main().catch(showError);
