@@ -22,7 +22,7 @@ TONE = 440.0
 # Bursts every 3.2 s: not a multiple of the 2 s segments, so a clip cut one segment off
 # would show its bursts 2 s (or 1.2 s) away from where the replay has them.
 BURST = (0.4, 2.8)
-SPEAK_S = 40.0
+SPEAK_S = 24.0
 
 
 def onsets(samples: Floats, threshold: float = 0.05) -> list[float]:
@@ -87,10 +87,10 @@ def test_clips_of_a_live_space_and_of_its_replay(tmp_path: Path) -> None:
         speaker = speak(server, sid, "host", TONE, SPEAK_S, "--burst", f"{on},{off}")
         try:
             wait_line(speaker, "speaking")
-            time.sleep(16)
-            # While live: the last 10 s, by a listener.
-            live = make_clip(api, "fan", sid, {"duration": 10})
-            assert abs(float(live["duration"]) - 10) < 1e-6
+            time.sleep(12)
+            # While live: the last 8 s, by a listener.
+            live = make_clip(api, "fan", sid, {"duration": 8})
+            assert abs(float(live["duration"]) - 8) < 1e-6
             live_audio = audio_of(server, live)
             speaker.wait(SPEAK_S + 30)
         finally:
@@ -105,15 +105,15 @@ def test_clips_of_a_live_space_and_of_its_replay(tmp_path: Path) -> None:
         # Asked for again after the end, it is cut from the ended recording: same audio.
         assert_clip_is_the_replay(decode(audio_of(server, live)), replay, float(live["start"]))
 
-        # 30 s of the replay.
-        clip = make_clip(api, "fan", sid, {"start": 4.5, "duration": 30, "title": "the bit"})
+        # 14 s of the replay (tests/media/test_clip.py cuts 30 s ones).
+        clip = make_clip(api, "fan", sid, {"start": 4.5, "duration": 14, "title": "the bit"})
         data = audio_of(server, clip)
         probe = ffprobe(data, tmp_path)
         stream = probe["streams"][0]  # type: ignore[index]
         assert stream["codec_name"] == "aac"
-        assert abs(float(probe["format"]["duration"]) - 30) <= 0.05, probe["format"]  # type: ignore[index]
+        assert abs(float(probe["format"]["duration"]) - 14) <= 0.05, probe["format"]  # type: ignore[index]
         samples = decode(data)
-        assert abs(len(samples) / RATE - 30) <= 0.05, len(samples) / RATE
+        assert abs(len(samples) / RATE - 14) <= 0.05, len(samples) / RATE
         assert_clip_is_the_replay(samples, replay, 4.5)
 
         # Its page: server-rendered, link previews included, the title escaped.

@@ -32,7 +32,7 @@ T0 = 1_700_000_000.0
 FIRST_SAMPLE_AT = T0 + 1.0  # wall clock of the first sample pushed; signal time 0
 # Signal time (seconds after FIRST_SAMPLE_AT) each life of the packager hears.
 LIFE_ONE = (0.0, 12.0)
-LIFE_TWO = (15.0, 24.0)
+LIFE_TWO = (15.0, 36.0)
 # A 1 kHz burst every 1.7 s: not a multiple of the 2.13 s segments, so a clip cut a
 # segment (or a frame) off would show its bursts in the wrong places.
 BURST_EVERY = 1.7
@@ -188,6 +188,7 @@ def test_a_clip_from_the_middle_is_aac_lasting_what_was_asked(
         (1.9, 8.0),  # the first life only
         (6.9, 12.0),  # across the downtime: silence, then the second life's bursts
         (12.6, 2.0),  # inside the downtime: nothing but silence
+        (3.3, 30.0),  # the longest the API makes, across both lives
     ],
 )
 def test_the_clip_holds_the_bursts_of_its_range(
@@ -273,8 +274,8 @@ def test_segments_for_adds_the_pre_roll_segment_and_the_end_of_a_gap(
         (-0.5, 5.0, "cannot start before the recording"),
         (1.0, 0.0, "must last more than 0 s"),
         (1.0, -2.0, "must last more than 0 s"),
-        (20.0, 10.0, r"the recording holds 0-24\.0 s"),
-        (30.0, 1.0, r"the recording holds 0-24\.0 s"),
+        (30.0, 10.0, r"the recording holds 0-36\.0 s"),
+        (42.0, 1.0, r"the recording holds 0-36\.0 s"),
         (math.nan, 1.0, "numbers of seconds"),
     ],
 )

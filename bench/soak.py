@@ -1,0 +1,266 @@
+"""A long run at a steady share of the server's core (issue 13, R6): does memory grow, do
+file descriptors leak?
+
+`majlis serve` (embedded: SQLite, media worker) is pinned to CPU 0; everything else (wrk,
+the speakers, this script) to CPU 1. For `--minutes`:
+
+- one space is live all along, its host speaking a tone (`majlis speak`);
+- every minute another space is created, spoken in for 40 s and ended (a space's whole
+  life: media start and stop, a recording finished, a replay written);
+- `wrk` sends the listeners' traffic in one-minute chunks: `--listeners` anonymous
+  members each join, send a heartbeat, read the space and the space list, and fetch the
+  live playlist four times. Before each chunk they join again for fresh playback tokens.
+  The pace (wrk's per-request delay) is set after every chunk so that the server's two
+  processes use `--load` of CPU 0.
+
+Every 10 s: resident memory, open file descriptors and threads of the server and of its
+media worker. The summary compares the first sample after `--warmup` minutes with the
+median of the last five, and fits a slope over everything after the warm-up.
+
+    flock /tmp/majlis-bench.lock .venv/bin/python bench/soak.py --minutes 60 \
+        --out bench/results/soak.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from mediabench import CLIENT_CPU, MAJLIS, PASSWORD, Api, Server, machine, running_server
+from storm import LUA_COMMON, start_wrk, wrk_result
+
+V1 = "/api/v1"
+CHUNK_S = 60
+CONNECTIONS = 16
+SAMPLE_S = 10.0
+CHURN_SPEAK_S = 40
+
+LUA_MIX = """
+local specs = {%(specs)s}
+local reqs = {}
+local i = 0
+local pace = %(pace)d
+function init(args)
+  for _, s in ipairs(specs) do
+    local headers = {}
+    if s[3] ~= "" then headers["Authorization"] = "Bearer " .. s[3] end
+    local body = nil
+    if s[4] ~= "" then
+      headers["Content-Type"] = "application/json"
+      body = s[4]
+    end
+    table.insert(reqs, wrk.format(s[1], s[2], headers, body))
+  end
+end
+function request()
+  i = i + 1
+  return reqs[(i %% #reqs) + 1]
+end
+function delay()
+  return math.random(0, 2 * pace)
+end
+"""
+
+
+def _lua_string(text: str) -> str:
+    return json.dumps(text)  # a JSON string is a valid Lua string literal for this text
+
+
+def mix_script(
+    directory: Path, space_id: str, members: list[tuple[str, str]], pace_ms: int
+) -> Path:
+    """members: (anonymous token, playback URL path)."""
+    specs = []
+    for token, playlist in members:
+        beat = json.dumps({"playback_token": playlist.split("/")[3]})
+        rows = [
+            ("POST", f"{V1}/spaces/{space_id}/join", token, "{}"),
+            ("POST", f"{V1}/spaces/{space_id}/heartbeat", token, beat),
+            ("GET", f"{V1}/spaces/{space_id}", token, ""),
+            ("GET", f"{V1}/spaces", "", ""),
+            *[("GET", playlist, "", "")] * 4,
+        ]
+        specs += ["{" + ",".join(_lua_string(x) for x in row) + "}" for row in rows]
+    path = directory / "mix.lua"
+    path.write_text(LUA_COMMON + LUA_MIX % {"specs": ",\n".join(specs), "pace": pace_ms})
+    return path
+
+
+def join_all(http: httpx.Client, space_id: str, tokens: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for token in tokens:
+        answer = http.post(
+            f"{V1}/spaces/{space_id}/join", json={}, headers={"Authorization": f"Bearer {token}"}
+        )
+        answer.raise_for_status()
+        path = httpx.URL(answer.json()["playback_url"]).path
+        out.append((token, path))
+    return out
+
+
+def proc_facts(pid: int) -> dict[str, int]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return {
+        "rss_kb": int(fields["VmRSS"].split()[0]),
+        "threads": int(fields["Threads"]),
+        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+    }
+
+
+def jiffies(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(parts[11]) + int(parts[12])
+    return total
+
+
+def speaker(
+    server: Server, space_id: str, user: str, seconds: float | None
+) -> subprocess.Popen[bytes]:
+    command = ["taskset", "-c", str(CLIENT_CPU), MAJLIS, "speak", space_id]
+    command += ["--server", server.url, "--user", user, "--tone", "440"]
+    if seconds is not None:
+        command += ["--duration", str(seconds)]
+    env = {**server.env, "MAJLIS_PASSWORD": PASSWORD}
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+class Sampler:
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.samples: list[dict[str, Any]] = []
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            sample: dict[str, Any] = {"t_s": round(time.monotonic() - self.started, 1)}
+            try:
+                for name, pid in self.pids.items():
+                    sample[name] = proc_facts(pid)
+            except FileNotFoundError:  # a process was replaced: a crash, which the summary shows
+                self.samples.append({**sample, "gone": True})
+            else:
+                self.samples.append(sample)
+            if self._stop.wait(SAMPLE_S):
+                return
+
+
+def summarize(samples: list[dict[str, Any]], warmup_s: float) -> dict[str, Any]:
+    after = [s for s in samples if s["t_s"] >= warmup_s and "gone" not in s]
+    out: dict[str, Any] = {}
+    for name in ("server", "worker"):
+        for fact in ("rss_kb", "fds", "threads"):
+            series = [s[name][fact] for s in after]
+            first, last = series[0], statistics.median(series[-5:])
+            hours = np.array([s["t_s"] for s in after]) / 3600
+            slope = float(np.polyfit(hours, np.array(series, dtype=float), 1)[0])
+            out[f"{name}_{fact}"] = {
+                "at_warmup": first,
+                "end": last,
+                "min": min(series),
+                "max": max(series),
+                "growth_pct": round(100 * (last - first) / first, 2),
+                "slope_per_hour": round(slope, 1),
+            }
+    return out
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="majlis-soak-"))
+    with running_server() as server:
+        api = Api(server)
+        api.register("host")
+        api.register("churn")
+        space = api.create_space("host", "soak")["id"]
+        main_speaker = speaker(server, space, "host", None)
+        tokens = [
+            api.http.post(f"{V1}/auth/anonymous").json()["token"] for _ in range(args.listeners)
+        ]
+        pids = server.pids()
+        chunks: list[dict[str, Any]] = []
+        pace = args.pace
+        ends = time.monotonic() + args.minutes * 60
+        try:
+            with Sampler(pids) as sampler:
+                while time.monotonic() + CHUNK_S <= ends + 1:
+                    churn = api.create_space("churn", f"churn {len(chunks)}")["id"]
+                    churn_speaker = speaker(server, churn, "churn", CHURN_SPEAK_S)
+                    members = join_all(api.http, space, tokens)
+                    script = mix_script(work, space, members, pace)
+                    cpu_before, t0 = jiffies(list(pids.values())), time.monotonic()
+                    result = wrk_result(start_wrk(server.url, script, CHUNK_S, CONNECTIONS))
+                    ticks = os.sysconf("SC_CLK_TCK")
+                    cpu = (jiffies(list(pids.values())) - cpu_before) / ticks
+                    cpu_pct = 100 * cpu / (time.monotonic() - t0)
+                    churn_speaker.wait(30)
+                    api.end_space("churn", churn)
+                    result.update(pace_ms=pace, server_cpu_pct=round(cpu_pct, 1))
+                    chunks.append(result)
+                    print(json.dumps({"chunk": len(chunks), **result}), flush=True)
+                    # Steer towards the target share: the request part of the CPU scales
+                    # with 1/pace; at most a factor of two a step, so that noise does not
+                    # swing it.
+                    wanted = pace * min(2.0, max(0.5, cpu_pct / (100 * args.load)))
+                    pace = max(1, min(1000, round(wanted)))
+        finally:
+            main_speaker.terminate()
+            main_speaker.wait(10)
+        samples = sampler.samples
+    return {
+        "machine": machine(),
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "summary": summarize(samples, args.warmup * 60),
+        "cpu_pct_median": statistics.median(c["server_cpu_pct"] for c in chunks),
+        "requests": sum(c["requests"] for c in chunks),
+        "non_2xx": sum(c["s401"] + c["s429"] + c["s503"] + c["sother"] for c in chunks),
+        "socket_errors": sum(c["socket_errors"] for c in chunks),
+        "chunks": chunks,
+        "samples": samples,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=60)
+    parser.add_argument("--warmup", type=float, default=10, help="minutes before comparing")
+    parser.add_argument("--load", type=float, default=0.7, help="share of CPU 0 to aim for")
+    parser.add_argument("--listeners", type=int, default=50)
+    parser.add_argument("--pace", type=int, default=40, help="first per-request delay, ms")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    result = run(args)
+    text = json.dumps(result, indent=1)
+    if args.out:
+        args.out.write_text(text)
+    print(
+        json.dumps(
+            {"summary": result["summary"], "cpu_pct_median": result["cpu_pct_median"]}, indent=1
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
