@@ -38,23 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run Majlis (embedded: SQLite, local files, one process)")
-    _config_flags(serve)
-    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
-    serve.add_argument(
-        "--dev", action="store_true", default=None, help="development mode: debug logs"
-    )
+    _server_flags(serve)
 
     media = sub.add_parser(
         "media",
         help="run a media node alone, for a cluster (a shared bus, bus_url = redis://...)",
     )
-    _config_flags(media)
-    media.add_argument("--host", help="bind address (default 127.0.0.1)")
-    media.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
-    media.add_argument(
-        "--dev", action="store_true", default=None, help="development mode: debug logs"
-    )
+    _server_flags(media)
 
     _edge_command(sub)
 
@@ -264,6 +254,21 @@ class CliError(Exception):
     pass
 
 
+def _server_flags(parser: argparse.ArgumentParser) -> None:
+    _config_flags(parser)
+    parser.add_argument("--host", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
+    parser.add_argument(
+        "--dev",
+        action="store_true",
+        default=None,
+        help="development mode: session cookies over plain HTTP",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="debug logs (SQL, RTP, ICE, every library)"
+    )
+
+
 def _password(args: argparse.Namespace) -> str:
     return args.password or os.environ.get("MAJLIS_PASSWORD") or getpass.getpass("password: ")
 
@@ -275,13 +280,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = _load(args, host=args.host, port=args.port, dev=args.dev)
     logging.basicConfig(
-        level=logging.DEBUG if config.dev else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # aiortc's ICE logs every candidate pair at INFO, httpx every request (a control-plane
     # worker's to its media nodes): noise unless debugging.
     for noisy in ("aioice", "aiortc", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if config.dev else logging.WARNING)
+        logging.getLogger(noisy).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -307,8 +312,8 @@ def _serve(args: argparse.Namespace) -> int:
         uvicorn.Config(
             app,
             lifespan="on",
-            log_level="debug" if config.dev else "warning",
-            access_log=config.dev,
+            log_level="debug" if args.verbose else "warning",
+            access_log=args.verbose,
             http="httptools",
             loop="uvloop",
             ws="websockets-sansio",
