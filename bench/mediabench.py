@@ -243,15 +243,18 @@ class Server:
 
 
 @contextmanager
-def running_server(extra_env: dict[str, str] | None = None) -> Iterator[Server]:
-    """`majlis serve` on a fresh data directory, pinned to CPU 0 with taskset."""
+def running_server(
+    extra_env: dict[str, str] | None = None, program: Sequence[str] = (MAJLIS,)
+) -> Iterator[Server]:
+    """`majlis serve` on a fresh data directory, pinned to CPU 0 with taskset. `program`:
+    what runs as `majlis` (a bench's own wrapper of the CLI)."""
     data_dir = Path(tempfile.mkdtemp(prefix="majlis-bench-"))
     env = {**os.environ, **UNLIMITED_ENV, **(extra_env or {})}
     cmd = [
         "taskset",
         "-c",
         str(SERVER_CPU),
-        MAJLIS,
+        *program,
         "serve",
         "--port",
         "0",

@@ -277,6 +277,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from majlis.app import build_app, build_node_app, build_services
+    from majlis.serving import Server
 
     config = _load(args, host=args.host, port=args.port, dev=args.dev)
     logging.basicConfig(
@@ -308,7 +309,7 @@ def _serve(args: argparse.Namespace) -> int:
     asyncio.run(_check_backends(config, sql=args.command == "serve"))
     app = build_node_app(config) if args.command == "media" else build_app(build_services(config))
     what = "majlis media node" if args.command == "media" else "majlis"
-    server = uvicorn.Server(
+    server = Server(
         uvicorn.Config(
             app,
             lifespan="on",
