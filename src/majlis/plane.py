@@ -29,6 +29,7 @@ from majlis.types import BusMessage, Language, TranscriptLine
 
 __all__ = [
     "NODE_KEY_HEADER",
+    "CaptionsSink",
     "ClipAudio",
     "CloseSpace",
     "Disconnect",
@@ -62,6 +63,9 @@ log = logging.getLogger(__name__)
 # user id -> (level in dBFS, speaking now); a node reports them about 5 times a second.
 Levels = dict[str, tuple[float, bool]]
 LevelsSink = Callable[[str, Levels], None]
+# A space's latest live caption lines (times on the wall clock), newest last, whenever a
+# line is added.
+CaptionsSink = Callable[[str, list[TranscriptLine]], None]
 # Restarts the spaces that are live; a plane runs it whenever its media starts afresh.
 Resume = Callable[[], Awaitable[None]]
 # (name, labels, value) for /metrics.
@@ -239,6 +243,7 @@ class MediaPlane(Protocol):
     """What runs spaces' media, wherever it runs."""
 
     on_levels: LevelsSink | None
+    on_captions: CaptionsSink | None
 
     async def start(self, resume: Resume | None = None) -> None:
         """Begin; `resume` restarts the live spaces now and after any restart of the
