@@ -278,6 +278,7 @@ def _local_plane(config: Config, registry: SpaceRegistry, caption_model: Path | 
         recordings_root=config.recordings_dir,
         part_seconds=config.part_seconds,
         segment_seconds=config.segment_seconds,
+        caption_segment_seconds=config.caption_segment_seconds,
         bitrate=config.audio_bitrate,
         storage=storage_settings(config),
     )

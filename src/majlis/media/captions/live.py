@@ -79,8 +79,9 @@ class CaptionSink(Protocol):
 class LiveSettings:
     # Seconds of new audio in the open utterance before it is transcribed again: each
     # transcription costs ~0.4 s of a core with tiny.en (Whisper's 30 s window), so this
-    # is the price of early words.
-    interim_every: float = 1.0
+    # is the price of early words. Measured (docs/benchmarks.md, "Live captions"): 0.5 s
+    # puts lines in the rendition 2.5 s (p95) after their first word, 1.0 s 3.2 s.
+    interim_every: float = 0.5
     max_utterance: float = 8.0
     queue_seconds: float = 10.0  # how far the mixer may get ahead before frames drop
     language: str | None = "en"  # None: the model detects it, utterance by utterance

@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +74,7 @@ class SpaceCaptions:
         space_started_at: float,
         segment_seconds: float,
         on_lines: LinesSink | None = None,
+        live: LiveSettings | None = None,
     ) -> None:
         self.track = SubtitleTrack(
             directory, space_started_at=space_started_at, segment_seconds=segment_seconds
@@ -89,7 +90,7 @@ class SpaceCaptions:
             models.whisper,
             models.silero.stream(),
             self,
-            LiveSettings(language=language),
+            replace(live or LiveSettings(), language=language),
             name=f"captions-{directory.name}",
         )
 

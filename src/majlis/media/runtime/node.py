@@ -71,6 +71,7 @@ class NodeSettings:
     bitrate: int = 64000
     storage: StorageSettings | None = None  # recordings also in an object store
     caption_model: Path | None = None  # live captions' model directory; None: no captions
+    caption_segment_seconds: float = 1.0  # the captions rendition's segments
 
     @property
     def part_frames(self) -> int:
@@ -302,7 +303,7 @@ class MediaNode:
             models,
             packager.directory,
             space_started_at=started_at,
-            segment_seconds=self.settings.segment_seconds,
+            segment_seconds=self.settings.caption_segment_seconds,
             on_lines=self._lines_sink(space.space_id),
         )
 

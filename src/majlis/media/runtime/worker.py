@@ -76,6 +76,7 @@ def settings_to_json(settings: NodeSettings, log_levels: dict[str, int] | None =
             "part_seconds": settings.part_seconds,
             "segment_seconds": settings.segment_seconds,
             "bitrate": settings.bitrate,
+            "caption_segment_seconds": settings.caption_segment_seconds,
             "caption_model": None
             if settings.caption_model is None
             else str(settings.caption_model),
@@ -107,6 +108,7 @@ def settings_from_json(text: str) -> NodeSettings:
         part_seconds=float(raw["part_seconds"]),
         segment_seconds=float(raw["segment_seconds"]),
         bitrate=int(raw["bitrate"]),
+        caption_segment_seconds=float(raw["caption_segment_seconds"]),
         caption_model=None if raw.get("caption_model") is None else Path(raw["caption_model"]),
         storage=None
         if storage is None
