@@ -43,6 +43,7 @@ __all__ = [
     "ReplayTranscriber",
     "Resume",
     "Sample",
+    "SetCaptions",
     "SetMuted",
     "StandBy",
     "StartSpace",
@@ -122,6 +123,16 @@ class StandBy:
 
 
 @dataclass(frozen=True, slots=True)
+class SetCaptions:
+    """Live captions of the space on or off (its host's switch). Nodes start a space with
+    captions on; the control plane sends this after every start of a space that has
+    them off."""
+
+    space_id: str
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Disconnect:
     """Close a speaker's connection (demoted, removed, left)."""
 
@@ -129,7 +140,9 @@ class Disconnect:
     user_id: str
 
 
-MediaCommand = StartSpace | EndSpace | CloseSpace | HandOver | StandBy | SetMuted | Disconnect
+MediaCommand = (
+    StartSpace | EndSpace | CloseSpace | HandOver | StandBy | SetMuted | SetCaptions | Disconnect
+)
 
 
 class UnknownCommand(ValueError):
@@ -151,6 +164,8 @@ def encode_command(command: MediaCommand) -> BusMessage:
         case SetMuted(space_id, user_id, muted):
             kind = "mute" if muted else "unmute"
             return {"cmd": kind, "space_id": space_id, "user_id": user_id}
+        case SetCaptions(space_id, on):
+            return {"cmd": "captions_on" if on else "captions_off", "space_id": space_id}
         case Disconnect(space_id, user_id):
             return {"cmd": "disconnect", "space_id": space_id, "user_id": user_id}
 
@@ -172,6 +187,8 @@ def decode_command(message: BusMessage) -> MediaCommand:
         return HandOver(space_id)
     if kind in ("mute", "unmute"):
         return SetMuted(space_id, _text(message, "user_id"), kind == "mute")
+    if kind in ("captions_on", "captions_off"):
+        return SetCaptions(space_id, kind == "captions_on")
     if kind == "disconnect":
         return Disconnect(space_id, _text(message, "user_id"))
     raise UnknownCommand(f"unknown media command {kind!r}")

@@ -84,6 +84,7 @@ class Space:
     peak_listeners: int = 0
     host_username: str = ""
     language: Language = "auto"
+    captions: bool = True  # live captions, unless the host turned them off
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from majlis.types import Language, Participant, SpaceState, SpeakRequest, User, 
 __all__ = [
     "AdmittedBody",
     "CaptionLineBody",
+    "CaptionsBody",
     "CredentialsBody",
     "HeartbeatBody",
     "JoinBody",
@@ -149,6 +150,7 @@ class SpaceBody(BaseModel):
     ended_at: float | None
     peak_listeners: int
     language: Language
+    captions: bool = Field(description="live captions, unless the host turned them off")
 
 
 class SpaceListBody(BaseModel):
@@ -246,6 +248,10 @@ class CaptionLineBody(BaseModel):
     end: float
     text: str
     speaker: str = Field(description="user id of who said it; empty when not known")
+
+
+class CaptionsBody(_Strict):
+    on: bool = Field(description="live captions on (true) or off (false)")
 
 
 class StateBody(BaseModel):

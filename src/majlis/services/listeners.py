@@ -220,7 +220,7 @@ class Listeners:
     def _captions(self, space: Space) -> CaptionsState:
         if not self._policy.captions:
             return "unavailable"
-        return "on"
+        return "on" if space.captions else "off"
 
     async def _caption_lines(self, space: Space) -> list[dict[str, object]]:
         """The latest live lines the media node published (they expire on the bus)."""
@@ -275,4 +275,5 @@ def space_summary(space: Space) -> dict[str, object]:
         "ended_at": space.ended_at,
         "peak_listeners": space.peak_listeners,
         "language": space.language,
+        "captions": space.captions,
     }

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from majlis.clock import Clock
 from majlis.errors import BadRequest, Conflict, Forbidden, NotFound
-from majlis.plane import EndSpace, StartSpace
+from majlis.plane import EndSpace, SetCaptions, StartSpace
 from majlis.services.accounts import clean_text
 from majlis.services.auth import Caller
 from majlis.services.cache import TtlCache
@@ -98,6 +98,14 @@ class Spaces:
         )
         return [StartSpace(s.id, s.started_at or s.created_at) for s in spaces]
 
+    async def place(self, start: StartSpace) -> None:
+        """Publish a (re)start of a live space's media, and its host's captions switch
+        when it is off: media nodes start every space with captions on."""
+        await self._events.media(start)
+        space = await self._store.get_space(start.space_id)
+        if space is not None and not space.captions:
+            await self._events.media(SetCaptions(space.id, on=False))
+
     async def get_cached(self, space_id: str) -> Space:
         """For the listener paths: may be up to the cache TTL old."""
         space = await self._space_cache.get(space_id, lambda: self._store.get_space(space_id))
@@ -117,7 +125,7 @@ class Spaces:
     async def start(self, caller: Caller, space_id: str) -> Space:
         space = await self._owned(caller, space_id, "start")
         await self._transition(space, SpaceState.LIVE)
-        await self._events.media(StartSpace(space_id, self._clock.now()))
+        await self.place(StartSpace(space_id, self._clock.now()))
         await self._events.emit(space_id, "space_started", "all")
         return await self.get(space_id)
 
@@ -167,6 +175,20 @@ class Spaces:
         if space.state is not SpaceState.SCHEDULED or space.scheduled_for is None:
             raise Conflict("only a scheduled space has a calendar entry", code="not_scheduled")
         return render_ics(space, f"{public_url}/spaces/{space.id}", self._clock.now())
+
+    async def set_captions(self, caller: Caller, space_id: str, on: bool) -> Space:
+        """The host turns live captions on or off; everyone in the space is told (the
+        studio shows speakers whether what they say is being captioned)."""
+        space = await self._owned(caller, space_id, "turn captions on or off in")
+        if space.state is SpaceState.ENDED:
+            raise Conflict("the space has ended", code="space_ended")
+        if not await self._store.set_captions(space_id, on):
+            raise NotFound("no such space", code="space_not_found")
+        self.forget(space_id)
+        if space.state is SpaceState.LIVE:
+            await self._events.media(SetCaptions(space_id, on))
+        await self._events.emit(space_id, "captions", "all", on=on)
+        return await self.get(space_id)
 
     async def _owned(self, caller: Caller, space_id: str, action: str) -> Space:
         user_id = caller.require_user()

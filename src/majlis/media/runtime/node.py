@@ -45,6 +45,7 @@ from majlis.plane import (
     MediaCommand,
     Resume,
     Sample,
+    SetCaptions,
     SetMuted,
     StandBy,
     StartSpace,
@@ -89,6 +90,7 @@ class _Space:
     ingest: Ingest
     mix: HeldMix  # the mixer's output: held until the recording opens here
     recording: asyncio.Lock  # one opening of the recording at a time
+    started_at: float  # the space's clock starts here (its recording's and captions')
     captions: SpaceCaptions | None = None  # live captions, once the recording is open here
 
     def on_mix(self, pcm: npt.NDArray[np.int16], capture_time: float) -> None:
@@ -115,6 +117,7 @@ class MediaNode:
         self.on_captions = on_captions
         model = settings.caption_model
         self._caption_models = None if model is None else CaptionModels(model)
+        self._captions_off: set[str] = set()  # spaces whose host turned captions off
         self._loop = MediaLoop()
         self._spaces: dict[str, _Space] = {}
         self._starting: dict[str, asyncio.Future[None]] = {}
@@ -205,6 +208,8 @@ class MediaNode:
                 await self._run(self._start_space(space_id, started_at, record=False))
             case SetMuted(space_id, user_id, muted):
                 await self.set_muted(space_id, user_id, muted)
+            case SetCaptions(space_id, on):
+                await self._run(self._set_captions(space_id, on))
             case Disconnect(space_id, user_id):
                 await self.disconnect(space_id, user_id)
 
@@ -257,7 +262,7 @@ class MediaNode:
             mix.attach(packager)
         mixer = Mixer()
         ingest = Ingest(space_id, mixer)
-        space = _Space(space_id, mixer, ingest, mix, asyncio.Lock())
+        space = _Space(space_id, mixer, ingest, mix, asyncio.Lock(), started_at)
         mixer.on_mix = space.on_mix
         mixer.on_levels = self._levels_sink(space)
         self._spaces[space_id] = space
@@ -290,7 +295,11 @@ class MediaNode:
     ) -> None:
         """Live captions beside the recording, when the node has a caption model. A model
         that fails to load leaves the space without captions, never without audio."""
-        if self._caption_models is None or space.captions is not None:
+        if (
+            self._caption_models is None
+            or space.captions is not None
+            or space.space_id in self._captions_off
+        ):
             return
         try:
             models = await self._caption_models.loaded()
@@ -306,6 +315,24 @@ class MediaNode:
             segment_seconds=self.settings.caption_segment_seconds,
             on_lines=self._lines_sink(space.space_id),
         )
+
+    async def _set_captions(self, space_id: str, on: bool) -> None:
+        """The host's switch. Off: nothing more of the space is transcribed, and its
+        rendition ends (EXT-X-ENDLIST: players stop asking); on again: a new rendition
+        continues the numbering from the space's clock."""
+        if on:
+            self._captions_off.discard(space_id)
+        else:
+            self._captions_off.add(space_id)
+        space = self._spaces.get(space_id)
+        if space is None:
+            return
+        if not on:
+            captions, space.captions = space.captions, None
+            if captions is not None:
+                await asyncio.to_thread(captions.close, end=True)
+        elif space.packager is not None:
+            await self._start_captions(space, space.packager, space.started_at)
 
     async def _close_space(self, space_id: str, *, end: bool) -> None:
         space = self._spaces.pop(space_id, None)
