@@ -145,8 +145,9 @@ def test_live_captions_in_the_listener_page_and_the_hosts_switch(
     browser_tools: str, tmp_path: Path
 ) -> None:
     """The host speaks espeak-ng sentences (over and over) in a space on a server with the
-    English caption model: a listener's page shows live captions with a toggle, the studio
-    tells the host they are on and turns them off, and the listener's page says so."""
+    English caption model: a listener's page shows live captions with a toggle, hls.js
+    playing main.m3u8 shows the subtitles rendition's cues at the audio's position, the
+    studio tells the host they are on and turns them off, and the listener's page says so."""
     wav, length = speech_file(tmp_path, repeat=4)
     with running_server(tmp_path / "data", caption_model=MODEL_PACKAGE) as server:
         api = Api(server)
