@@ -58,6 +58,9 @@ async def test_captions_follow_the_space_and_the_hosts_switch(
     captions = tmp_path / "s1" / CAPTIONS_PLAYLIST
     await node.handle(StartSpace("s1", time.time()))
     await playlist(captions, ended=False)
+    named = {(name, labels.get("space")): value for name, labels, value in node.samples()}
+    assert named[("majlis_captions_dropped_frames_total", "s1")] == 0.0
+    assert named[("majlis_captions_failed", "s1")] == 0.0
 
     await node.handle(SetCaptions("s1", on=False))
     stopped = await playlist(captions, ended=True)

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from majlis.errors import Conflict, NotFound
+from majlis.media.captions.live import LiveStats
 from majlis.media.hls.origin import SpaceRegistry
 from majlis.media.hls.packager import HlsPackager, finalize_recording, frames_for_seconds
 from majlis.media.mixing.mixer import Mixer
@@ -191,6 +192,9 @@ class MediaNode:
             ]
             if space.packager is not None:
                 samples += _packager_samples(space.packager, labels)
+            captions = space.captions
+            if captions is not None:
+                samples += _caption_samples(captions.stats(), labels)
         return samples
 
     async def handle(self, command: MediaCommand) -> None:
@@ -432,6 +436,17 @@ class MediaNode:
                 self.on_captions(space_id, lines)
 
         return publish
+
+
+def _caption_samples(stats: LiveStats, labels: dict[str, str]) -> list[Sample]:
+    return [
+        # Frames of the mix the captioner had no room for: it fell more than its queue
+        # (10 s) behind, so some speech was not captioned.
+        ("majlis_captions_dropped_frames_total", labels, float(stats.dropped)),
+        ("majlis_captions_transcriptions_total", labels, float(stats.transcriptions)),
+        ("majlis_captions_whisper_seconds_total", labels, stats.transcribe_seconds),
+        ("majlis_captions_failed", labels, 1.0 if stats.failed else 0.0),
+    ]
 
 
 def _packager_samples(packager: HlsPackager, labels: dict[str, str]) -> list[Sample]:
