@@ -138,3 +138,19 @@ async def test_the_multivariant_playlist_lists_captions_once_there_are_some(
     track.end(T0 + 3.0)
     ended = await http.get("/live/captions.m3u8")
     assert ended.headers["cache-control"] == "public, max-age=86400"
+
+
+async def test_a_replay_lists_no_live_captions(tmp_path: Path) -> None:
+    packager = HlsPackager(tmp_path / "done", space_started_at=T0)
+    for index, frame in enumerate(frames_of(tone(1000, 2.5))):
+        packager.push(frame, T0 + index * FRAME_SECONDS)
+    track = SubtitleTrack(packager.directory, space_started_at=T0, segment_seconds=1.0)
+    track.advance(T0)
+    track.end(T0 + 2.5)
+    packager.end()
+    transport = httpx.ASGITransport(app=create_origin(SpaceRegistry(tmp_path)))
+    async with httpx.AsyncClient(transport=transport, base_url="http://origin") as http:
+        answer = await http.get("/done/main.m3u8")
+        assert answer.status_code == 200
+        assert "SUBTITLES" not in answer.text
+        assert answer.headers["cache-control"] == "public, max-age=86400"

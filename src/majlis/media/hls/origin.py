@@ -15,8 +15,10 @@ existed and may go on playing. main.m3u8 is the multivariant playlist: that audi
 one variant and, once the space has live captions (media/hls/subtitles.py writes
 captions.m3u8), a WebVTT subtitles rendition (EXT-X-MEDIA TYPE=SUBTITLES) that hls.js and
 native players show. It is made here from what the directory holds, so every space has
-one, captions or not. The captions playlist is a plain live playlist served from disk
-(players reload it every target duration; no blocking reload for text).
+one, captions or not; once the space has ended it lists the audio alone (the rendition
+kept only its last segments; replays have their transcript). The captions playlist is a
+plain live playlist served from disk (players reload it every target duration; no
+blocking reload for text).
 
 A segment of a live space is served while it is being written: asking for the open
 segment, or the next one, answers at once and streams its parts as they are written, and
@@ -221,7 +223,9 @@ class _Origin:
     async def multivariant(self, request: Request) -> Response:
         entry = self._entry(request)
         ended = await _has_ended(entry)
-        captions = (entry.directory / CAPTIONS_PLAYLIST).is_file()
+        # Live captions are for the live space: the rendition keeps only its last
+        # segments, so a replay gets the replay transcript instead (services/transcripts).
+        captions = not ended and (entry.directory / CAPTIONS_PLAYLIST).is_file()
         return _playlist_response(_multivariant(captions).encode(), _playlist_cache(ended))
 
     async def captions(self, request: Request) -> Response:
