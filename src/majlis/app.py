@@ -54,7 +54,7 @@ from majlis.media.runtime.membership import Membership, publish_captions, publis
 from majlis.media.runtime.node import MediaNode, NodeSettings
 from majlis.media.runtime.node_api import node_routes
 from majlis.media.runtime.process import MediaProcess
-from majlis.plane import MediaPlane, NodeInfo, Sample, SetCaptions, follow_commands
+from majlis.plane import MediaPlane, NodeInfo, Sample, follow_commands
 from majlis.services.accounts import Accounts, PasswordHashing
 from majlis.services.admission import AdmissionControl, AdmissionSettings
 from majlis.services.auth import Authenticator
@@ -65,7 +65,7 @@ from majlis.services.placement import Reconciler
 from majlis.services.roles import Roles
 from majlis.services.rtc import Rtc
 from majlis.services.security import SecurityState
-from majlis.services.spaces import Spaces
+from majlis.services.spaces import Spaces, captions_of
 from majlis.services.tokens import TokenService
 from majlis.services.transcripts import Transcripts
 from majlis.signing import NODE, compact_key
@@ -524,7 +524,7 @@ async def _cluster_running(services: Services, cluster: RemoteMedia) -> AsyncIte
     lease = services.config.lease_seconds
     reconciler = Reconciler(
         services.spaces.live_starts,
-        services.spaces.place,  # a start, and the host's captions switch when it is off
+        services.spaces.place,  # a start, then its captions settings
         services.bus,
         services.clock,
         worker_id,
@@ -551,9 +551,7 @@ async def _embedded_running(services: Services, media: MediaPlane) -> AsyncItera
     async def resume() -> None:
         for start in await services.spaces.live_starts():
             await media.handle(start)
-            space = await services.spaces.get(start.space_id)
-            if not space.captions:
-                await media.handle(SetCaptions(space.id, on=False))
+            await media.handle(captions_of(await services.spaces.get(start.space_id)))
 
     # Subscribed before resuming, so a start published meanwhile is not missed.
     commands = await services.bus.subscribe(MEDIA_CHANNEL)

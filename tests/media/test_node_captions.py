@@ -82,3 +82,16 @@ async def test_a_space_whose_captions_are_off_gets_no_rendition(
     await node.handle(StartSpace("s3", time.time()))
     await playlist(tmp_path / "s3" / CAPTIONS_PLAYLIST, ended=False)
     assert not (tmp_path / "s2" / CAPTIONS_PLAYLIST).exists()
+
+
+async def test_a_language_the_model_lacks_gets_no_captions(node: MediaNode, tmp_path: Path) -> None:
+    """The English-only model is not used to caption Arabic as English."""
+    await node.handle(SetCaptions("s4", on=True, language="ar"))
+    await node.handle(StartSpace("s4", time.time()))
+    await node.handle(StartSpace("s5", time.time()))
+    await node.handle(SetCaptions("s5", on=True, language="en"))
+    await playlist(tmp_path / "s5" / CAPTIONS_PLAYLIST, ended=False)
+    assert not (tmp_path / "s4" / CAPTIONS_PLAYLIST).exists()
+    # Told afterwards (the settings follow the start), a running rendition ends.
+    await node.handle(SetCaptions("s5", on=True, language="ar"))
+    await playlist(tmp_path / "s5" / CAPTIONS_PLAYLIST, ended=True)

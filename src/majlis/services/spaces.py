@@ -16,7 +16,7 @@ from majlis.services.events import Events
 from majlis.store.base import Store
 from majlis.types import Language, Participant, Space, SpaceState, Visibility
 
-__all__ = ["Spaces"]
+__all__ = ["Spaces", "captions_of"]
 
 MAX_SCHEDULE_AHEAD = 366 * 86400.0
 
@@ -77,7 +77,7 @@ class Spaces:
         )
         await self._store.create_space(space)
         if live:
-            await self._events.media(StartSpace(space.id, now))
+            await self.place(StartSpace(space.id, now))
         return await self.get(space.id)
 
     async def get(self, space_id: str) -> Space:
@@ -99,12 +99,13 @@ class Spaces:
         return [StartSpace(s.id, s.started_at or s.created_at) for s in spaces]
 
     async def place(self, start: StartSpace) -> None:
-        """Publish a (re)start of a live space's media, and its host's captions switch
-        when it is off: media nodes start every space with captions on."""
+        """Publish a (re)start of a live space's media, then its captions' settings (the
+        host's switch, the language): a node starts every space with captions on and
+        the language detected."""
         await self._events.media(start)
         space = await self._store.get_space(start.space_id)
-        if space is not None and not space.captions:
-            await self._events.media(SetCaptions(space.id, on=False))
+        if space is not None:
+            await self._events.media(captions_of(space))
 
     async def get_cached(self, space_id: str) -> Space:
         """For the listener paths: may be up to the cache TTL old."""
@@ -186,7 +187,7 @@ class Spaces:
             raise NotFound("no such space", code="space_not_found")
         self.forget(space_id)
         if space.state is SpaceState.LIVE:
-            await self._events.media(SetCaptions(space_id, on))
+            await self._events.media(SetCaptions(space_id, on, space.language))
         await self._events.emit(space_id, "captions", "all", on=on)
         return await self.get(space_id)
 
@@ -252,3 +253,8 @@ def render_ics(space: Space, url: str, now: float) -> str:
         "END:VCALENDAR",
     ]
     return "\r\n".join(_fold(line) for line in lines) + "\r\n"
+
+
+def captions_of(space: Space) -> SetCaptions:
+    """The media command that carries a space's live captions settings."""
+    return SetCaptions(space.id, space.captions, space.language)

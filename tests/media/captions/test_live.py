@@ -170,3 +170,28 @@ def test_audio_is_silence_until_speech_and_levels_alone_caption_nothing() -> Non
     captioner.stop()
     assert sink.captions == []
     assert captioner.stats().frames == round(1.0 / FRAME_SECONDS)
+
+
+class Languages:
+    """A transcriber that notes the language of each call and hears nothing."""
+
+    def __init__(self) -> None:
+        self.asked: list[str | None] = []
+
+    def supports(self, language: str | None) -> bool:
+        return True
+
+    def transcribe(self, pcm: Pcm, *, language: str | None, sample_rate: int = 16000) -> Transcript:
+        self.asked.append(language)
+        return Transcript(language or "", ())
+
+
+def test_the_language_can_change_while_captioning() -> None:
+    transcriber = Languages()
+    sink = Recorder()
+    captioner = LiveCaptioner(transcriber, EnergyVad(), sink, LiveSettings(interim_every=0.2))
+    feed(captioner, sink, tone(1.0), T0)
+    captioner.set_language("ar")
+    feed(captioner, sink, tone(1.0), T0 + 1.0)
+    captioner.stop()
+    assert transcriber.asked[0] == "en" and transcriber.asked[-1] == "ar", transcriber.asked

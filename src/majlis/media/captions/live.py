@@ -135,6 +135,7 @@ class LiveCaptioner:
     ) -> None:
         self._settings = settings or LiveSettings()
         s = self._settings
+        self._language = s.language  # set_language() changes it from any thread
         self._transcriber = transcriber
         self._segmenter = Segmenter(vad, SegmenterSettings(max_utterance=s.max_utterance))
         self._sink = sink
@@ -184,6 +185,10 @@ class LiveCaptioner:
             self._transcribe_seconds,
             self._failed,
         )
+
+    def set_language(self, language: str | None) -> None:
+        """The language of the next transcriptions (None: detected); any thread."""
+        self._language = language
 
     def stop(self, timeout: float = 30.0) -> None:
         """Caption what is queued, close the open utterance, and end the thread."""
@@ -252,7 +257,7 @@ class LiveCaptioner:
 
     def _words(self, utterance: Utterance) -> list[TimedWord]:
         started = time.perf_counter()
-        transcript = self._transcriber.transcribe(utterance.pcm, language=self._settings.language)
+        transcript = self._transcriber.transcribe(utterance.pcm, language=self._language)
         self._transcribe_seconds += time.perf_counter() - started
         self._transcriptions += 1
         return _timed_words(transcript.shifted(utterance.audio_start))

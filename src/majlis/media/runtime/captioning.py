@@ -22,11 +22,11 @@ import numpy as np
 import numpy.typing as npt
 
 from majlis.media.captions.live import Caption, LiveCaptioner, LiveSettings, LiveStats
-from majlis.media.captions.transcriber import WhisperTranscriber
+from majlis.media.captions.transcriber import UnsupportedLanguage, WhisperTranscriber
 from majlis.media.captions.vad import SileroModel
 from majlis.media.hls.subtitles import Cue, SubtitleTrack
 from majlis.plane import Levels
-from majlis.types import TranscriptLine
+from majlis.types import Language, TranscriptLine
 
 __all__ = ["RECENT_LINES", "CaptionModels", "SpaceCaptions", "SpeechModels"]
 
@@ -73,24 +73,24 @@ class SpaceCaptions:
         *,
         space_started_at: float,
         segment_seconds: float,
+        language: Language = "auto",
         on_lines: LinesSink | None = None,
         live: LiveSettings | None = None,
     ) -> None:
+        """UnsupportedLanguage when the model cannot transcribe `language`."""
+        self._whisper = models.whisper
+        model_language = self._model_language(language)
         self.track = SubtitleTrack(
             directory, space_started_at=space_started_at, segment_seconds=segment_seconds
         )
         self._on_lines = on_lines
         self._recent: deque[Caption] = deque(maxlen=RECENT_LINES)
         self._heard = space_started_at
-        # An English-only model is told the language (detection would only cost time); a
-        # multilingual one detects it per utterance, since the node is not told the
-        # space's language.
-        language = None if models.whisper.multilingual else "en"
         self.captioner = LiveCaptioner(
             models.whisper,
             models.silero.stream(),
             self,
-            replace(live or LiveSettings(), language=language),
+            replace(live or LiveSettings(), language=model_language),
             name=f"captions-{directory.name}",
         )
 
@@ -103,6 +103,24 @@ class SpaceCaptions:
 
     def stats(self) -> LiveStats:
         return self.captioner.stats()
+
+    def set_language(self, language: Language) -> None:
+        """The space's language, from the next transcription on; UnsupportedLanguage when
+        the model cannot transcribe it."""
+        self.captioner.set_language(self._model_language(language))
+
+    def _model_language(self, language: Language) -> str | None:
+        """What Whisper is told. "auto": an English-only model is told English (detection
+        would only cost time), a multilingual one detects it utterance by utterance."""
+        if language == "auto":
+            return None if self._whisper.multilingual else "en"
+        if not self._whisper.supports(language):
+            kind = "multilingual" if self._whisper.multilingual else "English-only"
+            raise UnsupportedLanguage(
+                f"the caption model ({kind}) cannot transcribe {language!r}: configure a "
+                "multilingual model for it (docs/captions.md)"
+            )
+        return language
 
     # off the media loop --------------------------------------------------------------------
     def close(self, *, end: bool) -> None:

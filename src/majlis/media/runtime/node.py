@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from majlis.errors import Conflict, NotFound
 from majlis.media.captions.live import LiveStats
+from majlis.media.captions.transcriber import UnsupportedLanguage
 from majlis.media.hls.origin import SpaceRegistry
 from majlis.media.hls.packager import HlsPackager, finalize_recording, frames_for_seconds
 from majlis.media.mixing.mixer import Mixer
@@ -118,7 +119,9 @@ class MediaNode:
         self.on_captions = on_captions
         model = settings.caption_model
         self._caption_models = None if model is None else CaptionModels(model)
-        self._captions_off: set[str] = set()  # spaces whose host turned captions off
+        # The control plane's latest captions settings per space (the host's switch, the
+        # language); a space without any has captions on, its language detected.
+        self._caption_settings: dict[str, SetCaptions] = {}
         self._loop = MediaLoop()
         self._spaces: dict[str, _Space] = {}
         self._starting: dict[str, asyncio.Future[None]] = {}
@@ -212,8 +215,8 @@ class MediaNode:
                 await self._run(self._start_space(space_id, started_at, record=False))
             case SetMuted(space_id, user_id, muted):
                 await self.set_muted(space_id, user_id, muted)
-            case SetCaptions(space_id, on):
-                await self._run(self._set_captions(space_id, on))
+            case SetCaptions():
+                await self._run(self._set_captions(command))
             case Disconnect(space_id, user_id):
                 await self.disconnect(space_id, user_id)
 
@@ -299,11 +302,10 @@ class MediaNode:
     ) -> None:
         """Live captions beside the recording, when the node has a caption model. A model
         that fails to load leaves the space without captions, never without audio."""
-        if (
-            self._caption_models is None
-            or space.captions is not None
-            or space.space_id in self._captions_off
-        ):
+        settings = self._caption_settings.get(space.space_id)
+        if self._caption_models is None or space.captions is not None:
+            return
+        if settings is not None and not settings.on:
             return
         try:
             models = await self._caption_models.loaded()
@@ -312,30 +314,39 @@ class MediaNode:
             return
         if self._spaces.get(space.space_id) is not space:
             return  # closed meanwhile
-        space.captions = SpaceCaptions(
-            models,
-            packager.directory,
-            space_started_at=started_at,
-            segment_seconds=self.settings.caption_segment_seconds,
-            on_lines=self._lines_sink(space.space_id),
-        )
+        language = "auto" if settings is None else settings.language
+        try:
+            space.captions = SpaceCaptions(
+                models,
+                packager.directory,
+                space_started_at=started_at,
+                segment_seconds=self.settings.caption_segment_seconds,
+                language=language,
+                on_lines=self._lines_sink(space.space_id),
+            )
+        except UnsupportedLanguage as refused:
+            log.warning("space %s: no live captions: %s", space.space_id, refused)
 
-    async def _set_captions(self, space_id: str, on: bool) -> None:
-        """The host's switch. Off: nothing more of the space is transcribed, and its
-        rendition ends (EXT-X-ENDLIST: players stop asking); on again: a new rendition
-        continues the numbering from the space's clock."""
-        if on:
-            self._captions_off.discard(space_id)
-        else:
-            self._captions_off.add(space_id)
-        space = self._spaces.get(space_id)
+    async def _set_captions(self, command: SetCaptions) -> None:
+        """The control plane's settings. Off: nothing more of the space is transcribed,
+        and its rendition ends (EXT-X-ENDLIST: players stop asking); on again: a new
+        rendition continues the numbering from the space's clock. A language applies
+        from the next transcription on."""
+        self._caption_settings[command.space_id] = command
+        space = self._spaces.get(command.space_id)
         if space is None:
             return
-        if not on:
-            captions, space.captions = space.captions, None
-            if captions is not None:
-                await asyncio.to_thread(captions.close, end=True)
-        elif space.packager is not None:
+        captions = space.captions
+        if captions is not None and command.on:
+            try:
+                captions.set_language(command.language)
+                return
+            except UnsupportedLanguage as refused:
+                log.warning("space %s: no live captions: %s", command.space_id, refused)
+        if captions is not None:
+            space.captions = None
+            await asyncio.to_thread(captions.close, end=True)
+        elif command.on and space.packager is not None:
             await self._start_captions(space, space.packager, space.started_at)
 
     async def _close_space(self, space_id: str, *, end: bool) -> None:
@@ -349,6 +360,8 @@ class MediaNode:
         captions, space.captions = space.captions, None
         if captions is not None:
             await asyncio.to_thread(captions.close, end=end)
+        if end:
+            self._caption_settings.pop(space_id, None)
         async with space.recording:
             packager = space.packager
         if packager is None:
