@@ -121,9 +121,10 @@ MEDIA_PARTS: dict[str, frozenset[str]] = {
     "rtc": frozenset({"audio", "formats", "mixing"}),
     "recording": frozenset({"audio", "formats"}),
     "hls": frozenset({"audio", "formats", "recording"}),
-    # Speech to text: voice activity, utterances, the model. The runtime will feed it.
+    # Speech to text: voice activity, utterances, the model, the live captioner. The
+    # runtime feeds it the mix and writes its lines into the hls rendition.
     "captions": frozenset({"audio"}),
-    "runtime": frozenset({"audio", "formats", "mixing", "rtc", "recording", "hls"}),
+    "runtime": frozenset({"audio", "formats", "mixing", "rtc", "recording", "hls", "captions"}),
 }
 
 

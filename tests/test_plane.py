@@ -13,6 +13,7 @@ from majlis.plane import (
     EndSpace,
     HandOver,
     MediaCommand,
+    SetCaptions,
     SetMuted,
     StandBy,
     StartSpace,
@@ -30,6 +31,8 @@ COMMANDS: list[MediaCommand] = [
     SetMuted("s1", "u1", True),
     SetMuted("s1", "u1", False),
     Disconnect("s1", "u1"),
+    SetCaptions("s1", on=False),
+    SetCaptions("s1", on=True, language="ar"),
 ]
 
 
@@ -53,6 +56,10 @@ def test_every_command_survives_the_wire(command: MediaCommand) -> None:
         {"cmd": "handover"},
         {"cmd": "mute", "space_id": "s1"},
         {"cmd": "disconnect", "space_id": "s1", "user_id": None},
+        {"cmd": "captions", "space_id": "s1", "language": "en"},
+        {"cmd": "captions", "space_id": "s1", "on": 1, "language": "en"},
+        {"cmd": "captions", "space_id": "s1", "on": True, "language": "fr"},
+        {"cmd": "captions", "space_id": "s1", "on": True},
     ],
     ids=repr,
 )

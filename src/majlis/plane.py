@@ -25,10 +25,11 @@ from majlis.errors import (
     Overloaded,
     RateLimited,
 )
-from majlis.types import BusMessage, Language, TranscriptLine
+from majlis.types import LANGUAGES, BusMessage, Language, TranscriptLine
 
 __all__ = [
     "NODE_KEY_HEADER",
+    "CaptionsSink",
     "ClipAudio",
     "CloseSpace",
     "Disconnect",
@@ -42,6 +43,7 @@ __all__ = [
     "ReplayTranscriber",
     "Resume",
     "Sample",
+    "SetCaptions",
     "SetMuted",
     "StandBy",
     "StartSpace",
@@ -62,6 +64,9 @@ log = logging.getLogger(__name__)
 # user id -> (level in dBFS, speaking now); a node reports them about 5 times a second.
 Levels = dict[str, tuple[float, bool]]
 LevelsSink = Callable[[str, Levels], None]
+# A space's latest live caption lines (times on the wall clock), newest last, whenever a
+# line is added.
+CaptionsSink = Callable[[str, list[TranscriptLine]], None]
 # Restarts the spaces that are live; a plane runs it whenever its media starts afresh.
 Resume = Callable[[], Awaitable[None]]
 # (name, labels, value) for /metrics.
@@ -118,6 +123,18 @@ class StandBy:
 
 
 @dataclass(frozen=True, slots=True)
+class SetCaptions:
+    """A space's live captions: on or off (its host's switch), and the language spoken
+    ("auto": the model detects it). Nodes start a space with captions on and the language
+    detected; the control plane sends this after every start of a space, and when the
+    host switches."""
+
+    space_id: str
+    on: bool
+    language: Language = "auto"
+
+
+@dataclass(frozen=True, slots=True)
 class Disconnect:
     """Close a speaker's connection (demoted, removed, left)."""
 
@@ -125,7 +142,9 @@ class Disconnect:
     user_id: str
 
 
-MediaCommand = StartSpace | EndSpace | CloseSpace | HandOver | StandBy | SetMuted | Disconnect
+MediaCommand = (
+    StartSpace | EndSpace | CloseSpace | HandOver | StandBy | SetMuted | SetCaptions | Disconnect
+)
 
 
 class UnknownCommand(ValueError):
@@ -147,6 +166,8 @@ def encode_command(command: MediaCommand) -> BusMessage:
         case SetMuted(space_id, user_id, muted):
             kind = "mute" if muted else "unmute"
             return {"cmd": kind, "space_id": space_id, "user_id": user_id}
+        case SetCaptions(space_id, on, language):
+            return {"cmd": "captions", "space_id": space_id, "on": on, "language": language}
         case Disconnect(space_id, user_id):
             return {"cmd": "disconnect", "space_id": space_id, "user_id": user_id}
 
@@ -168,6 +189,12 @@ def decode_command(message: BusMessage) -> MediaCommand:
         return HandOver(space_id)
     if kind in ("mute", "unmute"):
         return SetMuted(space_id, _text(message, "user_id"), kind == "mute")
+    if kind == "captions":
+        on, spoken = message.get("on"), message.get("language")
+        language = next((known for known in LANGUAGES if known == spoken), None)
+        if not isinstance(on, bool) or language is None:
+            raise UnknownCommand(f"captions without on or a known language: {message!r}")
+        return SetCaptions(space_id, on, language)
     if kind == "disconnect":
         return Disconnect(space_id, _text(message, "user_id"))
     raise UnknownCommand(f"unknown media command {kind!r}")
@@ -239,6 +266,7 @@ class MediaPlane(Protocol):
     """What runs spaces' media, wherever it runs."""
 
     on_levels: LevelsSink | None
+    on_captions: CaptionsSink | None
 
     async def start(self, resume: Resume | None = None) -> None:
         """Begin; `resume` restarts the live spaces now and after any restart of the

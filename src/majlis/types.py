@@ -84,6 +84,7 @@ class Space:
     peak_listeners: int = 0
     host_username: str = ""
     language: Language = "auto"
+    captions: bool = True  # live captions, unless the host turned them off
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,3 +174,18 @@ LEVEL_PREFIX = "level:"
 def level_key(space_id: str, user_id: str) -> str:
     """Bus key of a speaker's level, valued "<dBFS>,<0|1 speaking>" with a short TTL."""
     return f"{LEVEL_PREFIX}{space_id}:{user_id}"
+
+
+# Live captions of a space, as its state document says: on; off (its host turned them
+# off); unavailable (this server has no caption model).
+CaptionsState = Literal["on", "off", "unavailable"]
+
+# A space's latest live caption lines stay on the bus this long after the newest one: a
+# state document shows what was said lately, not a line from minutes ago.
+CAPTION_LINES_TTL = 30.0
+
+
+def caption_lines_key(space_id: str) -> str:
+    """Bus key of a space's latest live caption lines: JSON, a list of
+    {"start", "end", "text", "speaker"} (wall-clock seconds), newest last."""
+    return f"captions:{space_id}"

@@ -121,6 +121,7 @@ async def snapshot(h: Harness, cast: Cast) -> Snapshot:
         banned = [u.id for u in cast.users if await store.is_banned(sid, u.id)]
         out[name] = {
             "state": space.json()["state"],
+            "captions": space.json()["captions"],
             "stage": {p["user_id"]: (p["role"], p["muted"]) for p in stage.json()["participants"]},
             "requests": sorted(r.user_id for r in requests),
             "invites": sorted(invites),
@@ -148,6 +149,10 @@ def _set_state(space: str, state: str) -> Callable[[Snapshot, Cast], None]:
         s[space]["state"] = state
 
     return change
+
+
+def _captions_off(s: Snapshot, c: Cast) -> None:
+    s["live"]["captions"] = False
 
 
 def _approve(s: Snapshot, c: Cast) -> None:
@@ -203,6 +208,15 @@ ACTIONS = [
     ),
     Action(
         "end", "POST", lambda c: f"/spaces/{c.live}/end", HOST, 200, _set_state("live", "ended")
+    ),
+    Action(
+        "captions_off",
+        "PUT",
+        lambda c: f"/spaces/{c.live}/captions",
+        HOST,
+        200,
+        _captions_off,
+        lambda c: {"on": False},
     ),
     Action(
         "approve",
@@ -365,11 +379,12 @@ async def test_action_by_caller(action: Action, caller: str, tmp_path: Path) -> 
 def test_matrix_covers_every_action_and_caller() -> None:
     names = {a.name for a in ACTIONS}
     assert names == {
-        "start", "end", "approve", "decline", "invite", "demote", "mute", "unmute_other",
-        "remove", "ban", "add_cohost", "remove_cohost", "list_requests",
+        "start", "end", "captions_off", "approve", "decline", "invite", "demote", "mute",
+        "unmute_other", "remove", "ban", "add_cohost", "remove_cohost", "list_requests",
     }  # fmt: skip
     allowed = {a.name: sorted(a.allowed) for a in ACTIONS}
     assert allowed["unmute_other"] == []
     assert allowed["end"] == ["host"]
+    assert allowed["captions_off"] == ["host"]
     assert allowed["add_cohost"] == ["host"]
     assert allowed["ban"] == ["cohost", "host"]

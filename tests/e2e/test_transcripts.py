@@ -35,12 +35,13 @@ MAX_WER = 0.4
 TRANSCRIPT_WAIT_S = 120.0
 
 
-def speech_file(directory: Path) -> tuple[Path, float]:
-    """The two sentences with silences around them, as a 48 kHz mono WAV; its length."""
+def speech_file(directory: Path, repeat: int = 1) -> tuple[Path, float]:
+    """The two sentences (`repeat` times) with silences around them, as a 48 kHz mono WAV;
+    its length."""
     work = directory / "speech"
     work.mkdir()
     pieces = [silence(1.0)]
-    for text in SAID:
+    for text in SAID * repeat:
         pieces += [espeak(text, work), silence(2.0)]
     audio = np.concatenate(pieces)
     path = directory / "said.wav"

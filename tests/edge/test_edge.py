@@ -127,7 +127,8 @@ def test_bad_tokens_are_refused_by_the_edge_alone(live: Live) -> None:
     edge = live.deployment.edge
     before = edge.origin_fetches()
     for name, (token, status) in cases.items():
-        for file in ("index.m3u8", "init.mp4", "s1.m4s", "p1-1-1.m4s", "stream"):
+        files = ("index.m3u8", "init.mp4", "s1.m4s", "p1-1-1.m4s", "stream", "main.m3u8")
+        for file in (*files, "captions.m3u8", "c1.vtt"):
             url = f"{live.edge}/hls/{live.space}/{token}/{file}"
             answer = httpx.get(url, headers={"Origin": "http://app.example"})
             assert answer.status_code == status, (name, file, answer.text)
@@ -153,6 +154,20 @@ def test_a_part_without_a_token_is_refused_at_the_edge_and_at_the_origin(live: L
     for file in ("index.m3u8", "init.mp4", "s0.m4s"):
         answer = httpx.get(f"{live.edge}/hls/{live.space}/{file}")
         assert answer.status_code == 401 and answer.json()["error"] == "token_required"
+
+
+def test_the_captions_files_pass_the_edge_with_a_token(live: Live) -> None:
+    """This server has no caption model: main.m3u8 lists the audio alone, and the captions
+    playlist is the origin's 404 (its reason), not the edge's refusal of an unknown name."""
+    base = live.join()["playback_url"].rsplit("/", 1)[0]
+    multivariant = httpx.get(f"{base}/main.m3u8")
+    assert multivariant.status_code == 200, multivariant.text
+    assert multivariant.text.endswith("\nindex.m3u8\n")
+    assert httpx.get(f"{base}/{multivariant.text.splitlines()[-1]}").status_code == 200
+    for file in ("captions.m3u8", "c7.vtt"):
+        answer = httpx.get(f"{base}/{file}")
+        assert answer.status_code == 404
+        assert "no such resource on this edge" not in answer.json()["reason"], answer.text
 
 
 def test_bad_input_gets_a_4xx_from_the_edge(live: Live) -> None:

@@ -16,6 +16,11 @@
 //           MAJLIS_TEST_SPACE, whose speech is being transcribed: the page says so, shows
 //           the lines once they are made, and a line plays the recording from its start
 //           and is marked as the one being heard.
+// captions — (needs the caption model) the live space MAJLIS_TEST_SPACE, whose host
+//           (MAJLIS_TEST_HOST, MAJLIS_TEST_PASSWORD) is speaking: a listener's page shows
+//           live captions with a toggle; hls.js, given main.m3u8, shows its subtitles at
+//           the audio's position; the studio tells the host captions are on and switches
+//           them off; the listener's page then says so and shows none.
 
 import {
   DESKTOP,
@@ -860,7 +865,132 @@ async function transcript(report) {
   }
 }
 
-const SCENARIOS = { main, waiting, audio, edge, transcript };
+async function waitContains(page, selector, part, timeout = 10000) {
+  await page.waitForFunction(
+    ({ selector, part }) => document.querySelector(selector)?.textContent.includes(part),
+    { selector, part },
+    { timeout },
+  );
+}
+
+async function captions(report) {
+  const spaceId = process.env.MAJLIS_TEST_SPACE;
+  const browser = await launch();
+  try {
+    const page = report.watch(await (await browser.newContext({ viewport: DESKTOP })).newPage(), 'listener');
+    await page.goto(`${base}/spaces/${spaceId}`);
+    await page.click('#listen-button');
+    const seen = new Set();
+    await report.step('live captions appear beside the player, in step with it', async () => {
+      await page.waitForSelector('#captions:not([hidden]) .caption', { timeout: 45000 });
+      // Lines come and go with the audio: gather what shows over a few seconds.
+      for (let i = 0; i < 16; i += 1) {
+        for (const line of await page.$$eval('#captions .caption', (ps) => ps.map((p) => [p.textContent, p.dir]))) {
+          seen.add(JSON.stringify(line));
+        }
+        await page.waitForTimeout(500);
+      }
+      const lines = [...seen].map((s) => JSON.parse(s));
+      report.notes.heard = lines.map(([text]) => text).join(' ');
+      report.notes.dirs = [...new Set(lines.map(([, dir]) => dir))];
+      report.notes.kind = await page.getAttribute('#player', 'data-kind');
+      await screenshotBoth(page, shots, 'listen-captions');
+      return `${lines.length} line(s) via ${report.notes.kind}: ${report.notes.heard}`;
+    });
+    await report.step('the toggle hides captions and shows them again', async () => {
+      await page.click('#captions-button');
+      await page.waitForSelector('#captions[hidden]', { ...T, state: 'attached' });
+      const off = await page.getAttribute('#captions-button', 'aria-pressed');
+      await page.click('#captions-button');
+      await page.waitForSelector('#captions:not([hidden])', T);
+      const on = await page.getAttribute('#captions-button', 'aria-pressed');
+      if (off !== 'false' || on !== 'true') throw new Error(`aria-pressed ${off} then ${on}`);
+      return 'off, then on again';
+    });
+    // hls.js as any site would embed it (not our player): its native text track starts as a
+    // data: URL, which our pages' CSP (media-src 'self' blob:) refuses, so not under it.
+    const other = report.watch(
+      await (await browser.newContext({ viewport: DESKTOP, bypassCSP: true })).newPage(),
+      'hls.js',
+    );
+    await report.step('hls.js plays main.m3u8 and shows its subtitles in step with the audio', async () => {
+      await other.goto(`${base}/spaces/${spaceId}`);
+      const opened = await other.evaluate(async (spaceId) => {
+        const Hls = (await import('/vendor/hls.mjs')).default;
+        const anon = await (await fetch('/api/v1/auth/anonymous', { method: 'POST' })).json();
+        const joined = await (
+          await fetch(`/api/v1/spaces/${spaceId}/join`, {
+            method: 'POST',
+            headers: { Authorization: `Bearer ${anon.token}`, 'Content-Type': 'application/json' },
+            body: '{}',
+          })
+        ).json();
+        const url = joined.playback_url.replace(/index\.m3u8$/, 'main.m3u8');
+        const audio = document.createElement('audio');
+        audio.muted = true;
+        document.body.append(audio);
+        const hls = new Hls({ lowLatencyMode: true });
+        const parsed = new Promise((resolve) => hls.on(Hls.Events.MANIFEST_PARSED, resolve));
+        hls.loadSource(url);
+        hls.attachMedia(audio);
+        await parsed;
+        hls.subtitleDisplay = true;
+        hls.subtitleTrack = 0;
+        await audio.play();
+        window.testAudio = audio;
+        return { tracks: hls.subtitleTracks.length };
+      }, spaceId);
+      if (opened.tracks !== 1) throw new Error(`${opened.tracks} subtitle tracks in main.m3u8`);
+      // Sample what the player shows: a cue active at the audio's position, on its timeline.
+      const samples = [];
+      for (let i = 0; i < 40; i += 1) {
+        samples.push(
+          await other.evaluate(() => {
+            const audio = window.testAudio;
+            const track = [...audio.textTracks].find((t) => t.kind === 'subtitles' || t.kind === 'captions');
+            const cues = track?.cues ? [...track.cues] : [];
+            return {
+              at: audio.currentTime,
+              active: track?.activeCues ? [...track.activeCues].map((c) => c.text) : [],
+              starts: cues.map((c) => c.startTime),
+            };
+          }),
+        );
+        await other.waitForTimeout(250);
+      }
+      const active = samples.filter((s) => s.active.length);
+      const last = samples.at(-1);
+      report.notes.hlsjs = { active: active.length, at: last.at, cues: last.starts.length };
+      if (!active.length) throw new Error(`no cue was ever active: ${JSON.stringify(last)}`);
+      const off = last.starts.filter((t) => t < last.at - 120 || t > last.at + 10);
+      if (off.length) throw new Error(`cues off the audio's timeline: ${off} at ${last.at}`);
+      return `${active.length}/40 samples showed a cue (${active[0].active.join(' | ')}); ${last.starts.length} cues, position ${last.at.toFixed(1)} s`;
+    });
+    const host = report.watch(await (await browser.newContext({ viewport: DESKTOP })).newPage(), 'host');
+    await report.step('the studio tells the host captions are on, and the host turns them off', async () => {
+      await host.goto(`${base}/login`);
+      await host.fill('#username', process.env.MAJLIS_TEST_HOST);
+      await host.fill('#password', process.env.MAJLIS_TEST_PASSWORD);
+      await Promise.all([host.waitForURL(`${base}/`), host.click('button[type=submit]')]);
+      await host.goto(`${base}/spaces/${spaceId}/studio`);
+      await waitContains(host, '#stage-captions', 'Captions are on');
+      await host.click('#captions-switch');
+      await host.waitForSelector('#captions-switch[aria-pressed="false"]', T);
+      await waitContains(host, '#stage-captions', 'Captions are off');
+      await screenshotBoth(host, shots, 'studio-captions-off');
+      return await text(host, '#stage-captions');
+    });
+    await report.step('the listener is told captions are off and sees none', async () => {
+      await waitContains(page, '#captions-note', 'turned captions off', 15000);
+      await page.waitForSelector('#captions[hidden]', { ...T, state: 'attached' });
+      return await text(page, '#captions-note');
+    });
+  } finally {
+    await browser.close();
+  }
+}
+
+const SCENARIOS = { main, waiting, audio, edge, transcript, captions };
 
 const report = new Report(scenario);
 try {

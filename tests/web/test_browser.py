@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from e2e.harness import Api, running_server, wait_line, wait_replay
+from e2e.harness import PASSWORD, Api, running_server, wait_line, wait_replay
 from e2e.test_transcripts import MODEL_PACKAGE, SAID, speak_file, speech_file
 from edge.conftest import SECRET, Edge, free_port, require_varnish
-from majlis.media.captions.wer import word_error_rate
+from majlis.media.captions.wer import normalize, word_error_rate
 
 from .harness import Server, explain, run_scenario
 
@@ -141,6 +141,39 @@ def test_listening_through_the_edge(
 
 
 @pytest.mark.timeout(240)
+def test_live_captions_in_the_listener_page_and_the_hosts_switch(
+    browser_tools: str, tmp_path: Path
+) -> None:
+    """The host speaks espeak-ng sentences (over and over) in a space on a server with the
+    English caption model: a listener's page shows live captions with a toggle, hls.js
+    playing main.m3u8 shows the subtitles rendition's cues at the audio's position, the
+    studio tells the host they are on and turns them off, and the listener's page says so."""
+    wav, length = speech_file(tmp_path, repeat=4)
+    with running_server(tmp_path / "data", caption_model=MODEL_PACKAGE) as server:
+        api = Api(server)
+        api.register("host")
+        sid = api.ok("host", "POST", "/api/v1/spaces", {"title": "Live captions"})["id"]
+        api.close()
+        speaker = speak_file(server, sid, wav, length + 1.0)
+        try:
+            wait_line(speaker, "speaking")
+            env = {
+                "MAJLIS_TEST_SPACE": sid,
+                "MAJLIS_TEST_HOST": "host",
+                "MAJLIS_TEST_PASSWORD": PASSWORD,
+            }
+            report = run_scenario(browser_tools, "captions", server.url, timeout=150, env=env)
+        finally:
+            speaker.kill()
+    assert report["ok"], f"{explain(report)}\n{report.get('notes')}"
+    notes = report["notes"]
+    assert isinstance(notes, dict)
+    heard = set(normalize(str(notes["heard"])))
+    said = set(normalize(" ".join(SAID)))
+    assert len(heard & said) >= 5, notes["heard"]
+    assert notes["dirs"] == ["ltr"], notes  # English; Arabic is right to left (captions.test.mjs)
+
+
 def test_replay_transcript(browser_tools: str, tmp_path: Path) -> None:
     """Speech (espeak-ng) in a space on a server with the English caption model: once the
     space ends its replay page says it is being transcribed, then lists what was said; a

@@ -11,6 +11,8 @@ from majlis.types import Language, Participant, SpaceState, SpeakRequest, User, 
 
 __all__ = [
     "AdmittedBody",
+    "CaptionLineBody",
+    "CaptionsBody",
     "CredentialsBody",
     "HeartbeatBody",
     "JoinBody",
@@ -148,6 +150,7 @@ class SpaceBody(BaseModel):
     ended_at: float | None
     peak_listeners: int
     language: Language
+    captions: bool = Field(description="live captions, unless the host turned them off")
 
 
 class SpaceListBody(BaseModel):
@@ -240,12 +243,28 @@ class SpeakerState(BaseModel):
     level_db: float | None
 
 
+class CaptionLineBody(BaseModel):
+    start: float = Field(description="wall clock (Unix seconds) when the words began")
+    end: float
+    text: str
+    speaker: str = Field(description="user id of who said it; empty when not known")
+
+
+class CaptionsBody(_Strict):
+    on: bool = Field(description="live captions on (true) or off (false)")
+
+
 class StateBody(BaseModel):
     space: SpaceBody
     speakers: list[SpeakerState]
     listener_count: int
     peak_listeners: int
     reactions: dict[str, int]
+    captions: Literal["on", "off", "unavailable"] = Field(
+        description="live captions: on; off (the host turned them off); unavailable "
+        "(this server has no caption model)"
+    )
+    caption_lines: list[CaptionLineBody] = Field(description="the latest lines, newest last")
     updated_at: float
 
 

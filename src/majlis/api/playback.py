@@ -28,7 +28,9 @@ from majlis.types import SpaceState
 
 __all__ = ["PlaybackGuard"]
 
-_PLAYLIST = "index.m3u8"
+# Playlists: what a player reloads, so where a ban is looked for. main.m3u8 is the
+# multivariant playlist (audio and live captions), captions.m3u8 the captions' own.
+_PLAYLISTS = frozenset({"index.m3u8", "main.m3u8", "captions.m3u8"})
 
 
 class PlaybackGuard:
@@ -61,7 +63,7 @@ class PlaybackGuard:
         space_of_token, member = self.tokens.verify_compact(PLAYBACK, token, 2)
         if space_of_token != space_id:
             raise Forbidden("that playback token is for another space", code="token_mismatch")
-        if name == _PLAYLIST and await self.bus.get_value(ban_key(space_id, member)):
+        if name in _PLAYLISTS and await self.bus.get_value(ban_key(space_id, member)):
             raise Forbidden("you are banned from this space", code="banned")
 
     async def _refuse_live(self, space_id: str) -> None:

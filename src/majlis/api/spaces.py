@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from majlis.api.http import caller_of, json_response, parse_body, parse_query
 from majlis.api.models import (
+    CaptionsBody,
     ListQuery,
     ReminderBody,
     SpaceBody,
@@ -88,6 +89,17 @@ class SpaceRoutes:
             ),
             Endpoint(
                 "PUT",
+                f"{one}/captions",
+                self.captions,
+                "Turn live captions on or off (host only); everyone in the space is told",
+                tag,
+                body=CaptionsBody,
+                answer=SpaceBody,
+                auth="user",
+                errors=(400, 404, 409, 413, 429),
+            ),
+            Endpoint(
+                "PUT",
                 f"{one}/reminder",
                 self.remind,
                 "Remind me when it starts",
@@ -160,6 +172,12 @@ class SpaceRoutes:
     async def end(self, request: Request) -> Response:
         caller = await caller_of(request, self._auth)
         space = await self._spaces.end(caller, request.path_params["space_id"])
+        return json_response(space_summary(space))
+
+    async def captions(self, request: Request) -> Response:
+        caller = await caller_of(request, self._auth)
+        body = await parse_body(request, CaptionsBody)
+        space = await self._spaces.set_captions(caller, request.path_params["space_id"], body.on)
         return json_response(space_summary(space))
 
     async def remind(self, request: Request) -> Response:

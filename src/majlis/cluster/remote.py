@@ -22,6 +22,7 @@ from majlis.errors import Conflict, MajlisError, Overloaded
 from majlis.plane import (
     NODE_KEY_HEADER,
     NODE_PREFIX,
+    CaptionsSink,
     LevelsSink,
     MediaCommand,
     NodeInfo,
@@ -56,7 +57,9 @@ class LocalNode(Protocol):
 
 
 class RemoteMedia:
+    # Nodes publish levels and caption lines on the bus themselves (membership.py).
     on_levels: LevelsSink | None = None
+    on_captions: CaptionsSink | None = None
 
     def __init__(
         self,

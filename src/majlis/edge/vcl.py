@@ -12,6 +12,8 @@ What the generated VCL does, per request:
   is refused here and never reaches the origin. The cache key is the URL *without* the
   token, so every listener's request for a part or a blocking reload is one object and one
   origin fetch. The origin gets the URL with the token of whoever asked first.
+- The files are the audio's (`index.m3u8`, `init.mp4`, segments, parts) and the live
+  captions' (`main.m3u8`, `captions.m3u8`, `c{k}.vtt`), each cached as the origin says.
 - `/hls/{space}/{file}` without a token: replays of ended spaces; the origin refuses the
   live ones. A part (`p…`) without a token is refused here.
 - Playlist queries are reduced to `_HLS_msn`, `_HLS_part` and `_HLS_skip` in a fixed order,
@@ -34,8 +36,15 @@ __all__ = ["SPACE_PATTERN", "EdgeSettings", "Origin", "parse_origin", "render_vc
 FIRST_BYTE_TIMEOUT_S = 15
 SPACE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 _TOKEN = r"play\.[A-Za-z0-9_:.-]{1,250}"
-_LIVE_FILE = r"(index\.m3u8|init\.mp4|s[0-9]{1,10}\.m4s|p[0-9]{1,10}-[0-9]{1,10}-[0-9]{1,10}\.m4s)"
-_OPEN_FILE = r"(index\.m3u8|init\.mp4|s[0-9]{1,10}\.m4s|replay\.m4a)"
+# Live captions (media/hls/subtitles.py): the multivariant playlist, the subtitles
+# playlist and its WebVTT segments, as the audio's files are.
+_CAPTION_FILES = r"main\.m3u8|captions\.m3u8|c[0-9]{1,12}\.vtt"
+_LIVE_FILE = (
+    r"(index\.m3u8|init\.mp4|s[0-9]{1,10}\.m4s|p[0-9]{1,10}-[0-9]{1,10}-[0-9]{1,10}\.m4s|"
+    + _CAPTION_FILES
+    + ")"
+)
+_OPEN_FILE = r"(index\.m3u8|init\.mp4|s[0-9]{1,10}\.m4s|replay\.m4a|" + _CAPTION_FILES + ")"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ on the bus.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from majlis.bus.base import Bus
@@ -20,7 +21,14 @@ from majlis.services.spaces import Spaces
 from majlis.services.tokens import TokenService
 from majlis.signing import PLAYBACK
 from majlis.store.base import Store
-from majlis.types import LEVEL_PREFIX, Space, SpaceState, level_key
+from majlis.types import (
+    LEVEL_PREFIX,
+    CaptionsState,
+    Space,
+    SpaceState,
+    caption_lines_key,
+    level_key,
+)
 
 __all__ = ["REACTIONS", "Admitted", "ListenerPolicy", "Listeners", "Queued"]
 
@@ -36,6 +44,7 @@ class ListenerPolicy:
     reaction_burst: int
     media_url: str  # the edge's URL, or the server's own
     edge_stream: bool = False  # the edge serves listener streams (majlis edge does)
+    captions: bool = False  # a caption model is configured: live spaces are captioned
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,8 +212,41 @@ class Listeners:
             "listener_count": count,
             "peak_listeners": max(count, space.peak_listeners),
             "reactions": await self._bus.get_tally(f"reactions:{space_id}"),
+            "captions": self._captions(space),
+            "caption_lines": await self._caption_lines(space),
             "updated_at": self._clock.now(),
         }
+
+    def _captions(self, space: Space) -> CaptionsState:
+        if not self._policy.captions:
+            return "unavailable"
+        return "on" if space.captions else "off"
+
+    async def _caption_lines(self, space: Space) -> list[dict[str, object]]:
+        """The latest live lines the media node published (they expire on the bus)."""
+        if space.state is not SpaceState.LIVE or self._captions(space) != "on":
+            return []
+        return _parse_lines(await self._bus.get_value(caption_lines_key(space.id)))
+
+
+def _parse_lines(raw: str | None) -> list[dict[str, object]]:
+    """Lines as the media node publishes them (types.caption_lines_key); anything else,
+    none: a state document never fails over captions."""
+    if not raw:
+        return []
+    try:
+        wire = json.loads(raw)
+        return [
+            {
+                "start": float(line["start"]),
+                "end": float(line["end"]),
+                "text": str(line["text"]),
+                "speaker": str(line["speaker"]),
+            }
+            for line in wire
+        ]
+    except (ValueError, TypeError, KeyError):
+        return []
 
 
 def _parse_level(raw: str | None) -> tuple[float, bool] | None:
@@ -233,4 +275,5 @@ def space_summary(space: Space) -> dict[str, object]:
         "ended_at": space.ended_at,
         "peak_listeners": space.peak_listeners,
         "language": space.language,
+        "captions": space.captions,
     }

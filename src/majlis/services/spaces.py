@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from majlis.clock import Clock
 from majlis.errors import BadRequest, Conflict, Forbidden, NotFound
-from majlis.plane import EndSpace, StartSpace
+from majlis.plane import EndSpace, SetCaptions, StartSpace
 from majlis.services.accounts import clean_text
 from majlis.services.auth import Caller
 from majlis.services.cache import TtlCache
@@ -16,7 +16,7 @@ from majlis.services.events import Events
 from majlis.store.base import Store
 from majlis.types import Language, Participant, Space, SpaceState, Visibility
 
-__all__ = ["Spaces"]
+__all__ = ["Spaces", "captions_of"]
 
 MAX_SCHEDULE_AHEAD = 366 * 86400.0
 
@@ -77,7 +77,7 @@ class Spaces:
         )
         await self._store.create_space(space)
         if live:
-            await self._events.media(StartSpace(space.id, now))
+            await self.place(StartSpace(space.id, now))
         return await self.get(space.id)
 
     async def get(self, space_id: str) -> Space:
@@ -98,6 +98,15 @@ class Spaces:
         )
         return [StartSpace(s.id, s.started_at or s.created_at) for s in spaces]
 
+    async def place(self, start: StartSpace) -> None:
+        """Publish a (re)start of a live space's media, then its captions' settings (the
+        host's switch, the language): a node starts every space with captions on and
+        the language detected."""
+        await self._events.media(start)
+        space = await self._store.get_space(start.space_id)
+        if space is not None:
+            await self._events.media(captions_of(space))
+
     async def get_cached(self, space_id: str) -> Space:
         """For the listener paths: may be up to the cache TTL old."""
         space = await self._space_cache.get(space_id, lambda: self._store.get_space(space_id))
@@ -117,7 +126,7 @@ class Spaces:
     async def start(self, caller: Caller, space_id: str) -> Space:
         space = await self._owned(caller, space_id, "start")
         await self._transition(space, SpaceState.LIVE)
-        await self._events.media(StartSpace(space_id, self._clock.now()))
+        await self.place(StartSpace(space_id, self._clock.now()))
         await self._events.emit(space_id, "space_started", "all")
         return await self.get(space_id)
 
@@ -167,6 +176,20 @@ class Spaces:
         if space.state is not SpaceState.SCHEDULED or space.scheduled_for is None:
             raise Conflict("only a scheduled space has a calendar entry", code="not_scheduled")
         return render_ics(space, f"{public_url}/spaces/{space.id}", self._clock.now())
+
+    async def set_captions(self, caller: Caller, space_id: str, on: bool) -> Space:
+        """The host turns live captions on or off; everyone in the space is told (the
+        studio shows speakers whether what they say is being captioned)."""
+        space = await self._owned(caller, space_id, "turn captions on or off in")
+        if space.state is SpaceState.ENDED:
+            raise Conflict("the space has ended", code="space_ended")
+        if not await self._store.set_captions(space_id, on):
+            raise NotFound("no such space", code="space_not_found")
+        self.forget(space_id)
+        if space.state is SpaceState.LIVE:
+            await self._events.media(SetCaptions(space_id, on, space.language))
+        await self._events.emit(space_id, "captions", "all", on=on)
+        return await self.get(space_id)
 
     async def _owned(self, caller: Caller, space_id: str, action: str) -> Space:
         user_id = caller.require_user()
@@ -230,3 +253,8 @@ def render_ics(space: Space, url: str, now: float) -> str:
         "END:VCALENDAR",
     ]
     return "\r\n".join(_fold(line) for line in lines) + "\r\n"
+
+
+def captions_of(space: Space) -> SetCaptions:
+    """The media command that carries a space's live captions settings."""
+    return SetCaptions(space.id, space.captions, space.language)

@@ -105,6 +105,10 @@ class Store(Protocol):
         """peak_listeners = max(peak_listeners, count)."""
         ...
 
+    async def set_captions(self, space_id: str, on: bool) -> bool:
+        """Live captions on or off for the space; False when there is no such space."""
+        ...
+
     # participants (host, co-hosts, speakers; listeners are never stored) -----------------
     async def list_participants(self, space_id: str) -> list[Participant]:
         """With username and display_name filled in; ordered host, co-hosts, speakers,

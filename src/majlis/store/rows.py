@@ -61,6 +61,7 @@ def space_from_row(r: Row) -> Space:
         peak_listeners=r["peak_listeners"],
         host_username=r["host_username"],
         language=r["language"],
+        captions=bool(r["captions"]),
     )
 
 
@@ -133,12 +134,12 @@ GET_USER_BY_USERNAME = f"SELECT {_USER_COLUMNS} FROM users WHERE lower(username)
 
 INSERT_SPACE = (
     "INSERT INTO spaces (id, host_id, title, description, state, visibility, created_at,"
-    " scheduled_for, started_at, ended_at, peak_listeners, language)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    " scheduled_for, started_at, ended_at, peak_listeners, language, captions)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 )
 _SELECT_SPACES = (
     "SELECT s.id, s.host_id, s.title, s.description, s.state, s.visibility, s.created_at,"
-    " s.scheduled_for, s.started_at, s.ended_at, s.peak_listeners, s.language,"
+    " s.scheduled_for, s.started_at, s.ended_at, s.peak_listeners, s.language, s.captions,"
     " u.username AS host_username"
     " FROM spaces s JOIN users u ON u.id = s.host_id"
 )
@@ -149,6 +150,7 @@ TRANSITION_SPACE = (
     " started_at = COALESCE($4, started_at), ended_at = COALESCE($5, ended_at)"
     " WHERE id = $1 AND state = $2 RETURNING 1"
 )
+SET_CAPTIONS = "UPDATE spaces SET captions = $2 WHERE id = $1 RETURNING 1"
 RAISE_PEAK = "UPDATE spaces SET peak_listeners = $2 WHERE id = $1 AND peak_listeners < $2"
 SPACE_EXISTS = "SELECT 1 FROM spaces WHERE id = $1"
 
@@ -426,6 +428,7 @@ class SqlStore(ABC):
                 space.ended_at,
                 space.peak_listeners,
                 space.language,
+                space.captions,
             )
             await tx.execute(
                 INSERT_PARTICIPANT, space.id, space.host_id, Role.HOST.value, space.created_at
@@ -464,6 +467,9 @@ class SqlStore(ABC):
             transcript_match=self._transcript_match(query) if query else None,
         )
         return [space_from_row(r) for r in await self._fetch(sql, *args)]
+
+    async def set_captions(self, space_id: str, on: bool) -> bool:
+        return await self._changed(SET_CAPTIONS, space_id, on)
 
     async def raise_peak_listeners(self, space_id: str, count: int) -> None:
         async with self._write() as tx:

@@ -138,6 +138,17 @@ class Segmenter:
         self._reset()
         return out
 
+    def pending(self) -> Utterance | None:
+        """The utterance still open, as heard so far (speech to its latest speech window,
+        audio to the newest judged window), for live captions' interim transcriptions;
+        None in silence. The segmenter's state is not changed."""
+        if self._onset is None:
+            return None
+        audio_from = self._onset if self._continued else self._onset - self._pre_pad
+        return self._utterance(
+            self._onset, self._speech_end, audio_from, self._next, continues=True
+        )
+
     # state ---------------------------------------------------------------------------------
 
     def _reset(self) -> None:

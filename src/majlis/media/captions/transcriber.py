@@ -10,6 +10,7 @@ off the event loop and off the media thread. CTranslate2 releases the GIL while 
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -116,6 +117,9 @@ class WhisperTranscriber:
             from faster_whisper import WhisperModel  # type: ignore[import-untyped]
         except ImportError as exc:
             raise ModelNotFound("captions need faster-whisper: pip install faster-whisper") from exc
+        # faster-whisper logs every call at INFO ("Processing audio with duration ..."):
+        # live captions transcribe twice a second, which would bury the server's own log.
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)
         self._model: Any = WhisperModel(
             str(model_dir),
             device="cpu",

@@ -5,8 +5,20 @@ parts held until written); spaces without a feed (ended earlier, or whose node i
 are answered from their directory alone. Routes:
 
     GET /{space_id}/index.m3u8[?_HLS_msn=M[&_HLS_part=N]][&_HLS_skip=YES]
+    GET /{space_id}/main.m3u8
     GET /{space_id}/replay.m4a
     GET /{space_id}/init.mp4 | s{msn}.m4s | p{life}-{msn}-{part}.m4s
+    GET /{space_id}/captions.m3u8 | c{k}.vtt
+
+index.m3u8 is the audio's media playlist, which every client played before captions
+existed and may go on playing. main.m3u8 is the multivariant playlist: that audio as its
+one variant and, once the space has live captions (media/hls/subtitles.py writes
+captions.m3u8), a WebVTT subtitles rendition (EXT-X-MEDIA TYPE=SUBTITLES) that hls.js and
+native players show. It is made here from what the directory holds, so every space has
+one, captions or not; once the space has ended it lists the audio alone (the rendition
+kept only its last segments; replays have their transcript). The captions playlist is a
+plain live playlist served from disk (players reload it every target duration; no
+blocking reload for text).
 
 A segment of a live space is served while it is being written: asking for the open
 segment, or the next one, answers at once and streams its parts as they are written, and
@@ -63,6 +75,7 @@ from starlette.types import Receive, Scope, Send
 
 from majlis.errors import BadRequest, MajlisError, NotFound
 from majlis.media.hls.feed import FeedSnapshot, PlaylistFeed
+from majlis.media.hls.subtitles import CAPTION_NAME, CAPTIONS_PLAYLIST
 from majlis.media.recording.directory import (
     INIT_NAME,
     PART_NAME,
@@ -86,6 +99,12 @@ _SKIP_DATERANGES = "v2"
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MEDIA_TYPE = "audio/mp4"
+VTT_TYPE = "text/vtt; charset=utf-8"
+MULTIVARIANT_NAME = "main.m3u8"
+# The variant's BANDWIDTH (peak bits a second). There is one variant, so nothing is
+# chosen by it; it is an upper bound for AAC-LC mono at any configured bitrate.
+_BANDWIDTH = 192_000
+_CODECS = "mp4a.40.2"  # AAC-LC
 IMMUTABLE = "public, max-age=31536000, immutable"
 LIVE_PLAYLIST = "public, max-age=1"
 FINISHED = "public, max-age=86400"
@@ -165,6 +184,10 @@ def create_origin(registry: SpaceRegistry, *, blocking_timeout: float | None = N
     origin = _Origin(registry, blocking_timeout)
     routes = [
         Route("/{space_id}/index.m3u8", _json_errors(origin.playlist), methods=["GET"]),
+        Route(
+            f"/{{space_id}}/{MULTIVARIANT_NAME}", _json_errors(origin.multivariant), methods=["GET"]
+        ),
+        Route(f"/{{space_id}}/{CAPTIONS_PLAYLIST}", _json_errors(origin.captions), methods=["GET"]),
         Route("/{space_id}/replay.m4a", _json_errors(origin.replay), methods=["GET"]),
         Route("/{space_id}/{name}", _json_errors(origin.media), methods=["GET"]),
     ]
@@ -197,9 +220,29 @@ class _Origin:
         cache = _playlist_cache(snapshot.ended, blocking=snapshot.target_duration)
         return _playlist_response(_playlist_body(snapshot, delta=skip is not None), cache)
 
+    async def multivariant(self, request: Request) -> Response:
+        entry = self._entry(request)
+        ended = await _has_ended(entry)
+        # Live captions are for the live space: the rendition keeps only its last
+        # segments, so a replay gets the replay transcript instead (services/transcripts).
+        captions = not ended and (entry.directory / CAPTIONS_PLAYLIST).is_file()
+        return _playlist_response(_multivariant(captions).encode(), _playlist_cache(ended))
+
+    async def captions(self, request: Request) -> Response:
+        entry = self._entry(request)
+        text = _read(entry.directory / CAPTIONS_PLAYLIST)
+        if text is None:
+            raise NotFound("this space has no live captions")
+        return _playlist_response(text, _playlist_cache(_ENDLIST in text))
+
     async def media(self, request: Request) -> Response:
         entry = self._entry(request)
         name = request.path_params["name"]
+        if CAPTION_NAME.fullmatch(name):
+            path = entry.directory / name
+            if not path.is_file():
+                raise NotFound(f"{name} does not exist (yet)")
+            return FileResponse(path, media_type=VTT_TYPE, headers={"Cache-Control": IMMUTABLE})
         segment = SEGMENT_NAME.fullmatch(name)
         feed = entry.feed
         if segment is not None and feed is not None and not (entry.directory / name).is_file():
@@ -277,6 +320,20 @@ class _Origin:
         if entry is None:
             raise NotFound(f"no space {space_id[:64]!r} is served here")
         return entry
+
+
+def _multivariant(captions: bool) -> str:
+    """The multivariant playlist: the audio, and its captions when there are some."""
+    lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    group = ""
+    if captions:
+        lines.append(
+            '#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="captions",NAME="Captions",'
+            f'DEFAULT=YES,AUTOSELECT=YES,FORCED=NO,URI="{CAPTIONS_PLAYLIST}"'
+        )
+        group = ',SUBTITLES="captions"'
+    lines += [f'#EXT-X-STREAM-INF:BANDWIDTH={_BANDWIDTH},CODECS="{_CODECS}"{group}', PLAYLIST_NAME]
+    return "\n".join(lines) + "\n"
 
 
 def _directives(query: QueryParams) -> tuple[int, int | None] | None:

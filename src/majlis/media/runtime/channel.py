@@ -17,13 +17,16 @@ import struct
 from typing import Any
 
 from majlis.media.hls.feed import FeedSnapshot
+from majlis.types import TranscriptLine
 
 __all__ = [
     "MAX_FRAME",
     "ChannelError",
     "Message",
+    "decode_line",
     "decode_snapshot",
     "encode_frame",
+    "encode_line",
     "encode_snapshot",
     "read_frame",
 ]
@@ -106,3 +109,18 @@ def decode_snapshot(header: Message, body: bytes) -> FeedSnapshot:
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ChannelError(f"a snapshot frame is malformed: {error!r}") from None
+
+
+def encode_line(line: TranscriptLine) -> list[object]:
+    """A caption line as it crosses the wire: [start, end, text, speaker]."""
+    return [line.start, line.end, line.text, line.speaker]
+
+
+def decode_line(wire: object) -> TranscriptLine:
+    """The line `encode_line` sent; ChannelError for anything else."""
+    if not isinstance(wire, list) or len(wire) != 4:
+        raise ChannelError(f"not a caption line: {wire!r:.80}")
+    start, end, text, speaker = wire
+    if not isinstance(start, int | float) or not isinstance(end, int | float):
+        raise ChannelError(f"a caption line without times: {wire!r:.80}")
+    return TranscriptLine(float(start), float(end), str(text), str(speaker))

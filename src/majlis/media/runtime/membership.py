@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 
 from majlis.bus.base import Bus, Subscription
@@ -30,6 +31,7 @@ from majlis.clock import Clock
 from majlis.errors import Conflict, Overloaded
 from majlis.plane import (
     NODE_PREFIX,
+    CaptionsSink,
     CloseSpace,
     EndSpace,
     HandOver,
@@ -47,9 +49,15 @@ from majlis.plane import (
     node_key,
     space_lease,
 )
-from majlis.types import MEDIA_CHANNEL, level_key
+from majlis.types import (
+    CAPTION_LINES_TTL,
+    MEDIA_CHANNEL,
+    TranscriptLine,
+    caption_lines_key,
+    level_key,
+)
 
-__all__ = ["Membership", "publish_levels"]
+__all__ = ["Membership", "publish_captions", "publish_levels"]
 
 log = logging.getLogger(__name__)
 
@@ -292,5 +300,23 @@ def publish_levels(bus: Bus, loop: asyncio.AbstractEventLoop) -> LevelsSink:
             asyncio.run_coroutine_threadsafe(
                 bus.set_value(level_key(space_id, user_id), value, 2.0), loop
             )
+
+    return publish
+
+
+def publish_captions(bus: Bus, loop: asyncio.AbstractEventLoop) -> CaptionsSink:
+    """A space's latest caption lines to the bus, where the state document reads them.
+    They arrive on a captioner's thread (or the worker channel's loop)."""
+
+    def publish(space_id: str, lines: list[TranscriptLine]) -> None:
+        value = json.dumps(
+            [
+                {"start": line.start, "end": line.end, "text": line.text, "speaker": line.speaker}
+                for line in lines
+            ]
+        )
+        asyncio.run_coroutine_threadsafe(
+            bus.set_value(caption_lines_key(space_id), value, CAPTION_LINES_TTL), loop
+        )
 
     return publish

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from majlis.errors import Conflict, NotFound
+from majlis.media.captions.live import LiveStats
+from majlis.media.captions.transcriber import UnsupportedLanguage
 from majlis.media.hls.origin import SpaceRegistry
 from majlis.media.hls.packager import HlsPackager, finalize_recording, frames_for_seconds
 from majlis.media.mixing.mixer import Mixer
@@ -28,9 +33,11 @@ from majlis.media.recording.storage import (
     open_object_store,
 )
 from majlis.media.rtc.ingest import Ingest, validate_offer
+from majlis.media.runtime.captioning import CaptionModels, SpaceCaptions
 from majlis.media.runtime.held import HeldMix
 from majlis.media.runtime.loop import MediaLoop
 from majlis.plane import (
+    CaptionsSink,
     CloseSpace,
     Disconnect,
     EndSpace,
@@ -40,10 +47,12 @@ from majlis.plane import (
     MediaCommand,
     Resume,
     Sample,
+    SetCaptions,
     SetMuted,
     StandBy,
     StartSpace,
 )
+from majlis.types import TranscriptLine
 
 __all__ = ["MediaNode", "NodeSettings"]
 
@@ -64,6 +73,8 @@ class NodeSettings:
     segment_seconds: float = 2.0
     bitrate: int = 64000
     storage: StorageSettings | None = None  # recordings also in an object store
+    caption_model: Path | None = None  # live captions' model directory; None: no captions
+    caption_segment_seconds: float = 1.0  # the captions rendition's segments
 
     @property
     def part_frames(self) -> int:
@@ -81,6 +92,13 @@ class _Space:
     ingest: Ingest
     mix: HeldMix  # the mixer's output: held until the recording opens here
     recording: asyncio.Lock  # one opening of the recording at a time
+    started_at: float  # the space's clock starts here (its recording's and captions')
+    captions: SpaceCaptions | None = None  # live captions, once the recording is open here
+
+    def on_mix(self, pcm: npt.NDArray[np.int16], capture_time: float) -> None:
+        self.mix.push(pcm, capture_time)
+        if self.captions is not None:
+            self.captions.push(pcm, capture_time)
 
     @property
     def packager(self) -> HlsPackager | None:
@@ -93,10 +111,17 @@ class MediaNode:
         settings: NodeSettings,
         registry: SpaceRegistry,
         on_levels: LevelsSink | None = None,
+        on_captions: CaptionsSink | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.on_levels = on_levels
+        self.on_captions = on_captions
+        model = settings.caption_model
+        self._caption_models = None if model is None else CaptionModels(model)
+        # The control plane's latest captions settings per space (the host's switch, the
+        # language); a space without any has captions on, its language detected.
+        self._caption_settings: dict[str, SetCaptions] = {}
         self._loop = MediaLoop()
         self._spaces: dict[str, _Space] = {}
         self._starting: dict[str, asyncio.Future[None]] = {}
@@ -170,6 +195,9 @@ class MediaNode:
             ]
             if space.packager is not None:
                 samples += _packager_samples(space.packager, labels)
+            captions = space.captions
+            if captions is not None:
+                samples += _caption_samples(captions.stats(), labels)
         return samples
 
     async def handle(self, command: MediaCommand) -> None:
@@ -187,6 +215,8 @@ class MediaNode:
                 await self._run(self._start_space(space_id, started_at, record=False))
             case SetMuted(space_id, user_id, muted):
                 await self.set_muted(space_id, user_id, muted)
+            case SetCaptions():
+                await self._run(self._set_captions(command))
             case Disconnect(space_id, user_id):
                 await self.disconnect(space_id, user_id)
 
@@ -237,13 +267,16 @@ class MediaNode:
         mix = HeldMix()
         if packager is not None:
             mix.attach(packager)
-        mixer = Mixer(on_mix=mix.push, on_levels=self._levels_sink(space_id))
+        mixer = Mixer()
         ingest = Ingest(space_id, mixer)
-        space = _Space(space_id, mixer, ingest, mix, asyncio.Lock())
+        space = _Space(space_id, mixer, ingest, mix, asyncio.Lock(), started_at)
+        mixer.on_mix = space.on_mix
+        mixer.on_levels = self._levels_sink(space)
         self._spaces[space_id] = space
         mixer.start()
         if packager is not None:
             self._serve_listeners(space, packager)
+            await self._start_captions(space, packager, started_at)
         log.info("space %s: media started%s", space_id, "" if record else " on standby")
 
     async def _record(self, space: _Space, started_at: float) -> None:
@@ -259,9 +292,62 @@ class MediaNode:
             space.mix.attach(packager)
             self._serve_listeners(space, packager)
             log.info("space %s: recording taken over", space.space_id)
+        await self._start_captions(space, packager, started_at)
 
     def _serve_listeners(self, space: _Space, packager: HlsPackager) -> None:
         self.registry.register(space.space_id, packager.directory, packager.feed)
+
+    async def _start_captions(
+        self, space: _Space, packager: HlsPackager, started_at: float
+    ) -> None:
+        """Live captions beside the recording, when the node has a caption model. A model
+        that fails to load leaves the space without captions, never without audio."""
+        settings = self._caption_settings.get(space.space_id)
+        if self._caption_models is None or space.captions is not None:
+            return
+        if settings is not None and not settings.on:
+            return
+        try:
+            models = await self._caption_models.loaded()
+        except Exception:
+            log.exception("space %s: the caption model did not load; no captions", space.space_id)
+            return
+        if self._spaces.get(space.space_id) is not space:
+            return  # closed meanwhile
+        language = "auto" if settings is None else settings.language
+        try:
+            space.captions = SpaceCaptions(
+                models,
+                packager.directory,
+                space_started_at=started_at,
+                segment_seconds=self.settings.caption_segment_seconds,
+                language=language,
+                on_lines=self._lines_sink(space.space_id),
+            )
+        except UnsupportedLanguage as refused:
+            log.warning("space %s: no live captions: %s", space.space_id, refused)
+
+    async def _set_captions(self, command: SetCaptions) -> None:
+        """The control plane's settings. Off: nothing more of the space is transcribed,
+        and its rendition ends (EXT-X-ENDLIST: players stop asking); on again: a new
+        rendition continues the numbering from the space's clock. A language applies
+        from the next transcription on."""
+        self._caption_settings[command.space_id] = command
+        space = self._spaces.get(command.space_id)
+        if space is None:
+            return
+        captions = space.captions
+        if captions is not None and command.on:
+            try:
+                captions.set_language(command.language)
+                return
+            except UnsupportedLanguage as refused:
+                log.warning("space %s: no live captions: %s", command.space_id, refused)
+        if captions is not None:
+            space.captions = None
+            await asyncio.to_thread(captions.close, end=True)
+        elif command.on and space.packager is not None:
+            await self._start_captions(space, space.packager, space.started_at)
 
     async def _close_space(self, space_id: str, *, end: bool) -> None:
         space = self._spaces.pop(space_id, None)
@@ -271,6 +357,11 @@ class MediaNode:
             return
         await space.ingest.close()
         await space.mixer.stop()
+        captions, space.captions = space.captions, None
+        if captions is not None:
+            await asyncio.to_thread(captions.close, end=end)
+        if end:
+            self._caption_settings.pop(space_id, None)
         async with space.recording:
             packager = space.packager
         if packager is None:
@@ -343,15 +434,32 @@ class MediaNode:
         await space.ingest.close_speaker(user_id)
         space.mixer.forget(user_id)
 
-    def _levels_sink(self, space_id: str) -> Callable[[Levels], None] | None:
-        sink = self.on_levels
-        if sink is None:
-            return None
-
+    def _levels_sink(self, space: _Space) -> Callable[[Levels], None]:
         def publish(levels: Levels) -> None:
-            sink(space_id, levels)
+            if space.captions is not None:
+                space.captions.levels(levels)  # who said each line
+            if self.on_levels is not None:
+                self.on_levels(space.space_id, levels)
 
         return publish
+
+    def _lines_sink(self, space_id: str) -> Callable[[list[TranscriptLine]], None]:
+        def publish(lines: list[TranscriptLine]) -> None:
+            if self.on_captions is not None:
+                self.on_captions(space_id, lines)
+
+        return publish
+
+
+def _caption_samples(stats: LiveStats, labels: dict[str, str]) -> list[Sample]:
+    return [
+        # Frames of the mix the captioner had no room for: it fell more than its queue
+        # (10 s) behind, so some speech was not captioned.
+        ("majlis_captions_dropped_frames_total", labels, float(stats.dropped)),
+        ("majlis_captions_transcriptions_total", labels, float(stats.transcriptions)),
+        ("majlis_captions_whisper_seconds_total", labels, stats.transcribe_seconds),
+        ("majlis_captions_failed", labels, 1.0 if stats.failed else 0.0),
+    ]
 
 
 def _packager_samples(packager: HlsPackager, labels: dict[str, str]) -> list[Sample]:

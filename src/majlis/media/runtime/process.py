@@ -26,10 +26,17 @@ from pathlib import Path
 from majlis.errors import Overloaded
 from majlis.media.hls.feed import PlaylistFeed
 from majlis.media.hls.origin import SpaceRegistry
-from majlis.media.runtime.channel import Message, decode_snapshot, encode_frame, read_frame
+from majlis.media.runtime.channel import (
+    Message,
+    decode_line,
+    decode_snapshot,
+    encode_frame,
+    read_frame,
+)
 from majlis.media.runtime.node import NodeSettings
 from majlis.media.runtime.worker import settings_to_json, worker_environment
 from majlis.plane import (
+    CaptionsSink,
     Levels,
     LevelsSink,
     MediaCommand,
@@ -72,10 +79,12 @@ class MediaProcess:
         settings: NodeSettings,
         registry: SpaceRegistry,
         on_levels: LevelsSink | None = None,
+        on_captions: CaptionsSink | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.on_levels = on_levels
+        self.on_captions = on_captions
         self.restarts = 0
         self._worker: _Worker | None = None
         self._ready = asyncio.Event()
@@ -288,6 +297,8 @@ class MediaProcess:
             self._answer(worker, header)
         elif kind == "levels":
             self._levels(space_id, header.get("levels"))
+        elif kind == "captions":
+            self._captions(space_id, header.get("lines"))
 
     def _publish(self, space_id: str, directory: Path, header: Message, body: bytes) -> None:
         snapshot = decode_snapshot(header, body)
@@ -309,6 +320,11 @@ class MediaProcess:
             return
         levels: Levels = {str(user): (float(v[0]), bool(v[1])) for user, v in wire.items()}
         self.on_levels(space_id, levels)
+
+    def _captions(self, space_id: str, wire: object) -> None:
+        if self.on_captions is None or not isinstance(wire, list):
+            return
+        self.on_captions(space_id, [decode_line(line) for line in wire])
 
     def _fail_pending(self, worker: _Worker) -> None:
         for answer in worker.pending.values():

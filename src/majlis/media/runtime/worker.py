@@ -36,9 +36,16 @@ from majlis.errors import MajlisError
 from majlis.media.hls.feed import FeedSnapshot, PlaylistFeed
 from majlis.media.hls.origin import SpaceRegistry
 from majlis.media.recording.storage import StorageSettings
-from majlis.media.runtime.channel import Message, encode_frame, encode_snapshot, read_frame
+from majlis.media.runtime.channel import (
+    Message,
+    encode_frame,
+    encode_line,
+    encode_snapshot,
+    read_frame,
+)
 from majlis.media.runtime.node import MediaNode, NodeSettings
 from majlis.plane import Levels, MediaCommand, Sample, UnknownCommand, decode_command, encode_error
+from majlis.types import TranscriptLine
 
 __all__ = [
     "STORAGE_SECRET_ENV",
@@ -69,6 +76,10 @@ def settings_to_json(settings: NodeSettings, log_levels: dict[str, int] | None =
             "part_seconds": settings.part_seconds,
             "segment_seconds": settings.segment_seconds,
             "bitrate": settings.bitrate,
+            "caption_segment_seconds": settings.caption_segment_seconds,
+            "caption_model": None
+            if settings.caption_model is None
+            else str(settings.caption_model),
             "storage": None
             if storage is None
             else {
@@ -97,6 +108,8 @@ def settings_from_json(text: str) -> NodeSettings:
         part_seconds=float(raw["part_seconds"]),
         segment_seconds=float(raw["segment_seconds"]),
         bitrate=int(raw["bitrate"]),
+        caption_segment_seconds=float(raw["caption_segment_seconds"]),
+        caption_model=None if raw.get("caption_model") is None else Path(raw["caption_model"]),
         storage=None
         if storage is None
         else StorageSettings(
@@ -164,7 +177,13 @@ async def serve(sock: socket.socket, settings: NodeSettings) -> None:
         wire = {user: [db, speaking] for user, (db, speaking) in values.items()}
         outbox.send({"t": "levels", "space": space_id, "levels": wire})
 
+    def captions(space_id: str, lines: list[TranscriptLine]) -> None:
+        outbox.send(
+            {"t": "captions", "space": space_id, "lines": [encode_line(line) for line in lines]}
+        )
+
     node.on_levels = levels
+    node.on_captions = captions
     await node.start()
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)

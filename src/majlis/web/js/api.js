@@ -179,6 +179,7 @@ export const spaces = {
   create: (body) => api.post('/spaces', body),
   start: (id) => api.post(`/spaces/${enc(id)}/start`),
   end: (id) => api.post(`/spaces/${enc(id)}/end`),
+  captions: (id, on) => api.put(`/spaces/${enc(id)}/captions`, { on }),
   state: (id, options) => api.get(`/spaces/${enc(id)}/state`, options),
   remind: (id, on) => (on ? api.put(`/spaces/${enc(id)}/reminder`) : api.del(`/spaces/${enc(id)}/reminder`)),
   calendarUrl: (id) => `${BASE}/spaces/${enc(id)}/calendar.ics`,

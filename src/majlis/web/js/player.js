@@ -264,6 +264,22 @@ export class Player extends EventTarget {
     this.token = token;
   }
 
+  /** Where the listener is in the audio's media time: seconds since the space started
+   * (`startedAt`, Unix seconds), which is what the fMP4 decode times and caption cues
+   * count. The Media Source players append fragments at their own decode times, so it is
+   * the position itself; hls.js and native HLS are placed by program date time. Null when
+   * the player cannot tell. */
+  mediaTime(startedAt) {
+    if (this.kind === 'edge' || this.kind === 'segments') return this.audio.currentTime;
+    if (startedAt == null) return null;
+    if (this.kind === 'hlsjs') {
+      const date = this.hls?.playingDate;
+      return date ? date.getTime() / 1000 - startedAt : null;
+    }
+    const start = this.audio.getStartDate?.()?.getTime();
+    return Number.isFinite(start) ? start / 1000 + this.audio.currentTime - startedAt : null;
+  }
+
   stopMedia() {
     if (this.stream) {
       this.stream.stop();

@@ -3,6 +3,7 @@
 // host approves — the microphone, without reloading the page.
 
 import { listenerToken, listening, me, sleep, spaces, speaking } from '../api.js';
+import { CaptionView, captionsNotice } from '../captions.js';
 import { EventStream } from '../events.js';
 import { MicPanel } from '../micpanel.js';
 import { Player } from '../player.js';
@@ -40,6 +41,12 @@ const micHere = () => role === 'cohost' || role === 'speaker';
 const spaceId = spaceIdFromPath();
 const poller = new StatePoller(spaceId);
 const player = new Player($('#player'));
+const captions = new CaptionView({
+  player,
+  box: $('#captions'),
+  toggle: $('#captions-button'),
+  note: $('#captions-note'),
+});
 let user = null;
 let space = null;
 let role = 'listener';
@@ -105,6 +112,7 @@ function admitted(answer, token) {
   playback = { token: answer.playback_token, url: answer.playback_url, member: token };
   poller.url = answer.state_url; // from the edge when there is one
   player.play(answer.playback_url, { token: answer.playback_token, live: true, stream: answer.stream_url });
+  captions.start(answer.playback_url);
   $('#pause-button').focus();
   clearInterval(heartbeatTimer);
   heartbeatTimer = setInterval(heartbeat, heartbeatEvery(answer));
@@ -132,6 +140,7 @@ function stopListening({ leave = true } = {}) {
   clearInterval(heartbeatTimer);
   heartbeatTimer = null;
   player.stop();
+  captions.stop();
   if (playback && leave) listening.leave(spaceId, playback.member).catch(() => undefined);
   playback = null;
   show('#player-panel', false);
@@ -165,6 +174,11 @@ function onState(state) {
   renderCounts(state);
   stage.render(state.speakers);
   reactions.update(state.reactions);
+  captions.update(state);
+  // Speakers are told whether what they say is captioned.
+  const notice = micHere() ? captionsNotice(state.captions) : '';
+  $('#stage-captions').textContent = notice;
+  show('#stage-captions', Boolean(notice));
   const before = space.state;
   space = state.space;
   renderSpace(space);

@@ -2,6 +2,7 @@
 // invitations, co-hosts, and ending the space (after a confirmation).
 
 import { spaces, speaking } from '../api.js';
+import { captionsNotice } from '../captions.js';
 import { EventStream } from '../events.js';
 import { MicPanel } from '../micpanel.js';
 import { ReactionBar } from '../reactions.js';
@@ -35,6 +36,7 @@ let stage = null;
 let reactions = null;
 let events = null;
 let requestsLoading = null;
+let captionsState = 'unavailable';
 
 // Controls -------------------------------------------------------------------------------
 
@@ -56,6 +58,25 @@ function applySpaceState({ prepareMic = true } = {}) {
   }
   poller.interval = space.state === 'live' ? 1000 : 5000;
   if (prepareMic) mic?.prepare(space.state === 'live');
+}
+
+// Live captions: everyone in the studio sees whether they are on; the host switches them.
+function renderCaptions(state) {
+  captionsState = state;
+  const notice = captionsNotice(state);
+  $('#stage-captions').textContent = notice;
+  show('#stage-captions', Boolean(notice) && space.state === 'live');
+  const button = $('#captions-switch');
+  button.hidden = !(role === 'host' && space.state === 'live' && state !== 'unavailable');
+  button.setAttribute('aria-pressed', String(state === 'on'));
+  button.textContent = state === 'on' ? 'Captions: on' : 'Captions: off';
+}
+
+async function switchCaptions(event) {
+  const on = captionsState !== 'on';
+  const changed = await busy(event.currentTarget, () => spaces.captions(spaceId, on));
+  if (changed) renderCaptions(on ? 'on' : 'off');
+  poller.refresh();
 }
 
 async function goLive(event) {
@@ -278,6 +299,7 @@ function openEvents() {
       poller.refresh();
     })
     .on('unmuted', () => poller.refresh())
+    .on('captions', ({ data }) => renderCaptions(data.on ? 'on' : 'off'))
     .on('removed', ({ data }) => {
       if (data.user_id === user.id) leaveStudio('You were removed from this space.');
       else poller.refresh();
@@ -332,12 +354,14 @@ async function main() {
   reactions = new ReactionBar($('#reactions'));
   $('#go-live').addEventListener('click', goLive);
   $('#end-space').addEventListener('click', endSpace);
+  $('#captions-switch').addEventListener('click', switchCaptions);
   $('#invite-form').addEventListener('submit', invite);
   poller
     .on('state', (state) => {
       renderCounts(state);
       stage.render(state.speakers);
       reactions.update(state.reactions);
+      renderCaptions(state.captions);
       if (state.space.state !== space.state) {
         space = state.space;
         renderSpace(space);
