@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -63,63 +63,72 @@ def child(variant: str, argv: list[str]) -> int:
     return main(argv)
 
 
-class Newcomers:
+class Every:
+    """Calls `step` every `period` seconds on a thread of its own, inside a with-block."""
+
+    period = 1.0
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            self.step()
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+
+class Newcomers(Every):
     """A fresh connection every NEWCOMER_EVERY_S: connect, GET /healthz, close; timed."""
 
+    period = NEWCOMER_EVERY_S
+    request = b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+
     def __init__(self, url: str) -> None:
+        super().__init__()
         parts = urlsplit(url)
         self.address = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.times: list[float] = []
         self.failed = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> Newcomers:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        request = b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
-        while not self._stop.wait(NEWCOMER_EVERY_S):
-            started = time.perf_counter()
-            try:
-                with socket.create_connection(self.address, timeout=15) as conn:
-                    conn.sendall(request)
-                    if not conn.recv(64).startswith(b"HTTP/1.1 200"):
-                        raise OSError("not a 200")
-            except OSError:
-                self.failed += 1
-                continue
-            self.times.append(time.perf_counter() - started)
+    def step(self) -> None:
+        started = time.perf_counter()
+        try:
+            with socket.create_connection(self.address, timeout=15) as conn:
+                conn.sendall(self.request)
+                if not conn.recv(64).startswith(b"HTTP/1.1 200"):
+                    raise OSError("not a 200")
+        except OSError:
+            self.failed += 1
+            return
+        self.times.append(time.perf_counter() - started)
 
 
-class AcceptQueue:
+class AcceptQueue(Every):
     """The listening socket's Recv-Q (connections the kernel holds, not yet accepted)."""
 
+    period = QUEUE_EVERY_S
+
     def __init__(self, port: int) -> None:
+        super().__init__()
         self.port = port
         self.depths: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> AcceptQueue:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(QUEUE_EVERY_S):
-            out = subprocess.run(
-                ["ss", "-ltnH", f"sport = :{self.port}"], capture_output=True, text=True
-            ).stdout.split()
-            self.depths.append(int(out[1]) if len(out) > 1 else 0)
+    def step(self) -> None:
+        out = subprocess.run(
+            ["ss", "-ltnH", f"sport = :{self.port}"], capture_output=True, text=True
+        ).stdout.split()
+        self.depths.append(int(out[1]) if len(out) > 1 else 0)
 
 
 def window(variant: str, connections: int, seconds: int) -> dict[str, Any]:
