@@ -82,10 +82,13 @@ class Acceptor:
             except ConnectionAbortedError:
                 continue  # the client gave up while it waited in the queue
             except OSError as error:
-                if error.errno not in _RESOURCE_ERRORS:
-                    raise
-                self._pause(error)
-                return
+                if error.errno in _RESOURCE_ERRORS:
+                    self._pause(error)
+                    return
+                # accept(2) reports a pending connection's network error (EPROTO,
+                # ENETUNREACH, ...) as its own: that connection is lost, the next may not be.
+                log.debug("a connection failed before it was accepted: %s", error)
+                continue
             self.accepted += 1
             self._hand_over(conn)
 
