@@ -9,7 +9,10 @@ from 2,000 anonymous members who joined before each phase.
 - peak: 32 connections as fast as they go; its 2xx per second is the server's capacity.
 - 1x, 2x, 5x: wrk connections each wait a random 0-2x`PACE_MS` before every request,
   as many connections as give that multiple of the peak rate. A connection waits for
-  its answer before its next delay, so what is really offered is also reported.
+  its answer before its next delay, so what is really offered is also reported. These
+  clients ignore Retry-After, as a flood or a broken client would.
+- 2x polite, 5x polite: the same connections, each waiting out a refusal's Retry-After-Ms
+  before its next request, as the web app and the CLI do.
 - A probe (this script, 20 heartbeats a second on connections of its own) records each
   answer's status and time, so that refusals and successes get percentiles of their own.
 
@@ -20,14 +23,16 @@ from 2,000 anonymous members who joined before each phase.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import numpy as np
@@ -60,10 +65,40 @@ function delay()
 end
 """
 
+# A client that does as told: a refusal's Retry-After-Ms is waited out before the next
+# request. wrk calls response() for an answer and later delay() before that connection's
+# next request, with other connections' calls in between; the waits queue in order, so
+# each refusal delays some connection's next request by its Retry-After (which one does
+# not matter to the offered rate).
+POLITE = """
+local waits = {}
+local count = response
+function response(status, headers, body)
+  count(status, headers, body)
+  local ms = tonumber(headers["retry-after-ms"] or headers["Retry-After-Ms"] or "")
+  table.insert(waits, ms or 0)
+end
+function delay()
+  local wait = 0
+  if #waits > 0 then wait = table.remove(waits, 1) end
+  return math.random(0, 2 * pace) + wait
+end
+"""
 
-def beats_script(
-    d: Path, name: str, path: str, members: list[tuple[str, str]], paced: bool
-) -> Path:
+Mode = Literal["closed", "paced", "polite"]
+LOOPS: dict[Mode, str] = {"closed": "", "paced": DELAY, "polite": POLITE}
+# name: (multiple of the peak rate offered, how the clients behave)
+PHASES: dict[str, tuple[int, Mode]] = {
+    "peak": (1, "closed"),
+    "1x": (1, "paced"),
+    "2x": (2, "paced"),
+    "5x": (5, "paced"),
+    "2x polite": (2, "polite"),
+    "5x polite": (5, "polite"),
+}
+
+
+def beats_script(d: Path, name: str, path: str, members: list[tuple[str, str]], mode: Mode) -> Path:
     rows = [
         "{" + json.dumps(token) + "," + json.dumps(json.dumps({"playback_token": playback})) + "}"
         for token, playback in members
@@ -72,7 +107,7 @@ def beats_script(
         "beats": ",\n".join(rows),
         "pace": PACE_MS,
         "path": path,
-        "delay": DELAY if paced else "",
+        "delay": LOOPS[mode],
     }
     script = d / f"{name}.lua"
     script.write_text(LUA_COMMON + text)
@@ -149,11 +184,11 @@ def phase(
     tokens: list[str],
     seconds: int,
     connections: int,
-    paced: bool,
+    mode: Mode,
 ) -> dict[str, Any]:
     path = f"{V1}/spaces/{space_id}/heartbeat"
     members = join_members(http, space_id, tokens)
-    script = beats_script(server.data_dir, "beats", path, members[100:], paced)
+    script = beats_script(server.data_dir, "beats", path, members[100:], mode)
     with sampling_metrics(server) as seen, Probe(server.url, path, members[:100]) as probe:
         result = wrk_result(start_wrk(server.url, script, seconds, connections))
     result["connections"] = connections
@@ -163,39 +198,67 @@ def phase(
     return result
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    env = {"MAJLIS_MEDIA": "false"}
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in ("peak", "1x", "2x", "5x")}
-    with running_server(env) as server, httpx.Client(base_url=server.url, timeout=30) as http:
-        answer = http.post(
-            f"{V1}/auth/register", json={"username": "host", "password": "bench-password-1"}
-        )
-        headers = {"Authorization": f"Bearer {answer.json()['token']}"}
-        space_id = http.post(f"{V1}/spaces", json={"title": "overload"}, headers=headers).json()[
-            "id"
-        ]
-        tokens = anonymous_tokens(http, MEMBERS)
+@dataclass
+class Target:
+    """One server, shedding at one target, with its space and members."""
+
+    ms: float
+    server: Server
+    http: httpx.Client
+    space_id: str
+    tokens: list[str]
+
+
+def prepare(stack: contextlib.ExitStack, ms: float) -> Target:
+    env = {"MAJLIS_MEDIA": "false", "MAJLIS_OVERLOAD_TARGET_MS": str(ms)}
+    server = stack.enter_context(running_server(env))
+    http = stack.enter_context(httpx.Client(base_url=server.url, timeout=30))
+    answer = http.post(
+        f"{V1}/auth/register", json={"username": "host", "password": "bench-password-1"}
+    )
+    headers = {"Authorization": f"Bearer {answer.json()['token']}"}
+    space_id = http.post(f"{V1}/spaces", json={"title": "overload"}, headers=headers).json()["id"]
+    return Target(ms, server, http, space_id, anonymous_tokens(http, MEMBERS))
+
+
+def one_run(target: Target, seconds: int) -> dict[str, dict[str, Any]]:
+    t = target
+    out = {
+        "peak": phase(t.server, t.http, t.space_id, t.tokens, seconds, PEAK_CONNECTIONS, "closed")
+    }
+    peak_rate = out["peak"]["goodput_per_s"]
+    for name, (multiple, mode) in PHASES.items():
+        if mode == "closed":
+            continue
+        time.sleep(2.0)
+        # Each connection offers about 1000 / PACE_MS requests a second.
+        connections = max(1, round(multiple * peak_rate * PACE_MS / 1000))
+        result = phase(t.server, t.http, t.space_id, t.tokens, seconds, connections, mode)
+        result["offered_multiple"] = multiple
+        result["goodput_of_peak"] = round(result["goodput_per_s"] / peak_rate, 3)
+        out[name] = result
+    return out
+
+
+def run(args: argparse.Namespace) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Every server runs the phases once per run, in turn, so the targets share the same
+    moments of a shared machine."""
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    with contextlib.ExitStack() as stack:
+        targets = [prepare(stack, ms) for ms in args.targets]
         for _ in range(args.runs):
-            time.sleep(2.0)
-            peak = phase(server, http, space_id, tokens, args.seconds, PEAK_CONNECTIONS, False)
-            runs["peak"].append(peak)
-            print("peak", json.dumps(peak), file=sys.stderr)
-            for multiple in (1, 2, 5):
+            for target in targets:
                 time.sleep(2.0)
-                # Each connection offers about 1000 / PACE_MS requests a second.
-                wanted = multiple * peak["goodput_per_s"]
-                connections = max(1, round(wanted * PACE_MS / 1000))
-                result = phase(server, http, space_id, tokens, args.seconds, connections, True)
-                result["offered_multiple"] = multiple
-                result["goodput_of_peak"] = round(
-                    result["goodput_per_s"] / peak["goodput_per_s"], 3
-                )
-                runs[f"{multiple}x"].append(result)
-                print(f"{multiple}x", json.dumps(result), file=sys.stderr)
+                key = f"target {target.ms:g} ms"
+                for name, result in one_run(target, args.seconds).items():
+                    runs.setdefault(key, {}).setdefault(name, []).append(result)
+                    print(key, name, json.dumps(result), file=sys.stderr)
     return runs
 
 
 def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Medians over the runs, per phase."""
+
     def med(values: list[Any]) -> Any:
         kept = [v for v in values if v is not None]
         return round(statistics.median(kept), 3) if kept else None
@@ -223,6 +286,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--quiet-load", type=float, default=1.0)
     parser.add_argument("--max-wait", type=float, default=300.0)
+    parser.add_argument(
+        "--targets",
+        type=lambda text: [float(ms) for ms in text.split(",")],
+        default=[150.0],
+        help="overload_target_ms of each server, comma-separated (side by side)",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     os.sched_setaffinity(0, {CLIENT_CPU})
@@ -236,8 +305,8 @@ def main() -> None:
         "quiet_wait": quiet,
         "started": started,
         "uptime_after": uptime(),
-        "args": {"runs": args.runs, "seconds": args.seconds},
-        "summary": summarise(runs),
+        "args": {"runs": args.runs, "seconds": args.seconds, "targets": args.targets},
+        "summary": {key: summarise(phases) for key, phases in runs.items()},
         "runs": runs,
     }
     if args.out:

@@ -1,9 +1,11 @@
 """Issue 13: a worker that is behind sheds writes before doing their work. The standing
-delay is the least lateness of the event loop over half a second (CoDel's idea)."""
+delay is the least, over half a second, of how late the event loop wakes a timer or comes
+back to a task that yields (CoDel's idea)."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 import httpx
@@ -81,3 +83,31 @@ async def test_a_busy_loop_sheds_api_writes_only() -> None:
         await asyncio.sleep(INTERVAL * 2)  # calm again: the delay no longer stands
         assert (await client.post("/api/v1/thing")).status_code == 200
     watching.cancel()
+
+
+def test_the_standing_delay_is_a_whole_turn_of_a_busy_uvloop() -> None:
+    """Eight sockets always readable, each read holding the loop 10 ms: every turn lasts
+    80 ms or more, and a request waits a turn per step of its handler. uvloop fires due
+    timers at the start of a turn, before the sockets are read, so a 25 ms timer is only
+    ~55 ms late here; the standing delay must count the whole turn."""
+    import uvloop
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        pairs = [socket.socketpair() for _ in range(8)]
+        for ours, theirs in pairs:
+            theirs.send(b"x")  # never read: readable on every turn
+            loop.add_reader(ours, time.sleep, 0.01)
+        lag = LoopLag()
+        watching = asyncio.create_task(lag.watch())
+        await asyncio.sleep(INTERVAL * 3)
+        standing = lag.standing()
+        watching.cancel()
+        for ours, theirs in pairs:
+            loop.remove_reader(ours)
+            ours.close()
+            theirs.close()
+        return standing
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(main()) >= 0.075

@@ -1,7 +1,11 @@
 """Shed writes early when this worker is behind, instead of answering them late.
 
 The worker's queueing delay is read from its own event loop: a task asks to sleep for a
-short tick and notes how late it wakes up. Like CoDel, what counts is the *least* delay
+short tick and notes how late it wakes up, then yields once and notes how long the loop
+took to come back to it (one whole turn: reading every socket that is ready, and every
+task step queued ahead). Lateness alone under-reads: uvloop runs due timers at the start
+of a turn, so a timer waits only for the rest of the turn it fell due in, while a request
+waits for whole turns, one per step of its handler. Like CoDel, what counts is the *least* delay
 over the last interval: one slow moment (a garbage collection, a burst) passes, but a
 delay that stands for a whole interval means requests are queueing, and adding more only
 makes every answer later. While it stands above the target, writes under /api/ get 503
@@ -65,7 +69,9 @@ class LoopLag:
             asked = self._clock()
             await asyncio.sleep(TICK)
             woke = self._clock()
-            self.note(woke, max(0.0, woke - asked - TICK))
+            await asyncio.sleep(0)
+            turn = self._clock() - woke
+            self.note(woke, max(0.0, woke - asked - TICK, turn))
 
 
 class ShedWrites:
