@@ -59,6 +59,7 @@ from majlis.services.accounts import Accounts, PasswordHashing
 from majlis.services.admission import AdmissionControl, AdmissionSettings
 from majlis.services.auth import Authenticator
 from majlis.services.clips import ClipPolicy, Clips
+from majlis.services.continuity import Continuity, ContinuityPolicy
 from majlis.services.events import Events
 from majlis.services.listeners import ListenerPolicy, Listeners
 from majlis.services.placement import Reconciler
@@ -116,6 +117,7 @@ class Services:
     clips: Clips
     replay_transcriber: OriginTranscriber | None  # None: no caption_model, captions off
     transcripts: Transcripts
+    continuity: Continuity | None  # None without a media plane: no audio to judge by
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,7 @@ def build_services(
     replay_transcriber = None if model_dir is None else OriginTranscriber(origins.public, model_dir)
     transcripts = Transcripts(store, clock, replay_transcriber)
     spaces = Spaces(store, events, clock, config.state_cache_seconds, ended=transcripts.space_ended)
+    roles = Roles(store, bus, spaces, events, clock)
     admission = AdmissionControl(
         AdmissionSettings(
             ceiling=config.admission_rate,
@@ -201,7 +204,7 @@ def build_services(
             hashing=PasswordHashing(config.max_logins_waiting),
         ),
         spaces=spaces,
-        roles=Roles(store, bus, spaces, events, clock),
+        roles=roles,
         listeners=Listeners(
             store, bus, spaces, tokens, clock, policy, admission, config.state_cache_seconds
         ),
@@ -226,7 +229,15 @@ def build_services(
         ),
         replay_transcriber=replay_transcriber,
         transcripts=transcripts,
+        continuity=None if media is None else _continuity(config, store, bus, spaces, roles, clock),
     )
+
+
+def _continuity(
+    config: Config, store: Store, bus: Bus, spaces: Spaces, roles: Roles, clock: Clock
+) -> Continuity:
+    policy = ContinuityPolicy(config.host_absence_s, config.host_grace_s, config.empty_stage_s)
+    return Continuity(store, bus, spaces, roles, clock, policy, _node_id(config))
 
 
 def _caption_model(config: Config) -> Path | None:
@@ -415,6 +426,8 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
             if services.transcripts.enabled
             else None
         )
+        continuity = services.continuity
+        attending = None if continuity is None else asyncio.create_task(continuity.run())
         try:
             async with _media_running(services):
                 yield
@@ -423,6 +436,8 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
             lagging.cancel()
             if transcribing is not None:
                 transcribing.cancel()
+            if attending is not None:
+                attending.cancel()
             if services.replay_transcriber is not None:
                 await services.replay_transcriber.aclose()
             await services.clip_audio.aclose()

@@ -177,6 +177,22 @@ class Config:
         _non_negative,
         "shed writes (503) while the event loop's standing delay exceeds this; 0: never",
     )
+    host_absence_s: float = _key(
+        60.0,
+        _non_negative,
+        "seconds the host's audio may be gone before the senior co-host with audio becomes "
+        "host; 0: never",
+    )
+    host_grace_s: float = _key(
+        120.0,
+        _non_negative,
+        "with no co-host to take over, seconds more before a space whose host is gone ends",
+    )
+    empty_stage_s: float = _key(
+        600.0,
+        _non_negative,
+        "seconds a live space may have nobody on stage with audio before it ends; 0: never",
+    )
     max_ws_per_ip: int = _key(
         50, _positive, "event sockets one IP address may hold open on one worker"
     )

@@ -11,6 +11,8 @@ __all__ = [
     "LEVEL_PREFIX",
     "MEDIA_CHANNEL",
     "BusMessage",
+    "EndReason",
+    "HostChange",
     "Invite",
     "Language",
     "Participant",
@@ -179,6 +181,12 @@ def level_key(space_id: str, user_id: str) -> str:
 # Live captions of a space, as its state document says: on; off (its host turned them
 # off); unavailable (this server has no caption model).
 CaptionsState = Literal["on", "off", "unavailable"]
+
+# Why a live space ended: its host ended it; its host's audio was gone past the grace
+# period with no co-host to take over; nobody on stage had audio connected for too long.
+EndReason = Literal["host", "host_absent", "empty_stage"]
+# Why a space has a new host: the host handed over; the host's audio was gone too long.
+HostChange = Literal["transferred", "host_absent"]
 
 # A space's latest live caption lines stay on the bus this long after the newest one: a
 # state document shows what was said lately, not a line from minutes ago.

@@ -373,6 +373,35 @@ async def test_set_role_is_atomic_under_concurrency(store: Store) -> None:
     assert len(speakers) == 10
 
 
+async def test_transfer_host_swaps_host_and_cohost_once(store: Store) -> None:
+    host, _ = await hosted_space(store)
+    a, b, c = await users(store, "A", "B", "C")
+    await store.set_role("s1", a.id, Role.COHOST, limit=None, at=T0)
+    await store.set_role("s1", b.id, Role.COHOST, limit=None, at=T0)
+    await store.set_role("s1", c.id, Role.SPEAKER, limit=None, at=T0)
+    assert not await store.transfer_host("s1", host.id, c.id)  # a speaker: no
+    assert not await store.transfer_host("s1", a.id, b.id)  # `a` is not the host: no
+    # Two workers deciding at once: one wins, and there is one host.
+    results = await asyncio.gather(
+        store.transfer_host("s1", host.id, a.id), store.transfer_host("s1", host.id, b.id)
+    )
+    assert sorted(results) == [False, True]
+    new = a if results[0] else b
+    got = await store.get_space("s1")
+    assert got is not None and got.host_id == new.id
+    roles = {p.user_id: p.role for p in await store.list_participants("s1")}
+    assert [u for u, r in roles.items() if r is Role.HOST] == [new.id]
+    assert roles[host.id] is Role.COHOST and roles[c.id] is Role.SPEAKER
+
+
+async def test_transfer_host_only_in_a_live_space(store: Store) -> None:
+    [host, a] = await users(store, "Host", "A")
+    await store.create_space(space("s1", host, state=SpaceState.SCHEDULED))
+    await store.set_role("s1", a.id, Role.COHOST, limit=None, at=T0)
+    assert not await store.transfer_host("s1", host.id, a.id)
+    assert not await store.transfer_host("nope", host.id, a.id)
+
+
 async def test_remove_participant_never_removes_host(store: Store) -> None:
     host, _ = await hosted_space(store)
     [a] = await users(store, "A")

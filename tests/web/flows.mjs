@@ -292,6 +292,20 @@ async function main(report) {
       await screenshotBoth(host, shots, 'studio');
     });
 
+    await report.step('host hands hosting to the co-host; both views follow; it comes back', async () => {
+      const card = `#speakers li[data-user-id="${listenerUser.id}"]`;
+      await host.click(`${card} [data-action=make-host]`);
+      await listener.waitForFunction(() => document.querySelector('#alert')?.textContent.includes('You are now the host'), null, T);
+      // The old host stays in the studio as a co-host: the host's controls go.
+      await host.waitForFunction(() => document.querySelector('#alert')?.textContent.includes('is now the host'), null, T);
+      await host.waitForSelector('#end-space', { state: 'hidden', ...T });
+      // The listener page has no host controls: the new host hands back through the API.
+      const back = await apiCall(listener, 'POST', `/spaces/${spaceId}/host`, { user_id: hostUser.id });
+      if (back.data?.role !== 'host') throw new Error(`handing back answered ${JSON.stringify(back)}`);
+      await host.waitForSelector('#end-space:not([hidden])', T);
+      return text(host, '#alert');
+    });
+
     await report.step('invite shows the server reason for an unknown user', async () => {
       await host.fill('#invite-user', 'nobody-here');
       await host.click('#invite-form button[type=submit]');

@@ -116,6 +116,14 @@ class RoleRoutes:
                 answer=ParticipantBody,
             ),
             act(
+                "POST",
+                f"{ONE}/host",
+                self.transfer_host,
+                "Hand the space to a co-host, staying on as a co-host (host only, live)",
+                body=UserRefBody,
+                answer=ParticipantBody,
+            ),
+            act(
                 "DELETE",
                 f"{ONE}/cohosts/{{user_id}}",
                 self.remove_cohost,
@@ -202,6 +210,12 @@ class RoleRoutes:
         caller, space_id = await self._caller(request)
         body = await parse_body(request, UserRefBody)
         p = await self._roles.add_cohost(caller, space_id, body.user_id, body.username)
+        return json_response(ParticipantBody.of(p).model_dump())
+
+    async def transfer_host(self, request: Request) -> Response:
+        caller, space_id = await self._caller(request)
+        body = await parse_body(request, UserRefBody)
+        p = await self._roles.transfer_host(caller, space_id, body.user_id, body.username)
         return json_response(ParticipantBody.of(p).model_dump())
 
     async def remove_cohost(self, request: Request) -> Response:

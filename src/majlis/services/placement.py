@@ -21,13 +21,13 @@ moment to subscribe again after the bus itself came back.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
 from majlis.bus.base import Bus
 from majlis.clock import Clock
 from majlis.plane import StartSpace, node_alive_channel, node_key, space_lease
+from majlis.services.rounds import in_rounds
 
 __all__ = ["Reconciler"]
 
@@ -59,13 +59,7 @@ class Reconciler:
         self._absent: set[str] = set()  # nodes whose channel was empty last round
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except Exception:
-                self._forget()
-                log.exception("placing orphaned spaces failed; trying again")
-            await asyncio.sleep(self._interval)
+        await in_rounds(self.tick, self._interval, self._forget, "placing orphaned spaces")
 
     async def tick(self) -> list[str]:
         """One round; the spaces sent to be placed again."""

@@ -16,7 +16,15 @@ from majlis.services.auth import Caller
 from majlis.services.events import Events
 from majlis.services.spaces import Spaces
 from majlis.store.base import Store
-from majlis.types import Invite, Participant, Role, Space, SpaceState, SpeakRequest
+from majlis.types import (
+    HostChange,
+    Invite,
+    Participant,
+    Role,
+    Space,
+    SpaceState,
+    SpeakRequest,
+)
 
 __all__ = ["COHOST_LIMIT", "SPEAKER_LIMIT", "Roles", "ban_key", "invite_key"]
 
@@ -211,6 +219,45 @@ class Roles:
             raise Conflict("that user is banned from this space", code="banned")
         return await self._promote(space_id, user_id, Role.COHOST)
 
+    async def transfer_host(
+        self, caller: Caller, space_id: str, user_id: str | None, username: str | None = None
+    ) -> Participant:
+        """The host hands the space to one of its co-hosts and stays on as a co-host."""
+        space = await self._host(caller, space_id)
+        user_id = await self._resolve(user_id, username)
+        if space.state is not SpaceState.LIVE:
+            raise Conflict(f"the space is {space.state}, not live", code="not_live")
+        if user_id == space.host_id:
+            raise Conflict("you are already the host", code="is_host")
+        if await self.role_of(space_id, user_id) is not Role.COHOST:
+            raise Conflict("hosting passes to a co-host; make them one first", code="not_cohost")
+        if not await self.succeed(space_id, space.host_id, user_id, "transferred"):
+            raise Conflict("the stage changed meanwhile; reload", code="stage_changed")
+        return await self._participant(space_id, user_id)
+
+    async def succeed(self, space_id: str, old: str, new: str, why: HostChange) -> bool:
+        """Co-host `new` becomes host in place of `old`; everyone is told. False if the
+        stage changed first (another worker, the host acting)."""
+        if not await self._store.transfer_host(space_id, old, new):
+            return False
+        self._spaces.forget(space_id)
+        previous = await self._participant(space_id, old)
+        successor = await self._participant(space_id, new)
+        await self._events.emit(space_id, "role_changed", "all", user_id=new, role=Role.HOST)
+        await self._events.emit(
+            space_id, "role_changed", "all", user_id=old, role=previous.role, reason=why
+        )
+        await self._events.emit(
+            space_id,
+            "host_changed",
+            "all",
+            user_id=new,
+            username=successor.username,
+            previous=old,
+            reason=why,
+        )
+        return True
+
     async def remove_cohost(self, caller: Caller, space_id: str, user_id: str) -> Participant:
         await self._host(caller, space_id)
         if await self.role_of(space_id, user_id) is not Role.COHOST:
@@ -218,6 +265,12 @@ class Roles:
         return await self._promote(space_id, user_id, Role.SPEAKER)
 
     # helpers -----------------------------------------------------------------------------
+    async def _participant(self, space_id: str, user_id: str) -> Participant:
+        participant = await self._store.get_participant(space_id, user_id)
+        if participant is None:
+            raise Conflict("the participant left meanwhile", code="not_on_stage")
+        return participant
+
     async def _resolve(self, user_id: str | None, username: str | None) -> str:
         """A user named by id or by username; 404 if there is none."""
         user = None

@@ -14,7 +14,7 @@ from majlis.services.auth import Caller
 from majlis.services.cache import TtlCache
 from majlis.services.events import Events
 from majlis.store.base import Store
-from majlis.types import Language, Participant, Space, SpaceState, Visibility
+from majlis.types import EndReason, Language, Participant, Space, SpaceState, Visibility
 
 __all__ = ["Spaces", "captions_of"]
 
@@ -132,12 +132,27 @@ class Spaces:
 
     async def end(self, caller: Caller, space_id: str) -> Space:
         space = await self._owned(caller, space_id, "end")
+        await self._close(space, "host")
+        return await self.get(space_id)
+
+    async def end_unattended(self, space_id: str, why: EndReason) -> bool:
+        """End a live space nobody is running (services/continuity.py); False if it is no
+        longer live."""
+        space = await self.get(space_id)
+        if space.state is not SpaceState.LIVE:
+            return False
+        try:
+            await self._close(space, why)
+        except Conflict:
+            return False  # ended meanwhile, by its host or another worker
+        return True
+
+    async def _close(self, space: Space, why: EndReason) -> None:
         await self._transition(space, SpaceState.ENDED)
-        await self._events.media(EndSpace(space_id))
-        await self._events.emit(space_id, "space_ended", "all")
+        await self._events.media(EndSpace(space.id))
+        await self._events.emit(space.id, "space_ended", "all", reason=why)
         if self._ended is not None:
             await self._ended(space)
-        return await self.get(space_id)
 
     async def list(
         self,

@@ -130,6 +130,13 @@ class Store(Protocol):
         """Delete the row (never the host's). False if there was none."""
         ...
 
+    async def transfer_host(self, space_id: str, old: str, new: str) -> bool:
+        """Make co-host `new` the host of live space `space_id` in place of `old`, who
+        stays on stage as a co-host (so the number of co-hosts is unchanged). Atomic;
+        False, changing nothing, unless the space is live, `old` is its host and `new`
+        one of its co-hosts."""
+        ...
+
     async def set_muted(self, space_id: str, user_id: str, muted: bool) -> bool: ...
 
     # speak requests and invites ----------------------------------------------------------

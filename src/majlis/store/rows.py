@@ -193,6 +193,9 @@ UPSERT_ROLE = (
 DELETE_PARTICIPANT = (
     "DELETE FROM participants WHERE space_id = $1 AND user_id = $2 AND role <> 'host' RETURNING 1"
 )
+HOST_OF_LIVE_SPACE = "SELECT host_id FROM spaces WHERE id = $1 AND state = 'live'"
+SET_HOST = "UPDATE spaces SET host_id = $2 WHERE id = $1"
+SET_ROLE = "UPDATE participants SET role = $3 WHERE space_id = $1 AND user_id = $2"
 SET_MUTED = "UPDATE participants SET muted = $3 WHERE space_id = $1 AND user_id = $2 RETURNING 1"
 
 INSERT_SPEAK_REQUEST = (
@@ -505,6 +508,20 @@ class SqlStore(ABC):
 
     async def remove_participant(self, space_id: str, user_id: str) -> bool:
         return await self._changed(DELETE_PARTICIPANT, space_id, user_id)
+
+    async def transfer_host(self, space_id: str, old: str, new: str) -> bool:
+        async with self._write() as tx:
+            # The space row locked first, as in set_role: role changes of a space queue.
+            space = await tx.fetchrow(HOST_OF_LIVE_SPACE + self._LOCK_SPACE_SUFFIX, space_id)
+            if space is None or space["host_id"] != old:
+                return False
+            successor = await tx.fetchrow(GET_PARTICIPANT, space_id, new)
+            if successor is None or successor["role"] != Role.COHOST.value:
+                return False
+            await tx.execute(SET_HOST, space_id, new)
+            await tx.execute(SET_ROLE, space_id, new, Role.HOST.value)
+            await tx.execute(SET_ROLE, space_id, old, Role.COHOST.value)
+            return True
 
     async def set_muted(self, space_id: str, user_id: str, muted: bool) -> bool:
         return await self._changed(SET_MUTED, space_id, user_id, muted)

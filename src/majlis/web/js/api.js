@@ -203,6 +203,7 @@ export const speaking = {
     api.post(`/spaces/${enc(id)}/participants/${enc(userId)}/remove`, { ban: Boolean(ban) }),
   addCohost: (id, userId) => api.post(`/spaces/${enc(id)}/cohosts`, { user_id: userId }),
   removeCohost: (id, userId) => api.del(`/spaces/${enc(id)}/cohosts/${enc(userId)}`),
+  transferHost: (id, userId) => api.post(`/spaces/${enc(id)}/host`, { user_id: userId }),
   offer: (id, sdp) => api.post(`/spaces/${enc(id)}/rtc/offer`, { sdp, type: 'offer' }, { retries: 2 }),
 };
 

@@ -430,6 +430,10 @@ function openEvents() {
       show('#listen-panel', false);
       showError(data.banned ? 'A host removed you from this space and banned you.' : 'A host removed you from this space.');
     })
+    .on('host_changed', ({ data }) => {
+      showInfo(data.user_id === user.id ? 'You are now the host.' : `@${data.username} is now the host.`);
+      poller.refresh();
+    })
     .on('space_ended', () => refreshSpace())
     .on('state', ({ state }) => {
       $('#speak-panel').dataset.events = state;

@@ -132,6 +132,9 @@ function speakerActions(speaker) {
   if (role === 'host' && speaker.role === 'cohost') {
     buttons.push(
       actionButton('uncohost', 'Not co-host', `Make ${name} a speaker again`, () => speaking.removeCohost(spaceId, id)),
+      actionButton('make-host', 'Make host', `Hand the space to ${name}; you stay a co-host`, () =>
+        speaking.transferHost(spaceId, id),
+      ),
     );
   }
   buttons.push(
@@ -292,7 +295,18 @@ function openEvents() {
     .on('role_changed', ({ data }) => {
       poller.refresh();
       loadRequests();
-      if (data.user_id === user.id && RANK[data.role] < RANK.cohost) leaveStudio('You are no longer a co-host.');
+      if (data.user_id !== user.id) return;
+      if (RANK[data.role] < RANK.cohost) return leaveStudio('You are no longer a co-host.');
+      // Hosting passed to or from me: the host's controls follow it.
+      role = data.role;
+      document.body.dataset.role = role;
+      applySpaceState({ prepareMic: false });
+      renderCaptions(captionsState);
+    })
+    .on('host_changed', ({ data }) => {
+      const gone = data.reason === 'host_absent' ? 'The host’s audio was gone for a while, so ' : '';
+      const who = data.user_id === user.id ? 'you are' : `@${data.username} is`;
+      showInfo(`${gone}${who} now the host.`.replace(/^./, (c) => c.toUpperCase()));
     })
     .on('muted', ({ data }) => {
       if (data.user_id === user.id) mic?.applyMute(true, 'moderator');
