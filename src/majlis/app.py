@@ -23,6 +23,7 @@ from starlette.types import ASGIApp
 
 from majlis import __version__
 from majlis.api.accounts import AccountRoutes
+from majlis.api.audit import AuditRoutes
 from majlis.api.client_address import ClientAddress, TrustedProxies
 from majlis.api.clips import ClipRoutes
 from majlis.api.concurrency import RequestsPerAddress
@@ -57,6 +58,7 @@ from majlis.media.runtime.process import MediaProcess
 from majlis.plane import MediaPlane, NodeInfo, Sample, follow_commands
 from majlis.services.accounts import Accounts, PasswordHashing
 from majlis.services.admission import AdmissionControl, AdmissionSettings
+from majlis.services.audit import AuditLog
 from majlis.services.auth import Authenticator
 from majlis.services.clips import ClipPolicy, Clips
 from majlis.services.events import Events
@@ -101,6 +103,7 @@ class Services:
     accounts: Accounts
     spaces: Spaces
     roles: Roles
+    audit: AuditLog
     listeners: Listeners
     rtc: Rtc
     registry: SpaceRegistry
@@ -202,6 +205,7 @@ def build_services(
         ),
         spaces=spaces,
         roles=Roles(store, bus, spaces, events, clock),
+        audit=AuditLog(store, spaces),
         listeners=Listeners(
             store, bus, spaces, tokens, clock, policy, admission, config.state_cache_seconds
         ),
@@ -312,6 +316,7 @@ def api_endpoints(s: Services) -> list[Endpoint]:
             s.spaces, s.listeners, s.auth, public_url, s.config.state_cache_seconds
         ).endpoints(),
         *RoleRoutes(s.roles, s.auth).endpoints(),
+        *AuditRoutes(s.audit, s.auth).endpoints(),
         *ListenerRoutes(s.listeners, s.auth).endpoints(),
         *RtcRoutes(s.rtc, s.auth).endpoints(),
         *ClipRoutes(s.clips, s.auth, public_url, s.transcripts).endpoints(),

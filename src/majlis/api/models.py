@@ -7,16 +7,30 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from majlis.types import Language, Participant, SpaceState, SpeakRequest, User, Visibility
+from majlis.services.audit import REASON_MAX
+from majlis.types import (
+    AuditAction,
+    AuditEntry,
+    Language,
+    Participant,
+    SpaceState,
+    SpeakRequest,
+    User,
+    Visibility,
+)
 
 __all__ = [
     "AdmittedBody",
+    "AuditEntryBody",
+    "AuditPageBody",
+    "AuditQuery",
     "CaptionLineBody",
     "CaptionsBody",
     "CredentialsBody",
     "HeartbeatBody",
     "JoinBody",
     "ListQuery",
+    "MuteBody",
     "ParticipantBody",
     "ReactionBody",
     "RegisterBody",
@@ -87,6 +101,21 @@ class UserRefBody(_Strict):
 
 class RemoveBody(_Strict):
     ban: bool = False
+    reason: str | None = Field(
+        default=None,
+        max_length=REASON_MAX,
+        description=f"why, in up to {REASON_MAX} characters: kept in the space's audit log",
+    )
+
+
+class MuteBody(_Strict):
+    """Optional: a mute may be sent with no body at all."""
+
+    reason: str | None = Field(
+        default=None,
+        max_length=REASON_MAX,
+        description=f"why, in up to {REASON_MAX} characters: kept in the space's audit log",
+    )
 
 
 class JoinBody(_Strict):
@@ -108,6 +137,16 @@ class ListQuery(BaseModel):
     host_id: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_:-]+$")
     limit: int = Field(default=50, ge=1, le=200)
     offset: int = Field(default=0, ge=0, le=100_000)
+
+
+class AuditQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(default=100, ge=1, le=1000)
+    cursor: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{1,18}$",
+        description="next_cursor of the previous page (older entries)",
+    )
 
 
 # answers ---------------------------------------------------------------------------------
@@ -304,3 +343,32 @@ class TranscriptBody(BaseModel):
     state: Literal["pending", "running", "done", "failed"]
     error: str = Field(description="why it failed; empty otherwise")
     lines: list[TranscriptLineBody] = Field(description="empty until the state is done")
+
+
+class AuditEntryBody(BaseModel):
+    seq: int = Field(description="the entry's place in the space's log")
+    at: float
+    action: AuditAction
+    actor_id: str
+    actor_username: str
+    target_id: str | None = Field(description="null for actions on the space itself (end)")
+    target_username: str
+    reason: str
+
+    @classmethod
+    def of(cls, e: AuditEntry) -> AuditEntryBody:
+        return cls(
+            seq=e.seq,
+            at=e.at,
+            action=e.action,
+            actor_id=e.actor_id,
+            actor_username=e.actor_username,
+            target_id=e.target_id,
+            target_username=e.target_username,
+            reason=e.reason,
+        )
+
+
+class AuditPageBody(BaseModel):
+    entries: list[AuditEntryBody] = Field(description="newest first")
+    next_cursor: str | None = Field(description="for the next (older) page; null at the end")

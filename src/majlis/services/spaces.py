@@ -14,7 +14,7 @@ from majlis.services.auth import Caller
 from majlis.services.cache import TtlCache
 from majlis.services.events import Events
 from majlis.store.base import Store
-from majlis.types import Language, Participant, Space, SpaceState, Visibility
+from majlis.types import AuditEntry, Language, Participant, Space, SpaceState, Visibility
 
 __all__ = ["Spaces", "captions_of"]
 
@@ -132,7 +132,8 @@ class Spaces:
 
     async def end(self, caller: Caller, space_id: str) -> Space:
         space = await self._owned(caller, space_id, "end")
-        await self._transition(space, SpaceState.ENDED)
+        audit = AuditEntry(space_id, space.host_id, "end", self._clock.now())
+        await self._transition(space, SpaceState.ENDED, audit)
         await self._events.media(EndSpace(space_id))
         await self._events.emit(space_id, "space_ended", "all")
         if self._ended is not None:
@@ -198,12 +199,15 @@ class Spaces:
             raise Forbidden(f"only the host can {action} this space", code="not_host")
         return space
 
-    async def _transition(self, space: Space, new: SpaceState) -> None:
+    async def _transition(
+        self, space: Space, new: SpaceState, audit: AuditEntry | None = None
+    ) -> None:
         if new not in _TRANSITIONS[space.state]:
             raise Conflict(
                 f"a space that is {space.state} cannot become {new}", code="invalid_transition"
             )
-        if not await self._store.transition_space(space.id, space.state, new, self._clock.now()):
+        now = self._clock.now()
+        if not await self._store.transition_space(space.id, space.state, new, now, audit=audit):
             raise Conflict("the space changed state meanwhile; reload", code="invalid_transition")
         self.forget(space.id)
 
