@@ -32,6 +32,7 @@ from majlis.api.http import json_response
 from majlis.api.listeners import ListenerRoutes
 from majlis.api.metrics import metrics_route
 from majlis.api.middleware import BodyLimit, RateLimit, RateLimits, retry_headers
+from majlis.api.notices import NoticeRoutes
 from majlis.api.overload import LoopLag, ShedWrites, is_join_path
 from majlis.api.pages import web_routes
 from majlis.api.playback import PlaybackGuard
@@ -63,6 +64,7 @@ from majlis.services.auth import Authenticator
 from majlis.services.clips import ClipPolicy, Clips
 from majlis.services.events import Events
 from majlis.services.listeners import ListenerPolicy, Listeners
+from majlis.services.notices import Notices
 from majlis.services.placement import Reconciler
 from majlis.services.roles import Roles
 from majlis.services.rtc import Rtc
@@ -104,6 +106,7 @@ class Services:
     spaces: Spaces
     roles: Roles
     audit: AuditLog
+    notices: Notices
     listeners: Listeners
     rtc: Rtc
     registry: SpaceRegistry
@@ -206,6 +209,7 @@ def build_services(
         spaces=spaces,
         roles=Roles(store, bus, spaces, events, clock),
         audit=AuditLog(store, spaces),
+        notices=Notices(store),
         listeners=Listeners(
             store, bus, spaces, tokens, clock, policy, admission, config.state_cache_seconds
         ),
@@ -317,6 +321,7 @@ def api_endpoints(s: Services) -> list[Endpoint]:
         ).endpoints(),
         *RoleRoutes(s.roles, s.auth).endpoints(),
         *AuditRoutes(s.audit, s.auth).endpoints(),
+        *NoticeRoutes(s.notices, s.auth).endpoints(),
         *ListenerRoutes(s.listeners, s.auth).endpoints(),
         *RtcRoutes(s.rtc, s.auth).endpoints(),
         *ClipRoutes(s.clips, s.auth, public_url, s.transcripts).endpoints(),

@@ -12,7 +12,10 @@ from majlis.types import (
     AuditAction,
     AuditEntry,
     Language,
+    Notice,
+    NoticeGround,
     Participant,
+    ReasonCategory,
     SpaceState,
     SpeakRequest,
     User,
@@ -31,6 +34,9 @@ __all__ = [
     "JoinBody",
     "ListQuery",
     "MuteBody",
+    "NoticeBody",
+    "NoticeListBody",
+    "NoticeQuery",
     "ParticipantBody",
     "ReactionBody",
     "RegisterBody",
@@ -104,7 +110,11 @@ class RemoveBody(_Strict):
     reason: str | None = Field(
         default=None,
         max_length=REASON_MAX,
-        description=f"why, in up to {REASON_MAX} characters: kept in the space's audit log",
+        description=f"why, in up to {REASON_MAX} characters: kept in the audit log and "
+        "told to the removed person alone, in their statement of reasons",
+    )
+    category: ReasonCategory = Field(
+        default="other", description="the kind of reason, for the statement of reasons"
     )
 
 
@@ -147,6 +157,11 @@ class AuditQuery(BaseModel):
         pattern=r"^[0-9]{1,18}$",
         description="next_cursor of the previous page (older entries)",
     )
+
+
+class NoticeQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(default=50, ge=1, le=200)
 
 
 # answers ---------------------------------------------------------------------------------
@@ -372,3 +387,35 @@ class AuditEntryBody(BaseModel):
 class AuditPageBody(BaseModel):
     entries: list[AuditEntryBody] = Field(description="newest first")
     next_cursor: str | None = Field(description="for the next (older) page; null at the end")
+
+
+class NoticeBody(BaseModel):
+    """A statement of reasons (DSA art. 17) for a restriction imposed on you."""
+
+    id: str
+    space_id: str | None
+    action: AuditAction = Field(description="what was done")
+    category: ReasonCategory = Field(description="why: the kind of reason")
+    text: str = Field(description="why, in the words of whoever decided; may be empty")
+    ground: NoticeGround = Field(description="on what ground: house_rules, a space's own")
+    automated: bool = Field(description="whether the decision was made by a machine")
+    appeal: str = Field(description="how to contest it")
+    at: float
+
+    @classmethod
+    def of(cls, n: Notice) -> NoticeBody:
+        return cls(
+            id=n.id,
+            space_id=n.space_id,
+            action=n.action,
+            category=n.category,
+            text=n.text,
+            ground=n.ground,
+            automated=n.automated,
+            appeal=n.appeal,
+            at=n.at,
+        )
+
+
+class NoticeListBody(BaseModel):
+    notices: list[NoticeBody] = Field(description="newest first")

@@ -207,7 +207,7 @@ class RoleRoutes:
         caller, space_id = await self._caller(request)
         body = await parse_body(request, RemoveBody)
         user_id = request.path_params["user_id"]
-        await self._roles.remove(caller, space_id, user_id, body.ban, body.reason)
+        await self._roles.remove(caller, space_id, user_id, body.ban, body.reason, body.category)
         return Response(status_code=204)
 
     async def add_cohost(self, request: Request) -> Response:

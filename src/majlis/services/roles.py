@@ -8,6 +8,8 @@ is written to the audit log in the same store transaction as the change itself.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from majlis.bus.base import Bus
 from majlis.clock import Clock
 from majlis.errors import Conflict, Forbidden, NotFound
@@ -16,6 +18,7 @@ from majlis.services.accounts import USERNAME
 from majlis.services.audit import clean_reason
 from majlis.services.auth import Caller
 from majlis.services.events import Events
+from majlis.services.notices import house_rules_notice
 from majlis.services.spaces import Spaces
 from majlis.store.base import Store
 from majlis.types import (
@@ -23,6 +26,7 @@ from majlis.types import (
     AuditEntry,
     Invite,
     Participant,
+    ReasonCategory,
     Role,
     Space,
     SpaceState,
@@ -206,7 +210,10 @@ class Roles:
         user_id: str,
         ban: bool,
         reason: str | None = None,
+        category: ReasonCategory = "other",
     ) -> None:
+        """Out of the space (and banned from it): the removed user gets a statement of
+        reasons, the space only learns that they are gone."""
         actor = await self._moderator(caller, space_id)
         await self._outranked(actor, space_id, user_id)
         why = clean_reason(reason)
@@ -214,17 +221,22 @@ class Roles:
             raise NotFound("no such user", code="user_not_found")
         action: AuditAction = "ban" if ban else "remove"
         audit = self._entry(actor.user_id, action, space_id, user_id, why)
+        notice = house_rules_notice(space_id, user_id, action, category, why, audit.at)
         if ban:
-            await self._store.ban(space_id, user_id, actor.user_id, audit.at, audit=audit)
+            await self._store.ban(
+                space_id, user_id, actor.user_id, audit.at, audit=audit, notice=notice
+            )
             # The join path checks the bus, not SQL, so a ban is seen by every worker at once.
             await self._bus.set_value(ban_key(space_id, user_id), "1", None)
         else:
-            await self._store.remove_member(space_id, user_id, audit=audit)
+            await self._store.remove_member(space_id, user_id, audit=audit, notice=notice)
         await self._bus.drop_presence(space_id, user_id)
         await self._bus.delete_value(invite_key(space_id, user_id))
         self._spaces.forget(space_id)
         await self._events.media(Disconnect(space_id, user_id))
-        await self._events.emit(space_id, "removed", "all", user_id=user_id, banned=ban)
+        # The statement first: the neutral "removed" that follows closes their socket.
+        await self._events.emit(space_id, "notice", user_id, user_id=user_id, notice=asdict(notice))
+        await self._events.emit(space_id, "removed", "all", user_id=user_id)
 
     # co-hosts: the host's alone ----------------------------------------------------------
     async def add_cohost(

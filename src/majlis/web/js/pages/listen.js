@@ -18,6 +18,7 @@ import {
   formatWait,
   formatWhen,
   h,
+  noticeText,
   renderAccount,
   show,
   showError,
@@ -52,6 +53,7 @@ let space = null;
 let role = 'listener';
 let asking = false;
 let invited = false;
+let removed = false; // told so by the events socket: what it said stays on screen
 let listeningWanted = false;
 let joinRun = 0;
 let playback = null;
@@ -420,21 +422,30 @@ function openEvents() {
       if (data.user_id === user.id) mic?.applyMute(false);
       poller.refresh();
     })
+    // A statement of reasons comes to the removed person alone, just before the space's
+    // neutral 'removed' (which closes their socket).
+    .on('notice', ({ data }) => removedHere(noticeText(data.notice)))
     .on('removed', ({ data }) => {
       if (data.user_id !== user.id) return poller.refresh();
-      role = 'listener';
-      asking = false;
-      invited = false;
-      leaveStage(null, { rejoin: false });
-      stopListening({ leave: false });
-      show('#listen-panel', false);
-      showError(data.banned ? 'A host removed you from this space and banned you.' : 'A host removed you from this space.');
+      if (!removed) removedHere('A host removed you from this space.');
     })
     .on('space_ended', () => refreshSpace())
     .on('state', ({ state }) => {
       $('#speak-panel').dataset.events = state;
     })
     .start();
+}
+
+function removedHere(message) {
+  removed = true;
+  role = 'listener';
+  asking = false;
+  invited = false;
+  leaveStage(null, { rejoin: false });
+  stopListening({ leave: false });
+  show('#listen-panel', false);
+  show('#speak-panel', false); // its "Step down" or "Ask" would only be refused now
+  showError(message);
 }
 
 function closeEventsUnlessActing() {
