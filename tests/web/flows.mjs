@@ -6,7 +6,8 @@
 //           (over WebRTC, no reload), mute, co-host, demote, end with confirmation, replay,
 //           search; screenshots of every page at desktop and phone size.
 // removal — a host bans a speaker with a reason from the studio's dialog: the speaker's page
-//           alone says what was done and why, and the statement is theirs at /notices.
+//           alone says what was done and why, and the statement is theirs at /notices; a
+//           listener without a socket, banned too, reads theirs when the heartbeat is refused.
 // waiting — the waiting room: several listeners join a space admitting 0.5/s while the host
 //           speaks (wav 1, 440 Hz); one sees its position, moves on by itself and plays the
 //           host's tone.
@@ -1002,6 +1003,8 @@ async function removal(report) {
     const REASON = 'Threats against another speaker';
     await signUp(host, base, 'hana_host', 'Hana');
     const speakerUser = await signUp(speaker, base, 'sami_speaks', 'Sami');
+    const listener = report.watch(await (await browser.newContext({ viewport: PHONE })).newPage(), 'listener');
+    const listenerUser = await signUp(listener, base, 'lena_listens', 'Lena');
     const spaceId = (await apiCall(host, 'POST', '/spaces', { title: 'Open mic' })).data.id;
     const card = `#speakers li[data-user-id="${speakerUser.id}"]`;
 
@@ -1051,6 +1054,22 @@ async function removal(report) {
       const log = await apiCall(host, 'GET', `/spaces/${spaceId}/audit`);
       const [ban] = log.data.entries;
       if (ban.action !== 'ban' || ban.reason !== REASON) throw new Error(JSON.stringify(log));
+    });
+
+    await report.step('a banned listener reads why when the heartbeat is refused', async () => {
+      await listener.goto(`${base}/spaces/${spaceId}`);
+      await listener.click('#listen-button');
+      await listener.waitForSelector('#player-panel:not([hidden])', T);
+      const why = 'Spam in the reactions';
+      const banned = await apiCall(host, 'POST', `/spaces/${spaceId}/participants/${listenerUser.id}/remove`, {
+        ban: true,
+        reason: why,
+        category: 'spam',
+      });
+      if (banned.status !== 204) throw new Error(JSON.stringify(banned));
+      await listener.waitForFunction((why) => document.querySelector('#alert')?.textContent.includes(why), why, T);
+      await listener.waitForSelector('#player-panel', { state: 'hidden', ...T });
+      return text(listener, '#alert');
     });
   } finally {
     await browser.close();

@@ -209,6 +209,10 @@ export const speaking = {
   offer: (id, sdp) => api.post(`/spaces/${enc(id)}/rtc/offer`, { sdp, type: 'offer' }, { retries: 2 }),
 };
 
+export const notices = {
+  mine: () => api.get('/notices'),
+};
+
 export const listening = {
   join: (id, ticket, token) =>
     api.post(`/spaces/${enc(id)}/join`, ticket ? { ticket } : {}, { token, retries: 4 }),

@@ -2,7 +2,7 @@
 // stage, counts and reactions from the polled state document; asking to speak, and — when a
 // host approves — the microphone, without reloading the page.
 
-import { listenerToken, listening, me, sleep, spaces, speaking } from '../api.js';
+import { listenerToken, listening, me, notices, sleep, spaces, speaking } from '../api.js';
 import { CaptionView, captionsNotice } from '../captions.js';
 import { EventStream } from '../events.js';
 import { MicPanel } from '../micpanel.js';
@@ -131,9 +131,18 @@ async function heartbeat() {
     if (error.status === 409) refreshSpace();
     else if (error.status === 403) {
       stopListening();
-      showError(error);
+      showError(await statementOr(error));
     }
   }
+}
+
+// A listener holds no events socket, so the statement of reasons for their ban is read
+// when the heartbeat is refused.
+async function statementOr(error) {
+  if (!user || error.code !== 'banned') return error;
+  const mine = await notices.mine().catch(() => null);
+  const notice = mine?.notices.find((n) => n.space_id === spaceId);
+  return notice ? noticeText(notice) : error;
 }
 
 function stopListening({ leave = true } = {}) {
