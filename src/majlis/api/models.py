@@ -3,16 +3,14 @@ or an unknown field, is a 400 with a reason, not a guess."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from majlis.services.audit import REASON_MAX
 from majlis.types import (
     AuditAction,
-    AuditEntry,
     Language,
-    Notice,
     NoticeGround,
     Participant,
     ReasonCategory,
@@ -360,7 +358,16 @@ class TranscriptBody(BaseModel):
     lines: list[TranscriptLineBody] = Field(description="empty until the state is done")
 
 
-class AuditEntryBody(BaseModel):
+class _OfRecord(BaseModel):
+    """An answer whose fields are those of a record in types.py, by the same names: the
+    model reads them off the record, so a field is written once, not copied by hand."""
+
+    @classmethod
+    def of(cls, record: object) -> Self:
+        return cls.model_validate(record, from_attributes=True)
+
+
+class AuditEntryBody(_OfRecord):
     seq: int = Field(description="the entry's place in the space's log")
     at: float
     action: AuditAction
@@ -370,26 +377,13 @@ class AuditEntryBody(BaseModel):
     target_username: str
     reason: str
 
-    @classmethod
-    def of(cls, e: AuditEntry) -> AuditEntryBody:
-        return cls(
-            seq=e.seq,
-            at=e.at,
-            action=e.action,
-            actor_id=e.actor_id,
-            actor_username=e.actor_username,
-            target_id=e.target_id,
-            target_username=e.target_username,
-            reason=e.reason,
-        )
-
 
 class AuditPageBody(BaseModel):
     entries: list[AuditEntryBody] = Field(description="newest first")
     next_cursor: str | None = Field(description="for the next (older) page; null at the end")
 
 
-class NoticeBody(BaseModel):
+class NoticeBody(_OfRecord):
     """A statement of reasons (DSA art. 17) for a restriction imposed on you."""
 
     id: str
@@ -401,20 +395,6 @@ class NoticeBody(BaseModel):
     automated: bool = Field(description="whether the decision was made by a machine")
     appeal: str = Field(description="how to contest it")
     at: float
-
-    @classmethod
-    def of(cls, n: Notice) -> NoticeBody:
-        return cls(
-            id=n.id,
-            space_id=n.space_id,
-            action=n.action,
-            category=n.category,
-            text=n.text,
-            ground=n.ground,
-            automated=n.automated,
-            appeal=n.appeal,
-            at=n.at,
-        )
 
 
 class NoticeListBody(BaseModel):
