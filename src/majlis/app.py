@@ -23,6 +23,7 @@ from starlette.types import ASGIApp
 
 from majlis import __version__
 from majlis.api.accounts import AccountRoutes
+from majlis.api.audit import AuditRoutes
 from majlis.api.client_address import ClientAddress, TrustedProxies
 from majlis.api.clips import ClipRoutes
 from majlis.api.concurrency import RequestsPerAddress
@@ -31,6 +32,7 @@ from majlis.api.http import json_response
 from majlis.api.listeners import ListenerRoutes
 from majlis.api.metrics import metrics_route
 from majlis.api.middleware import BodyLimit, RateLimit, RateLimits, retry_headers
+from majlis.api.notices import NoticeRoutes
 from majlis.api.overload import LoopLag, ShedWrites, is_join_path
 from majlis.api.pages import web_routes
 from majlis.api.playback import PlaybackGuard
@@ -57,11 +59,13 @@ from majlis.media.runtime.process import MediaProcess
 from majlis.plane import MediaPlane, NodeInfo, Sample, follow_commands
 from majlis.services.accounts import Accounts, PasswordHashing
 from majlis.services.admission import AdmissionControl, AdmissionSettings
+from majlis.services.audit import AuditLog
 from majlis.services.auth import Authenticator
 from majlis.services.clips import ClipPolicy, Clips
 from majlis.services.continuity import Continuity, ContinuityPolicy
 from majlis.services.events import Events
 from majlis.services.listeners import ListenerPolicy, Listeners
+from majlis.services.notices import Notices
 from majlis.services.placement import Reconciler
 from majlis.services.roles import Roles
 from majlis.services.rtc import Rtc
@@ -102,6 +106,8 @@ class Services:
     accounts: Accounts
     spaces: Spaces
     roles: Roles
+    audit: AuditLog
+    notices: Notices
     listeners: Listeners
     rtc: Rtc
     registry: SpaceRegistry
@@ -205,6 +211,8 @@ def build_services(
         ),
         spaces=spaces,
         roles=roles,
+        audit=AuditLog(store, spaces),
+        notices=Notices(store),
         listeners=Listeners(
             store, bus, spaces, tokens, clock, policy, admission, config.state_cache_seconds
         ),
@@ -323,6 +331,8 @@ def api_endpoints(s: Services) -> list[Endpoint]:
             s.spaces, s.listeners, s.auth, public_url, s.config.state_cache_seconds
         ).endpoints(),
         *RoleRoutes(s.roles, s.auth).endpoints(),
+        *AuditRoutes(s.audit, s.auth).endpoints(),
+        *NoticeRoutes(s.notices, s.auth).endpoints(),
         *ListenerRoutes(s.listeners, s.auth).endpoints(),
         *RtcRoutes(s.rtc, s.auth).endpoints(),
         *ClipRoutes(s.clips, s.auth, public_url, s.transcripts).endpoints(),

@@ -7,15 +7,21 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 __all__ = [
+    "AUDIT_ACTIONS",
     "LANGUAGES",
     "LEVEL_PREFIX",
     "MEDIA_CHANNEL",
+    "AuditAction",
+    "AuditEntry",
     "BusMessage",
     "EndReason",
     "HostChange",
     "Invite",
     "Language",
+    "Notice",
+    "NoticeGround",
     "Participant",
+    "ReasonCategory",
     "Role",
     "Space",
     "SpaceState",
@@ -163,6 +169,65 @@ class TranscriptJob:
     space_id: str
     claim: str
     attempts: int
+
+
+# What the audit log records: every action a host or co-host takes on someone, and the
+# host's end of a space. (mute and unmute are also logged when a speaker does them to
+# themself: unmute is only ever that, and the log shows who undid a moderator's mute.)
+AuditAction = Literal[
+    "mute",
+    "unmute",
+    "demote",
+    "remove",
+    "ban",
+    "cohost_add",
+    "cohost_remove",
+    "approve",
+    "decline",
+    "invite",
+    "end",
+    "host_transfer",
+]
+AUDIT_ACTIONS: tuple[AuditAction, ...] = get_args(AuditAction)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One action as the audit log keeps it. `seq` orders a log (0 until stored); `target_id`
+    is None for actions on the space itself (end). The usernames are filled in on reading."""
+
+    space_id: str
+    actor_id: str | None  # None: Majlis itself (continuity's handovers and ends)
+    action: AuditAction
+    at: float
+    target_id: str | None = None
+    reason: str = ""
+    seq: int = 0
+    actor_username: str = ""
+    target_username: str = ""
+
+
+# Why a restriction was imposed, as a statement of reasons (DSA art. 17) names it.
+ReasonCategory = Literal["harassment", "hate", "spam", "off_topic", "other"]
+# On what ground: a host acts under their space's own rules. Site moderators' grounds
+# (terms of service, law) come with the moderator role.
+NoticeGround = Literal["house_rules"]
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A statement of reasons to the person a restriction was imposed on."""
+
+    id: str
+    user_id: str
+    space_id: str | None
+    action: AuditAction
+    category: ReasonCategory
+    text: str
+    ground: NoticeGround
+    automated: bool
+    appeal: str
+    at: float
 
 
 BusMessage = dict[str, object]

@@ -1,5 +1,6 @@
 """Every privileged action × every kind of caller. A refused call is 401 or 403 and changes
-nothing; an allowed call makes exactly its change. State is read back after every call."""
+nothing; an allowed call makes exactly its change, and leaves exactly one audit entry
+naming its actor. State is read back after every call."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from api.conftest import (
@@ -119,6 +121,7 @@ async def snapshot(h: Harness, cast: Cast) -> Snapshot:
         requests = await store.list_speak_requests(sid)
         invites = [u.id for u in cast.users if await store.get_invite(sid, u.id) is not None]
         banned = [u.id for u in cast.users if await store.is_banned(sid, u.id)]
+        audit = await store.list_audit(sid, before=None, limit=1000)
         out[name] = {
             "state": space.json()["state"],
             "captions": space.json()["captions"],
@@ -126,6 +129,7 @@ async def snapshot(h: Harness, cast: Cast) -> Snapshot:
             "requests": sorted(r.user_id for r in requests),
             "invites": sorted(invites),
             "banned": sorted(banned),
+            "audit": [(e.action, e.actor_id, e.target_id) for e in audit],
         }
     return out
 
@@ -142,6 +146,8 @@ class Action:
     ok: int
     change: Callable[[Snapshot, Cast], None]
     body: Callable[[Cast], object] | None = None
+    # The audit entry an allowed call adds to the live space's log: its action and target.
+    audit: tuple[str, Callable[[Cast], str | None]] | None = None
 
 
 def _set_state(space: str, state: str) -> Callable[[Snapshot, Cast], None]:
@@ -207,7 +213,13 @@ ACTIONS = [
         _set_state("scheduled", "live"),
     ),
     Action(
-        "end", "POST", lambda c: f"/spaces/{c.live}/end", HOST, 200, _set_state("live", "ended")
+        "end",
+        "POST",
+        lambda c: f"/spaces/{c.live}/end",
+        HOST,
+        200,
+        _set_state("live", "ended"),
+        audit=("end", lambda c: None),
     ),
     Action(
         "captions_off",
@@ -225,6 +237,7 @@ ACTIONS = [
         MODERATORS,
         200,
         _approve,
+        audit=("approve", lambda c: c.requester.id),
     ),
     Action(
         "decline",
@@ -233,6 +246,7 @@ ACTIONS = [
         MODERATORS,
         204,
         _decline,
+        audit=("decline", lambda c: c.requester.id),
     ),
     Action(
         "invite",
@@ -242,6 +256,7 @@ ACTIONS = [
         204,
         _invite,
         lambda c: {"user_id": c.invitee.id},
+        audit=("invite", lambda c: c.invitee.id),
     ),
     Action(
         "demote",
@@ -250,6 +265,7 @@ ACTIONS = [
         MODERATORS,
         204,
         _off_stage,
+        audit=("demote", lambda c: c.target.id),
     ),
     Action(
         "mute",
@@ -258,6 +274,7 @@ ACTIONS = [
         MODERATORS,
         204,
         _mute,
+        audit=("mute", lambda c: c.target.id),
     ),
     Action(
         "unmute_other",
@@ -275,6 +292,7 @@ ACTIONS = [
         204,
         _off_stage,
         lambda c: {"ban": False},
+        audit=("remove", lambda c: c.target.id),
     ),
     Action(
         "ban",
@@ -284,6 +302,7 @@ ACTIONS = [
         204,
         _ban,
         lambda c: {"ban": True},
+        audit=("ban", lambda c: c.target.id),
     ),
     Action(
         "add_cohost",
@@ -293,6 +312,7 @@ ACTIONS = [
         200,
         _add_cohost,
         lambda c: {"user_id": c.invitee.id},
+        audit=("cohost_add", lambda c: c.invitee.id),
     ),
     Action(
         "remove_cohost",
@@ -301,10 +321,13 @@ ACTIONS = [
         HOST,
         200,
         _remove_cohost,
+        audit=("cohost_remove", lambda c: c.cohost.id),
     ),
     Action(
         "list_requests", "GET", lambda c: f"/spaces/{c.live}/requests", MODERATORS, 200, _nothing
     ),
+    Action("audit", "GET", lambda c: f"/spaces/{c.live}/audit", MODERATORS, 200, _nothing),
+    Action("audit_csv", "GET", lambda c: f"/spaces/{c.live}/audit.csv", MODERATORS, 200, _nothing),
 ]
 
 
@@ -366,14 +389,32 @@ async def test_action_by_caller(action: Action, caller: str, tmp_path: Path) -> 
         if caller in action.allowed:
             assert answer.status_code == action.ok, answer.text
             action.change(expected, cast)
-            if action.name == "list_requests":  # the one read: it must show, not change
-                listed = [r["user_id"] for r in answer.json()["requests"]]
-                assert listed == [cast.requester.id]
+            if action.name in READS:  # reads must show, not change
+                assert_shows(action.name, answer, cast)
             else:
                 assert expected != before, "an allowed action must change something"
+            if action.audit is not None:
+                kind, target = action.audit
+                actor = cast.host if caller == "host" else cast.cohost
+                expected["live"]["audit"].insert(0, (kind, actor.id, target(cast)))
         else:
             assert_error(answer, CALLERS[caller])
         assert after == expected
+
+
+READS = frozenset({"list_requests", "audit", "audit_csv"})
+
+
+def assert_shows(name: str, answer: httpx.Response, cast: Cast) -> None:
+    if name == "list_requests":
+        listed = [r["user_id"] for r in answer.json()["requests"]]
+        assert listed == [cast.requester.id]
+    elif name == "audit":
+        banned = [e for e in answer.json()["entries"] if e["action"] == "ban"]
+        assert [e["target_id"] for e in banned] == [cast.banned.id]
+    else:
+        assert answer.text.startswith("seq,time,action,")
+        assert cast.banned.id in answer.text
 
 
 def test_matrix_covers_every_action_and_caller() -> None:
@@ -381,6 +422,7 @@ def test_matrix_covers_every_action_and_caller() -> None:
     assert names == {
         "start", "end", "captions_off", "approve", "decline", "invite", "demote", "mute",
         "unmute_other", "remove", "ban", "add_cohost", "remove_cohost", "list_requests",
+        "audit", "audit_csv",
     }  # fmt: skip
     allowed = {a.name: sorted(a.allowed) for a in ACTIONS}
     assert allowed["unmute_other"] == []
@@ -388,3 +430,6 @@ def test_matrix_covers_every_action_and_caller() -> None:
     assert allowed["captions_off"] == ["host"]
     assert allowed["add_cohost"] == ["host"]
     assert allowed["ban"] == ["cohost", "host"]
+    assert allowed["audit"] == allowed["audit_csv"] == ["cohost", "host"]
+    audited = {a.name for a in ACTIONS if a.audit is not None}
+    assert audited == names - READS - {"start", "captions_off", "unmute_other"}

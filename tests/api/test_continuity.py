@@ -60,6 +60,12 @@ async def space_of(h: Harness, space_id: str) -> dict[str, Any]:
     return body
 
 
+async def logged(h: Harness, space_id: str) -> list[tuple[str | None, str, str | None]]:
+    """(actor, action, target) of the space's audit log, oldest first."""
+    entries = await h.services.store.list_audit(space_id, before=None, limit=100)
+    return [(e.actor_id, e.action, e.target_id) for e in reversed(entries)]
+
+
 async def roles(h: Harness, space_id: str) -> dict[str, str]:
     stage = await h.services.store.list_participants(space_id)
     return {p.user_id: str(p.role) for p in stage}
@@ -80,6 +86,8 @@ async def test_the_senior_cohost_with_audio_takes_over_an_absent_host(h: Harness
     space = await space_of(h, space_id)
     assert space["host_id"] == senior.id and space["state"] == "live"
     assert await roles(h, space_id) == {senior.id: "host", host.id: "cohost", junior.id: "cohost"}
+    # Majlis decided, and the log says so (no actor).
+    assert (await logged(h, space_id))[-1] == (None, "host_transfer", senior.id)
     # The new host runs it: the old one cannot end it any more, the new one can.
     assert_error(await h.call("POST", f"/spaces/{space_id}/end", host), 403, "not_host")
     assert (await h.call("POST", f"/spaces/{space_id}/end", senior)).status_code == 200
@@ -112,6 +120,7 @@ async def test_with_nobody_to_take_over_the_space_ends_after_the_grace(h: Harnes
     await heard(h, space_id, speaker)
     assert await judge.tick() == {space_id: "ended_host_absent"}
     assert (await space_of(h, space_id))["state"] == "ended"
+    assert (await logged(h, space_id))[-1] == (None, "end", None)
 
 
 async def test_the_host_coming_back_in_time_keeps_the_space(h: Harness) -> None:
@@ -213,6 +222,11 @@ async def test_the_host_hands_over_to_a_cohost(h: Harness) -> None:
     back = await h.call("POST", path, cohost, json={"user_id": host.id})
     assert back.status_code == 200, back.text
     assert (await space_of(h, space_id))["host_id"] == host.id
+    transfers = [e for e in await logged(h, space_id) if e[1] == "host_transfer"]
+    assert transfers == [
+        (host.id, "host_transfer", cohost.id),
+        (cohost.id, "host_transfer", host.id),
+    ]
 
 
 async def test_hosting_passes_only_in_a_live_space(h: Harness) -> None:

@@ -191,13 +191,19 @@ async def speaking_flow(server: Server, http: httpx.AsyncClient) -> None:
     changed = await everyone_sees(streams, "role_changed", user_id=lina.id, role="listener")
     assert changed[0]["data"]["reason"] == "demoted"
 
-    # Remove with ban: the banned user's socket hears it and is closed at once ...
-    removed = await post(http, f"/spaces/{sid}/participants/{lina.id}/remove", host, {"ban": True})
+    # Remove with ban: the banned user alone hears what was done and why; the space only
+    # that they are gone. Their socket is closed at once ...
+    path = f"/spaces/{sid}/participants/{lina.id}/remove"
+    removed = await post(http, path, host, {"ban": True, "reason": "threats"})
     assert removed.status_code == 204, removed.text
     others = [host_events, omar_events, cora_events]
-    await everyone_sees(others, "removed", user_id=lina.id, banned=True)
+    for seen in await everyone_sees(others, "removed", user_id=lina.id):
+        assert seen["data"] == {"user_id": lina.id}, seen
+    told = await lina_events.wait_for("notice", user_id=lina.id)
+    assert (told["data"]["notice"]["action"], told["data"]["notice"]["text"]) == ("ban", "threats")
     await lina_events.wait_for("removed", user_id=lina.id)
     assert (await lina_events.closed())[0] == 4403
+    assert not any(m["type"] == "notice" for s in others for m in s.seen)
     # ... and a still-valid token does not bring them back.
     assert_error(await post(http, f"/spaces/{sid}/join", lina, {}), 403, "banned")
     assert_error(await post(http, f"/spaces/{sid}/requests", lina), 403, "banned")

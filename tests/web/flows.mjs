@@ -5,6 +5,9 @@
 // main    — sign up, create, studio, listen, counts, reactions, ask → approve → microphone
 //           (over WebRTC, no reload), mute, co-host, demote, end with confirmation, replay,
 //           search; screenshots of every page at desktop and phone size.
+// removal — a host bans a speaker with a reason from the studio's dialog: the speaker's page
+//           alone says what was done and why, and the statement is theirs at /notices; a
+//           listener without a socket, banned too, reads theirs when the heartbeat is refused.
 // waiting — the waiting room: several listeners join a space admitting 0.5/s while the host
 //           speaks (wav 1, 440 Hz); one sees its position, moves on by itself and plays the
 //           host's tone.
@@ -1004,7 +1007,90 @@ async function captions(report) {
   }
 }
 
-const SCENARIOS = { main, waiting, audio, edge, transcript, captions };
+// removal ----------------------------------------------------------------------------------
+
+async function removal(report) {
+  const browser = await launch(wavs[0]);
+  try {
+    const host = report.watch(await (await browser.newContext({ viewport: DESKTOP })).newPage(), 'host');
+    const speaker = report.watch(await (await browser.newContext({ viewport: PHONE })).newPage(), 'speaker');
+    const REASON = 'Threats against another speaker';
+    await signUp(host, base, 'hana_host', 'Hana');
+    const speakerUser = await signUp(speaker, base, 'sami_speaks', 'Sami');
+    const listener = report.watch(await (await browser.newContext({ viewport: PHONE })).newPage(), 'listener');
+    const listenerUser = await signUp(listener, base, 'lena_listens', 'Lena');
+    const spaceId = (await apiCall(host, 'POST', '/spaces', { title: 'Open mic' })).data.id;
+    const card = `#speakers li[data-user-id="${speakerUser.id}"]`;
+
+    await report.step('a listener asks to speak and the host approves', async () => {
+      await host.goto(`${base}/spaces/${spaceId}/studio`);
+      await speaker.goto(`${base}/spaces/${spaceId}`);
+      await speaker.click('#listen-button');
+      await speaker.waitForSelector('#player-panel:not([hidden])', T);
+      await speaker.click('#ask-to-speak');
+      await speaker.waitForSelector('#withdraw', T);
+      await host.click(`#requests li[data-user-id="${speakerUser.id}"] [data-action=approve]`);
+      await host.waitForSelector(card, T);
+      await speaker.waitForSelector('#step-down', T);
+    });
+
+    await report.step('the host bans them with a reason from the studio', async () => {
+      await host.click(`${card} [data-action=ban]`);
+      await host.waitForSelector('dialog[open] #remove-reason');
+      await host.fill('#remove-reason', REASON);
+      await host.click('#remove-confirm');
+      await host.waitForSelector(card, { state: 'detached', ...T });
+    });
+
+    await report.step('the banned speaker alone is told what was done and why', async () => {
+      await speaker.waitForFunction(
+        (reason) => document.querySelector('#alert')?.textContent.includes(reason),
+        REASON,
+        T,
+      );
+      const alert = await text(speaker, '#alert');
+      if (!alert.includes('banned')) throw new Error(alert);
+      await speaker.waitForSelector('#speak-panel', { state: 'hidden', ...T });
+      const hostAlert = (await host.isVisible('#alert')) ? await text(host, '#alert') : '';
+      if (hostAlert.includes(REASON)) throw new Error(`the host's page shows the notice: ${hostAlert}`);
+      await screenshotBoth(speaker, shots, 'listen-banned');
+      return alert;
+    });
+
+    await report.step('the statement is theirs at /notices, and the ban is in the audit log', async () => {
+      const notices = await apiCall(speaker, 'GET', '/notices');
+      const [notice] = notices.data.notices;
+      if (notices.data.notices.length !== 1 || notice.text !== REASON || notice.action !== 'ban') {
+        throw new Error(JSON.stringify(notices));
+      }
+      const theirs = await apiCall(host, 'GET', '/notices');
+      if (theirs.data.notices.length !== 0) throw new Error(JSON.stringify(theirs));
+      const log = await apiCall(host, 'GET', `/spaces/${spaceId}/audit`);
+      const [ban] = log.data.entries;
+      if (ban.action !== 'ban' || ban.reason !== REASON) throw new Error(JSON.stringify(log));
+    });
+
+    await report.step('a banned listener reads why when the heartbeat is refused', async () => {
+      await listener.goto(`${base}/spaces/${spaceId}`);
+      await listener.click('#listen-button');
+      await listener.waitForSelector('#player-panel:not([hidden])', T);
+      const why = 'Spam in the reactions';
+      const banned = await apiCall(host, 'POST', `/spaces/${spaceId}/participants/${listenerUser.id}/remove`, {
+        ban: true,
+        reason: why,
+        category: 'spam',
+      });
+      if (banned.status !== 204) throw new Error(JSON.stringify(banned));
+      await listener.waitForFunction((why) => document.querySelector('#alert')?.textContent.includes(why), why, T);
+      await listener.waitForSelector('#player-panel', { state: 'hidden', ...T });
+      return text(listener, '#alert');
+    });
+  } finally {
+    await browser.close();
+  }
+}
+
+const SCENARIOS = { main, removal, waiting, audio, edge, transcript, captions };
 
 const report = new Report(scenario);
 try {

@@ -55,6 +55,23 @@ def test_host_and_listener_flow(
         assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"
 
 
+def test_a_ban_is_told_to_the_banned_speaker_alone(
+    browser_tools: str, start_server: Callable[..., Server], tones: dict[int, Path]
+) -> None:
+    # Heartbeats every 2 s, so a banned listener hears of it soon.
+    server = start_server(MAJLIS_PLAYBACK_TTL="6")
+    report = run_scenario(browser_tools, "removal", server.url, tones[440])
+    assert report["ok"], explain(report)
+    names = checked(report)
+    for expected in (
+        "the host bans them with a reason from the studio",
+        "the banned speaker alone is told what was done and why",
+        "the statement is theirs at /notices, and the ban is in the audit log",
+        "a banned listener reads why when the heartbeat is refused",
+    ):
+        assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"
+
+
 def test_waiting_room_moves_on_by_itself(
     browser_tools: str, start_server: Callable[..., Server], tones: dict[int, Path]
 ) -> None:

@@ -17,6 +17,7 @@ __all__ = [
     "client_ip",
     "json_response",
     "parse_body",
+    "parse_optional_body",
     "parse_query",
     "token_and_source",
     "token_of",
@@ -40,16 +41,28 @@ def _reason(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
-async def parse_body(request: Request, model: type[M]) -> M:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise BadRequest("send a JSON body with Content-Type: application/json", code="not_json")
+async def _raw_body(request: Request) -> bytes:
     try:
-        raw = await request.body()
+        return await request.body()
     except ClientDisconnect:
         # Nobody is left to read the answer; what matters is that this is not an error
         # of ours (no traceback on the console).
         raise BadRequest("the connection closed before the body ended", code="body_cut") from None
+
+
+async def parse_optional_body(request: Request, model: type[M]) -> M:
+    """For bodies whose fields are all optional, added to an endpoint that took none:
+    a request with no body and no Content-Type (as before) gets the defaults."""
+    if "content-type" not in request.headers and not await _raw_body(request):
+        return model()
+    return await parse_body(request, model)
+
+
+async def parse_body(request: Request, model: type[M]) -> M:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise BadRequest("send a JSON body with Content-Type: application/json", code="not_json")
+    raw = await _raw_body(request)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:

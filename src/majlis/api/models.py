@@ -3,20 +3,38 @@ or an unknown field, is a 400 with a reason, not a guess."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from majlis.types import Language, Participant, SpaceState, SpeakRequest, User, Visibility
+from majlis.services.audit import REASON_MAX
+from majlis.types import (
+    AuditAction,
+    Language,
+    NoticeGround,
+    Participant,
+    ReasonCategory,
+    SpaceState,
+    SpeakRequest,
+    User,
+    Visibility,
+)
 
 __all__ = [
     "AdmittedBody",
+    "AuditEntryBody",
+    "AuditPageBody",
+    "AuditQuery",
     "CaptionLineBody",
     "CaptionsBody",
     "CredentialsBody",
     "HeartbeatBody",
     "JoinBody",
     "ListQuery",
+    "MuteBody",
+    "NoticeBody",
+    "NoticeListBody",
+    "NoticeQuery",
     "ParticipantBody",
     "ReactionBody",
     "RegisterBody",
@@ -87,6 +105,25 @@ class UserRefBody(_Strict):
 
 class RemoveBody(_Strict):
     ban: bool = False
+    reason: str | None = Field(
+        default=None,
+        max_length=REASON_MAX,
+        description=f"why, in up to {REASON_MAX} characters: kept in the audit log and "
+        "told to the removed person alone, in their statement of reasons",
+    )
+    category: ReasonCategory = Field(
+        default="other", description="the kind of reason, for the statement of reasons"
+    )
+
+
+class MuteBody(_Strict):
+    """Optional: a mute may be sent with no body at all."""
+
+    reason: str | None = Field(
+        default=None,
+        max_length=REASON_MAX,
+        description=f"why, in up to {REASON_MAX} characters: kept in the space's audit log",
+    )
 
 
 class JoinBody(_Strict):
@@ -108,6 +145,21 @@ class ListQuery(BaseModel):
     host_id: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_:-]+$")
     limit: int = Field(default=50, ge=1, le=200)
     offset: int = Field(default=0, ge=0, le=100_000)
+
+
+class AuditQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(default=100, ge=1, le=1000)
+    cursor: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{1,18}$",
+        description="next_cursor of the previous page (older entries)",
+    )
+
+
+class NoticeQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(default=50, ge=1, le=200)
 
 
 # answers ---------------------------------------------------------------------------------
@@ -304,3 +356,46 @@ class TranscriptBody(BaseModel):
     state: Literal["pending", "running", "done", "failed"]
     error: str = Field(description="why it failed; empty otherwise")
     lines: list[TranscriptLineBody] = Field(description="empty until the state is done")
+
+
+class _OfRecord(BaseModel):
+    """An answer whose fields are those of a record in types.py, by the same names: the
+    model reads them off the record, so a field is written once, not copied by hand."""
+
+    @classmethod
+    def of(cls, record: object) -> Self:
+        return cls.model_validate(record, from_attributes=True)
+
+
+class AuditEntryBody(_OfRecord):
+    seq: int = Field(description="the entry's place in the space's log")
+    at: float
+    action: AuditAction
+    actor_id: str | None = Field(description="null when Majlis itself acted (automated)")
+    actor_username: str
+    target_id: str | None = Field(description="null for actions on the space itself (end)")
+    target_username: str
+    reason: str
+
+
+class AuditPageBody(BaseModel):
+    entries: list[AuditEntryBody] = Field(description="newest first")
+    next_cursor: str | None = Field(description="for the next (older) page; null at the end")
+
+
+class NoticeBody(_OfRecord):
+    """A statement of reasons (DSA art. 17) for a restriction imposed on you."""
+
+    id: str
+    space_id: str | None
+    action: AuditAction = Field(description="what was done")
+    category: ReasonCategory = Field(description="why: the kind of reason")
+    text: str = Field(description="why, in the words of whoever decided; may be empty")
+    ground: NoticeGround = Field(description="on what ground: house_rules, a space's own")
+    automated: bool = Field(description="whether the decision was made by a machine")
+    appeal: str = Field(description="how to contest it")
+    at: float
+
+
+class NoticeListBody(BaseModel):
+    notices: list[NoticeBody] = Field(description="newest first")

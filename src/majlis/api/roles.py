@@ -8,8 +8,9 @@ from functools import partial
 from starlette.requests import Request
 from starlette.responses import Response
 
-from majlis.api.http import caller_of, json_response, parse_body
+from majlis.api.http import caller_of, json_response, parse_body, parse_optional_body
 from majlis.api.models import (
+    MuteBody,
     ParticipantBody,
     RemoveBody,
     RequestBody,
@@ -97,7 +98,15 @@ class RoleRoutes:
             ),
             act("POST", f"{ONE}/step-down", self.step_down, "Leave the stage", ok=204),
             act("POST", f"{USER}/demote", self.demote, "Move a speaker back to listening", ok=204),
-            act("POST", f"{USER}/mute", self.mute, "Mute (a moderator, or yourself)", ok=204),
+            act(
+                "POST",
+                f"{USER}/mute",
+                self.mute,
+                "Mute (a moderator, or yourself); the body is optional",
+                ok=204,
+                body=MuteBody,
+                body_required=False,
+            ),
             act("POST", f"{USER}/unmute", self.unmute, "Unmute yourself", ok=204),
             act(
                 "POST",
@@ -192,7 +201,9 @@ class RoleRoutes:
 
     async def mute(self, request: Request) -> Response:
         caller, space_id = await self._caller(request)
-        await self._roles.set_muted(caller, space_id, request.path_params["user_id"], True)
+        body = await parse_optional_body(request, MuteBody)
+        user_id = request.path_params["user_id"]
+        await self._roles.set_muted(caller, space_id, user_id, True, body.reason)
         return Response(status_code=204)
 
     async def unmute(self, request: Request) -> Response:
@@ -203,7 +214,8 @@ class RoleRoutes:
     async def remove(self, request: Request) -> Response:
         caller, space_id = await self._caller(request)
         body = await parse_body(request, RemoveBody)
-        await self._roles.remove(caller, space_id, request.path_params["user_id"], body.ban)
+        user_id = request.path_params["user_id"]
+        await self._roles.remove(caller, space_id, user_id, body.ban, body.reason, body.category)
         return Response(status_code=204)
 
     async def add_cohost(self, request: Request) -> Response:

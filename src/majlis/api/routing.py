@@ -41,6 +41,7 @@ class Endpoint:
     tag: str
     ok: int = 200
     body: type[BaseModel] | None = None
+    body_required: bool = True  # False: no body at all means the body's defaults
     query: type[BaseModel] | None = None
     answer: type[BaseModel] | None = None
     content_type: str = "application/json"
@@ -133,7 +134,7 @@ def _operation(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
         )
     if endpoint.body is not None:
         operation["requestBody"] = {
-            "required": True,
+            "required": endpoint.body_required,
             "content": {"application/json": {"schema": _ref(endpoint.body, schemas)}},
         }
     return operation

@@ -2,24 +2,32 @@
 
 Every action reads the actor's role in *that* space from the store (never a cache) and
 checks it here. Rank decides who may act on whom: host > co-host > speaker > listener; a
-moderator (host or co-host) acts only on people ranked below them.
+moderator (host or co-host) acts only on people ranked below them. What a moderator does
+is written to the audit log in the same store transaction as the change itself.
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict
 
 from majlis.bus.base import Bus
 from majlis.clock import Clock
 from majlis.errors import Conflict, Forbidden, NotFound
 from majlis.plane import Disconnect, SetMuted
 from majlis.services.accounts import USERNAME
+from majlis.services.audit import clean_reason
 from majlis.services.auth import Caller
 from majlis.services.events import Events
+from majlis.services.notices import house_rules_notice
 from majlis.services.spaces import Spaces
 from majlis.store.base import Store
 from majlis.types import (
+    AuditAction,
+    AuditEntry,
     HostChange,
     Invite,
     Participant,
+    ReasonCategory,
     Role,
     Space,
     SpaceState,
@@ -110,14 +118,16 @@ class Roles:
         await self._events.emit(space_id, "speak_request_withdrawn", "moderators", user_id=user_id)
 
     async def approve(self, caller: Caller, space_id: str, user_id: str) -> Participant:
-        await self._moderator(caller, space_id, live=True)
+        actor = await self._moderator(caller, space_id, live=True)
         if not await self._has_request(space_id, user_id):
             raise NotFound("that user has not asked to speak", code="no_request")
-        return await self._promote(space_id, user_id, Role.SPEAKER)
+        audit = self._entry(actor.user_id, "approve", space_id, user_id)
+        return await self._promote(space_id, user_id, Role.SPEAKER, audit)
 
     async def decline(self, caller: Caller, space_id: str, user_id: str) -> None:
-        await self._moderator(caller, space_id)
-        if not await self._store.remove_speak_request(space_id, user_id):
+        actor = await self._moderator(caller, space_id)
+        audit = self._entry(actor.user_id, "decline", space_id, user_id)
+        if not await self._store.remove_speak_request(space_id, user_id, audit=audit):
             raise NotFound("that user has not asked to speak", code="no_request")
         await self._events.emit(space_id, "speak_request_declined", user_id, user_id=user_id)
         await self._events.emit(space_id, "speak_request_declined", "moderators", user_id=user_id)
@@ -133,7 +143,8 @@ class Roles:
         if await self.role_of(space_id, user_id) is not Role.LISTENER:
             raise Conflict("that user is already on stage", code="already_on_stage")
         invite = Invite(space_id, user_id, actor.user_id, self._clock.now())
-        if not await self._store.add_invite(invite):
+        audit = self._entry(actor.user_id, "invite", space_id, user_id)
+        if not await self._store.add_invite(invite, audit=audit):
             raise Conflict("that user is already invited", code="already_invited")
         await self._bus.set_value(invite_key(space_id, user_id), "1", INVITE_TTL)
         await self._events.emit(space_id, "invited", user_id, user_id=user_id, by=actor.user_id)
@@ -168,10 +179,14 @@ class Roles:
         target = await self._outranked(actor, space_id, user_id)
         if target is Role.LISTENER:
             raise Conflict("that user is not on stage", code="not_on_stage")
-        await self._to_listener(space_id, user_id, "demoted")
+        audit = self._entry(actor.user_id, "demote", space_id, user_id)
+        await self._to_listener(space_id, user_id, "demoted", audit)
 
-    async def set_muted(self, caller: Caller, space_id: str, user_id: str, muted: bool) -> None:
+    async def set_muted(
+        self, caller: Caller, space_id: str, user_id: str, muted: bool, reason: str | None = None
+    ) -> None:
         actor_id = caller.require_user()
+        why = clean_reason(reason)
         space = await self._spaces.get(space_id)
         if space.state is SpaceState.ENDED:
             raise Conflict("the space has ended", code="space_ended")
@@ -182,30 +197,47 @@ class Roles:
             await self._outranked(actor, space_id, user_id)
         elif not (await self.role_of(space_id, user_id)).on_stage:
             raise Conflict("you are not on stage", code="not_on_stage")
-        if not await self._store.set_muted(space_id, user_id, muted):
+        audit = self._entry(actor_id, "mute" if muted else "unmute", space_id, user_id, why)
+        if not await self._store.set_muted(space_id, user_id, muted, audit=audit):
             raise Conflict("that user is not on stage", code="not_on_stage")
         self._spaces.forget(space_id)
         await self._events.media(SetMuted(space_id, user_id, muted))
         await self._events.emit(space_id, "muted" if muted else "unmuted", "all", user_id=user_id)
 
-    async def remove(self, caller: Caller, space_id: str, user_id: str, ban: bool) -> None:
+    async def remove(
+        self,
+        caller: Caller,
+        space_id: str,
+        user_id: str,
+        ban: bool,
+        reason: str | None = None,
+        category: ReasonCategory = "other",
+    ) -> None:
+        """Out of the space (and banned from it): the removed user gets a statement of
+        reasons, the space only learns that they are gone."""
         actor = await self._moderator(caller, space_id)
         await self._outranked(actor, space_id, user_id)
+        why = clean_reason(reason)
         if await self._store.get_user(user_id) is None:
             raise NotFound("no such user", code="user_not_found")
+        action: AuditAction = "ban" if ban else "remove"
+        audit = self._entry(actor.user_id, action, space_id, user_id, why)
+        notice = house_rules_notice(space_id, user_id, action, category, why, audit.at)
         if ban:
-            await self._store.ban(space_id, user_id, actor.user_id, self._clock.now())
+            await self._store.ban(
+                space_id, user_id, actor.user_id, audit.at, audit=audit, notice=notice
+            )
             # The join path checks the bus, not SQL, so a ban is seen by every worker at once.
             await self._bus.set_value(ban_key(space_id, user_id), "1", None)
         else:
-            await self._store.remove_participant(space_id, user_id)
-            await self._store.remove_speak_request(space_id, user_id)
-            await self._store.remove_invite(space_id, user_id)
+            await self._store.remove_member(space_id, user_id, audit=audit, notice=notice)
         await self._bus.drop_presence(space_id, user_id)
         await self._bus.delete_value(invite_key(space_id, user_id))
         self._spaces.forget(space_id)
         await self._events.media(Disconnect(space_id, user_id))
-        await self._events.emit(space_id, "removed", "all", user_id=user_id, banned=ban)
+        # The statement first: the neutral "removed" that follows closes their socket.
+        await self._events.emit(space_id, "notice", user_id, user_id=user_id, notice=asdict(notice))
+        await self._events.emit(space_id, "removed", "all", user_id=user_id)
 
     # co-hosts: the host's alone ----------------------------------------------------------
     async def add_cohost(
@@ -217,7 +249,8 @@ class Roles:
             raise Conflict("the host is already the host", code="is_host")
         if await self._store.is_banned(space_id, user_id):
             raise Conflict("that user is banned from this space", code="banned")
-        return await self._promote(space_id, user_id, Role.COHOST)
+        audit = self._entry(space.host_id, "cohost_add", space_id, user_id)
+        return await self._promote(space_id, user_id, Role.COHOST, audit)
 
     async def transfer_host(
         self, caller: Caller, space_id: str, user_id: str | None, username: str | None = None
@@ -231,14 +264,19 @@ class Roles:
             raise Conflict("you are already the host", code="is_host")
         if await self.role_of(space_id, user_id) is not Role.COHOST:
             raise Conflict("hosting passes to a co-host; make them one first", code="not_cohost")
-        if not await self.succeed(space_id, space.host_id, user_id, "transferred"):
+        if not await self.succeed(space_id, space.host_id, user_id, "transferred", space.host_id):
             raise Conflict("the stage changed meanwhile; reload", code="stage_changed")
         return await self._participant(space_id, user_id)
 
-    async def succeed(self, space_id: str, old: str, new: str, why: HostChange) -> bool:
-        """Co-host `new` becomes host in place of `old`; everyone is told. False if the
-        stage changed first (another worker, the host acting)."""
-        if not await self._store.transfer_host(space_id, old, new):
+    async def succeed(
+        self, space_id: str, old: str, new: str, why: HostChange, actor: str | None = None
+    ) -> bool:
+        """Co-host `new` becomes host in place of `old`; everyone is told. `actor` is who
+        decided (None: Majlis, for an absent host). False if the stage changed first
+        (another worker, the host acting)."""
+        reason = "the host's audio was gone" if why == "host_absent" else ""
+        audit = AuditEntry(space_id, actor, "host_transfer", self._clock.now(), new, reason)
+        if not await self._store.transfer_host(space_id, old, new, audit=audit):
             return False
         self._spaces.forget(space_id)
         previous = await self._participant(space_id, old)
@@ -259,10 +297,11 @@ class Roles:
         return True
 
     async def remove_cohost(self, caller: Caller, space_id: str, user_id: str) -> Participant:
-        await self._host(caller, space_id)
+        space = await self._host(caller, space_id)
         if await self.role_of(space_id, user_id) is not Role.COHOST:
             raise Conflict("that user is not a co-host", code="not_cohost")
-        return await self._promote(space_id, user_id, Role.SPEAKER)
+        audit = self._entry(space.host_id, "cohost_remove", space_id, user_id)
+        return await self._promote(space_id, user_id, Role.SPEAKER, audit)
 
     # helpers -----------------------------------------------------------------------------
     async def _participant(self, space_id: str, user_id: str) -> Participant:
@@ -270,6 +309,11 @@ class Roles:
         if participant is None:
             raise Conflict("the participant left meanwhile", code="not_on_stage")
         return participant
+
+    def _entry(
+        self, actor_id: str, action: AuditAction, space_id: str, target_id: str, reason: str = ""
+    ) -> AuditEntry:
+        return AuditEntry(space_id, actor_id, action, self._clock.now(), target_id, reason)
 
     async def _resolve(self, user_id: str | None, username: str | None) -> str:
         """A user named by id or by username; 404 if there is none."""
@@ -282,10 +326,14 @@ class Roles:
             raise NotFound("no such user", code="user_not_found")
         return user.id
 
-    async def _promote(self, space_id: str, user_id: str, role: Role) -> Participant:
+    async def _promote(
+        self, space_id: str, user_id: str, role: Role, audit: AuditEntry | None = None
+    ) -> Participant:
         limit = COHOST_LIMIT if role is Role.COHOST else SPEAKER_LIMIT
         now = self._clock.now()
-        if not await self._store.set_role(space_id, user_id, role, limit=limit, at=now):
+        if not await self._store.set_role(
+            space_id, user_id, role, limit=limit, at=now, audit=audit
+        ):
             raise Conflict(f"this space already has {limit} {role}s", code=f"too_many_{role}s")
         await self._bus.delete_value(invite_key(space_id, user_id))
         participant = await self._store.get_participant(space_id, user_id)
@@ -295,8 +343,10 @@ class Roles:
         await self._events.emit(space_id, "role_changed", "all", user_id=user_id, role=role)
         return participant
 
-    async def _to_listener(self, space_id: str, user_id: str, why: str) -> None:
-        await self._store.remove_participant(space_id, user_id)
+    async def _to_listener(
+        self, space_id: str, user_id: str, why: str, audit: AuditEntry | None = None
+    ) -> None:
+        await self._store.remove_participant(space_id, user_id, audit=audit)
         self._spaces.forget(space_id)
         await self._events.media(Disconnect(space_id, user_id))
         await self._events.emit(

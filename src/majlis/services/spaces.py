@@ -14,11 +14,25 @@ from majlis.services.auth import Caller
 from majlis.services.cache import TtlCache
 from majlis.services.events import Events
 from majlis.store.base import Store
-from majlis.types import EndReason, Language, Participant, Space, SpaceState, Visibility
+from majlis.types import (
+    AuditEntry,
+    EndReason,
+    Language,
+    Participant,
+    Space,
+    SpaceState,
+    Visibility,
+)
 
 __all__ = ["Spaces", "captions_of"]
 
 MAX_SCHEDULE_AHEAD = 366 * 86400.0
+# What the audit log says when a space ends by itself.
+_END_REASONS: dict[EndReason, str] = {
+    "host": "",
+    "host_absent": "the host's audio was gone and no co-host could take over",
+    "empty_stage": "nobody on stage had audio",
+}
 
 # What each state may become, and the reason given when a transition is impossible.
 _TRANSITIONS: dict[SpaceState, set[SpaceState]] = {
@@ -132,7 +146,7 @@ class Spaces:
 
     async def end(self, caller: Caller, space_id: str) -> Space:
         space = await self._owned(caller, space_id, "end")
-        await self._close(space, "host")
+        await self._close(space, "host", space.host_id)
         return await self.get(space_id)
 
     async def end_unattended(self, space_id: str, why: EndReason) -> bool:
@@ -142,13 +156,16 @@ class Spaces:
         if space.state is not SpaceState.LIVE:
             return False
         try:
-            await self._close(space, why)
+            await self._close(space, why, None)
         except Conflict:
             return False  # ended meanwhile, by its host or another worker
         return True
 
-    async def _close(self, space: Space, why: EndReason) -> None:
-        await self._transition(space, SpaceState.ENDED)
+    async def _close(self, space: Space, why: EndReason, actor: str | None) -> None:
+        """End `space`; `actor` is who did (None: Majlis itself, for `why`)."""
+        reason = "" if why == "host" else _END_REASONS[why]
+        audit = AuditEntry(space.id, actor, "end", self._clock.now(), reason=reason)
+        await self._transition(space, SpaceState.ENDED, audit)
         await self._events.media(EndSpace(space.id))
         await self._events.emit(space.id, "space_ended", "all", reason=why)
         if self._ended is not None:
@@ -213,12 +230,15 @@ class Spaces:
             raise Forbidden(f"only the host can {action} this space", code="not_host")
         return space
 
-    async def _transition(self, space: Space, new: SpaceState) -> None:
+    async def _transition(
+        self, space: Space, new: SpaceState, audit: AuditEntry | None = None
+    ) -> None:
         if new not in _TRANSITIONS[space.state]:
             raise Conflict(
                 f"a space that is {space.state} cannot become {new}", code="invalid_transition"
             )
-        if not await self._store.transition_space(space.id, space.state, new, self._clock.now()):
+        now = self._clock.now()
+        if not await self._store.transition_space(space.id, space.state, new, now, audit=audit):
             raise Conflict("the space changed state meanwhile; reload", code="invalid_transition")
         self.forget(space.id)
 

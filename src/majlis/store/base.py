@@ -1,8 +1,10 @@
 """The SQL store's interface. `services/` depends on this, never on a dialect.
 
-Every method is one short transaction. Methods that enforce a limit or a state
-transition do it atomically inside the store (a compare-and-set), so two control-plane
-workers racing on the same space cannot both win.
+Every method is one short transaction. A write that takes `audit` (and `notice`) appends
+them inside its own transaction, so an action is never stored without its record; one
+that answers whether it changed anything appends them only when it did. Methods that
+enforce a limit or a state transition do it atomically inside the store (a
+compare-and-set), so two control-plane workers racing on the same space cannot both win.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from majlis.types import (
+    AuditEntry,
     Clip,
     Invite,
+    Notice,
     Participant,
     Role,
     Space,
@@ -79,7 +83,13 @@ class Store(Protocol):
         ...
 
     async def transition_space(
-        self, space_id: str, expected: SpaceState, new: SpaceState, at: float
+        self,
+        space_id: str,
+        expected: SpaceState,
+        new: SpaceState,
+        at: float,
+        *,
+        audit: AuditEntry | None = None,
     ) -> bool:
         """Set state to `new` only if it is `expected`; stamp started_at (live) or
         ended_at (ended) with `at`. False if the state was not `expected`."""
@@ -118,7 +128,14 @@ class Store(Protocol):
     async def get_participant(self, space_id: str, user_id: str) -> Participant | None: ...
 
     async def set_role(
-        self, space_id: str, user_id: str, role: Role, *, limit: int | None, at: float
+        self,
+        space_id: str,
+        user_id: str,
+        role: Role,
+        *,
+        limit: int | None,
+        at: float,
+        audit: AuditEntry | None = None,
     ) -> bool:
         """Upsert the user's role (role must not be LISTENER or HOST). When `limit` is
         given, fail (return False) if the space already has `limit` participants with
@@ -126,31 +143,39 @@ class Store(Protocol):
         otherwise muted=False. Also deletes any speak request and invite of the user."""
         ...
 
-    async def remove_participant(self, space_id: str, user_id: str) -> bool:
+    async def remove_participant(
+        self, space_id: str, user_id: str, *, audit: AuditEntry | None = None
+    ) -> bool:
         """Delete the row (never the host's). False if there was none."""
         ...
 
-    async def transfer_host(self, space_id: str, old: str, new: str) -> bool:
+    async def transfer_host(
+        self, space_id: str, old: str, new: str, *, audit: AuditEntry | None = None
+    ) -> bool:
         """Make co-host `new` the host of live space `space_id` in place of `old`, who
         stays on stage as a co-host (so the number of co-hosts is unchanged). Atomic;
         False, changing nothing, unless the space is live, `old` is its host and `new`
         one of its co-hosts."""
         ...
 
-    async def set_muted(self, space_id: str, user_id: str, muted: bool) -> bool: ...
+    async def set_muted(
+        self, space_id: str, user_id: str, muted: bool, *, audit: AuditEntry | None = None
+    ) -> bool: ...
 
     # speak requests and invites ----------------------------------------------------------
     async def add_speak_request(self, request: SpeakRequest) -> bool:
         """False if one already exists."""
         ...
 
-    async def remove_speak_request(self, space_id: str, user_id: str) -> bool: ...
+    async def remove_speak_request(
+        self, space_id: str, user_id: str, *, audit: AuditEntry | None = None
+    ) -> bool: ...
 
     async def list_speak_requests(self, space_id: str) -> list[SpeakRequest]:
         """Oldest first, with username and display_name."""
         ...
 
-    async def add_invite(self, invite: Invite) -> bool:
+    async def add_invite(self, invite: Invite, *, audit: AuditEntry | None = None) -> bool:
         """False if one already exists."""
         ...
 
@@ -159,8 +184,29 @@ class Store(Protocol):
     async def get_invite(self, space_id: str, user_id: str) -> Invite | None: ...
 
     # bans and reminders ------------------------------------------------------------------
-    async def ban(self, space_id: str, user_id: str, banned_by: str, at: float) -> None:
+    async def ban(
+        self,
+        space_id: str,
+        user_id: str,
+        banned_by: str,
+        at: float,
+        *,
+        audit: AuditEntry | None = None,
+        notice: Notice | None = None,
+    ) -> None:
         """Idempotent. Also removes participant row, speak request and invite."""
+        ...
+
+    async def remove_member(
+        self,
+        space_id: str,
+        user_id: str,
+        *,
+        audit: AuditEntry | None = None,
+        notice: Notice | None = None,
+    ) -> None:
+        """Remove participant row (never the host's), speak request and invite; `audit`
+        and `notice` are written whether or not there was any."""
         ...
 
     async def is_banned(self, space_id: str, user_id: str) -> bool: ...
@@ -233,6 +279,18 @@ class Store(Protocol):
 
     async def prune_revocations(self, now: float) -> None:
         """Forget revocations of tokens that have expired by `now`."""
+        ...
+
+    # the audit log and statements of reasons ----------------------------------------------
+    async def list_audit(
+        self, space_id: str, *, before: int | None, limit: int
+    ) -> list[AuditEntry]:
+        """The space's entries newest first, with usernames; `before` is a cursor: only
+        entries with a smaller seq."""
+        ...
+
+    async def list_notices(self, user_id: str, limit: int) -> list[Notice]:
+        """The user's statements of reasons, newest first."""
         ...
 
     async def add_reminder(self, space_id: str, user_id: str, at: float) -> bool:

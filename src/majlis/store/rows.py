@@ -12,11 +12,21 @@ from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager
 from typing import cast
 
+from majlis.store.audit import (
+    LIST_AUDIT,
+    LIST_NOTICES,
+    audit_from_row,
+    insert_audit,
+    insert_notice,
+    notice_from_row,
+)
 from majlis.store.base import Row, Tx
 from majlis.store.migrate import migrate
 from majlis.types import (
+    AuditEntry,
     Clip,
     Invite,
+    Notice,
     Participant,
     Role,
     Space,
@@ -389,10 +399,16 @@ class SqlStore(ABC):
         async with self._read() as tx:
             return await tx.fetch(sql, *args)
 
-    async def _changed(self, sql: str, *args: object) -> bool:
-        """Run a `RETURNING` write on its own; True if it touched a row."""
+    async def _changed(self, sql: str, *args: object, audit: AuditEntry | None = None) -> bool:
+        """Run a `RETURNING` write on its own; True if it touched a row. `audit` is
+        appended in the same transaction, only if it did: an action and its record are
+        written together or not at all."""
         async with self._write() as tx:
-            return await tx.fetchrow(sql, *args) is not None
+            if await tx.fetchrow(sql, *args) is None:
+                return False
+            if audit is not None:
+                await insert_audit(tx, audit)
+            return True
 
     # users --------------------------------------------------------------------------------
     async def create_user(self, user: User) -> None:
@@ -442,12 +458,18 @@ class SqlStore(ABC):
         return None if row is None else space_from_row(row)
 
     async def transition_space(
-        self, space_id: str, expected: SpaceState, new: SpaceState, at: float
+        self,
+        space_id: str,
+        expected: SpaceState,
+        new: SpaceState,
+        at: float,
+        *,
+        audit: AuditEntry | None = None,
     ) -> bool:
         started = at if new is SpaceState.LIVE else None
         ended = at if new is SpaceState.ENDED else None
         return await self._changed(
-            TRANSITION_SPACE, space_id, expected.value, new.value, started, ended
+            TRANSITION_SPACE, space_id, expected.value, new.value, started, ended, audit=audit
         )
 
     async def list_spaces(
@@ -487,7 +509,14 @@ class SqlStore(ABC):
         return None if row is None else participant_from_row(row)
 
     async def set_role(
-        self, space_id: str, user_id: str, role: Role, *, limit: int | None, at: float
+        self,
+        space_id: str,
+        user_id: str,
+        role: Role,
+        *,
+        limit: int | None,
+        at: float,
+        audit: AuditEntry | None = None,
     ) -> bool:
         if role in (Role.LISTENER, Role.HOST):
             raise ValueError(f"set_role cannot grant {role.value!r}")
@@ -504,12 +533,18 @@ class SqlStore(ABC):
                 return False  # the user is the host
             await tx.execute(DELETE_SPEAK_REQUEST, space_id, user_id)
             await tx.execute(DELETE_INVITE, space_id, user_id)
+            if audit is not None:
+                await insert_audit(tx, audit)
             return True
 
-    async def remove_participant(self, space_id: str, user_id: str) -> bool:
-        return await self._changed(DELETE_PARTICIPANT, space_id, user_id)
+    async def remove_participant(
+        self, space_id: str, user_id: str, *, audit: AuditEntry | None = None
+    ) -> bool:
+        return await self._changed(DELETE_PARTICIPANT, space_id, user_id, audit=audit)
 
-    async def transfer_host(self, space_id: str, old: str, new: str) -> bool:
+    async def transfer_host(
+        self, space_id: str, old: str, new: str, *, audit: AuditEntry | None = None
+    ) -> bool:
         async with self._write() as tx:
             # The space row locked first, as in set_role: role changes of a space queue.
             space = await tx.fetchrow(HOST_OF_LIVE_SPACE + self._LOCK_SPACE_SUFFIX, space_id)
@@ -521,10 +556,14 @@ class SqlStore(ABC):
             await tx.execute(SET_HOST, space_id, new)
             await tx.execute(SET_ROLE, space_id, new, Role.HOST.value)
             await tx.execute(SET_ROLE, space_id, old, Role.COHOST.value)
+            if audit is not None:
+                await insert_audit(tx, audit)
             return True
 
-    async def set_muted(self, space_id: str, user_id: str, muted: bool) -> bool:
-        return await self._changed(SET_MUTED, space_id, user_id, muted)
+    async def set_muted(
+        self, space_id: str, user_id: str, muted: bool, *, audit: AuditEntry | None = None
+    ) -> bool:
+        return await self._changed(SET_MUTED, space_id, user_id, muted, audit=audit)
 
     # speak requests and invites -----------------------------------------------------------
     async def add_speak_request(self, request: SpeakRequest) -> bool:
@@ -532,16 +571,23 @@ class SqlStore(ABC):
             INSERT_SPEAK_REQUEST, request.space_id, request.user_id, request.created_at
         )
 
-    async def remove_speak_request(self, space_id: str, user_id: str) -> bool:
-        return await self._changed(DELETE_SPEAK_REQUEST, space_id, user_id)
+    async def remove_speak_request(
+        self, space_id: str, user_id: str, *, audit: AuditEntry | None = None
+    ) -> bool:
+        return await self._changed(DELETE_SPEAK_REQUEST, space_id, user_id, audit=audit)
 
     async def list_speak_requests(self, space_id: str) -> list[SpeakRequest]:
         rows = await self._fetch(LIST_SPEAK_REQUESTS, space_id)
         return [speak_request_from_row(r) for r in rows]
 
-    async def add_invite(self, invite: Invite) -> bool:
+    async def add_invite(self, invite: Invite, *, audit: AuditEntry | None = None) -> bool:
         return await self._changed(
-            INSERT_INVITE, invite.space_id, invite.user_id, invite.invited_by, invite.created_at
+            INSERT_INVITE,
+            invite.space_id,
+            invite.user_id,
+            invite.invited_by,
+            invite.created_at,
+            audit=audit,
         )
 
     async def remove_invite(self, space_id: str, user_id: str) -> bool:
@@ -552,12 +598,30 @@ class SqlStore(ABC):
         return None if row is None else invite_from_row(row)
 
     # bans and reminders -------------------------------------------------------------------
-    async def ban(self, space_id: str, user_id: str, banned_by: str, at: float) -> None:
+    async def ban(
+        self,
+        space_id: str,
+        user_id: str,
+        banned_by: str,
+        at: float,
+        *,
+        audit: AuditEntry | None = None,
+        notice: Notice | None = None,
+    ) -> None:
         async with self._write() as tx:
             await tx.execute(INSERT_BAN, space_id, user_id, banned_by, at)
-            await tx.execute(DELETE_PARTICIPANT, space_id, user_id)
-            await tx.execute(DELETE_SPEAK_REQUEST, space_id, user_id)
-            await tx.execute(DELETE_INVITE, space_id, user_id)
+            await _leave(tx, space_id, user_id, audit, notice)
+
+    async def remove_member(
+        self,
+        space_id: str,
+        user_id: str,
+        *,
+        audit: AuditEntry | None = None,
+        notice: Notice | None = None,
+    ) -> None:
+        async with self._write() as tx:
+            await _leave(tx, space_id, user_id, audit, notice)
 
     async def is_banned(self, space_id: str, user_id: str) -> bool:
         return await self._fetchrow(IS_BANNED, space_id, user_id) is not None
@@ -653,3 +717,32 @@ class SqlStore(ABC):
 
     async def list_transcript_lines(self, space_id: str) -> list[TranscriptLine]:
         return [line_from_row(r) for r in await self._fetch(LIST_LINES, space_id)]
+
+    # the audit log and statements of reasons ----------------------------------------------
+    async def list_audit(
+        self, space_id: str, *, before: int | None, limit: int
+    ) -> list[AuditEntry]:
+        # seq starts at 1 in both dialects, so "before nothing" is below the largest bigint.
+        cursor = _SEQ_MAX if before is None else before
+        rows = await self._fetch(LIST_AUDIT, space_id, cursor, limit)
+        return [audit_from_row(r) for r in rows]
+
+    async def list_notices(self, user_id: str, limit: int) -> list[Notice]:
+        return [notice_from_row(r) for r in await self._fetch(LIST_NOTICES, user_id, limit)]
+
+
+_SEQ_MAX = 2**63 - 1
+
+
+async def _leave(
+    tx: Tx, space_id: str, user_id: str, audit: AuditEntry | None, notice: Notice | None
+) -> None:
+    """Everything that keeps a user in a space (stage, request, invitation) goes, with the
+    record of why in the same transaction."""
+    await tx.execute(DELETE_PARTICIPANT, space_id, user_id)
+    await tx.execute(DELETE_SPEAK_REQUEST, space_id, user_id)
+    await tx.execute(DELETE_INVITE, space_id, user_id)
+    if audit is not None:
+        await insert_audit(tx, audit)
+    if notice is not None:
+        await insert_notice(tx, notice)

@@ -199,12 +199,19 @@ export const speaking = {
   demote: (id, userId) => api.post(`/spaces/${enc(id)}/participants/${enc(userId)}/demote`),
   mute: (id, userId) => api.post(`/spaces/${enc(id)}/participants/${enc(userId)}/mute`),
   unmute: (id, userId) => api.post(`/spaces/${enc(id)}/participants/${enc(userId)}/unmute`),
-  remove: (id, userId, ban) =>
-    api.post(`/spaces/${enc(id)}/participants/${enc(userId)}/remove`, { ban: Boolean(ban) }),
+  remove: (id, userId, ban, reason = '') =>
+    api.post(`/spaces/${enc(id)}/participants/${enc(userId)}/remove`, {
+      ban: Boolean(ban),
+      ...(reason.trim() ? { reason: reason.trim() } : {}),
+    }),
   addCohost: (id, userId) => api.post(`/spaces/${enc(id)}/cohosts`, { user_id: userId }),
   removeCohost: (id, userId) => api.del(`/spaces/${enc(id)}/cohosts/${enc(userId)}`),
   transferHost: (id, userId) => api.post(`/spaces/${enc(id)}/host`, { user_id: userId }),
   offer: (id, sdp) => api.post(`/spaces/${enc(id)}/rtc/offer`, { sdp, type: 'offer' }, { retries: 2 }),
+};
+
+export const notices = {
+  mine: () => api.get('/notices'),
 };
 
 export const listening = {

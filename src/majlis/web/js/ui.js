@@ -44,6 +44,16 @@ export function show(node, visible = true) {
 
 // Alerts: one role="alert" region per page for errors, one role="status" for news. --------
 
+/**
+ * What a statement of reasons (a 'notice' event, or GET /api/v1/notices) tells the person it
+ * concerns, in a sentence or three: what was done, why, and how to contest it.
+ */
+export function noticeText(notice) {
+  const done = notice.action === 'ban' ? 'A host removed you from this space and banned you' : 'A host removed you from this space';
+  const why = notice.text ? `: “${notice.text}”.` : '.';
+  return `${done}${why} ${notice.appeal}`;
+}
+
 export function showError(error, where = '#alert') {
   const node = $(where);
   if (!node) return;

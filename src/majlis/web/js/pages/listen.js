@@ -2,7 +2,7 @@
 // stage, counts and reactions from the polled state document; asking to speak, and — when a
 // host approves — the microphone, without reloading the page.
 
-import { listenerToken, listening, me, sleep, spaces, speaking } from '../api.js';
+import { listenerToken, listening, me, notices, sleep, spaces, speaking } from '../api.js';
 import { CaptionView, captionsNotice } from '../captions.js';
 import { EventStream } from '../events.js';
 import { MicPanel } from '../micpanel.js';
@@ -18,6 +18,7 @@ import {
   formatWait,
   formatWhen,
   h,
+  noticeText,
   renderAccount,
   show,
   showError,
@@ -52,6 +53,7 @@ let space = null;
 let role = 'listener';
 let asking = false;
 let invited = false;
+let removed = false; // told so by the events socket: what it said stays on screen
 let listeningWanted = false;
 let joinRun = 0;
 let playback = null;
@@ -129,9 +131,18 @@ async function heartbeat() {
     if (error.status === 409) refreshSpace();
     else if (error.status === 403) {
       stopListening();
-      showError(error);
+      showError(await statementOr(error));
     }
   }
+}
+
+// A listener holds no events socket, so the statement of reasons for their ban is read
+// when the heartbeat is refused.
+async function statementOr(error) {
+  if (!user || error.code !== 'banned') return error;
+  const mine = await notices.mine().catch(() => null);
+  const notice = mine?.notices.find((n) => n.space_id === spaceId);
+  return notice ? noticeText(notice) : error;
 }
 
 function stopListening({ leave = true } = {}) {
@@ -420,15 +431,12 @@ function openEvents() {
       if (data.user_id === user.id) mic?.applyMute(false);
       poller.refresh();
     })
+    // A statement of reasons comes to the removed person alone, just before the space's
+    // neutral 'removed' (which closes their socket).
+    .on('notice', ({ data }) => removedHere(noticeText(data.notice)))
     .on('removed', ({ data }) => {
       if (data.user_id !== user.id) return poller.refresh();
-      role = 'listener';
-      asking = false;
-      invited = false;
-      leaveStage(null, { rejoin: false });
-      stopListening({ leave: false });
-      show('#listen-panel', false);
-      showError(data.banned ? 'A host removed you from this space and banned you.' : 'A host removed you from this space.');
+      if (!removed) removedHere('A host removed you from this space.');
     })
     .on('host_changed', ({ data }) => {
       showInfo(data.user_id === user.id ? 'You are now the host.' : `@${data.username} is now the host.`);
@@ -439,6 +447,18 @@ function openEvents() {
       $('#speak-panel').dataset.events = state;
     })
     .start();
+}
+
+function removedHere(message) {
+  removed = true;
+  role = 'listener';
+  asking = false;
+  invited = false;
+  leaveStage(null, { rejoin: false });
+  stopListening({ leave: false });
+  show('#listen-panel', false);
+  show('#speak-panel', false); // its "Step down" or "Ask" would only be refused now
+  showError(message);
 }
 
 function closeEventsUnlessActing() {

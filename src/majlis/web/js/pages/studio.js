@@ -14,6 +14,7 @@ import {
   busy,
   confirmDialog,
   h,
+  noticeText,
   renderAccount,
   setText,
   show,
@@ -35,6 +36,7 @@ let mic = null;
 let stage = null;
 let reactions = null;
 let events = null;
+let left = false; // removed, or no longer a co-host: the studio is done
 let requestsLoading = null;
 let captionsState = 'unavailable';
 
@@ -159,6 +161,8 @@ async function removeSpeaker(speaker, ban) {
           ? 'They leave the space at once and cannot come back, even as a listener.'
           : 'They leave the space at once. They can come back as a listener.',
       ),
+      h('label', { for: 'remove-reason' }, 'Reason (optional: they are told, and it is kept in the audit log)'),
+      h('textarea', { id: 'remove-reason', maxlength: 500, rows: 2, dir: 'auto' }),
       h(
         'div',
         { class: 'row' },
@@ -169,7 +173,9 @@ async function removeSpeaker(speaker, ban) {
   );
   document.body.append(dialog);
   try {
-    if (await confirmDialog(dialog)) await speaking.remove(spaceId, speaker.user_id, ban);
+    if (await confirmDialog(dialog)) {
+      await speaking.remove(spaceId, speaker.user_id, ban, $('#remove-reason', dialog).value);
+    }
   } finally {
     dialog.remove();
   }
@@ -314,9 +320,12 @@ function openEvents() {
     })
     .on('unmuted', () => poller.refresh())
     .on('captions', ({ data }) => renderCaptions(data.on ? 'on' : 'off'))
+    // A statement of reasons comes to the removed person alone, just before the space's
+    // neutral 'removed' (which closes their socket).
+    .on('notice', ({ data }) => leaveStudio(noticeText(data.notice)))
     .on('removed', ({ data }) => {
-      if (data.user_id === user.id) leaveStudio('You were removed from this space.');
-      else poller.refresh();
+      if (data.user_id !== user.id) poller.refresh();
+      else if (!left) leaveStudio('You were removed from this space.');
     })
     .on('space_ended', async () => {
       space = await spaces.get(spaceId);
@@ -327,6 +336,7 @@ function openEvents() {
 }
 
 function leaveStudio(message) {
+  left = true;
   mic?.stop();
   events?.stop();
   poller.stop();

@@ -1,0 +1,51 @@
+"""Statements of reasons (DSA art. 17): what the person a restriction was imposed on can
+read later, at GET /api/v1/notices. Written with the restriction, in its transaction."""
+
+from __future__ import annotations
+
+import secrets
+
+from majlis.services.auth import Caller
+from majlis.store.base import Store
+from majlis.types import AuditAction, Notice, ReasonCategory
+
+__all__ = ["HOUSE_RULES_APPEAL", "Notices", "house_rules_notice"]
+
+HOUSE_RULES_APPEAL = (
+    "This was decided by the host or a co-host of the space under the space's own rules, "
+    "and applies to this space only. To contest it, ask the host of the space to "
+    "reconsider."
+)
+
+
+def house_rules_notice(
+    space_id: str,
+    user_id: str,
+    action: AuditAction,
+    category: ReasonCategory,
+    text: str,
+    at: float,
+) -> Notice:
+    """The statement for what a host or co-host did: a person decided, under the space's
+    rules."""
+    return Notice(
+        id=secrets.token_hex(8),
+        user_id=user_id,
+        space_id=space_id,
+        action=action,
+        category=category,
+        text=text,
+        ground="house_rules",
+        automated=False,
+        appeal=HOUSE_RULES_APPEAL,
+        at=at,
+    )
+
+
+class Notices:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def mine(self, caller: Caller, limit: int) -> list[Notice]:
+        """The caller's own statements, newest first."""
+        return await self._store.list_notices(caller.require_user(), limit)
