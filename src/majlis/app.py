@@ -65,7 +65,7 @@ from majlis.services.placement import Reconciler
 from majlis.services.roles import Roles
 from majlis.services.rtc import Rtc
 from majlis.services.security import SecurityState
-from majlis.services.spaces import Spaces, captions_of
+from majlis.services.spaces import Spaces
 from majlis.services.tokens import TokenService
 from majlis.services.transcripts import Transcripts
 from majlis.signing import NODE, compact_key
@@ -524,7 +524,7 @@ async def _cluster_running(services: Services, cluster: RemoteMedia) -> AsyncIte
     lease = services.config.lease_seconds
     reconciler = Reconciler(
         services.spaces.live_starts,
-        services.spaces.place,  # a start, then its captions settings
+        services.spaces.place,  # a start, with its captions settings
         services.bus,
         services.clock,
         worker_id,
@@ -550,8 +550,7 @@ async def _embedded_running(services: Services, media: MediaPlane) -> AsyncItera
 
     async def resume() -> None:
         for start in await services.spaces.live_starts():
-            await media.handle(start)
-            await media.handle(captions_of(await services.spaces.get(start.space_id)))
+            await media.handle(start)  # with its captions settings
 
     # Subscribed before resuming, so a start published meanwhile is not missed.
     commands = await services.bus.subscribe(MEDIA_CHANNEL)

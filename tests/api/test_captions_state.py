@@ -10,7 +10,7 @@ from pathlib import Path
 
 from api.conftest import Harness, assert_error, running_harness
 from majlis.media.captions.model import ModelNotFound, resolve_model
-from majlis.plane import SetCaptions, StartSpace, decode_command
+from majlis.plane import Captions, SetCaptions, StartSpace, decode_command
 from majlis.services.events import space_channel
 from majlis.types import MEDIA_CHANNEL, caption_lines_key
 from media.captions.speech import missing
@@ -110,12 +110,9 @@ async def test_a_space_going_live_tells_the_media_nodes_its_captions_settings(
         assert answer.status_code == 201, answer.text
         sid = answer.json()["id"]
         received = aiter(commands)
-        start, settings = (
-            decode_command(await anext(received)),
-            decode_command(await anext(received)),
-        )
+        start = decode_command(await anext(received))
         assert isinstance(start, StartSpace) and start.space_id == sid
-        assert settings == SetCaptions(sid, on=True, language="ar")
+        assert start.captions == Captions(on=True, language="ar")
         await h.call("PUT", f"/spaces/{sid}/captions", host, json={"on": False})
         assert decode_command(await anext(received)) == SetCaptions(sid, on=False, language="ar")
         await commands.close()
