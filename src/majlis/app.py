@@ -45,7 +45,7 @@ from majlis.clock import Clock, SystemClock
 from majlis.cluster import ClusterOrigin, RemoteMedia
 from majlis.config import Config, ConfigError
 from majlis.errors import MajlisError
-from majlis.media.captions.model import ModelNotFound, resolve_model
+from majlis.media.captions.model import ModelNotFound, model_languages, resolve_model
 from majlis.media.captions.replay_source import OriginTranscriber
 from majlis.media.hls.clip_source import OriginClips
 from majlis.media.hls.origin import SpaceRegistry, create_origin
@@ -182,7 +182,7 @@ def build_services(
         reaction_burst=config.reaction_burst,
         media_url=config.media_url,
         edge_stream=bool(config.edge_url) and config.edge_stream,
-        captions=model_dir is not None,
+        caption_languages=frozenset() if model_dir is None else model_languages(model_dir),
     )
     return Services(
         config=config,

@@ -177,8 +177,11 @@ def level_key(space_id: str, user_id: str) -> str:
 
 
 # Live captions of a space, as its state document says: on; off (its host turned them
-# off); unavailable (this server has no caption model).
+# off); unavailable (for the reason below).
 CaptionsState = Literal["on", "off", "unavailable"]
+# Why a space's live captions are unavailable: the server has no caption model, or its
+# model cannot transcribe the space's language (an English-only model, an Arabic space).
+CaptionsReason = Literal["no_model", "language"]
 
 # A space's latest live caption lines stay on the bus this long after the newest one: a
 # state document shows what was said lately, not a line from minutes ago.

@@ -7,7 +7,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from majlis.types import Language, Participant, SpaceState, SpeakRequest, User, Visibility
+from majlis.types import (
+    CaptionsReason,
+    CaptionsState,
+    Language,
+    Participant,
+    SpaceState,
+    SpeakRequest,
+    User,
+    Visibility,
+)
 
 __all__ = [
     "AdmittedBody",
@@ -260,9 +269,13 @@ class StateBody(BaseModel):
     listener_count: int
     peak_listeners: int
     reactions: dict[str, int]
-    captions: Literal["on", "off", "unavailable"] = Field(
+    captions: CaptionsState = Field(
         description="live captions: on; off (the host turned them off); unavailable "
-        "(this server has no caption model)"
+        "(see captions_reason)"
+    )
+    captions_reason: CaptionsReason | None = Field(
+        description="why captions are unavailable (null otherwise): no_model, this server "
+        "has no caption model; language, its model cannot transcribe the space's language"
     )
     caption_lines: list[CaptionLineBody] = Field(description="the latest lines, newest last")
     updated_at: float

@@ -61,9 +61,9 @@ function applySpaceState({ prepareMic = true } = {}) {
 }
 
 // Live captions: everyone in the studio sees whether they are on; the host switches them.
-function renderCaptions(state) {
+function renderCaptions(state, reason = null) {
   captionsState = state;
-  const notice = captionsNotice(state);
+  const notice = captionsNotice(state, reason);
   $('#stage-captions').textContent = notice;
   show('#stage-captions', Boolean(notice) && space.state === 'live');
   const button = $('#captions-switch');
@@ -299,7 +299,10 @@ function openEvents() {
       poller.refresh();
     })
     .on('unmuted', () => poller.refresh())
-    .on('captions', ({ data }) => renderCaptions(data.on ? 'on' : 'off'))
+    .on('captions', ({ data }) => {
+      // The host's switch does not make captions available (no model, a language it lacks).
+      if (captionsState !== 'unavailable') renderCaptions(data.on ? 'on' : 'off');
+    })
     .on('removed', ({ data }) => {
       if (data.user_id === user.id) leaveStudio('You were removed from this space.');
       else poller.refresh();
@@ -361,7 +364,7 @@ async function main() {
       renderCounts(state);
       stage.render(state.speakers);
       reactions.update(state.reactions);
-      renderCaptions(state.captions);
+      renderCaptions(state.captions, state.captions_reason);
       if (state.space.state !== space.state) {
         space = state.space;
         renderSpace(space);
