@@ -19,7 +19,7 @@ import pytest
 
 from majlis.media.captions.wer import normalize, word_error_rate
 
-from .harness import Api, Server, running_server, wait_line
+from .harness import MAJLIS, Api, Server, running_server, wait_line
 from .signal_tools import read_wav
 from .test_transcripts import MODEL_PACKAGE, SAID, parse_vtt, speak_file, speech_file
 
@@ -235,3 +235,55 @@ def wait_file(path: Path, size: int, writer: subprocess.Popen[str], timeout: flo
         assert writer.poll() is None, writer.communicate()[1]
         assert time.monotonic() < deadline, f"{path} did not reach {size} bytes"
         time.sleep(0.2)
+
+
+def test_majlis_listen_prints_the_captions_as_they_come(tmp_path: Path) -> None:
+    """`majlis listen --captions`, a listener on another process, while the host speaks
+    through `majlis speak`: the words come out on stdout as `speaker: text`, the speaker
+    by name; a space in a language the model lacks is refused, saying why."""
+    wav, length = speech_file(tmp_path)
+    with running_server(tmp_path / "data", caption_model=MODEL_PACKAGE) as server:
+        api = Api(server)
+        api.register("host")
+        sid = api.ok("host", "POST", "/api/v1/spaces", {"title": "Evening talk"})["id"]
+        arabic = {"title": "مساء الخير", "language": "ar"}
+        arabic_sid = api.ok("host", "POST", "/api/v1/spaces", arabic)["id"]
+        base = playback_base(api, sid)
+        wait_playlist(base)
+        # A whole segment listed: ffmpeg's HLS reader skips parts, and with none it finds
+        # no stream in the playlist (`majlis listen` fails so at a space's first seconds).
+        deadline = time.monotonic() + 20.0
+        while "#EXTINF" not in httpx.get(f"{base}/index.m3u8").text:
+            assert time.monotonic() < deadline, "no segment in the audio playlist"
+            time.sleep(0.2)
+
+        refused = listen_captions(server, arabic_sid, tmp_path / "ar.wav", 5.0)
+        out, errors = refused.communicate(timeout=60)
+        assert refused.returncode == 1, (out, errors)
+        assert "no live captions" in errors and "language" in errors, errors
+
+        listener = listen_captions(server, sid, tmp_path / "heard.wav", length + AFTER_SPEECH_S)
+        speaker = speak_file(server, sid, wav, length + 1.0)
+        try:
+            out, errors = listener.communicate(timeout=length + 60)
+            speaker.wait(30)
+        finally:
+            for process in (listener, speaker):
+                if process.poll() is None:
+                    process.kill()
+    assert listener.returncode == 0, errors
+    lines = [line for line in out.splitlines() if not line.startswith("wrote ")]
+    assert lines and all(line.startswith("host: ") for line in lines), out
+    heard = " ".join(line.removeprefix("host: ") for line in lines)
+    assert word_error_rate(" ".join(SAID), heard) <= MAX_WER, heard
+
+
+def listen_captions(
+    server: Server, space_id: str, out: Path, seconds: float
+) -> subprocess.Popen[str]:
+    """`majlis listen --captions`, the audio recorded to `out` (nothing plays it here)."""
+    command = [MAJLIS, "listen", space_id, "--server", server.url, "--captions"]
+    command += ["--out", str(out), "--duration", str(seconds)]
+    return subprocess.Popen(
+        command, env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
