@@ -244,10 +244,7 @@ def test_majlis_listen_prints_the_captions_as_they_come(tmp_path: Path) -> None:
     wav, length = speech_file(tmp_path)
     with running_server(tmp_path / "data", caption_model=MODEL_PACKAGE) as server:
         api = Api(server)
-        api.register("host")
-        sid = api.ok("host", "POST", "/api/v1/spaces", {"title": "Evening talk"})["id"]
-        arabic = {"title": "مساء الخير", "language": "ar"}
-        arabic_sid = api.ok("host", "POST", "/api/v1/spaces", arabic)["id"]
+        sid, arabic_sid = english_and_arabic(api, "Evening talk")
         base = playback_base(api, sid)
         wait_playlist(base)
         # A whole segment listed: ffmpeg's HLS reader skips parts, and with none it finds
@@ -276,6 +273,15 @@ def test_majlis_listen_prints_the_captions_as_they_come(tmp_path: Path) -> None:
     assert lines and all(line.startswith("host: ") for line in lines), out
     heard = " ".join(line.removeprefix("host: ") for line in lines)
     assert word_error_rate(" ".join(SAID), heard) <= MAX_WER, heard
+
+
+def english_and_arabic(api: Api, title: str) -> tuple[str, str]:
+    """A host ("host") and two live spaces of theirs: one in English (`title`), one in
+    Arabic, a language the English-only test model lacks."""
+    api.register("host")
+    english = api.ok("host", "POST", "/api/v1/spaces", {"title": title})["id"]
+    arabic = api.ok("host", "POST", "/api/v1/spaces", {"title": "مساء الخير", "language": "ar"})
+    return str(english), str(arabic["id"])
 
 
 def listen_captions(

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from e2e.harness import PASSWORD, Api, running_server, wait_line, wait_replay
+from e2e.test_live_captions import english_and_arabic
 from e2e.test_transcripts import MODEL_PACKAGE, SAID, speak_file, speech_file
 from edge.conftest import SECRET, Edge, free_port, require_varnish
 from majlis.media.captions.wer import normalize, word_error_rate
@@ -153,10 +154,7 @@ def test_live_captions_in_the_listener_page_and_the_hosts_switch(
     wav, length = speech_file(tmp_path, repeat=4)
     with running_server(tmp_path / "data", caption_model=MODEL_PACKAGE) as server:
         api = Api(server)
-        api.register("host")
-        sid = api.ok("host", "POST", "/api/v1/spaces", {"title": "Live captions"})["id"]
-        arabic = {"title": "مساء الخير", "language": "ar"}
-        arabic_sid = api.ok("host", "POST", "/api/v1/spaces", arabic)["id"]
+        sid, arabic_sid = english_and_arabic(api, "Live captions")
         api.close()
         speaker = speak_file(server, sid, wav, length + 1.0)
         try:
