@@ -146,9 +146,9 @@ def test_ffmpeg_reads_the_multivariant_playlist_audio_and_subtitles(tmp_path: Pa
     """A third-party HLS reader on main.m3u8: ffmpeg finds the audio variant and the WebVTT
     subtitles rendition, decodes speech from the one and reads the words of the other.
 
-    FFmpeg's HLS demuxer (5.1 here; the same code in 7.1) drops a SUBTITLES rendition
-    unless asked for experimental features ("Can't support the subtitle"; its source says
-    "TODO: handle subtitles (each segment has to parsed separately)"). With `-strict
+    FFmpeg's HLS demuxer (5.1 here; later releases have the same check) drops a SUBTITLES
+    rendition unless asked for experimental features ("Can't support the subtitle"; its
+    source says "TODO: handle subtitles (each segment has to parsed separately)"). With `-strict
     experimental` it adds it, but its WebVTT demuxer reads the whole input when it opens
     (every cue into a queue, up to end of file) and HLS hands it the segments as one
     stream, so ffmpeg opens a live rendition only once it has ended: here, when the host
