@@ -8,6 +8,7 @@ import json
 import pytest
 
 from majlis.plane import (
+    Captions,
     CloseSpace,
     Disconnect,
     EndSpace,
@@ -24,6 +25,7 @@ from majlis.plane import (
 
 COMMANDS: list[MediaCommand] = [
     StartSpace("s1", 1700000000.25),
+    StartSpace("s1", 1700000000.25, Captions(on=False, language="ar")),
     EndSpace("s1"),
     CloseSpace("s1"),
     HandOver("s1"),
@@ -60,6 +62,8 @@ def test_every_command_survives_the_wire(command: MediaCommand) -> None:
         {"cmd": "captions", "space_id": "s1", "on": 1, "language": "en"},
         {"cmd": "captions", "space_id": "s1", "on": True, "language": "fr"},
         {"cmd": "captions", "space_id": "s1", "on": True},
+        {"cmd": "start", "space_id": "s1", "started_at": 1.0, "captions": True},
+        {"cmd": "start", "space_id": "s1", "started_at": 1.0, "captions": {"on": False}},
     ],
     ids=repr,
 )

@@ -47,7 +47,7 @@ from majlis.clock import Clock, SystemClock
 from majlis.cluster import ClusterOrigin, RemoteMedia
 from majlis.config import Config, ConfigError
 from majlis.errors import MajlisError
-from majlis.media.captions.model import ModelNotFound, resolve_model
+from majlis.media.captions.model import ModelNotFound, model_languages, resolve_model
 from majlis.media.captions.replay_source import OriginTranscriber
 from majlis.media.hls.clip_source import OriginClips
 from majlis.media.hls.origin import SpaceRegistry, create_origin
@@ -70,7 +70,7 @@ from majlis.services.placement import Reconciler
 from majlis.services.roles import Roles
 from majlis.services.rtc import Rtc
 from majlis.services.security import SecurityState
-from majlis.services.spaces import Spaces, captions_of
+from majlis.services.spaces import Spaces
 from majlis.services.tokens import TokenService
 from majlis.services.transcripts import Transcripts
 from majlis.signing import NODE, compact_key
@@ -191,7 +191,7 @@ def build_services(
         reaction_burst=config.reaction_burst,
         media_url=config.media_url,
         edge_stream=bool(config.edge_url) and config.edge_stream,
-        captions=model_dir is not None,
+        caption_languages=frozenset() if model_dir is None else model_languages(model_dir),
     )
     return Services(
         config=config,
@@ -549,7 +549,7 @@ async def _cluster_running(services: Services, cluster: RemoteMedia) -> AsyncIte
     lease = services.config.lease_seconds
     reconciler = Reconciler(
         services.spaces.live_starts,
-        services.spaces.place,  # a start, then its captions settings
+        services.spaces.place,  # a start, with its captions settings
         services.bus,
         services.clock,
         worker_id,
@@ -575,8 +575,7 @@ async def _embedded_running(services: Services, media: MediaPlane) -> AsyncItera
 
     async def resume() -> None:
         for start in await services.spaces.live_starts():
-            await media.handle(start)
-            await media.handle(captions_of(await services.spaces.get(start.space_id)))
+            await media.handle(start)  # with its captions settings
 
     # Subscribed before resuming, so a start published meanwhile is not missed.
     commands = await services.bus.subscribe(MEDIA_CHANNEL)

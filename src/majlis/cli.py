@@ -176,6 +176,12 @@ def _client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     listen.add_argument("--duration", type=float, help="seconds to listen (default: to the end)")
     listen.add_argument("--user", help="listen as this user (default anonymous)")
     listen.add_argument("--password", help="default: MAJLIS_PASSWORD or a prompt")
+    listen.add_argument(
+        "--captions",
+        action="store_true",
+        help="print the live captions (speaker: text) as they come, beside the audio "
+        "(alone where nothing plays audio); a space without captions is refused with why",
+    )
 
 
 def _speak(args: argparse.Namespace) -> int:
@@ -209,7 +215,7 @@ def _speak(args: argparse.Namespace) -> int:
 
 
 def _listen(args: argparse.Namespace) -> int:
-    from majlis.client.listen import ListenOptions, listen
+    from majlis.client.listen import CaptionsUnavailable, ListenOptions, listen
 
     options = ListenOptions(
         server=args.server,
@@ -218,8 +224,12 @@ def _listen(args: argparse.Namespace) -> int:
         duration=args.duration,
         username=args.user,
         password=_password(args) if args.user else None,
+        captions=args.captions,
     )
-    return asyncio.run(listen(options))
+    try:
+        return asyncio.run(listen(options))
+    except CaptionsUnavailable as refused:
+        raise CliError(str(refused)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,6 +29,7 @@ from majlis.types import LANGUAGES, BusMessage, Language, TranscriptLine
 
 __all__ = [
     "NODE_KEY_HEADER",
+    "Captions",
     "CaptionsSink",
     "ClipAudio",
     "CloseSpace",
@@ -74,11 +75,25 @@ Sample = tuple[str, dict[str, str], float]
 
 
 @dataclass(frozen=True, slots=True)
+class Captions:
+    """A space's live captions settings: on or off (its host's switch), and the language
+    spoken ("auto": the model detects it)."""
+
+    on: bool = True
+    language: Language = "auto"
+
+
+@dataclass(frozen=True, slots=True)
 class StartSpace:
-    """Run the space's media (idempotent); `started_at` anchors its recording's clock."""
+    """Run the space's media (idempotent); `started_at` anchors its recording's clock.
+    `captions`, when the sender knows them, are applied before the recording opens (and
+    to a space already running): whoever publishes a start, the control plane or a node
+    handing the space over, carries the host's choice with it. None: the node keeps what
+    it was told last, or captions on with the language detected."""
 
     space_id: str
     started_at: float
+    captions: Captions | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,14 +139,16 @@ class StandBy:
 
 @dataclass(frozen=True, slots=True)
 class SetCaptions:
-    """A space's live captions: on or off (its host's switch), and the language spoken
-    ("auto": the model detects it). Nodes start a space with captions on and the language
-    detected; the control plane sends this after every start of a space, and when the
-    host switches."""
+    """A space's live captions settings, changed by its host while it runs (every start
+    carries them too: `StartSpace.captions`)."""
 
     space_id: str
     on: bool
     language: Language = "auto"
+
+    @property
+    def captions(self) -> Captions:
+        return Captions(self.on, self.language)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +170,11 @@ class UnknownCommand(ValueError):
 
 def encode_command(command: MediaCommand) -> BusMessage:
     match command:
-        case StartSpace(space_id, started_at):
-            return {"cmd": "start", "space_id": space_id, "started_at": started_at}
+        case StartSpace(space_id, started_at, captions):
+            start: BusMessage = {"cmd": "start", "space_id": space_id, "started_at": started_at}
+            if captions is not None:
+                start["captions"] = {"on": captions.on, "language": captions.language}
+            return start
         case EndSpace(space_id):
             return {"cmd": "end", "space_id": space_id}
         case CloseSpace(space_id):
@@ -178,7 +198,9 @@ def decode_command(message: BusMessage) -> MediaCommand:
     kind = message.get("cmd")
     space_id = _text(message, "space_id")
     if kind == "start":
-        return StartSpace(space_id, _started_at(message))
+        wire = message.get("captions")
+        captions = None if wire is None else _captions(wire, message)
+        return StartSpace(space_id, _started_at(message), captions)
     if kind == "standby":
         return StandBy(space_id, _started_at(message))
     if kind == "end":
@@ -190,11 +212,8 @@ def decode_command(message: BusMessage) -> MediaCommand:
     if kind in ("mute", "unmute"):
         return SetMuted(space_id, _text(message, "user_id"), kind == "mute")
     if kind == "captions":
-        on, spoken = message.get("on"), message.get("language")
-        language = next((known for known in LANGUAGES if known == spoken), None)
-        if not isinstance(on, bool) or language is None:
-            raise UnknownCommand(f"captions without on or a known language: {message!r}")
-        return SetCaptions(space_id, on, language)
+        settings = _captions(message, message)
+        return SetCaptions(space_id, settings.on, settings.language)
     if kind == "disconnect":
         return Disconnect(space_id, _text(message, "user_id"))
     raise UnknownCommand(f"unknown media command {kind!r}")
@@ -213,6 +232,15 @@ async def follow_commands(
             log.exception("a media command this version does not know")
         except Exception:
             log.exception("media command %r failed", message)
+
+
+def _captions(wire: object, message: BusMessage) -> Captions:
+    on = wire.get("on") if isinstance(wire, dict) else None
+    spoken = wire.get("language") if isinstance(wire, dict) else None
+    language = next((known for known in LANGUAGES if known == spoken), None)
+    if not isinstance(on, bool) or language is None:
+        raise UnknownCommand(f"captions without on or a known language: {message!r}")
+    return Captions(on, language)
 
 
 def _started_at(message: BusMessage) -> float:

@@ -244,8 +244,11 @@ def level_key(space_id: str, user_id: str) -> str:
 
 
 # Live captions of a space, as its state document says: on; off (its host turned them
-# off); unavailable (this server has no caption model).
+# off); unavailable (for the reason below).
 CaptionsState = Literal["on", "off", "unavailable"]
+# Why a space's live captions are unavailable: the server has no caption model, or its
+# model cannot transcribe the space's language (an English-only model, an Arabic space).
+CaptionsReason = Literal["no_model", "language"]
 
 # Why a live space ended: its host ended it; its host's audio was gone past the grace
 # period with no co-host to take over; nobody on stage had audio connected for too long.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from api.conftest import Harness, assert_error, running_harness
 from majlis.media.captions.model import ModelNotFound, resolve_model
-from majlis.plane import SetCaptions, StartSpace, decode_command
+from majlis.plane import Captions, SetCaptions, StartSpace, decode_command
 from majlis.services.events import space_channel
 from majlis.types import MEDIA_CHANNEL, caption_lines_key
 from media.captions.speech import missing
@@ -56,6 +56,7 @@ async def test_without_a_model_captions_are_unavailable_and_nothing_else_changes
         sid = await live_space(h)
         document = await state_of(h, sid)
         assert document["captions"] == "unavailable"
+        assert document["captions_reason"] == "no_model"
         assert document["caption_lines"] == []
         assert document["space"]["state"] == "live"  # type: ignore[index]
 
@@ -65,6 +66,7 @@ async def test_with_a_model_the_latest_lines_are_in_the_state_document(tmp_path:
         sid = await live_space(h)
         document = await state_of(h, sid)
         assert document["captions"] == "on"
+        assert document["captions_reason"] is None
         assert document["caption_lines"] == LINES
         # Whatever else is on the bus under that key never breaks the document.
         await h.services.bus.set_value(caption_lines_key(sid), '[{"text": 1}]', 30.0)
@@ -110,12 +112,35 @@ async def test_a_space_going_live_tells_the_media_nodes_its_captions_settings(
         assert answer.status_code == 201, answer.text
         sid = answer.json()["id"]
         received = aiter(commands)
-        start, settings = (
-            decode_command(await anext(received)),
-            decode_command(await anext(received)),
-        )
+        start = decode_command(await anext(received))
         assert isinstance(start, StartSpace) and start.space_id == sid
-        assert settings == SetCaptions(sid, on=True, language="ar")
+        assert start.captions == Captions(on=True, language="ar")
         await h.call("PUT", f"/spaces/{sid}/captions", host, json={"on": False})
         assert decode_command(await anext(received)) == SetCaptions(sid, on=False, language="ar")
         await commands.close()
+
+
+async def test_a_language_the_model_lacks_makes_captions_unavailable(tmp_path: Path) -> None:
+    """The English-only model: an Arabic space has no captions (the node refuses to caption
+    Arabic as English), and its state says so with the reason, whatever the host's switch;
+    English and "auto" (which that model is told is English) are captioned."""
+    async with captioned(tmp_path) as h:
+        host = await h.account("host")
+        spaces = {}
+        for language in ("ar", "en", "auto"):
+            body = {"title": f"in {language}", "language": language}
+            answer = await h.call("POST", "/spaces", host, json=body)
+            assert answer.status_code == 201, answer.text
+            spaces[language] = answer.json()["id"]
+            await h.services.bus.set_value(
+                caption_lines_key(spaces[language]), json.dumps(LINES), 30.0
+            )
+        arabic = await state_of(h, spaces["ar"])
+        assert (arabic["captions"], arabic["captions_reason"]) == ("unavailable", "language")
+        assert arabic["caption_lines"] == []
+        for language in ("en", "auto"):
+            document = await state_of(h, spaces[language])
+            assert (document["captions"], document["captions_reason"]) == ("on", None)
+        switched = f"/spaces/{spaces['ar']}/captions"
+        assert (await h.call("PUT", switched, host, json={"on": False})).status_code == 200
+        assert (await state_of(h, spaces["ar"]))["captions"] == "unavailable"

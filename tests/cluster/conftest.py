@@ -57,16 +57,22 @@ def _runs(node: Server) -> bool:
 
 @contextlib.contextmanager
 def cluster(
-    tmp: Path, nodes: int = 2, workers: int = 2, store: StorageSettings | None = None
+    tmp: Path,
+    nodes: int = 2,
+    workers: int = 2,
+    store: StorageSettings | None = None,
+    **config: str,
 ) -> Iterator[Cluster]:
     """With `store`, recordings go to that bucket and every process has a data directory
-    of its own, as on separate machines; without, all share one directory."""
+    of its own, as on separate machines; without, all share one directory. `config`:
+    more settings for every process (caption_model, say)."""
     require_service("redis", redis_reachable())
     require_service("postgres", asyncio.run(postgres_reachable()))
     redis.Redis.from_url(CLUSTER_REDIS).flushdb()
     data = tmp / "data"
     with _database() as database:
         common = {"bus_url": CLUSTER_REDIS, "database_url": database, "secret_key": SECRET}
+        common |= config
         if store is not None:
             common |= storage_config(store)
         started: list[Server] = []

@@ -14,6 +14,7 @@ from majlis.clock import FakeClock
 from majlis.errors import Conflict, Overloaded
 from majlis.media.runtime.membership import STANDBY_PATIENCE, Membership
 from majlis.plane import (
+    Captions,
     CloseSpace,
     EndSpace,
     HandOver,
@@ -22,6 +23,7 @@ from majlis.plane import (
     NodeInfo,
     Resume,
     Sample,
+    SetCaptions,
     StandBy,
     StartSpace,
     encode_command,
@@ -193,3 +195,47 @@ async def test_a_standby_whose_handover_never_comes_is_closed(nodes: Nodes) -> N
     assert plane_b.commands == [StandBy("space1", 1.0), CloseSpace("space1")]
     plane_a.moved.set()
     await draining
+
+
+async def test_a_handed_over_space_keeps_its_captions_settings(nodes: Nodes) -> None:
+    """The host turned captions off in an Arabic space: the node taking it over from a
+    draining one must not start it with captions on and the language detected."""
+    bus, _, members = nodes
+    (a, plane_a), (_, plane_b) = members
+    await a.offer("space1", "u1", "sdp", False, 1.0)
+    await bus.publish(MEDIA_CHANNEL, encode_command(SetCaptions("space1", False, "ar")))
+    await _settle()
+    assert plane_a.commands == [SetCaptions("space1", False, "ar")]
+    await a.stop()
+    await _settle()
+    assert plane_b.commands == [StartSpace("space1", 1.0, Captions(on=False, language="ar"))]
+
+
+async def test_captions_switched_mid_handover_reach_the_node_taking_over(
+    nodes: Nodes,
+) -> None:
+    """The draining node stops following commands before it hands its spaces over: a
+    switch sent meanwhile is heard by the standby alone, and it wins over the settings
+    the draining node passes on."""
+    bus, _, members = nodes
+    (a, plane_a), (b, plane_b) = members
+    await bus.publish(MEDIA_CHANNEL, encode_command(StartSpace("space1", 1.0, Captions())))
+    await _settle()
+    assert a.spaces() == ["space1"] or b.spaces() == ["space1"]
+    if b.spaces():  # the tie-break put it on `b`: drain `b` instead
+        (a, plane_a), (b, plane_b) = (b, plane_b), (a, plane_a)
+    plane_a.moved.clear()
+    draining = asyncio.create_task(a.stop())
+    await plane_a.moving.wait()
+    await b.offer("space1", "u1", "sdp", False, 1.0)
+    off = SetCaptions("space1", False, "en")
+    await bus.publish(MEDIA_CHANNEL, encode_command(off))
+    await _settle()
+    plane_a.moved.set()
+    await draining
+    await _settle()
+    assert plane_b.commands == [
+        StandBy("space1", 1.0),
+        off,
+        StartSpace("space1", 1.0, Captions(on=False, language="en")),
+    ]

@@ -16,7 +16,7 @@ from majlis.media.captions.model import ModelNotFound, resolve_model
 from majlis.media.hls.origin import SpaceRegistry
 from majlis.media.hls.subtitles import CAPTIONS_PLAYLIST
 from majlis.media.runtime.node import MediaNode, NodeSettings
-from majlis.plane import EndSpace, SetCaptions, StartSpace
+from majlis.plane import Captions, EndSpace, SetCaptions, StartSpace
 
 from .captions.speech import missing
 
@@ -95,3 +95,15 @@ async def test_a_language_the_model_lacks_gets_no_captions(node: MediaNode, tmp_
     # Told afterwards (the settings follow the start), a running rendition ends.
     await node.handle(SetCaptions("s5", on=True, language="ar"))
     await playlist(tmp_path / "s5" / CAPTIONS_PLAYLIST, ended=True)
+
+
+async def test_a_start_that_carries_captions_settings_applies_them_to_a_running_space(
+    node: MediaNode, tmp_path: Path
+) -> None:
+    """An offer may start a space before its StartSpace arrives: the settings the start
+    carries still apply (a SetCaptions would have, before starts carried them)."""
+    captions = tmp_path / "s6" / CAPTIONS_PLAYLIST
+    await node.handle(StartSpace("s6", time.time()))
+    await playlist(captions, ended=False)
+    await node.handle(StartSpace("s6", time.time(), Captions(on=False, language="en")))
+    await playlist(captions, ended=True)

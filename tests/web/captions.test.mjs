@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { direction, parseVtt } from '../../src/majlis/web/js/captions.js';
+import { captionsNote, captionsNotice, direction, parseVtt } from '../../src/majlis/web/js/captions.js';
 
 const SEGMENT = `WEBVTT
 X-TIMESTAMP-MAP=MPEGTS:900000,LOCAL:00:00:10.000
@@ -30,4 +30,15 @@ test('Arabic lines are right to left, English left to right', () => {
   assert.deepEqual(direction('مساء الخير'), { dir: 'rtl', lang: 'ar' });
   assert.deepEqual(direction('Good evening'), { dir: 'ltr', lang: '' });
   assert.deepEqual(direction('Welcome to مجلس tonight'), { dir: 'rtl', lang: 'ar' });
+});
+
+test('a space without captions for its language says so, to listeners and on stage', () => {
+  const said = captionsNote('unavailable', 'language');
+  assert.match(said, /language/);
+  assert.equal(captionsNotice('unavailable', 'language'), said);
+  // A server with no model shows nothing at all (no toggle, no note); on shows the lines.
+  assert.equal(captionsNote('unavailable', 'no_model'), '');
+  assert.equal(captionsNotice('unavailable', 'no_model'), '');
+  assert.equal(captionsNote('on', null), '');
+  assert.equal(captionsNote('off', null), 'The host has turned captions off.');
 });

@@ -23,7 +23,9 @@
 //           (MAJLIS_TEST_HOST, MAJLIS_TEST_PASSWORD) is speaking: a listener's page shows
 //           live captions with a toggle; hls.js, given main.m3u8, shows its subtitles at
 //           the audio's position; the studio tells the host captions are on and switches
-//           them off; the listener's page then says so and shows none.
+//           them off; the listener's page then says so and shows none. The live space
+//           MAJLIS_TEST_ARABIC_SPACE, in a language the model lacks: the listener's page
+//           and the studio say captions are unavailable for its language.
 
 import {
   DESKTOP,
@@ -1001,6 +1003,19 @@ async function captions(report) {
       await waitContains(page, '#captions-note', 'turned captions off', 15000);
       await page.waitForSelector('#captions[hidden]', { ...T, state: 'attached' });
       return await text(page, '#captions-note');
+    });
+    const arabic = process.env.MAJLIS_TEST_ARABIC_SPACE;
+    await report.step('a space in a language the model lacks says so, not an empty box', async () => {
+      await page.goto(`${base}/spaces/${arabic}`);
+      await page.click('#listen-button');
+      await waitContains(page, '#captions-note', "the space's language", 15000);
+      await page.waitForSelector('#captions[hidden]', { ...T, state: 'attached' });
+      await page.waitForSelector('#captions-button[hidden]', { ...T, state: 'attached' });
+      await screenshotBoth(page, shots, 'listen-captions-language');
+      await host.goto(`${base}/spaces/${arabic}/studio`);
+      await waitContains(host, '#stage-captions', "the space's language");
+      await host.waitForSelector('#captions-switch[hidden]', { ...T, state: 'attached' });
+      return `${await text(page, '#captions-note')} / ${await text(host, '#stage-captions')}`;
     });
   } finally {
     await browser.close();

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from e2e.harness import PASSWORD, Api, running_server, wait_line, wait_replay
+from e2e.test_live_captions import english_and_arabic
 from e2e.test_transcripts import MODEL_PACKAGE, SAID, speak_file, speech_file
 from edge.conftest import SECRET, Edge, free_port, require_varnish
 from majlis.media.captions.wer import normalize, word_error_rate
@@ -164,18 +165,20 @@ def test_live_captions_in_the_listener_page_and_the_hosts_switch(
     """The host speaks espeak-ng sentences (over and over) in a space on a server with the
     English caption model: a listener's page shows live captions with a toggle, hls.js
     playing main.m3u8 shows the subtitles rendition's cues at the audio's position, the
-    studio tells the host they are on and turns them off, and the listener's page says so."""
+    studio tells the host they are on and turns them off, and the listener's page says so.
+    A second space, in Arabic, which that model lacks: its listener's page and studio say
+    captions are unavailable for its language instead of showing an empty box."""
     wav, length = speech_file(tmp_path, repeat=4)
     with running_server(tmp_path / "data", caption_model=MODEL_PACKAGE) as server:
         api = Api(server)
-        api.register("host")
-        sid = api.ok("host", "POST", "/api/v1/spaces", {"title": "Live captions"})["id"]
+        sid, arabic_sid = english_and_arabic(api, "Live captions")
         api.close()
         speaker = speak_file(server, sid, wav, length + 1.0)
         try:
             wait_line(speaker, "speaking")
             env = {
                 "MAJLIS_TEST_SPACE": sid,
+                "MAJLIS_TEST_ARABIC_SPACE": arabic_sid,
                 "MAJLIS_TEST_HOST": "host",
                 "MAJLIS_TEST_PASSWORD": PASSWORD,
             }

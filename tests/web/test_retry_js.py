@@ -13,7 +13,7 @@ import pytest
 from .harness import HERE, ROOT, require
 
 
-@pytest.mark.parametrize(("suite", "tests"), [("retry.test.mjs", 6), ("captions.test.mjs", 3)])
+@pytest.mark.parametrize(("suite", "tests"), [("retry.test.mjs", 6), ("captions.test.mjs", 4)])
 def test_js_unit_tests_pass(suite: str, tests: int) -> None:
     node = shutil.which("node")
     require("node", node is not None)

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from majlis.services.audit import REASON_MAX
 from majlis.types import (
     AuditAction,
+    CaptionsReason,
+    CaptionsState,
     Language,
     NoticeGround,
     Participant,
@@ -312,9 +314,13 @@ class StateBody(BaseModel):
     listener_count: int
     peak_listeners: int
     reactions: dict[str, int]
-    captions: Literal["on", "off", "unavailable"] = Field(
+    captions: CaptionsState = Field(
         description="live captions: on; off (the host turned them off); unavailable "
-        "(this server has no caption model)"
+        "(see captions_reason)"
+    )
+    captions_reason: CaptionsReason | None = Field(
+        description="why captions are unavailable (null otherwise): no_model, this server "
+        "has no caption model; language, its model cannot transcribe the space's language"
     )
     caption_lines: list[CaptionLineBody] = Field(description="the latest lines, newest last")
     updated_at: float

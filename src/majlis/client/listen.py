@@ -1,4 +1,5 @@
-"""`majlis listen`: play a live space or a replay, or record it to a WAV file.
+"""`majlis listen`: play a live space or a replay, or record it to a WAV file; with
+`--captions`, print its live captions as they come (client/captions.py).
 
 Decoding uses FFmpeg's own HLS reader (through PyAV), i.e. a player we did not write.
 """
@@ -9,6 +10,7 @@ import asyncio
 import contextlib
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import wave
@@ -20,10 +22,11 @@ import av
 import httpx
 
 from majlis.client.api import ApiClient, ApiError
+from majlis.client.captions import CaptionFollower, CaptionsUnavailable, check_captions
 from majlis.client.relay import TokenRelay
 from majlis.client.retry import RetryBudget, retry_delay
 
-__all__ = ["ListenOptions", "heartbeat", "listen"]
+__all__ = ["CaptionsUnavailable", "ListenOptions", "heartbeat", "listen"]
 
 HEARTBEAT_SECONDS = 15.0
 HEARTBEAT_RETRY_BASE_S = 1.0
@@ -37,6 +40,7 @@ class ListenOptions:
     duration: float | None = None
     username: str | None = None
     password: str | None = None
+    captions: bool = False  # print the live captions' lines on stdout
 
 
 @dataclass(frozen=True)
@@ -150,9 +154,12 @@ async def listen(options: ListenOptions) -> int:
             await api.login(options.username, options.password)
         else:
             await api.anonymous()
+        if options.captions:
+            # Refused before anything plays (CaptionsUnavailable), with the reason.
+            await check_captions(api, options.space_id)
         playback = await _playback(api, options.space_id)
         url, token = playback.url, playback.token
-        relay, beat = None, None
+        relay, beat, captions = None, None, None
         if token:
             # The player keeps one URL; the relay puts the renewed token into each request.
             relay = TokenRelay(url, token, budget=api.budget)
@@ -160,6 +167,10 @@ async def listen(options: ListenOptions) -> int:
             beat = asyncio.create_task(
                 heartbeat(api, options.space_id, relay, playback.renew_every)
             )
+            if options.captions:
+                # Beside the audio, through the relay: the same token, the same retries.
+                follower = CaptionFollower(api, options.space_id, relay.fetch)
+                captions = asyncio.create_task(_follow(follower))
         stop = threading.Event()
         try:
             if options.out is not None:
@@ -167,10 +178,16 @@ async def listen(options: ListenOptions) -> int:
                     decode_to_wav, url, options.out, options.duration, stop
                 )
                 print(f"wrote {seconds:.1f} s to {options.out}", flush=True)
+            elif captions is not None and shutil.which("ffplay") is None:
+                # Nothing here plays audio: the captions alone, for as long as asked.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(captions), options.duration)
             else:
                 await asyncio.to_thread(_play, url, options.duration)
         finally:
             stop.set()
+            if captions is not None:
+                captions.cancel()
             if beat is not None:
                 beat.cancel()
             if relay is not None:
@@ -179,6 +196,15 @@ async def listen(options: ListenOptions) -> int:
                 if token:
                     await api.call("POST", f"/api/v1/spaces/{options.space_id}/leave")
     return 0
+
+
+async def _follow(follower: CaptionFollower) -> None:
+    """Captions refused once listening (a token refused, captions gone for good) say so
+    and stop; the audio goes on as it can."""
+    try:
+        await follower.follow()
+    except CaptionsUnavailable as refused:
+        print(f"majlis: {refused}", file=sys.stderr, flush=True)
 
 
 def _play(url: str, duration: float | None) -> None:

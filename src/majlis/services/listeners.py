@@ -23,7 +23,9 @@ from majlis.signing import PLAYBACK
 from majlis.store.base import Store
 from majlis.types import (
     LEVEL_PREFIX,
+    CaptionsReason,
     CaptionsState,
+    Language,
     Space,
     SpaceState,
     caption_lines_key,
@@ -44,7 +46,17 @@ class ListenerPolicy:
     reaction_burst: int
     media_url: str  # the edge's URL, or the server's own
     edge_stream: bool = False  # the edge serves listener streams (majlis edge does)
-    captions: bool = False  # a caption model is configured: live spaces are captioned
+    # The space languages the caption model transcribes ("auto" among them); empty: the
+    # server has no caption model.
+    caption_languages: frozenset[Language] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class CaptionsStatus:
+    """A space's live captions as its state document says; a reason when unavailable."""
+
+    state: CaptionsState
+    reason: CaptionsReason | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,25 +218,32 @@ class Listeners:
                     "level_db": None if level is None else level[0],
                 }
             )
+        captions = self._captions(space)
         return {
             "space": space_summary(space),
             "speakers": speakers,
             "listener_count": count,
             "peak_listeners": max(count, space.peak_listeners),
             "reactions": await self._bus.get_tally(f"reactions:{space_id}"),
-            "captions": self._captions(space),
+            "captions": captions.state,
+            "captions_reason": captions.reason,
             "caption_lines": await self._caption_lines(space),
             "updated_at": self._clock.now(),
         }
 
-    def _captions(self, space: Space) -> CaptionsState:
-        if not self._policy.captions:
-            return "unavailable"
-        return "on" if space.captions else "off"
+    def _captions(self, space: Space) -> CaptionsStatus:
+        """Unavailable wins over the host's switch: turning captions on would not help."""
+        languages = self._policy.caption_languages
+        if not languages:
+            return CaptionsStatus("unavailable", "no_model")
+        if space.language not in languages:
+            # The node refuses it too (it will not caption Arabic as English).
+            return CaptionsStatus("unavailable", "language")
+        return CaptionsStatus("on" if space.captions else "off")
 
     async def _caption_lines(self, space: Space) -> list[dict[str, object]]:
         """The latest live lines the media node published (they expire on the bus)."""
-        if space.state is not SpaceState.LIVE or self._captions(space) != "on":
+        if space.state is not SpaceState.LIVE or self._captions(space).state != "on":
             return []
         return _parse_lines(await self._bus.get_value(caption_lines_key(space.id)))
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from majlis.clock import Clock
 from majlis.errors import BadRequest, Conflict, Forbidden, NotFound
-from majlis.plane import EndSpace, SetCaptions, StartSpace
+from majlis.plane import Captions, EndSpace, SetCaptions, StartSpace
 from majlis.services.accounts import clean_text
 from majlis.services.auth import Caller
 from majlis.services.cache import TtlCache
@@ -24,7 +24,7 @@ from majlis.types import (
     Visibility,
 )
 
-__all__ = ["Spaces", "captions_of"]
+__all__ = ["Spaces", "start_of"]
 
 MAX_SCHEDULE_AHEAD = 366 * 86400.0
 # What the audit log says when a space ends by itself.
@@ -91,7 +91,7 @@ class Spaces:
         )
         await self._store.create_space(space)
         if live:
-            await self.place(StartSpace(space.id, now))
+            await self.place(start_of(space, now))
         return await self.get(space.id)
 
     async def get(self, space_id: str) -> Space:
@@ -110,16 +110,11 @@ class Spaces:
             limit=10_000,
             offset=0,
         )
-        return [StartSpace(s.id, s.started_at or s.created_at) for s in spaces]
+        return [start_of(s, s.started_at or s.created_at) for s in spaces]
 
     async def place(self, start: StartSpace) -> None:
-        """Publish a (re)start of a live space's media, then its captions' settings (the
-        host's switch, the language): a node starts every space with captions on and
-        the language detected."""
+        """Publish a (re)start of a live space's media (with its captions settings)."""
         await self._events.media(start)
-        space = await self._store.get_space(start.space_id)
-        if space is not None:
-            await self._events.media(captions_of(space))
 
     async def get_cached(self, space_id: str) -> Space:
         """For the listener paths: may be up to the cache TTL old."""
@@ -140,7 +135,7 @@ class Spaces:
     async def start(self, caller: Caller, space_id: str) -> Space:
         space = await self._owned(caller, space_id, "start")
         await self._transition(space, SpaceState.LIVE)
-        await self.place(StartSpace(space_id, self._clock.now()))
+        await self.place(start_of(space, self._clock.now()))
         await self._events.emit(space_id, "space_started", "all")
         return await self.get(space_id)
 
@@ -290,6 +285,8 @@ def render_ics(space: Space, url: str, now: float) -> str:
     return "\r\n".join(_fold(line) for line in lines) + "\r\n"
 
 
-def captions_of(space: Space) -> SetCaptions:
-    """The media command that carries a space's live captions settings."""
-    return SetCaptions(space.id, space.captions, space.language)
+def start_of(space: Space, started_at: float) -> StartSpace:
+    """The media command that runs a space, with its live captions settings (the host's
+    switch, the language): the start itself carries them, so a node never runs the
+    space's captions for a moment with settings other than the host's."""
+    return StartSpace(space.id, started_at, Captions(space.captions, space.language))

@@ -4,11 +4,18 @@ reads when neither is right. Fake packages are written to a temporary directory 
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import pytest
 
-from majlis.media.captions.model import ModelNotFound, check_model_dir, resolve_model
+from majlis.media.captions.model import (
+    ModelNotFound,
+    check_model_dir,
+    model_languages,
+    resolve_model,
+)
+from majlis.media.captions.transcriber import WhisperTranscriber
 
 MODEL_FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
 _names = itertools.count()
@@ -149,3 +156,25 @@ def test_a_plain_module_carries_no_model(site: Path) -> None:
 def test_the_installed_model_package_resolves(model_dir: Path) -> None:
     assert (model_dir / "model.bin").stat().st_size > 50_000_000
     assert model_dir.name == "model"
+
+
+def test_the_control_plane_reads_the_models_languages_as_the_model_does(
+    model_dir: Path, whisper: WhisperTranscriber
+) -> None:
+    """tiny.en: English (and "auto", which it is told is English), not Arabic; the
+    loaded model agrees, so the state document says what the node will do."""
+    assert model_languages(model_dir) == {"en", "auto"}
+    assert whisper.supports("en") and not whisper.supports("ar")
+
+
+@pytest.mark.parametrize("tokens", [51864, 51865, 51866])
+def test_a_vocabulary_of_51865_tokens_or_more_is_a_multilingual_model(
+    tmp_path: Path, tokens: int
+) -> None:
+    """CTranslate2's rule (and so faster-whisper's), for either vocabulary file."""
+    as_text = make_model_dir(tmp_path / "txt")
+    (as_text / "vocabulary.txt").write_text("".join(f"t{i}\n" for i in range(tokens)))
+    as_json = make_model_dir(tmp_path / "json", ("model.bin", "config.json", "tokenizer.json"))
+    (as_json / "vocabulary.json").write_text(json.dumps([f"t{i}" for i in range(tokens)]))
+    expected = {"en", "ar", "auto"} if tokens >= 51865 else {"en", "auto"}
+    assert model_languages(as_text) == model_languages(as_json) == expected

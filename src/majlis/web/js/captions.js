@@ -69,6 +69,7 @@ export class CaptionView {
     this.seen = new Set();
     this.names = new Map();
     this.state = 'unavailable'; // as the state document says
+    this.reason = null; // why unavailable: 'no_model' | 'language'
     this.startedAt = null; // the space's start (Unix seconds): its media time's zero
     this.wanted = localStorage.getItem(STORE_KEY) !== 'off';
     this.timer = null;
@@ -96,6 +97,7 @@ export class CaptionView {
   /** The state document: whether the space has captions, and who is on stage. */
   update(state) {
     this.state = state.captions ?? 'unavailable';
+    this.reason = state.captions_reason ?? null;
     this.startedAt = state.space?.started_at ?? null;
     for (const speaker of state.speakers ?? []) {
       this.names.set(speaker.user_id, speaker.display_name || speaker.username);
@@ -122,8 +124,9 @@ export class CaptionView {
     this.toggle.setAttribute('aria-pressed', String(this.wanted));
     this.toggle.textContent = this.wanted ? 'Captions: on' : 'Captions: off';
     this.box.hidden = !(this.wanted && this.state === 'on');
-    this.note.hidden = this.state !== 'off';
-    this.note.textContent = this.state === 'off' ? 'The host has turned captions off.' : '';
+    const note = captionsNote(this.state, this.reason);
+    this.note.hidden = !note;
+    this.note.textContent = note;
   }
 
   schedule(delay) {
@@ -205,9 +208,20 @@ export class CaptionView {
   }
 }
 
+const NO_LANGUAGE = "No live captions: this server's speech model does not know the space's language.";
+
+/** What a listener is told beside the player: nothing while captions are on, or when the
+ * server has none at all (no toggle either); why there are none otherwise. */
+export function captionsNote(state, reason) {
+  if (state === 'off') return 'The host has turned captions off.';
+  if (state === 'unavailable' && reason === 'language') return NO_LANGUAGE;
+  return '';
+}
+
 /** What people on stage are told about captions (studio, speaker's view). */
-export function captionsNotice(state) {
+export function captionsNotice(state, reason) {
   if (state === 'on') return 'Captions are on: what is said on stage is transcribed live for listeners.';
   if (state === 'off') return 'Captions are off: the host has turned them off.';
+  if (state === 'unavailable' && reason === 'language') return NO_LANGUAGE;
   return '';
 }

@@ -187,7 +187,7 @@ function onState(state) {
   reactions.update(state.reactions);
   captions.update(state);
   // Speakers are told whether what they say is captioned.
-  const notice = micHere() ? captionsNotice(state.captions) : '';
+  const notice = micHere() ? captionsNotice(state.captions, state.captions_reason) : '';
   $('#stage-captions').textContent = notice;
   show('#stage-captions', Boolean(notice));
   const before = space.state;

@@ -63,9 +63,9 @@ function applySpaceState({ prepareMic = true } = {}) {
 }
 
 // Live captions: everyone in the studio sees whether they are on; the host switches them.
-function renderCaptions(state) {
+function renderCaptions(state, reason = null) {
   captionsState = state;
-  const notice = captionsNotice(state);
+  const notice = captionsNotice(state, reason);
   $('#stage-captions').textContent = notice;
   show('#stage-captions', Boolean(notice) && space.state === 'live');
   const button = $('#captions-switch');
@@ -319,7 +319,10 @@ function openEvents() {
       poller.refresh();
     })
     .on('unmuted', () => poller.refresh())
-    .on('captions', ({ data }) => renderCaptions(data.on ? 'on' : 'off'))
+    .on('captions', ({ data }) => {
+      // The host's switch does not make captions available (no model, a language it lacks).
+      if (captionsState !== 'unavailable') renderCaptions(data.on ? 'on' : 'off');
+    })
     // A statement of reasons comes to the removed person alone, just before the space's
     // neutral 'removed' (which closes their socket).
     .on('notice', ({ data }) => leaveStudio(noticeText(data.notice)))
@@ -385,7 +388,7 @@ async function main() {
       renderCounts(state);
       stage.render(state.speakers);
       reactions.update(state.reactions);
-      renderCaptions(state.captions);
+      renderCaptions(state.captions, state.captions_reason);
       if (state.space.state !== space.state) {
         space = state.space;
         renderSpace(space);
