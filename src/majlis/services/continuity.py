@@ -75,7 +75,7 @@ class Continuity:
         self._since: float | None = None  # holding the lease since
         self._host_heard: dict[str, float] = {}  # space: the host's audio last seen
         self._stage_heard: dict[str, float] = {}  # space: anyone's audio on stage last seen
-        self._marked: set[str] = set()  # host_heard_key values this worker has set
+        self._marked: set[tuple[str, str]] = set()  # (space, host) heard, noted on the bus
 
     async def run(self) -> None:
         await in_rounds(self.tick, self._interval, self._forget, "looking after unattended spaces")
@@ -100,6 +100,7 @@ class Continuity:
         for seen in (self._host_heard, self._stage_heard):
             for space_id in set(seen) - keep:
                 del seen[space_id]
+        self._marked = {m for m in self._marked if m[0] in keep}
         return verdicts
 
     async def _judge(self, space_id: str, since: float, now: float) -> Verdict | None:
@@ -137,14 +138,14 @@ class Continuity:
         return verdict if await self._spaces.end_unattended(space_id, why) else None
 
     async def _mark_heard(self, space_id: str, user_id: str) -> None:
-        key = host_heard_key(space_id, user_id)
-        if key not in self._marked:
-            await self._bus.set_value(key, "1", _HEARD_TTL)
-            self._marked.add(key)
+        if (space_id, user_id) not in self._marked:
+            await self._bus.set_value(host_heard_key(space_id, user_id), "1", _HEARD_TTL)
+            self._marked.add((space_id, user_id))
 
     async def _was_heard(self, space_id: str, user_id: str) -> bool:
-        key = host_heard_key(space_id, user_id)
-        return key in self._marked or await self._bus.get_value(key) is not None
+        if (space_id, user_id) in self._marked:
+            return True
+        return await self._bus.get_value(host_heard_key(space_id, user_id)) is not None
 
     async def _connected(self, space_id: str) -> set[str]:
         """Members of the stage whose audio reached the space in the last 2 s."""
