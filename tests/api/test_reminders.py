@@ -5,6 +5,8 @@ not started in time is marked missed and its subscribers are told."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -20,9 +22,19 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import redis
 from aiosmtpd.controller import Controller
 
-from api.conftest import Account, Harness, assert_error, running_harness
+from api.conftest import (
+    Account,
+    Harness,
+    assert_error,
+    fresh_database,
+    postgres_reachable,
+    redis_reachable,
+    running_harness,
+)
+from conftest import REDIS_URL, require_service
 
 PUBLIC = "https://majlis.example"
 SECRET = "webhook-secret-0123456789"
@@ -301,3 +313,54 @@ async def test_the_webhook_is_signed_and_retried(
         "Tea & talk",
         f"{PUBLIC}/spaces/{sid}",
     )
+
+
+# several workers (scaled mode: PostgreSQL and Redis) -----------------------------------------
+
+
+@pytest.mark.scaled
+async def test_two_workers_deliver_once(
+    tmp_path: Path, receiver: tuple[str, list[tuple[bool, dict[str, Any]]]]
+) -> None:
+    require_service("redis", redis_reachable())
+    require_service("postgres", await postgres_reachable())
+    bus_url = REDIS_URL.rpartition("/")[0] + "/13"
+    redis.Redis.from_url(bus_url).flushdb()  # no lease left by an earlier run
+    url, calls = receiver
+    async with contextlib.AsyncExitStack() as stack:
+        flags = {
+            "database_url": await stack.enter_async_context(fresh_database()),
+            "bus_url": bus_url,
+            "media": False,
+            "missed_after_s": 1800.0,
+            "webhook_url": url,
+            "webhook_secret": SECRET,
+            "notify_retry_s": 0.01,
+        }
+        one, two = [
+            await stack.enter_async_context(running_harness(tmp_path / name, **flags))
+            for name in ("one", "two")
+        ]
+        host, *fans = [await one.account(n) for n in ("host", "lina", "omar", "sami")]
+        sid: str = (await one.create_space(host, "Tea & talk", scheduled_in=600))["id"]
+        late: str = (await one.create_space(host, "Never held", scheduled_in=60))["id"]
+        for fan in fans:
+            for space in (sid, late):
+                await one.call("PUT", f"/spaces/{space}/reminder", fan)
+
+        starts = await asyncio.gather(
+            *(h.call("POST", f"/spaces/{sid}/start", host) for h in (one, two))
+        )
+        assert sorted(a.status_code for a in starts) == [200, 409]
+        for h in (one, two):
+            await h.services.reminders.drain()  # before the clocks jump: signed "now"
+            h.clock.advance(60 + 1801)
+        marked = await asyncio.gather(*(h.services.missed.tick() for h in (one, two)))  # type: ignore[union-attr]
+        assert sorted(s for m in marked for s in m) == [late]
+
+        for fan, h in zip(fans, (one, two, one), strict=True):
+            body = await notifications(h, fan)
+            kinds = sorted((n["space_id"], n["kind"]) for n in body["notifications"])
+            assert kinds == sorted([(sid, "space_started"), (late, "space_missed")])
+    delivered = [payload for signed, payload in calls[1:] if signed]
+    assert [(p["space"]["id"], p["subscribers"]) for p in delivered] == [(sid, 3)]
