@@ -194,6 +194,25 @@ async def test_a_space_not_started_in_time_is_missed_and_subscribers_told(
         assert "did not start" in entry["reason"]
 
 
+async def test_a_reminder_left_undelivered_on_a_live_space_is_delivered_late(
+    tmp_path: Path, receiver: tuple[str, list[tuple[bool, dict[str, Any]]]]
+) -> None:
+    url, calls = receiver
+    flags = {"missed_after_s": 1800.0, "webhook_url": url, "webhook_secret": SECRET}
+    async with running_harness(tmp_path, **flags) as h:
+        sweep = h.services.missed
+        assert sweep is not None
+        host, lina = await h.account("host"), await h.account("lina")
+        sid = (await h.create_space(host, "Already on"))["id"]  # live at once
+        # As if set in the moment it started, or its starter died before the claim.
+        await h.services.store.add_reminder(sid, lina.id, h.clock.now())
+        assert await sweep.tick() == []
+        await h.services.reminders.drain()
+        [note] = (await notifications(h, lina))["notifications"]
+        assert (note["space_id"], note["kind"]) == (sid, "space_started")
+    assert calls == []  # the operator heard of the start when it happened, not again
+
+
 # by email -----------------------------------------------------------------------------------
 
 

@@ -65,3 +65,15 @@ async def test_overdue_scheduled_spaces(store: Store) -> None:
     assert await store.overdue_scheduled(T0 + 50, 10) == ["late", "later"]
     assert await store.overdue_scheduled(T0 + 50, 1) == ["late"]
     assert await store.overdue_scheduled(T0, 10) == []
+
+
+async def test_live_spaces_with_undelivered_reminders(store: Store) -> None:
+    host, _ = await hosted_space(store)  # live
+    [a] = await users(store, "A")
+    scheduled = space("later", host, state=SpaceState.SCHEDULED, scheduled_for=T0 + 10)
+    await store.create_space(scheduled)
+    for sid in ("s1", "later"):
+        await store.add_reminder(sid, a.id, T0)
+    assert await store.undelivered_live(10) == ["s1"]
+    await store.deliver_reminders("s1", "space_started", "a talk", T0)
+    assert await store.undelivered_live(10) == []

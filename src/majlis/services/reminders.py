@@ -45,8 +45,9 @@ class Reminders:
         self._webhook = webhook
         self._sending: set[asyncio.Task[object]] = set()  # held: the loop keeps weak refs
 
-    async def started(self, space: Space) -> list[Subscriber]:
-        """Tell the space's subscribers it has started; answer whom this worker told."""
+    async def started(self, space: Space, *, webhook: bool = True) -> list[Subscriber]:
+        """Tell the space's subscribers it has started; answer whom this worker told.
+        webhook=False: a catch-up of reminders left over (the operator heard already)."""
         subscribers = await self._store.deliver_reminders(
             space.id, "space_started", space.title, self._clock.now()
         )
@@ -54,7 +55,7 @@ class Reminders:
             for subscriber in subscribers:
                 if subscriber.email:
                     self._spawn(self._mail(space, subscriber.email))
-        if self._webhook is not None:
+        if self._webhook is not None and webhook:
             # Called once per space: only the start whose compare-and-set made the space
             # live gets here, so the operator hears of it once, subscribers or none.
             self._spawn(self._post(space, len(subscribers)))

@@ -1,5 +1,6 @@
 """Scheduled spaces whose time has passed: one that its host has not started
 `missed_after_s` after its time is marked missed, and its subscribers are told in the app.
+Each round also delivers reminders of live spaces that were left undelivered.
 
 One control-plane worker at a time sweeps (a bus lease, as continuity and the reconciler
 do); the space's compare-and-set (scheduled → ended) and the reminders' claim make a
@@ -53,6 +54,7 @@ class MissedSpaces:
         now = self._clock.now()
         if not await self._bus.acquire_lease(_LEASE, self._worker_id, ROUND_S * 3, now):
             return []
+        await self._catch_up()
         marked = []
         for space_id in await self._store.overdue_scheduled(now - self._missed_after_s, _BATCH):
             space = await self._spaces.mark_missed(space_id)
@@ -61,3 +63,12 @@ class MissedSpaces:
                 log.info("space %s missed; %d subscribers told", space_id, len(told))
                 marked.append(space_id)
         return marked
+
+    async def _catch_up(self) -> None:
+        """Reminders of live spaces left undelivered (the starting worker died before its
+        claim, or someone asked in the moment the space started) are delivered now."""
+        for space_id in await self._store.undelivered_live(_BATCH):
+            space = await self._spaces.get(space_id)
+            told = await self._reminders.started(space, webhook=False)
+            if told:
+                log.info("space %s: %d reminders delivered late", space_id, len(told))

@@ -329,3 +329,7 @@ class Store(Protocol):
     async def overdue_scheduled(self, before: float, limit: int) -> list[str]:
         """Ids of scheduled spaces whose time is earlier than `before`, oldest first."""
         ...
+
+    async def undelivered_live(self, limit: int) -> list[str]:
+        """Ids of live spaces with a reminder not yet delivered."""
+        ...

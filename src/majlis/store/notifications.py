@@ -19,6 +19,7 @@ __all__ = [
     "LIST_NOTIFICATIONS",
     "MARK_READ",
     "OVERDUE_SCHEDULED",
+    "UNDELIVERED_LIVE",
     "claim_reminders",
     "notification_from_row",
 ]
@@ -69,3 +70,11 @@ def notification_from_row(r: Row) -> Notification:
         at=r["at"],
         read=r["read_at"] is not None,
     )
+
+
+# Live spaces with a reminder nobody has delivered: the worker that started the space died
+# before its claim, or a reminder was set in the moment the space started.
+UNDELIVERED_LIVE = (
+    "SELECT DISTINCT r.space_id FROM reminders r JOIN spaces s ON s.id = r.space_id"
+    " WHERE s.state = 'live' AND r.delivered_at IS NULL LIMIT $1"
+)

@@ -27,6 +27,7 @@ from majlis.store.notifications import (
     LIST_NOTIFICATIONS,
     MARK_READ,
     OVERDUE_SCHEDULED,
+    UNDELIVERED_LIVE,
     claim_reminders,
     notification_from_row,
 )
@@ -714,6 +715,9 @@ class SqlStore(ABC):
 
     async def overdue_scheduled(self, before: float, limit: int) -> list[str]:
         return [str(r["id"]) for r in await self._fetch(OVERDUE_SCHEDULED, before, limit)]
+
+    async def undelivered_live(self, limit: int) -> list[str]:
+        return [str(r["space_id"]) for r in await self._fetch(UNDELIVERED_LIVE, limit)]
 
     # transcripts --------------------------------------------------------------------------
     async def queue_transcript(self, space_id: str, at: float) -> bool:
