@@ -182,6 +182,8 @@ async def test_a_space_not_started_in_time_is_missed_and_subscribers_told(
         space = (await h.call("GET", f"/spaces/{late}")).json()
         assert (space["state"], space["started_at"]) == ("ended", None)
         assert (await h.call("GET", f"/spaces/{soon}")).json()["state"] == "scheduled"
+        replays = (await h.call("GET", "/spaces?state=ended")).json()["spaces"]
+        assert late not in [s["id"] for s in replays]  # it has no replay
         assert_error(await h.call("POST", f"/spaces/{late}/start", host), 409)
         [note] = (await notifications(h, lina))["notifications"]
         assert (note["space_id"], note["kind"], note["title"]) == (

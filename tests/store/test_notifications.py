@@ -77,3 +77,14 @@ async def test_live_spaces_with_undelivered_reminders(store: Store) -> None:
     assert await store.undelivered_live(10) == ["s1"]
     await store.deliver_reminders("s1", "space_started", "a talk", T0)
     assert await store.undelivered_live(10) == []
+
+
+async def test_spaces_never_live_are_not_listed_as_replays(store: Store) -> None:
+    host, _ = await hosted_space(store)
+    ended = SpaceState.ENDED
+    await store.create_space(space("held", host, state=ended, started_at=T0, ended_at=T0 + 9))
+    await store.create_space(space("missed", host, state=ended, scheduled_for=T0, ended_at=T0))
+    listed = await store.list_spaces(
+        state=ended, query=None, host_id=None, include_unlisted=True, limit=10, offset=0
+    )
+    assert [s.id for s in listed] == ["held"]

@@ -337,6 +337,10 @@ def list_spaces_sql(
 
     if state is not None:
         where.append(f"s.state = {param(state.value)}")
+    if state is SpaceState.ENDED:
+        # Ended spaces are listed as replays: one that was never live (missed, or ended
+        # before its start) has none.
+        where.append("s.started_at IS NOT NULL")
     if not include_unlisted:
         where.append(f"s.visibility = {param(Visibility.PUBLIC.value)}")
     if host_id is not None:
