@@ -215,6 +215,28 @@ async def test_a_reminder_left_undelivered_on_a_live_space_is_delivered_late(
     assert calls == []  # the operator heard of the start when it happened, not again
 
 
+async def test_a_failed_claim_does_not_fail_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_harness(tmp_path, missed_after_s=1800.0) as h:
+        sweep = h.services.missed
+        assert sweep is not None
+        host, lina = await h.account("host"), await h.account("lina")
+        store = h.services.store
+
+        async def broken(*args: object) -> None:
+            raise OSError("the database went away")
+
+        with monkeypatch.context() as patched, caplog.at_level(logging.ERROR):
+            patched.setattr(store, "deliver_reminders", broken)
+            await started_with_subscribers(h, host, lina)
+        assert any("wait for the sweep" in r.getMessage() for r in caplog.records)
+        assert (await notifications(h, lina))["notifications"] == []
+        await sweep.tick()
+        [note] = (await notifications(h, lina))["notifications"]
+        assert note["kind"] == "space_started"
+
+
 # by email -----------------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -25,6 +26,8 @@ from majlis.types import (
 )
 
 __all__ = ["Spaces", "captions_of"]
+
+log = logging.getLogger(__name__)
 
 MAX_SCHEDULE_AHEAD = 366 * 86400.0
 # What the audit log says when a space ends by itself.
@@ -149,7 +152,12 @@ class Spaces:
         live = await self.get(space_id)
         if self._started is not None:
             # Only the request whose compare-and-set made the space live gets here.
-            await self._started(live)
+            try:
+                await self._started(live)
+            except Exception:
+                # The space is live: its start must not answer 500. Reminders not claimed
+                # stay undelivered, and the missed-spaces sweep delivers them.
+                log.exception("space %s started; its reminders wait for the sweep", space_id)
         return live
 
     async def mark_missed(self, space_id: str) -> Space | None:
