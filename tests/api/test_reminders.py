@@ -20,10 +20,12 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import pytest
 import redis
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from api.conftest import (
     Account,
@@ -58,10 +60,32 @@ class Inbox:
         return "250 OK"
 
 
+SMTP_USER, SMTP_PASSWORD = "majlis", "s3cret:pw"
+
+
+def authenticator(
+    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+) -> AuthResult:
+    """Only the configured account may send (the password has a ':' to be escaped)."""
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+        SMTP_USER.encode(),
+        SMTP_PASSWORD.encode(),
+    )
+    return AuthResult(success=ok)
+
+
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, int]]:
+    """A real SMTP server that requires a login (over plain TCP: this is loopback)."""
     inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticator,
+        auth_required=True,
+        auth_require_tls=False,
+    )
     controller.start()
     try:
         yield inbox, port
@@ -240,11 +264,15 @@ async def test_a_failed_claim_does_not_fail_the_start(
 # by email -----------------------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 async def test_subscribers_with_an_address_get_an_email(
     tmp_path: Path, smtp: tuple[Inbox, int]
 ) -> None:
     inbox, port = smtp
-    flags = {"smtp_url": f"smtp://127.0.0.1:{port}", "smtp_from": "spaces@majlis.example"}
+    flags = {
+        "smtp_url": f"smtp://{SMTP_USER}:{quote(SMTP_PASSWORD, safe='')}@127.0.0.1:{port}",
+        "smtp_from": "spaces@majlis.example",
+    }
     async with running_harness(tmp_path, public_url=PUBLIC, **flags) as h:
         lina = await registered(h, "lina", "lina@example.org")
         me = (await h.call("GET", "/auth/me", lina)).json()
