@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
+from email import message_from_bytes, policy
 
-from majlis.services.mail import SmtpSettings
+from majlis.services.mail import SmtpSettings, reminder_email
 from majlis.services.retrying import Backoff
 from majlis.services.webhook import signature
+from majlis.types import Space, SpaceState, Visibility
 
 
 def test_smtp_settings_from_the_url() -> None:
@@ -41,3 +43,13 @@ def test_backoff_doubles_up_to_its_cap_with_jitter() -> None:
         waits = [backoff.delay(failures, rng) for _ in range(200)]
         assert all(0 <= w <= ceiling for w in waits)
         assert max(waits) > ceiling * 0.8  # jittered across the whole range
+
+
+def test_a_title_with_line_breaks_stays_in_its_subject() -> None:
+    title = "مجلس الليلة\nBcc: someone@example.org"
+    space = Space("s1", "h1", title, "", SpaceState.LIVE, Visibility.PUBLIC, 1.0, started_at=1.0)
+    raw = bytes(reminder_email("a@b.org", "c@d.org", space, "https://x/spaces/s1"))
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed["Subject"] == "Live now: مجلس الليلة Bcc: someone@example.org"
+    assert parsed["Bcc"] is None
+    assert title in parsed.get_body().get_content()  # type: ignore[union-attr]

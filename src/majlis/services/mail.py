@@ -46,8 +46,9 @@ def reminder_email(sender: str, to: str, space: Space, link: str) -> EmailMessag
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
-    # A title is one cleaned line (clean_text); headers are folded by the email package.
-    message["Subject"] = f"Live now: {space.title}"
+    # A title may hold line breaks (clean_text keeps them), which a header must not: they
+    # would end it. Its words on one line; the email package encodes and folds the rest.
+    message["Subject"] = "Live now: " + " ".join(space.title.split())
     message.set_content(
         f"{space.title}\n\nThe space you asked to be reminded of has started. Listen at:\n{link}\n"
     )

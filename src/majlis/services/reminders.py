@@ -78,7 +78,7 @@ class Reminders:
         await asyncio.gather(*self._sending, return_exceptions=True)
 
     def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
-        task: asyncio.Task[object] = asyncio.create_task(work)
+        task: asyncio.Task[object] = asyncio.create_task(_logged(work))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
@@ -113,3 +113,11 @@ class Reminders:
             self._backoff,
             f"webhook for space {space.id}",
         )
+
+
+async def _logged(work: Coroutine[Any, Any, object]) -> None:
+    """A delivery task's own bug is logged, not left as an exception nobody retrieves."""
+    try:
+        await work
+    except Exception:
+        log.exception("a reminder delivery failed")
