@@ -96,3 +96,56 @@ def test_a_bad_secret_is_named_but_never_shown() -> None:
     with pytest.raises(ConfigError, match="'storage_secret_key'") as raised:
         load_config(environ={"MAJLIS_STORAGE_SECRET_KEY": "hunter2 x"})
     assert "hunter2" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"MAJLIS_SMTP_URL": "mail.example.org:25"}, "'smtp_url'"),
+        ({"MAJLIS_SMTP_URL": "http://mail.example.org"}, "'smtp_url'"),
+        ({"MAJLIS_SMTP_URL": "smtp://u:p@mail.example.org:port"}, "'smtp_url'"),
+        ({"MAJLIS_SMTP_URL": "smtp://mail.example.org:70000"}, "'smtp_url'"),
+        ({"MAJLIS_SMTP_URL": "smtp://:25"}, "'smtp_url'"),
+        ({"MAJLIS_SMTP_URL": "smtp://mail.example.org/x?y"}, "'smtp_url'"),
+        ({"MAJLIS_SMTP_URL": "smtp://mail.example.org"}, "'smtp_from'"),
+        ({"MAJLIS_SMTP_FROM": "not an address"}, "'smtp_from'"),
+        ({"MAJLIS_SMTP_FROM": "a@b.c, d@e.f"}, "'smtp_from'"),
+        (
+            {
+                "MAJLIS_SMTP_URL": "smtps://mail.example.org",
+                "MAJLIS_SMTP_FROM": "a@example.org",
+                "MAJLIS_SMTP_STARTTLS": "true",
+            },
+            "'smtp_starttls'",
+        ),
+        ({"MAJLIS_WEBHOOK_URL": "ftp://hooks.example.org"}, "'webhook_url'"),
+        ({"MAJLIS_WEBHOOK_URL": "https://hooks.example.org/x"}, "'webhook_secret'"),
+        (
+            {"MAJLIS_WEBHOOK_URL": "https://h.example.org", "MAJLIS_WEBHOOK_SECRET": "short"},
+            "'webhook_secret'",
+        ),
+        ({"MAJLIS_MISSED_AFTER_S": "-1"}, "'missed_after_s'"),
+        ({"MAJLIS_NOTIFY_RETRY_S": "0"}, "'notify_retry_s'"),
+    ],
+)
+def test_bad_delivery_keys_name_the_key(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(environ=environ)
+
+
+def test_delivery_keys_and_the_smtp_password_never_shown() -> None:
+    config = load_config(
+        environ={
+            "MAJLIS_SMTP_URL": "smtp://user:pa%40ss@mail.example.org:2525",
+            "MAJLIS_SMTP_FROM": "spaces@example.org",
+            "MAJLIS_SMTP_STARTTLS": "true",
+        }
+    )
+    assert (config.smtp_url, config.smtp_starttls, config.missed_after_s) == (
+        "smtp://user:pa%40ss@mail.example.org:2525",
+        True,
+        1800.0,
+    )
+    with pytest.raises(ConfigError, match="'smtp_url'") as raised:
+        load_config(environ={"MAJLIS_SMTP_URL": "smtp://user:hunter2@host:bad"})
+    assert "hunter2" not in str(raised.value)

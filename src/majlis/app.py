@@ -33,6 +33,7 @@ from majlis.api.listeners import ListenerRoutes
 from majlis.api.metrics import metrics_route
 from majlis.api.middleware import BodyLimit, RateLimit, RateLimits, retry_headers
 from majlis.api.notices import NoticeRoutes
+from majlis.api.notifications import NotificationRoutes
 from majlis.api.overload import LoopLag, ShedWrites, is_join_path
 from majlis.api.pages import web_routes
 from majlis.api.playback import PlaybackGuard
@@ -65,14 +66,20 @@ from majlis.services.clips import ClipPolicy, Clips
 from majlis.services.continuity import Continuity, ContinuityPolicy
 from majlis.services.events import Events
 from majlis.services.listeners import ListenerPolicy, Listeners
+from majlis.services.mail import Mailer, SmtpSettings
 from majlis.services.notices import Notices
+from majlis.services.notifications import Notifications
 from majlis.services.placement import Reconciler
+from majlis.services.reminders import Reminders
+from majlis.services.retrying import Backoff
 from majlis.services.roles import Roles
 from majlis.services.rtc import Rtc
+from majlis.services.schedule import MissedSpaces
 from majlis.services.security import SecurityState
 from majlis.services.spaces import Spaces
 from majlis.services.tokens import TokenService
 from majlis.services.transcripts import Transcripts
+from majlis.services.webhook import Webhook
 from majlis.signing import NODE, compact_key
 from majlis.store import open_store
 from majlis.store.base import Store
@@ -124,6 +131,9 @@ class Services:
     replay_transcriber: OriginTranscriber | None  # None: no caption_model, captions off
     transcripts: Transcripts
     continuity: Continuity | None  # None without a media plane: no audio to judge by
+    reminders: Reminders  # delivered when a scheduled space starts or is missed
+    notifications: Notifications
+    missed: MissedSpaces | None  # None: missed_after_s is 0, never marked
 
 
 @dataclass(frozen=True)
@@ -172,7 +182,15 @@ def build_services(
     clip_audio = OriginClips(origins.public)
     replay_transcriber = None if model_dir is None else OriginTranscriber(origins.public, model_dir)
     transcripts = Transcripts(store, clock, replay_transcriber)
-    spaces = Spaces(store, events, clock, config.state_cache_seconds, ended=transcripts.space_ended)
+    reminders = _reminders(config, store, clock)
+    spaces = Spaces(
+        store,
+        events,
+        clock,
+        config.state_cache_seconds,
+        ended=transcripts.space_ended,
+        started=reminders.started,
+    )
     roles = Roles(store, bus, spaces, events, clock)
     admission = AdmissionControl(
         AdmissionSettings(
@@ -238,6 +256,30 @@ def build_services(
         replay_transcriber=replay_transcriber,
         transcripts=transcripts,
         continuity=None if media is None else _continuity(config, store, bus, spaces, roles, clock),
+        reminders=reminders,
+        notifications=Notifications(store, clock),
+        missed=None
+        if config.missed_after_s == 0
+        else MissedSpaces(
+            store, bus, spaces, reminders, clock, config.missed_after_s, _node_id(config)
+        ),
+    )
+
+
+def _reminders(config: Config, store: Store, clock: Clock) -> Reminders:
+    mailer = None
+    if config.smtp_url:
+        smtp = SmtpSettings.parse(config.smtp_url, config.smtp_from, config.smtp_starttls)
+        mailer = Mailer(smtp)
+    webhook = Webhook(config.webhook_url, config.webhook_secret) if config.webhook_url else None
+    backoff = Backoff(first_s=config.notify_retry_s)
+    return Reminders(
+        store,
+        clock,
+        config.effective_public_url,
+        backoff,
+        mailer=mailer,
+        webhook=webhook,
     )
 
 
@@ -333,6 +375,7 @@ def api_endpoints(s: Services) -> list[Endpoint]:
         *RoleRoutes(s.roles, s.auth).endpoints(),
         *AuditRoutes(s.audit, s.auth).endpoints(),
         *NoticeRoutes(s.notices, s.auth).endpoints(),
+        *NotificationRoutes(s.notifications, s.auth).endpoints(),
         *ListenerRoutes(s.listeners, s.auth).endpoints(),
         *RtcRoutes(s.rtc, s.auth).endpoints(),
         *ClipRoutes(s.clips, s.auth, public_url, s.transcripts).endpoints(),
@@ -438,6 +481,8 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         )
         continuity = services.continuity
         attending = None if continuity is None else asyncio.create_task(continuity.run())
+        missed = services.missed
+        sweeping = None if missed is None else asyncio.create_task(missed.run())
         try:
             async with _media_running(services):
                 yield
@@ -448,6 +493,9 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
                 transcribing.cancel()
             if attending is not None:
                 attending.cancel()
+            if sweeping is not None:
+                sweeping.cancel()
+            await services.reminders.close()
             if services.replay_transcriber is not None:
                 await services.replay_transcriber.aclose()
             await services.clip_audio.aclose()

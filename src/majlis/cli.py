@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_flags(create)
     create.add_argument("username")
     create.add_argument("--display-name")
+    create.add_argument("--email", help="where reminders are mailed (optional)")
     create.add_argument("--password", help="default: MAJLIS_PASSWORD or a prompt")
 
     space = sub.add_parser(
@@ -445,7 +446,7 @@ async def _user_create(args: argparse.Namespace) -> int:
     await services.store.open()
     try:
         session = await services.accounts.register(
-            args.username, _password(args), args.display_name
+            args.username, _password(args), args.display_name, args.email
         )
     except MajlisError as exc:
         raise CliError(exc.reason) from None

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = ["Config", "ConfigError", "load_config"]
 
@@ -85,6 +86,27 @@ def _non_empty(value: str) -> bool:
 def _no_spaces(value: str) -> bool:
     """a value without spaces"""
     return value == "".join(value.split())
+
+
+def _smtp_url(value: str) -> bool:
+    """empty or smtp://[user[:password]@]host[:port] (smtps:// for TLS from the start)"""
+    if value == "":
+        return True
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises on a port that is not a number or out of range
+    except ValueError:
+        return False
+    plain = parts.path in ("", "/") and not parts.query and not parts.fragment
+    return parts.scheme in ("smtp", "smtps") and bool(parts.hostname) and plain and port != 0
+
+
+_ADDRESS = re.compile(r"[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+")
+
+
+def _optional_address(value: str) -> bool:
+    """empty or one email address (user@host.domain)"""
+    return value == "" or _ADDRESS.fullmatch(value) is not None
 
 
 def _key(default: Any, check: Callable[[Any], bool] | None = None, doc: str = "") -> Any:
@@ -193,6 +215,35 @@ class Config:
         _non_negative,
         "seconds a live space may have nobody on stage with audio before it ends; 0: never",
     )
+    missed_after_s: float = _key(
+        1800.0,
+        _non_negative,
+        "seconds after its time a scheduled space its host has not started is marked "
+        "missed; 0: never",
+    )
+    smtp_url: str = _key(
+        "",
+        _smtp_url,
+        "SMTP server reminders are mailed through: smtp://user:password@host:port "
+        "(smtps:// for TLS from the start); empty: no email",
+    )
+    smtp_starttls: bool = _key(
+        False, doc="upgrade an smtp:// connection with STARTTLS (required when true)"
+    )
+    smtp_from: str = _key("", _optional_address, "the From address of reminder emails")
+    webhook_url: str = _key(
+        "",
+        _optional_url("http", "https"),
+        "URL told of every space that starts (a signed POST); empty: none",
+    )
+    webhook_secret: str = _key(
+        "", doc="key of the webhook's HMAC-SHA256 signature (X-Majlis-Signature)"
+    )
+    notify_retry_s: float = _key(
+        2.0,
+        _positive,
+        "first delay before an email or webhook is tried again (doubling, jittered, 5 tries)",
+    )
     max_ws_per_ip: int = _key(
         50, _positive, "event sockets one IP address may hold open on one worker"
     )
@@ -274,7 +325,8 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 # MAJLIS_* variables read by the command line rather than the server.
 _NOT_CONFIG = frozenset({"config", "password", "server"})
 # Never echoed in an error message.
-_SECRETS = frozenset({"secret_key", "storage_secret_key"})
+# smtp_url carries the SMTP password.
+_SECRETS = frozenset({"secret_key", "storage_secret_key", "smtp_url", "webhook_secret"})
 # Keys that default to the variables every S3 tool reads.
 _FROM_AWS_ENV = {
     "storage_access_key": "AWS_ACCESS_KEY_ID",
@@ -363,7 +415,20 @@ def load_config(
         raise ConfigError("config key 'segment_seconds' must be at least twice 'part_seconds'")
     if config.storage_endpoint and not config.storage_url:
         raise ConfigError("config key 'storage_endpoint' is set but 'storage_url' is empty")
+    _check_delivery(config)
     return config
+
+
+def _check_delivery(config: Config) -> None:
+    """Half-configured delivery fails loudly rather than never sending."""
+    if config.smtp_url and not config.smtp_from:
+        raise ConfigError("config key 'smtp_from' must be set when 'smtp_url' is")
+    if config.smtp_starttls and config.smtp_url.startswith("smtps://"):
+        raise ConfigError("config key 'smtp_starttls' cannot apply to an smtps:// 'smtp_url'")
+    if config.webhook_url and len(config.webhook_secret) < 16:
+        raise ConfigError(
+            "config key 'webhook_secret' must be at least 16 characters when 'webhook_url' is set"
+        )
 
 
 def describe() -> list[tuple[str, str, str]]:

@@ -20,12 +20,15 @@ __all__ = [
     "Language",
     "Notice",
     "NoticeGround",
+    "Notification",
+    "NotificationKind",
     "Participant",
     "ReasonCategory",
     "Role",
     "Space",
     "SpaceState",
     "SpeakRequest",
+    "Subscriber",
     "TranscriptJob",
     "TranscriptLine",
     "TranscriptState",
@@ -75,6 +78,7 @@ class User:
     display_name: str
     created_at: float
     password_hash: str = field(default="", repr=False)
+    email: str | None = None  # where reminders are mailed; None: in the app only
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +256,32 @@ CaptionsReason = Literal["no_model", "language"]
 
 # Why a live space ended: its host ended it; its host's audio was gone past the grace
 # period with no co-host to take over; nobody on stage had audio connected for too long.
-EndReason = Literal["host", "host_absent", "empty_stage"]
+# A scheduled space whose host never started it ends "missed" (it was never live).
+EndReason = Literal["host", "host_absent", "empty_stage", "missed"]
+
+# What an in-app notification says happened to a space someone asked to be reminded of.
+NotificationKind = Literal["space_started", "space_missed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    seq: int  # the cursor: never reused
+    user_id: str
+    space_id: str
+    kind: NotificationKind
+    title: str
+    at: float
+    read: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """Someone whose reminder of a space was claimed for delivery (by this worker alone)."""
+
+    user_id: str
+    email: str | None
+
+
 # Why a space has a new host: the host handed over; the host's audio was gone too long.
 HostChange = Literal["transferred", "host_absent"]
 

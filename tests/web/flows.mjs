@@ -8,6 +8,8 @@
 // removal — a host bans a speaker with a reason from the studio's dialog: the speaker's page
 //           alone says what was done and why, and the statement is theirs at /notices; a
 //           listener without a socket, banned too, reads theirs when the heartbeat is refused.
+// reminders — a listener asks to be reminded of a scheduled space; when its host starts it,
+//           the header's badge counts one, and the list says it is live and links to it.
 // waiting — the waiting room: several listeners join a space admitting 0.5/s while the host
 //           speaks (wav 1, 440 Hz); one sees its position, moves on by itself and plays the
 //           host's tone.
@@ -1107,7 +1109,49 @@ async function removal(report) {
   }
 }
 
-const SCENARIOS = { main, removal, waiting, audio, edge, transcript, captions };
+// reminders --------------------------------------------------------------------------------
+
+async function reminders(report) {
+  const browser = await launch(wavs[0]);
+  try {
+    const host = report.watch(await (await browser.newContext({ viewport: DESKTOP })).newPage(), 'host');
+    const fan = report.watch(await (await browser.newContext({ viewport: PHONE })).newPage(), 'fan');
+    await signUp(host, base, 'rana_host', 'Rana');
+    await signUp(fan, base, 'fadi_fan', 'Fadi');
+    const scheduledFor = Date.now() / 1000 + 3600;
+    const spaceId = (await apiCall(host, 'POST', '/spaces', { title: TITLE, scheduled_for: scheduledFor })).data.id;
+
+    await report.step('the header shows no badge before anything happened', async () => {
+      const asked = await apiCall(fan, 'PUT', `/spaces/${spaceId}/reminder`);
+      if (asked.status !== 200) throw new Error(JSON.stringify(asked));
+      await fan.goto(`${base}/`);
+      await fan.waitForSelector('#notifications-button', T);
+      await fan.waitForSelector('#notifications-button .badge', { ...T, state: 'hidden' });
+    });
+    await report.step('once the host starts the space the badge counts one unread', async () => {
+      const started = await apiCall(host, 'POST', `/spaces/${spaceId}/start`);
+      if (started.status !== 200) throw new Error(JSON.stringify(started));
+      await fan.reload();
+      await waitText(fan, '#notifications-button .badge', '1');
+    });
+    await report.step('the list says it is live, links to it, and opening it marks it read', async () => {
+      await fan.click('#notifications-button');
+      const link = '#notifications li a';
+      await fan.waitForSelector(link, T);
+      const said = await text(fan, link);
+      if (!said.startsWith('Live now') || !said.includes(TITLE)) throw new Error(said);
+      const href = await fan.getAttribute(link, 'href');
+      if (href !== `/spaces/${spaceId}`) throw new Error(href);
+      await fan.waitForSelector('#notifications-button .badge', { ...T, state: 'hidden' });
+      await screenshot(fan, shots, 'notifications-phone');
+      return said;
+    });
+  } finally {
+    await browser.close();
+  }
+}
+
+const SCENARIOS = { main, removal, waiting, audio, edge, transcript, captions, reminders };
 
 const report = new Report(scenario);
 try {

@@ -73,6 +73,21 @@ def test_a_ban_is_told_to_the_banned_speaker_alone(
         assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"
 
 
+def test_the_header_badge_counts_a_reminder_delivered(
+    browser_tools: str, start_server: Callable[..., Server], tones: dict[int, Path]
+) -> None:
+    server = start_server()
+    report = run_scenario(browser_tools, "reminders", server.url, tones[440])
+    assert report["ok"], explain(report)
+    names = checked(report)
+    for expected in (
+        "the header shows no badge before anything happened",
+        "once the host starts the space the badge counts one unread",
+        "the list says it is live, links to it, and opening it marks it read",
+    ):
+        assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"
+
+
 def test_waiting_room_moves_on_by_itself(
     browser_tools: str, start_server: Callable[..., Server], tones: dict[int, Path]
 ) -> None:

@@ -74,7 +74,9 @@ class AccountRoutes:
 
     async def register(self, request: Request) -> Response:
         body = await parse_body(request, RegisterBody)
-        session = await self._accounts.register(body.username, body.password, body.display_name)
+        session = await self._accounts.register(
+            body.username, body.password, body.display_name, body.email
+        )
         return self._session_response(session, 201)
 
     async def login(self, request: Request) -> Response:

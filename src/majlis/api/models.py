@@ -14,6 +14,7 @@ from majlis.types import (
     CaptionsState,
     Language,
     NoticeGround,
+    NotificationKind,
     Participant,
     ReasonCategory,
     SpaceState,
@@ -37,6 +38,11 @@ __all__ = [
     "NoticeBody",
     "NoticeListBody",
     "NoticeQuery",
+    "NotificationBody",
+    "NotificationListBody",
+    "NotificationQuery",
+    "NotificationsReadAnswer",
+    "NotificationsReadBody",
     "ParticipantBody",
     "ReactionBody",
     "RegisterBody",
@@ -59,6 +65,9 @@ class RegisterBody(_Strict):
     username: str = Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_]+$")
     password: str = Field(min_length=8, max_length=256)
     display_name: str | None = Field(default=None, min_length=1, max_length=64)
+    email: str | None = Field(
+        default=None, max_length=254, description="optional: where reminders are mailed"
+    )
 
 
 class CredentialsBody(_Strict):
@@ -172,6 +181,7 @@ class UserBody(BaseModel):
     username: str
     display_name: str
     created_at: float
+    email: str | None = Field(description="where reminders are mailed; null: in the app only")
 
     @classmethod
     def of(cls, user: User) -> UserBody:
@@ -180,6 +190,7 @@ class UserBody(BaseModel):
             username=user.username,
             display_name=user.display_name,
             created_at=user.created_at,
+            email=user.email,
         )
 
 
@@ -401,6 +412,45 @@ class NoticeBody(_OfRecord):
     automated: bool = Field(description="whether the decision was made by a machine")
     appeal: str = Field(description="how to contest it")
     at: float
+
+
+class NotificationQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{1,18}$",
+        description="next_cursor of the previous page (older notifications)",
+    )
+
+
+class NotificationsReadBody(_Strict):
+    up_to: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**63 - 1,
+        description="mark notifications up to this seq read; omitted: all of them",
+    )
+
+
+class NotificationBody(_OfRecord):
+    seq: int = Field(description="its place among your notifications; newer is larger")
+    space_id: str
+    kind: NotificationKind = Field(description="space_started, or space_missed (never held)")
+    title: str = Field(description="the space's title when this was sent")
+    at: float
+    read: bool
+
+
+class NotificationListBody(BaseModel):
+    notifications: list[NotificationBody] = Field(description="newest first")
+    unread: int = Field(description="all your unread notifications: the badge")
+    next_cursor: str | None = Field(description="pass as cursor for older ones; null: no more")
+
+
+class NotificationsReadAnswer(BaseModel):
+    marked: int = Field(description="notifications marked read by this call")
+    unread: int
 
 
 class NoticeListBody(BaseModel):

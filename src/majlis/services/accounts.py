@@ -22,10 +22,14 @@ from majlis.services.tokens import ANON_AUDIENCE, SESSION_AUDIENCE, TokenService
 from majlis.store.base import DuplicateError, Store
 from majlis.types import User
 
-__all__ = ["Accounts", "PasswordHashing", "Session"]
+__all__ = ["Accounts", "PasswordHashing", "Session", "checked_email"]
 
 _T = TypeVar("_T")
 USERNAME = re.compile(r"^[A-Za-z0-9_]{3,32}$")
+# One plain address: a local part and a dotted domain, printable ASCII without the
+# characters that would let it carry a second recipient or a header into a message.
+EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+MAX_EMAIL = 254  # RFC 5321's longest path
 # A real hash of a throwaway password, so a login for an unknown user costs the same time
 # as one for a known user and does not reveal which usernames exist.
 # One lane: a hash is one thread's work, so while it runs the event loop keeps a core (or,
@@ -81,7 +85,13 @@ class Accounts:
         self._clock = clock
         self._session_ttl = session_ttl
 
-    async def register(self, username: str, password: str, display_name: str | None) -> Session:
+    async def register(
+        self,
+        username: str,
+        password: str,
+        display_name: str | None,
+        email: str | None = None,
+    ) -> Session:
         if not USERNAME.match(username):
             raise BadRequest(
                 "username must be 3 to 32 letters, digits or underscores", code="invalid_username"
@@ -89,8 +99,9 @@ class Accounts:
         if not 8 <= len(password) <= 256:
             raise BadRequest("password must be 8 to 256 characters", code="invalid_password")
         name = clean_text(display_name or username, "display_name", 64)
+        address = None if email is None else checked_email(email)
         password_hash = await self._hashing.run(_hasher.hash, password)
-        user = User(secrets.token_hex(8), username, name, self._clock.now(), password_hash)
+        user = User(secrets.token_hex(8), username, name, self._clock.now(), password_hash, address)
         try:
             await self._store.create_user(user)
         except DuplicateError:
@@ -179,3 +190,10 @@ def _verify(stored_hash: str, password: str) -> bool:
         return _hasher.verify(stored_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def checked_email(email: str) -> str:
+    """The address, if it is one plain address reminders can be mailed to."""
+    if len(email) > MAX_EMAIL or EMAIL.fullmatch(email) is None:
+        raise BadRequest("email must be one address like name@example.org", code="invalid_email")
+    return email

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -26,12 +27,15 @@ from majlis.types import (
 
 __all__ = ["Spaces", "start_of"]
 
+log = logging.getLogger(__name__)
+
 MAX_SCHEDULE_AHEAD = 366 * 86400.0
 # What the audit log says when a space ends by itself.
 _END_REASONS: dict[EndReason, str] = {
     "host": "",
     "host_absent": "the host's audio was gone and no co-host could take over",
     "empty_stage": "nobody on stage had audio",
+    "missed": "its host did not start it in time",
 }
 
 # What each state may become, and the reason given when a transition is impossible.
@@ -50,11 +54,14 @@ class Spaces:
         clock: Clock,
         cache_ttl: float,
         ended: Callable[[Space], Awaitable[None]] | None = None,
+        started: Callable[[Space], Awaitable[object]] | None = None,
     ) -> None:
         """ended: told of each space that the host has ended (as it was before ending),
-        after the media has been told; the transcripts queue theirs there."""
+        after the media has been told; the transcripts queue theirs there. started: told of
+        each scheduled space its host has started (as it is now live); reminders go there."""
         self._store = store
         self._ended = ended
+        self._started = started
         self._events = events
         self._clock = clock
         self._space_cache: TtlCache[Space | None] = TtlCache(clock, cache_ttl)
@@ -137,6 +144,31 @@ class Spaces:
         await self._transition(space, SpaceState.LIVE)
         await self.place(start_of(space, self._clock.now()))
         await self._events.emit(space_id, "space_started", "all")
+        live = await self.get(space_id)
+        if self._started is not None:
+            # Only the request whose compare-and-set made the space live gets here.
+            try:
+                await self._started(live)
+            except Exception:
+                # The space is live: its start must not answer 500. Reminders not claimed
+                # stay undelivered, and the missed-spaces sweep delivers them.
+                log.exception("space %s started; its reminders wait for the sweep", space_id)
+        return live
+
+    async def mark_missed(self, space_id: str) -> Space | None:
+        """End a scheduled space its host never started (services/schedule.py): it stays
+        in the state machine's one end state, `ended`, with no `started_at`, and the
+        audit log and the space's event say why. The space as ended, or None when it is
+        no longer scheduled (started or ended meanwhile, or missed by another worker)."""
+        space = await self.get(space_id)
+        if space.state is not SpaceState.SCHEDULED:
+            return None
+        audit = AuditEntry(space.id, None, "end", self._clock.now(), reason=_END_REASONS["missed"])
+        try:
+            await self._transition(space, SpaceState.ENDED, audit)
+        except Conflict:
+            return None
+        await self._events.emit(space.id, "space_ended", "all", reason="missed")
         return await self.get(space_id)
 
     async def end(self, caller: Caller, space_id: str) -> Space:

@@ -16,11 +16,14 @@ from majlis.types import (
     Clip,
     Invite,
     Notice,
+    Notification,
+    NotificationKind,
     Participant,
     Role,
     Space,
     SpaceState,
     SpeakRequest,
+    Subscriber,
     TranscriptJob,
     TranscriptLine,
     TranscriptState,
@@ -300,3 +303,33 @@ class Store(Protocol):
     async def remove_reminder(self, space_id: str, user_id: str) -> bool: ...
 
     async def count_reminders(self, space_id: str) -> int: ...
+
+    # reminders delivered and notifications -------------------------------------------------
+    async def deliver_reminders(
+        self, space_id: str, kind: NotificationKind, title: str, at: float
+    ) -> list[Subscriber]:
+        """Claim the space's reminders not yet delivered (a compare-and-set: two workers
+        never claim the same one) and write each claimed subscriber an in-app notification,
+        in one transaction; answer whom this call claimed."""
+        ...
+
+    async def list_notifications(
+        self, user_id: str, *, before: int | None, limit: int
+    ) -> list[Notification]:
+        """The user's notifications, newest first, those with seq < `before` if given."""
+        ...
+
+    async def count_unread(self, user_id: str) -> int: ...
+
+    async def mark_read(self, user_id: str, up_to: int | None, at: float) -> int:
+        """Mark the user's unread notifications with seq <= `up_to` (all: None) read;
+        answer how many were."""
+        ...
+
+    async def overdue_scheduled(self, before: float, limit: int) -> list[str]:
+        """Ids of scheduled spaces whose time is earlier than `before`, oldest first."""
+        ...
+
+    async def undelivered_live(self, limit: int) -> list[str]:
+        """Ids of live spaces with a reminder not yet delivered."""
+        ...

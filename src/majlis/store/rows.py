@@ -22,16 +22,28 @@ from majlis.store.audit import (
 )
 from majlis.store.base import Row, Tx
 from majlis.store.migrate import migrate
+from majlis.store.notifications import (
+    COUNT_UNREAD,
+    LIST_NOTIFICATIONS,
+    MARK_READ,
+    OVERDUE_SCHEDULED,
+    UNDELIVERED_LIVE,
+    claim_reminders,
+    notification_from_row,
+)
 from majlis.types import (
     AuditEntry,
     Clip,
     Invite,
     Notice,
+    Notification,
+    NotificationKind,
     Participant,
     Role,
     Space,
     SpaceState,
     SpeakRequest,
+    Subscriber,
     TranscriptJob,
     TranscriptLine,
     TranscriptState,
@@ -53,6 +65,7 @@ def user_from_row(r: Row) -> User:
         display_name=r["display_name"],
         created_at=r["created_at"],
         password_hash=r["password_hash"],
+        email=r["email"],
     )
 
 
@@ -136,8 +149,8 @@ def line_from_row(r: Row) -> TranscriptLine:
 
 # SQL --------------------------------------------------------------------------------------
 
-_USER_COLUMNS = "id, username, display_name, created_at, password_hash"
-INSERT_USER = f"INSERT INTO users ({_USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
+_USER_COLUMNS = "id, username, display_name, created_at, password_hash, email"
+INSERT_USER = f"INSERT INTO users ({_USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
 GET_USER = f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1"
 # lower() on both sides matches the unique index on lower(username) in both schemas.
 GET_USER_BY_USERNAME = f"SELECT {_USER_COLUMNS} FROM users WHERE lower(username) = lower($1)"
@@ -324,6 +337,10 @@ def list_spaces_sql(
 
     if state is not None:
         where.append(f"s.state = {param(state.value)}")
+    if state is SpaceState.ENDED:
+        # Ended spaces are listed as replays: one that was never live (missed, or ended
+        # before its start) has none.
+        where.append("s.started_at IS NOT NULL")
     if not include_unlisted:
         where.append(f"s.visibility = {param(Visibility.PUBLIC.value)}")
     if host_id is not None:
@@ -420,6 +437,7 @@ class SqlStore(ABC):
                 user.display_name,
                 user.created_at,
                 user.password_hash,
+                user.email,
             )
 
     async def get_user(self, user_id: str) -> User | None:
@@ -675,6 +693,35 @@ class SqlStore(ABC):
     async def count_reminders(self, space_id: str) -> int:
         row = await self._fetchrow(COUNT_REMINDERS, space_id)
         return 0 if row is None else int(row["n"])
+
+    # reminders delivered and notifications ------------------------------------------------
+    async def deliver_reminders(
+        self, space_id: str, kind: NotificationKind, title: str, at: float
+    ) -> list[Subscriber]:
+        async with self._write() as tx:
+            return await claim_reminders(tx, space_id, kind, title, at)
+
+    async def list_notifications(
+        self, user_id: str, *, before: int | None, limit: int
+    ) -> list[Notification]:
+        cursor = _SEQ_MAX if before is None else before
+        rows = await self._fetch(LIST_NOTIFICATIONS, user_id, cursor, limit)
+        return [notification_from_row(r) for r in rows]
+
+    async def count_unread(self, user_id: str) -> int:
+        row = await self._fetchrow(COUNT_UNREAD, user_id)
+        return 0 if row is None else int(row["n"])
+
+    async def mark_read(self, user_id: str, up_to: int | None, at: float) -> int:
+        async with self._write() as tx:
+            rows = await tx.fetch(MARK_READ, user_id, _SEQ_MAX if up_to is None else up_to, at)
+        return len(rows)
+
+    async def overdue_scheduled(self, before: float, limit: int) -> list[str]:
+        return [str(r["id"]) for r in await self._fetch(OVERDUE_SCHEDULED, before, limit)]
+
+    async def undelivered_live(self, limit: int) -> list[str]:
+        return [str(r["space_id"]) for r in await self._fetch(UNDELIVERED_LIVE, limit)]
 
     # transcripts --------------------------------------------------------------------------
     async def queue_transcript(self, space_id: str, at: float) -> bool:

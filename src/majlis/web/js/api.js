@@ -128,9 +128,10 @@ export function me() {
   return mePromise;
 }
 
-export async function register(username, password, displayName) {
+export async function register(username, password, displayName, email) {
   const body = { username, password };
   if (displayName) body.display_name = displayName;
+  if (email) body.email = email;
   const session = await api.post('/auth/register', body, { retries: 2 });
   mePromise = Promise.resolve(session.user);
   return session;
@@ -212,6 +213,12 @@ export const speaking = {
 
 export const notices = {
   mine: () => api.get('/notices'),
+};
+
+// The badge polls: one try, its next poll is the retry.
+export const notifications = {
+  mine: (limit) => api.get('/notifications', { query: { limit }, retries: 0 }),
+  read: (upTo) => api.post('/notifications/read', upTo ? { up_to: upTo } : {}),
 };
 
 export const listening = {

@@ -179,6 +179,10 @@ export async function renderAccount() {
         'Log out',
       ),
     );
+    // Loaded for people logged in only; a dynamic import also keeps ui.js out of a cycle.
+    import('./notifications.js')
+      .then((module) => module.mountNotifications(nav))
+      .catch(() => undefined);
   } else {
     nav.replaceChildren(
       h('a', { class: 'button small-button', href: `/login${next}` }, 'Log in'),

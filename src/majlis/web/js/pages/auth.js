@@ -25,7 +25,7 @@ async function main() {
     }
     const done = await busy(form.querySelector('button[type=submit]'), async () => {
       if (mode === 'signup') {
-        await register(username, password, $('#display_name').value.trim());
+        await register(username, password, $('#display_name').value.trim(), $('#email').value.trim());
       } else {
         await login(username, password);
       }
