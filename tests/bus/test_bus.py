@@ -247,6 +247,21 @@ async def test_abandoned_tickets_still_consume_slots(bus: Bus) -> None:
     assert await bus.admit("s1", 3, rate=1, burst=1, now=T0 + 3) == Admission(True, 3, 0)
 
 
+async def test_a_line_polled_seldom_still_moves_at_the_rate(bus: Bus) -> None:
+    # Burst 2 at 10/s; 20 wait and everyone polls only once a second: the line must move
+    # 10 a second, not the burst's 2 per poll.
+    for _ in range(2):
+        assert (await bus.admit("s1", None, rate=10, burst=2, now=T0)).admitted
+    tickets = [(await bus.admit("s1", None, rate=10, burst=2, now=T0)).ticket for _ in range(20)]
+    assert tickets == list(range(1, 21))
+    assert await bus.admit("s1", 10, rate=10, burst=2, now=T0 + 1) == Admission(True, 10, 0)
+    assert await bus.admit("s1", 11, rate=10, burst=2, now=T0 + 1) == Admission(False, 11, 1)
+    assert await bus.admit("s1", 20, rate=10, burst=2, now=T0 + 2) == Admission(True, 20, 0)
+    # The line is empty: idle capacity is capped at the burst again.
+    answers = [await bus.admit("s1", None, rate=10, burst=2, now=T0 + 5) for _ in range(3)]
+    assert [a.admitted for a in answers] == [True, True, False]
+
+
 async def test_redis_concurrent_admission_hands_out_unique_tickets() -> None:
     async with redis_buses(2) as workers:
         calls = [workers[n % 2].admit("crowded", None, rate=1, burst=1, now=T0) for n in range(200)]

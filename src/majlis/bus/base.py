@@ -98,8 +98,10 @@ class Bus(Protocol):
 
         Per space the state is: tokens, last refill time, issued (last ticket handed
         out) and served (tickets <= served are admitted). Atomically:
-          1. refill tokens by (now - last) * rate, capped at burst;
-          2. advance served by min(issued - served, floor(tokens)), spending those tokens;
+          1. add (now - last) * rate to tokens;
+          2. advance served by min(issued - served, floor(tokens)), spending those tokens,
+             then cap what is left at burst (so a waiting line moves at the rate however
+             seldom it is polled, and only idle capacity is capped);
           3. ticket None: if issued == served and tokens >= 1, spend one and admit
              (Admission(True, 0, 0)); else issued += 1 and answer
              Admission(False, issued, issued - served).

@@ -81,9 +81,14 @@ def refill_room(room: Room, now: float, rate: float, burst: int) -> Room:
     """Steps 1 and 2 of Bus.admit: refill the bucket, then serve waiting tickets from it."""
     # Workers' clocks disagree a little; never let time run backwards and mint tokens later.
     elapsed = max(0.0, now - room.last)
-    tokens = min(float(burst), room.tokens + elapsed * rate)
-    moved = min(room.issued - room.served, math.floor(tokens + TOKEN_SLACK))
-    return Room(tokens - moved, max(room.last, now), room.issued, room.served + moved)
+    accrued = room.tokens + elapsed * rate
+    # The line is served from everything accrued since the last call, and only what is
+    # left is capped at the burst: capping first would lose the slots of every interval
+    # in which nobody asked, and a line polled every half second would move at burst per
+    # poll instead of at the rate.
+    moved = min(room.issued - room.served, math.floor(accrued + TOKEN_SLACK))
+    tokens = min(float(burst), accrued - moved)
+    return Room(tokens, max(room.last, now), room.issued, room.served + moved)
 
 
 def answer_ticket(room: Room, ticket: int | None) -> tuple[Room, Admission]:

@@ -83,11 +83,11 @@ local last = tonumber(s[2]) or now
 local issued = tonumber(s[3]) or 0
 local served = tonumber(s[4]) or 0
 
-tokens = math.min(burst, tokens + math.max(0, now - last) * rate)
+local accrued = tokens + math.max(0, now - last) * rate
 last = math.max(last, now)
-local moved = math.min(issued - served, math.floor(tokens + slack))
+local moved = math.min(issued - served, math.floor(accrued + slack))
 served = served + moved
-tokens = tokens - moved
+tokens = math.min(burst, accrued - moved)
 
 local answer
 if ARGV[4] == '' then
