@@ -32,13 +32,14 @@ ALLOWED: dict[str, frozenset[str]] = {
     "serving": frozenset(),
     # The contract between the planes: typed media commands and the MediaPlane interface.
     "plane": frozenset({"types", "errors"}),
+    "offers": frozenset({"errors"}),
     "store": LEAVES,
     "bus": LEAVES,
     "segments": LEAVES,
-    "services": LEAVES | {"store", "bus", "plane"},
+    "services": LEAVES | {"store", "bus", "plane", "offers"},
     "api": LEAVES | {"services", "store", "bus", "plane"},
     # The media plane talks to the control plane only through the bus and HTTP.
-    "media": LEAVES | {"bus", "segments", "plane"},
+    "media": LEAVES | {"bus", "segments", "plane", "offers"},
     "edge": LEAVES,
     # The control plane's side of a cluster: finds nodes on the bus, talks HTTP to them.
     "cluster": LEAVES | {"bus", "plane"},

@@ -110,3 +110,28 @@ async def test_a_logged_out_token_is_refused_before_its_request_is_read(tmp_path
             )
             assert_error(answer, 401, "token_revoked")
         assert not [key for key in lookups if key.startswith("revoked:")], lookups
+
+
+BAD_OFFERS = {
+    "not_sdp": "0",
+    "no_audio": "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n",
+    "plain_rtp": (
+        "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+        "m=audio 9 RTP/AVP 111\r\nc=IN IP4 127.0.0.1\r\na=rtpmap:111 opus/48000/2\r\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_OFFERS))
+async def test_a_bad_offer_is_refused_before_the_media_plane(kind: str, tmp_path: Path) -> None:
+    """This harness runs no media node at all, so an offer that reached the media plane
+    would be answered 503: a 400 with the reason shows the control plane refused it first,
+    however busy a node may be."""
+    async with running_harness(tmp_path) as h:
+        assert h.services.media is None
+        host = await h.account("host")
+        space = await h.create_space(host)
+        answer = await h.call(
+            "POST", f"/spaces/{space['id']}/rtc/offer", host, json={"sdp": BAD_OFFERS[kind]}
+        )
+    assert "SDP offer" in assert_error(answer, 400)["reason"]

@@ -4,6 +4,7 @@ media plane that runs the space (in a thread, a child process or another machine
 from __future__ import annotations
 
 from majlis.errors import Conflict, Forbidden, Overloaded
+from majlis.offers import validate_offer
 from majlis.plane import MediaPlane
 from majlis.services.auth import Caller
 from majlis.services.spaces import Spaces
@@ -21,6 +22,9 @@ class Rtc:
 
     async def offer(self, caller: Caller, space_id: str, sdp: str) -> str:
         user_id = caller.require_user()
+        # Checked here, before any lookup or the media node: a malformed offer is refused
+        # in microseconds even while the node is busy starting spaces.
+        validate_offer(sdp)
         space = await self._spaces.get(space_id)
         if space.state is not SpaceState.LIVE:
             raise Conflict(f"the space is {space.state}, not live", code="not_live")

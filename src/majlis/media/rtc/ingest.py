@@ -1,11 +1,12 @@
 """WebRTC ingest: one aiortc RTCPeerConnection per speaker, on the media loop.
 
-The speaker's offer is checked before aiortc sees it, so a bad offer gets a clear 400 reason
-(and anything aiortc still rejects becomes a 400 too, never a 500). The answer sends the
-speaker their mix-minus and feeds their audio into the space's mixer. Closing a peer takes the
-speaker out of the mix at once; a new offer from the same speaker replaces the old peer.
-A speaker's offer may open the control channel (media/rtc/control.py), over which a node
-handing its space over asks its speakers to move, and hears that they did.
+The speaker's offer is checked (majlis/offers.py) before aiortc sees it, so a bad offer gets
+a clear 400 reason (and anything aiortc still rejects becomes a 400 too, never a 500). The
+answer sends the speaker their mix-minus and feeds their audio into the space's mixer.
+Closing a peer takes the speaker out of the mix at once; a new offer from the same speaker
+replaces the old peer. A speaker's offer may open the control channel
+(media/rtc/control.py), over which a node handing its space over asks its speakers to move,
+and hears that they did.
 
 aiortc's own audio receive buffer (capacity 16, prefetch 4, at most one frame out per packet
 in) stalls for ~240 ms at the first lost packet and from then on keeps the stream ~300 ms late,
@@ -41,32 +42,26 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
-from aiortc.sdp import MediaDescription, SessionDescription
 
 from majlis.errors import BadRequest
 from majlis.media.formats.opus import PTIME_MS, OpusDecoder, OpusError, RtpTimeline
 from majlis.media.mixing.mixer import Mixer, MixerInput
 from majlis.media.mixing.mixminus import MixMinusTrack
 from majlis.media.rtc.control import CONTROL_LABEL, encode_control, parse_control
+from majlis.offers import validate_offer
 
 __all__ = [
-    "MAX_OFFER_BYTES",
     "Ingest",
     "ReorderWindow",
     "SpeakerPeer",
     "sdp_ptime",
     "use_reorder_window",
-    "validate_offer",
     "with_ptime",
 ]
 
 log = logging.getLogger(__name__)
 
-MAX_OFFER_BYTES = 64 * 1024
 CONNECT_TIMEOUT = 30.0
-_SENDING_DIRECTIONS = ("sendrecv", "sendonly")
-SECURE_PROFILE = "UDP/TLS/RTP/SAVPF"
-_FINGERPRINT_HASHES = frozenset({"sha-1", "sha-224", "sha-256", "sha-384", "sha-512"})
 
 # (RTP timestamp, Opus payload) of each packet, in sequence order
 Deliver = Callable[[int, bytes], None]
@@ -90,49 +85,6 @@ def with_ptime(sdp: str, ptime_ms: int = PTIME_MS) -> str:
         return sdp
     newline = "\r\n" if "\r\n" in sdp else "\n"
     return _OPUS_RTPMAP.sub(lambda m: f"{m.group(0)}a=ptime:{ptime_ms}{newline}", sdp, count=1)
-
-
-def validate_offer(sdp: str) -> None:
-    """Raise BadRequest unless `sdp` is an offer a speaker can send audio with."""
-    if not isinstance(sdp, str) or not sdp.strip():
-        raise BadRequest("the SDP offer is empty")
-    if len(sdp.encode("utf-8", "replace")) > MAX_OFFER_BYTES:
-        raise BadRequest(f"the SDP offer is larger than {MAX_OFFER_BYTES} bytes")
-    if not sdp.lstrip().startswith("v=0"):
-        raise BadRequest("the SDP offer is not parseable: it must start with v=0")
-    try:
-        description = SessionDescription.parse(sdp)
-    except Exception as exc:  # aiortc's parser fails with asserts, ValueErrors, IndexErrors…
-        raise BadRequest(f"the SDP offer is not parseable: {exc!r}") from exc
-    media_kinds = [media.kind for media in description.media]
-    if "video" in media_kinds:
-        raise BadRequest("the SDP offer has video: spaces are audio only")
-    audio = [media for media in description.media if media.kind == "audio"]
-    if not audio:
-        raise BadRequest("the SDP offer has no audio m-line")
-    if len(audio) > 1:
-        raise BadRequest(f"the SDP offer has {len(audio)} audio m-lines: a speaker sends one")
-    _check_secure(audio[0])
-    if not any(codec.name.lower() == "opus" for codec in audio[0].rtp.codecs):
-        raise BadRequest("the SDP offer's audio does not offer the Opus codec")
-    if (audio[0].direction or "sendrecv") not in _SENDING_DIRECTIONS:
-        raise BadRequest(f"the SDP offer's audio is {audio[0].direction}: a speaker must send")
-
-
-def _check_secure(media: MediaDescription) -> None:
-    """DTLS-SRTP only: plain RTP would carry a speaker's voice readable by anyone on the
-    path, and an offer without a fingerprint cannot be authenticated."""
-    if media.profile.upper() != SECURE_PROFILE:
-        raise BadRequest(
-            f"the SDP offer's audio uses {media.profile[:40]!r}: only DTLS-SRTP "
-            f"({SECURE_PROFILE}) is accepted"
-        )
-    fingerprints = media.dtls.fingerprints if media.dtls is not None else []
-    if not any(f.algorithm.lower() in _FINGERPRINT_HASHES for f in fingerprints):
-        raise BadRequest("the SDP offer has no DTLS fingerprint (a=fingerprint) with a known hash")
-    ice = media.ice
-    if ice is None or not ice.usernameFragment or not ice.password:
-        raise BadRequest("the SDP offer has no ICE credentials (a=ice-ufrag and a=ice-pwd)")
 
 
 class ReorderWindow:

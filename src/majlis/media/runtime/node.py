@@ -32,10 +32,11 @@ from majlis.media.recording.storage import (
     StorageSettings,
     open_object_store,
 )
-from majlis.media.rtc.ingest import Ingest, validate_offer
+from majlis.media.rtc.ingest import Ingest
 from majlis.media.runtime.captioning import CaptionModels, SpaceCaptions
 from majlis.media.runtime.held import HeldMix
 from majlis.media.runtime.loop import MediaLoop
+from majlis.offers import validate_offer
 from majlis.plane import (
     Captions,
     CaptionsSink,
