@@ -231,12 +231,12 @@ class Harness:
 async def running_harness(
     data_dir: Path, *, lag: LoopLag | None = None, **flags: object
 ) -> AsyncIterator[Harness]:
-    """The app with its lifespan running; `flags` override config keys; `lag`, if given,
-    stands in for the event loop's measured delay."""
-    config = load_config(
-        environ={},
-        flags={"data_dir": data_dir, "secret_key": SECRET, **RELAXED_LIMITS, **flags},
-    )
+    """The app with its lifespan running; `flags` override config keys (`media=True` for
+    a media worker); `lag`, if given, stands in for the event loop's measured delay."""
+    # No media worker unless asked for: spawning one costs each test about half a second,
+    # and most test the control plane alone.
+    defaults = {"data_dir": data_dir, "secret_key": SECRET, "media": False}
+    config = load_config(environ={}, flags={**defaults, **RELAXED_LIMITS, **flags})
     clock = OffsetClock()
     services = build_services(config, clock, lag)
     app = build_app(services)

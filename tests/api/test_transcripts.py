@@ -63,7 +63,7 @@ def test_a_caption_model_that_is_not_there_stops_the_program(tmp_path: Path) -> 
 
 
 async def test_with_a_model_an_ended_space_gets_its_transcript(tmp_path: Path) -> None:
-    async with running_harness(tmp_path, caption_model=MODEL_PACKAGE) as harness:
+    async with running_harness(tmp_path, media=True, caption_model=MODEL_PACKAGE) as harness:
         host = await harness.account("host")
         space = await harness.create_space(host, "Quiet")
         path = f"/spaces/{space['id']}/transcript"
