@@ -216,7 +216,7 @@ def _speak(args: argparse.Namespace) -> int:
 
 
 def _listen(args: argparse.Namespace) -> int:
-    from majlis.client.listen import CaptionsUnavailable, ListenOptions, listen
+    from majlis.client.listen import CaptionsUnavailable, ListenOptions, NoAudioYet, listen
 
     options = ListenOptions(
         server=args.server,
@@ -229,7 +229,7 @@ def _listen(args: argparse.Namespace) -> int:
     )
     try:
         return asyncio.run(listen(options))
-    except CaptionsUnavailable as refused:
+    except (CaptionsUnavailable, NoAudioYet) as refused:
         raise CliError(str(refused)) from None
 
 

@@ -26,10 +26,18 @@ from majlis.client.captions import CaptionFollower, CaptionsUnavailable, check_c
 from majlis.client.relay import TokenRelay
 from majlis.client.retry import RetryBudget, retry_delay
 
-__all__ = ["CaptionsUnavailable", "ListenOptions", "heartbeat", "listen"]
+__all__ = ["CaptionsUnavailable", "ListenOptions", "NoAudioYet", "heartbeat", "listen"]
 
 HEARTBEAT_SECONDS = 15.0
 HEARTBEAT_RETRY_BASE_S = 1.0
+# A live space's first segment takes a segment's length after its start; a space whose
+# media node is being started or moved takes longer.
+FIRST_AUDIO_PATIENCE_S = 30.0
+FIRST_AUDIO_POLL_S = 0.5
+
+
+class NoAudioYet(Exception):
+    """The space's playlist listed no audio within the patience given."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,39 @@ def decode_to_wav(url: str, out: Path, duration: float | None, stop: threading.E
             if stop.is_set() or (limit is not None and written >= limit):
                 break
     return written / 48000
+
+
+async def wait_for_audio(
+    url: str,
+    *,
+    patience: float = FIRST_AUDIO_PATIENCE_S,
+    poll: float = FIRST_AUDIO_POLL_S,
+    http: httpx.AsyncClient | None = None,
+) -> None:
+    """Return once the playlist at `url` lists a whole segment.
+
+    FFmpeg opens a live playlist that lists none yet (a space's first seconds) as a
+    container without streams, and PyAV then fails with an IndexError; ffplay gives up the
+    same way. Raises NoAudioYet after `patience` seconds."""
+    deadline = time.monotonic() + patience
+    async with contextlib.AsyncExitStack() as stack:
+        client = http or await stack.enter_async_context(httpx.AsyncClient(timeout=10))
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                answer = await client.get(url)
+                if answer.status_code == 200 and _lists_a_segment(answer.text):
+                    return
+            if time.monotonic() + poll > deadline:
+                raise NoAudioYet(
+                    f"the space has had no audio for {patience:.0f} s; try again later"
+                )
+            await asyncio.sleep(poll)
+
+
+def _lists_a_segment(playlist: str) -> bool:
+    """A URI line: a segment, or a variant of a multivariant playlist (whose own
+    segments FFmpeg waits for itself)."""
+    return any(line.strip() and not line.startswith("#") for line in playlist.splitlines())
 
 
 async def heartbeat(
@@ -173,6 +214,7 @@ async def listen(options: ListenOptions) -> int:
                 captions = asyncio.create_task(_follow(follower))
         stop = threading.Event()
         try:
+            await wait_for_audio(url)
             if options.out is not None:
                 seconds = await asyncio.to_thread(
                     decode_to_wav, url, options.out, options.duration, stop
