@@ -108,7 +108,9 @@ async def wait_for_audio(
     same way. Raises NoAudioYet after `patience` seconds."""
     deadline = time.monotonic() + patience
     async with contextlib.AsyncExitStack() as stack:
-        client = http or await stack.enter_async_context(httpx.AsyncClient(timeout=10))
+        client = http
+        if client is None:
+            client = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
         while True:
             with contextlib.suppress(httpx.TransportError):
                 answer = await client.get(url)
