@@ -13,13 +13,13 @@ from majlis.config import ConfigError, load_config
 
 def test_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
     file = tmp_path / "majlis.toml"
-    file.write_text('port = 9000\nhost = "0.0.0.0"\nadmission_rate = 5.5\ndev = true\n')
+    file.write_text('port = 9000\nhost = "0.0.0.0"\nadmission_rate = 5.5\nmedia = false\n')
     config = load_config(file, environ={"MAJLIS_PORT": "9001"}, flags={"host": "127.0.0.2"})
-    assert (config.port, config.host, config.admission_rate, config.dev) == (
+    assert (config.port, config.host, config.admission_rate, config.media) == (
         9001,
         "127.0.0.2",
         5.5,
-        True,
+        False,
     )
     assert load_config(environ={}).port == 8080
 
@@ -32,7 +32,7 @@ def test_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
         ({"MAJLIS_PORT": "70000"}, "'port'"),
         ({"MAJLIS_ADMISSION_RATE": "0"}, "'admission_rate'"),
         ({"MAJLIS_ADMISSION_BURST": "2.5"}, "'admission_burst'"),
-        ({"MAJLIS_DEV": "maybe"}, "'dev'"),
+        ({"MAJLIS_MEDIA": "maybe"}, "'media'"),
         ({"MAJLIS_BUS_URL": "kafka://x"}, "'bus_url'"),
         ({"MAJLIS_PART_SECONDS": "1.5", "MAJLIS_SEGMENT_SECONDS": "2"}, "'segment_seconds'"),
         ({"MAJLIS_STORAGE_URL": "https://bucket/x"}, "'storage_url'"),

@@ -270,18 +270,21 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
     parser.add_argument(
-        "--dev",
-        action="store_true",
-        default=None,
-        help="development mode: session cookies over plain HTTP",
-    )
-    parser.add_argument(
         "--verbose", action="store_true", help="debug logs (SQL, RTP, ICE, every library)"
     )
 
 
 def _password(args: argparse.Namespace) -> str:
-    return args.password or os.environ.get("MAJLIS_PASSWORD") or getpass.getpass("password: ")
+    given = args.password or os.environ.get("MAJLIS_PASSWORD")
+    if given:
+        return given
+    if not sys.stdin.isatty():
+        # getpass would fall back to reading stdin, and fail with a traceback at its end.
+        raise CliError("no password: give --password or MAJLIS_PASSWORD, or run in a terminal")
+    try:
+        return getpass.getpass("password: ")
+    except EOFError:
+        raise CliError("no password given") from None
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -290,7 +293,7 @@ def _serve(args: argparse.Namespace) -> int:
     from majlis.app import build_app, build_node_app, build_services
     from majlis.serving import Server
 
-    config = _load(args, host=args.host, port=args.port, dev=args.dev)
+    config = _load(args, host=args.host, port=args.port)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -302,7 +305,14 @@ def _serve(args: argparse.Namespace) -> int:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((config.host, config.port))
+    try:
+        sock.bind((config.host, config.port))
+    except OSError as exc:
+        sock.close()
+        raise CliError(
+            f"cannot listen on {config.host}:{config.port}: {exc.strerror} "
+            "(another Majlis running? pick a port with --port)"
+        ) from None
     # Listening before the line below is printed: connections made as soon as a script
     # reads it wait in the backlog instead of being refused.
     sock.listen(2048)
@@ -314,7 +324,6 @@ def _serve(args: argparse.Namespace) -> int:
                 "data_dir": config.data_dir,
                 "host": config.host,
                 "port": port,
-                "dev": config.dev,
             },
         )
     asyncio.run(_check_backends(config, sql=args.command == "serve"))

@@ -132,7 +132,6 @@ class Config:
     database_url: str = _key("", doc="sqlite:///path or postgresql://...; default SQLite")
     bus_url: str = _key("memory://", _url("memory", "redis"), "memory:// or redis://host/db")
     secret_key: str = _key("", doc="HMAC key for tokens; default: generated in data_dir")
-    dev: bool = _key(False, doc="development mode: verbose logs, relaxed cookie security")
     media: bool = _key(
         True,
         doc="run a media node inside this server (with a shared bus it joins the cluster; "
