@@ -107,7 +107,13 @@ def openapi(endpoints: Sequence[Endpoint], title: str, version: str) -> dict[str
     schemas.update(schemas_out)
     return {
         "openapi": "3.1.0",
-        "info": {"title": title, "version": version},
+        "info": {
+            "title": title,
+            "version": version,
+            # The event socket and /hls are not request and response: described in prose.
+            "description": "The event socket (WebSocket) and the /hls listening paths are "
+            "described in docs/api.md of the Majlis repository.",
+        },
         "paths": paths,
         "components": {
             "schemas": schemas,
@@ -151,7 +157,9 @@ def _parameters(endpoint: Endpoint, schemas: dict[str, Any]) -> list[dict[str, A
         for name in _PATH_PARAM.findall(endpoint.path)
     ]
     if endpoint.query is not None:
-        schema = endpoint.query.model_json_schema()
+        # Enums and nested models go to components like a body's, not to a $defs the
+        # parameter's $ref could not reach.
+        schema = _schema(endpoint.query, schemas)
         required = set(schema.get("required", []))
         for prop, prop_schema in schema.get("properties", {}).items():
             prop_schema = {k: v for k, v in prop_schema.items() if k != "title"}
