@@ -23,6 +23,7 @@ from starlette.types import ASGIApp
 
 from majlis import __version__
 from majlis.api.accounts import AccountRoutes
+from majlis.api.audience import AudienceRoutes
 from majlis.api.audit import AuditRoutes
 from majlis.api.client_address import ClientAddress, TrustedProxies
 from majlis.api.clips import ClipRoutes
@@ -60,6 +61,7 @@ from majlis.media.runtime.process import MediaProcess
 from majlis.plane import MediaPlane, NodeInfo, Sample, follow_commands
 from majlis.services.accounts import Accounts, PasswordHashing
 from majlis.services.admission import AdmissionControl, AdmissionSettings
+from majlis.services.audience import Audience
 from majlis.services.audit import AuditLog
 from majlis.services.auth import Authenticator
 from majlis.services.clips import ClipPolicy, Clips
@@ -134,6 +136,7 @@ class Services:
     reminders: Reminders  # delivered when a scheduled space starts or is missed
     notifications: Notifications
     missed: MissedSpaces | None  # None: missed_after_s is 0, never marked
+    audience: Audience  # listeners over time; samples only when audience_sample_s > 0
 
 
 @dataclass(frozen=True)
@@ -258,6 +261,15 @@ def build_services(
         continuity=None if media is None else _continuity(config, store, bus, spaces, roles, clock),
         reminders=reminders,
         notifications=Notifications(store, clock),
+        audience=Audience(
+            store,
+            bus,
+            spaces,
+            clock,
+            every_s=config.audience_sample_s,
+            presence_window=config.presence_window,
+            worker_id=_node_id(config),
+        ),
         missed=None
         if config.missed_after_s == 0
         else MissedSpaces(
@@ -377,6 +389,7 @@ def api_endpoints(s: Services) -> list[Endpoint]:
         *NoticeRoutes(s.notices, s.auth).endpoints(),
         *NotificationRoutes(s.notifications, s.auth).endpoints(),
         *ListenerRoutes(s.listeners, s.auth).endpoints(),
+        *AudienceRoutes(s.audience).endpoints(),
         *RtcRoutes(s.rtc, s.auth).endpoints(),
         *ClipRoutes(s.clips, s.auth, public_url, s.transcripts).endpoints(),
         *TranscriptRoutes(s.transcripts).endpoints(),
@@ -483,6 +496,11 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         attending = None if continuity is None else asyncio.create_task(continuity.run())
         missed = services.missed
         sweeping = None if missed is None else asyncio.create_task(missed.run())
+        sampling = (
+            asyncio.create_task(services.audience.run())
+            if services.config.audience_sample_s > 0
+            else None
+        )
         try:
             async with _media_running(services):
                 yield
@@ -495,6 +513,8 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
                 attending.cancel()
             if sweeping is not None:
                 sweeping.cancel()
+            if sampling is not None:
+                sampling.cancel()
             await services.reminders.close()
             if services.replay_transcriber is not None:
                 await services.replay_transcriber.aclose()

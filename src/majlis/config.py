@@ -198,6 +198,12 @@ class Config:
         _non_negative,
         "shed writes (503) while the event loop's standing delay exceeds this; 0: never",
     )
+    audience_sample_s: float = _key(
+        10.0,
+        _non_negative,
+        "seconds between samples of each live space's listeners and reactions (the replay's "
+        "audience curve, and the peak); 0: none",
+    )
     host_absence_s: float = _key(
         60.0,
         _non_negative,

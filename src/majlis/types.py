@@ -11,6 +11,7 @@ __all__ = [
     "LANGUAGES",
     "LEVEL_PREFIX",
     "MEDIA_CHANNEL",
+    "AudienceSample",
     "AuditAction",
     "AuditEntry",
     "BusMessage",
@@ -261,6 +262,16 @@ EndReason = Literal["host", "host_absent", "empty_stage", "missed"]
 
 # What an in-app notification says happened to a space someone asked to be reminded of.
 NotificationKind = Literal["space_started", "space_missed"]
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceSample:
+    """A live space's audience at one moment: listeners counted by presence, and every
+    reaction sent so far (a running total: the difference between samples is the rate)."""
+
+    at: float
+    listeners: int
+    reactions: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -359,6 +359,20 @@ async function main(report) {
       return `duration ${await text(host, '#duration')}, player: ${await text(host, '#player-detail')}`;
     });
 
+    await report.step('replay page draws the audience: listeners over time', async () => {
+      await host.waitForSelector('#audience-card:not([hidden]) svg.audience-chart polyline', T);
+      const drawn = await host.evaluate(() => {
+        const points = document.querySelector('#audience-chart polyline').getAttribute('points').trim().split(/\s+/);
+        const heights = points.map((p) => Number(p.split(',')[1]));
+        return { points: points.length, top: document.querySelector('#audience-chart .tick').textContent, lowest: Math.max(...heights), highest: Math.min(...heights) };
+      });
+      // The listener was there for part of the space: the line is not flat, and the scale's top is the peak.
+      if (drawn.points < 2 || drawn.highest >= drawn.lowest) throw new Error(`a flat or empty curve: ${JSON.stringify(drawn)}`);
+      if (Number(drawn.top) < 1) throw new Error(`the scale tops at ${drawn.top}`);
+      await host.locator('#audience-chart svg').screenshot({ path: `${shots}/replay-audience.png` });
+      return `${drawn.points} samples, peak ${drawn.top}`;
+    });
+
     await report.step('with captions off the replay page shows no transcript section', async () => {
       await host.waitForSelector('#transcript-card[data-state="off"][hidden]', { state: 'attached', ...T });
       if (await host.isVisible('#alert')) throw new Error(`alert: ${await text(host, '#alert')}`);

@@ -35,7 +35,8 @@ def checked(report: dict[str, object]) -> dict[str, bool]:
 def test_host_and_listener_flow(
     browser_tools: str, start_server: Callable[..., Server], tones: dict[int, Path]
 ) -> None:
-    server = start_server()
+    # An audience sample a second, so that this short space has a curve to draw.
+    server = start_server(MAJLIS_AUDIENCE_SAMPLE_S="1")
     report = run_scenario(browser_tools, "main", server.url, tones[440])
     assert report["ok"], explain(report)
     names = checked(report)
@@ -51,6 +52,7 @@ def test_host_and_listener_flow(
         "host demotes; listener is back in the audience, listening",
         "host ends the space after confirming",
         "replay page renders: title, peak listeners, download, player",
+        "replay page draws the audience: listeners over time",
         "with captions off the replay page shows no transcript section",
     ):
         assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"

@@ -25,6 +25,8 @@ from majlis.types import (
 
 __all__ = [
     "AdmittedBody",
+    "AudienceBody",
+    "AudienceSampleBody",
     "AuditEntryBody",
     "AuditPageBody",
     "AuditQuery",
@@ -431,6 +433,19 @@ class NotificationsReadBody(_Strict):
         le=2**63 - 1,
         description="mark notifications up to this seq read; omitted: all of them",
     )
+
+
+class AudienceSampleBody(_OfRecord):
+    at: float = Field(description="Unix seconds")
+    listeners: int = Field(description="listeners counted at that moment")
+    reactions: int = Field(description="every reaction sent so far: a running total")
+
+
+class AudienceBody(BaseModel):
+    space_id: str
+    every_s: float = Field(description="seconds between samples; 0: this server takes none")
+    peak_listeners: int
+    samples: list[AudienceSampleBody] = Field(description="oldest first, one per interval")
 
 
 class NotificationBody(_OfRecord):

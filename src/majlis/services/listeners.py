@@ -32,7 +32,7 @@ from majlis.types import (
     level_key,
 )
 
-__all__ = ["REACTIONS", "Admitted", "ListenerPolicy", "Listeners", "Queued"]
+__all__ = ["REACTIONS", "Admitted", "ListenerPolicy", "Listeners", "Queued", "reactions_key"]
 
 REACTIONS = ("👏", "❤️", "😂", "🔥", "💯", "🙏", "👍", "😮")
 TICKET_TTL = 3600.0
@@ -149,8 +149,8 @@ class Listeners:
         )
         if wait > 0:
             raise RateLimited("too many reactions; slow down", int(wait * 1000) + 1)
-        await self._bus.incr_tally(f"reactions:{space_id}", emoji)
-        return await self._bus.get_tally(f"reactions:{space_id}")
+        await self._bus.incr_tally(reactions_key(space_id), emoji)
+        return await self._bus.get_tally(reactions_key(space_id))
 
     async def listener_count(self, space_id: str) -> int:
         return await self._bus.count_presence(
@@ -224,7 +224,7 @@ class Listeners:
             "speakers": speakers,
             "listener_count": count,
             "peak_listeners": max(count, space.peak_listeners),
-            "reactions": await self._bus.get_tally(f"reactions:{space_id}"),
+            "reactions": await self._bus.get_tally(reactions_key(space_id)),
             "captions": captions.state,
             "captions_reason": captions.reason,
             "caption_lines": await self._caption_lines(space),
@@ -246,6 +246,11 @@ class Listeners:
         if space.state is not SpaceState.LIVE or self._captions(space).state != "on":
             return []
         return _parse_lines(await self._bus.get_value(caption_lines_key(space.id)))
+
+
+def reactions_key(space_id: str) -> str:
+    """The bus tally of a space's reactions, by emoji."""
+    return f"reactions:{space_id}"
 
 
 def _parse_lines(raw: str | None) -> list[dict[str, object]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from majlis.types import (
+    AudienceSample,
     AuditEntry,
     Clip,
     Invite,
@@ -332,4 +333,14 @@ class Store(Protocol):
 
     async def undelivered_live(self, limit: int) -> list[str]:
         """Ids of live spaces with a reminder not yet delivered."""
+        ...
+
+    # the audience over time ----------------------------------------------------------------
+    async def add_audience_sample(self, space_id: str, sample: AudienceSample) -> None:
+        """Keep the sample (a second one at the same time is ignored) and raise the
+        space's peak_listeners to it, in one transaction."""
+        ...
+
+    async def list_audience(self, space_id: str, limit: int) -> list[AudienceSample]:
+        """The space's samples, oldest first, at most `limit` (the first ones)."""
         ...

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager
 from typing import cast
 
+from majlis.store.audience import INSERT_SAMPLE, LIST_SAMPLES, sample_from_row
 from majlis.store.audit import (
     LIST_AUDIT,
     LIST_NOTICES,
@@ -32,6 +33,7 @@ from majlis.store.notifications import (
     notification_from_row,
 )
 from majlis.types import (
+    AudienceSample,
     AuditEntry,
     Clip,
     Invite,
@@ -722,6 +724,15 @@ class SqlStore(ABC):
 
     async def undelivered_live(self, limit: int) -> list[str]:
         return [str(r["space_id"]) for r in await self._fetch(UNDELIVERED_LIVE, limit)]
+
+    # the audience over time ----------------------------------------------------------------
+    async def add_audience_sample(self, space_id: str, sample: AudienceSample) -> None:
+        async with self._write() as tx:
+            await tx.execute(INSERT_SAMPLE, space_id, sample.at, sample.listeners, sample.reactions)
+            await tx.execute(RAISE_PEAK, space_id, sample.listeners)
+
+    async def list_audience(self, space_id: str, limit: int) -> list[AudienceSample]:
+        return [sample_from_row(r) for r in await self._fetch(LIST_SAMPLES, space_id, limit)]
 
     # transcripts --------------------------------------------------------------------------
     async def queue_transcript(self, space_id: str, at: float) -> bool:

@@ -1,9 +1,11 @@
 // The replay of an ended space: the whole recording as one file (seekable everywhere), or
 // its HLS playlist when the file is not there; seek, ±15 s, download, length, peak listeners.
+// Its audience over time (listeners and reactions), drawn under the player.
 // Its transcript, when the server makes them: each line plays the recording from where it
 // starts, and the line being heard is marked as playback moves (aria-current).
 
 import { api, spaces } from '../api.js';
+import { audienceChart, audiencePoints } from '../audience.js';
 import { Player } from '../player.js';
 import { renderSpace } from '../spacehead.js';
 import {
@@ -192,6 +194,22 @@ async function loadTranscript() {
 
 const pollTranscript = () => loadTranscript().catch(showError);
 
+// Audience ------------------------------------------------------------------------------
+
+async function loadAudience(space) {
+  let curve;
+  try {
+    curve = await api.get(`/spaces/${encodeURIComponent(spaceId)}/audience`, { retries: 1 });
+  } catch {
+    return; // the chart is extra: the replay plays without it
+  }
+  setText('#peak-count', formatCount(curve.peak_listeners));
+  const chart = audienceChart(audiencePoints(curve.samples, space.started_at || 0), { onSeek: playFrom });
+  if (!chart) return;
+  $('#audience-chart').replaceChildren(chart);
+  show('#audience-card', true);
+}
+
 async function main() {
   if (!spaceId) return;
   await renderAccount();
@@ -225,6 +243,7 @@ async function main() {
   bindControls();
   load();
   pollTranscript();
+  loadAudience(space).catch(showError);
 }
 
 main().catch(showError);

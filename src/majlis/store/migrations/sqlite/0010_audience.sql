@@ -1,0 +1,10 @@
+-- The audience over time, sqlite dialect. Keep in step with the other dialect.
+-- (0008 and 0009 are moderation and hosts' controls.)
+
+CREATE TABLE audience_samples (
+    space_id  TEXT NOT NULL REFERENCES spaces (id) ON DELETE CASCADE,
+    at        REAL NOT NULL,
+    listeners INTEGER NOT NULL,
+    reactions INTEGER NOT NULL,  -- every reaction so far: a running total
+    PRIMARY KEY (space_id, at)
+);
