@@ -96,6 +96,28 @@ async function main(report) {
       return text(anon, '#alert');
     });
 
+    await report.step('a first tap on log in counts while the page still asks who is signed in', async () => {
+      // /auth/me held back 4 s: the form must work before it answers.
+      let release;
+      const held = new Promise((resolve) => { release = resolve; });
+      const hold = async (route) => { await held; await route.continue().catch(() => {}); };
+      await anon.route('**/api/v1/auth/me', hold);
+      try {
+        await anon.goto(`${base}/login`, { waitUntil: 'domcontentloaded' });
+        await anon.waitForSelector('#auth-form button[type=submit]:not([disabled])', { timeout: 5000 });
+        await anon.fill('#username', 'nobody_here');
+        await anon.fill('#password', 'wrong password');
+        const started = Date.now();
+        await anon.click('button[type=submit]');
+        await anon.waitForSelector('#alert:not([hidden])', { timeout: 3000 });
+        if (anon.url().includes('password')) throw new Error(`the password went into the URL: ${anon.url()}`);
+        return `answered in ${Date.now() - started} ms: ${await text(anon, '#alert')}`;
+      } finally {
+        release();
+        await anon.unroute('**/api/v1/auth/me', hold);
+      }
+    });
+
     const hostUser = await report.step('host signs up', () => signUp(host, base, 'sara_host', 'سارة'));
     report.notes.host = hostUser.id;
 

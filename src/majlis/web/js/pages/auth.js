@@ -1,4 +1,5 @@
-// Sign up and log in (one module; the form's data-mode says which).
+// Sign up and log in (one module; the form's data-mode says which). The submit handler is
+// bound before anything is fetched, so the first tap counts however slow the server is.
 
 import { login, register } from '../api.js';
 import { $, busy, param, renderAccount, safeNext, showError } from '../ui.js';
@@ -9,11 +10,6 @@ async function main() {
   const next = safeNext(param('next'));
   const other = $('#other-link');
   if (next !== '/') other.href = `${other.pathname}?next=${encodeURIComponent(next)}`;
-  const user = await renderAccount();
-  if (user) {
-    location.replace(next);
-    return;
-  }
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const username = $('#username').value.trim();
@@ -33,6 +29,12 @@ async function main() {
     });
     if (done) location.assign(next);
   });
+  // The form works from here on: a tap before /auth/me answers is not lost. (The button
+  // stays disabled until now, so a tap before this script ran cannot submit the form
+  // natively, with the password in the URL.)
+  form.querySelector('button[type=submit]').disabled = false;
+  const user = await renderAccount();
+  if (user) location.replace(next);
 }
 
 function check(mode, username, password) {
