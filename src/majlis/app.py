@@ -48,7 +48,7 @@ from majlis.bus.base import Bus
 from majlis.clock import Clock, SystemClock
 from majlis.cluster import ClusterOrigin, RemoteMedia
 from majlis.config import Config, ConfigError
-from majlis.errors import MajlisError
+from majlis.errors import MajlisError, NotFound
 from majlis.media.captions.model import ModelNotFound, model_languages, resolve_model
 from majlis.media.captions.replay_source import OriginTranscriber
 from majlis.media.hls.clip_source import OriginClips
@@ -371,6 +371,17 @@ def node_key_of(config: Config) -> str:
     return compact_key(load_secret(config), NODE).hex()
 
 
+def _exists(spaces: Spaces) -> Callable[[str], Awaitable[bool]]:
+    async def exists(space_id: str) -> bool:
+        try:
+            await spaces.get_cached(space_id)
+        except NotFound:
+            return False
+        return True
+
+    return exists
+
+
 def _node_id(config: Config) -> str:
     return config.node_id or f"{socket.gethostname()}-{secrets.token_hex(3)}"
 
@@ -435,7 +446,7 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         Route("/openapi.json", openapi_json),
         Route("/healthz", health),
         metrics_route(_metric_sources(services)),
-        *web_routes(_node_modules(config), _origin_of(config.edge_url)),
+        *web_routes(_node_modules(config), _origin_of(config.edge_url), _exists(services.spaces)),
         Mount(
             "/hls",
             app=PlaybackGuard(origins.public, services.spaces, services.tokens, services.bus),

@@ -291,3 +291,12 @@ async def test_unlisted_is_not_listed_but_can_be_fetched(
 async def test_list_by_host(harness: Harness, catalogue: dict[str, Any]) -> None:
     titles = await listed(harness, host_id=catalogue["yusuf"].id)
     assert sorted(titles) == ["Morning news", "Next week", "Yesterday's show"]
+
+
+async def test_the_pages_of_an_unknown_space_are_the_404_page(harness: Harness) -> None:
+    host = await harness.account("host")
+    sid = (await harness.create_space(host))["id"]
+    known = await harness.client().get(f"/spaces/{sid}/replay")
+    unknown = await harness.client().get("/spaces/ffffffffffff/replay")
+    assert known.status_code == 200 and "Page not found" not in known.text
+    assert unknown.status_code == 404 and "Page not found" in unknown.text

@@ -401,8 +401,11 @@ async function main(report) {
     });
 
     await report.step('unknown space shows a clear message', async () => {
-      await anon.goto(`${base}/spaces/doesnotexist`);
-      await waitText(anon, '#space-title', 'No such space');
+      // The not-found page itself (404), not a space page's empty skeleton under an error.
+      const answer = await anon.goto(`${base}/spaces/doesnotexist`);
+      if (answer.status() !== 404) throw new Error(`status ${answer.status()}`);
+      await waitText(anon, 'main h1', 'Page not found');
+      if (await anon.$('#space-title')) throw new Error('a space page skeleton is shown');
     });
 
     await report.step('keyboard: skip link and tab order reach the Listen button', async () => {

@@ -63,6 +63,25 @@ def test_a_malformed_space_id_is_a_404_page(client: Client) -> None:
     assert "Page not found" in answer.text
 
 
+@pytest.mark.parametrize("page", ["", "/studio", "/replay"])
+def test_an_unknown_space_is_the_404_page_not_an_empty_one(page: str) -> None:
+    """Issue 16: the page of a space that does not exist rendered its empty skeleton under
+    the error. The server knows, and answers the not-found page."""
+    asked: list[str] = []
+
+    async def exists(space_id: str) -> bool:
+        asked.append(space_id)
+        return space_id == "a1b2c3d4e5f6"
+
+    client = Client(NODE_MODULES)
+    client.app = Starlette(routes=web_routes(NODE_MODULES, exists=exists))
+    known = client.get(f"/spaces/a1b2c3d4e5f6{page}")
+    unknown = client.get(f"/spaces/ffffffffffff{page}")
+    assert known.status_code == 200 and "Page not found" not in known.text
+    assert unknown.status_code == 404 and "Page not found" in unknown.text
+    assert asked == ["a1b2c3d4e5f6", "ffffffffffff"]
+
+
 @pytest.mark.parametrize(
     ("path", "content_type"),
     [

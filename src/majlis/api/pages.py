@@ -93,6 +93,8 @@ _SPACE_ID = re.compile(r"^[A-Za-z0-9_:-]{1,64}$")
 _STATIC_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 
 Handler = Callable[[Request], Awaitable[Response]]
+# Whether a space of this id exists (may be a little stale: a cache).
+SpaceExists = Callable[[str], Awaitable[bool]]
 
 PAGES: dict[str, str] = {
     "/": "index.html",
@@ -105,14 +107,18 @@ PAGES: dict[str, str] = {
 }
 
 
-def web_routes(node_modules: Path | None, media_origin: str = "") -> list[BaseRoute]:
+def web_routes(
+    node_modules: Path | None, media_origin: str = "", exists: SpaceExists | None = None
+) -> list[BaseRoute]:
     """Routes of the web app. `node_modules` is the npm install holding hls.js; without it
     /vendor/hls.mjs answers 404 and the player uses the browser's own HLS where it has one.
-    `media_origin` is the edge's origin (scheme://host[:port]) when listeners use one."""
+    `media_origin` is the edge's origin (scheme://host[:port]) when listeners use one.
+    With `exists`, a space's pages answer the not-found page (404) for an unknown id
+    instead of an empty page that finds out for itself."""
     web = WEB_DIR
     headers = page_headers(media_origin)
     routes: list[BaseRoute] = [
-        Route(path, _page(web / name, headers), methods=["GET", "HEAD"])
+        Route(path, _page(web / name, headers, exists), methods=["GET", "HEAD"])
         for path, name in PAGES.items()
     ]
     routes.append(Route("/static/{path:path}", _static(web), methods=["GET", "HEAD"]))
@@ -129,17 +135,23 @@ def web_routes(node_modules: Path | None, media_origin: str = "") -> list[BaseRo
     return routes
 
 
-def _page(path: Path, headers: dict[str, str]) -> Handler:
+def _page(path: Path, headers: dict[str, str], exists: SpaceExists | None) -> Handler:
     not_found = WEB_DIR / "notfound.html"
 
     async def page(request: Request) -> Response:
         space_id = request.path_params.get("space_id")
-        if space_id is not None and not _SPACE_ID.match(space_id):
+        if space_id is not None and not await _known(space_id, exists):
             return _file(request, not_found, headers, status=404)
         return _file(request, path, headers)
 
     page.__name__ = f"page_{path.stem}"
     return page
+
+
+async def _known(space_id: str, exists: SpaceExists | None) -> bool:
+    if not _SPACE_ID.match(space_id):
+        return False
+    return exists is None or await exists(space_id)
 
 
 def _static(root: Path) -> Handler:
