@@ -22,9 +22,6 @@ class Rtc:
 
     async def offer(self, caller: Caller, space_id: str, sdp: str) -> str:
         user_id = caller.require_user()
-        # Checked here, before any lookup or the media node: a malformed offer is refused
-        # in microseconds even while the node is busy starting spaces.
-        validate_offer(sdp)
         space = await self._spaces.get(space_id)
         if space.state is not SpaceState.LIVE:
             raise Conflict(f"the space is {space.state}, not live", code="not_live")
@@ -33,6 +30,9 @@ class Rtc:
         participant = await self._store.get_participant(space_id, user_id)
         if participant is None:
             raise Forbidden("only the host, co-hosts and speakers send audio", code="not_on_stage")
+        # Checked here, after who may send but before the media node: a malformed offer
+        # is refused at once even while the node is busy starting spaces.
+        validate_offer(sdp)
         if self._gateway is None:
             raise Overloaded("no media node is available", 5000)
         started_at = space.started_at or space.created_at
