@@ -31,7 +31,7 @@ from majlis.api.concurrency import RequestsPerAddress
 from majlis.api.events import EventSocket
 from majlis.api.http import json_response
 from majlis.api.listeners import ListenerRoutes
-from majlis.api.metrics import metrics_route
+from majlis.api.metrics import HttpMetrics, Metrics, metrics_route
 from majlis.api.middleware import BodyLimit, RateLimit, RateLimits, retry_headers
 from majlis.api.notices import NoticeRoutes
 from majlis.api.notifications import NotificationRoutes
@@ -418,6 +418,7 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         return json_response({"ok": True, "version": __version__})
 
     config = services.config
+    metrics = Metrics()
     origins = services.origins
     node_api: list[BaseRoute] = []
     if services.membership is not None:
@@ -445,7 +446,7 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         event_socket.route(),
         Route("/openapi.json", openapi_json),
         Route("/healthz", health),
-        metrics_route(_metric_sources(services)),
+        metrics_route(metrics, [*_metric_sources(services), _socket_metrics(event_socket)]),
         *web_routes(_node_modules(config), _origin_of(config.edge_url), _exists(services.spaces)),
         Mount(
             "/hls",
@@ -462,6 +463,8 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
             ClientAddress,  # type: ignore[arg-type]
             proxies=TrustedProxies.parse(config.trusted_proxies),
         ),
+        # Before every refusal, so that refusals are counted.
+        Middleware(HttpMetrics, metrics=metrics, routes=app_routes),  # type: ignore[arg-type]
         # First: a worker that is behind refuses writes before doing any of their work.
         # Joins are spared longer: their answer to overload is a ticket (a kept place in
         # line) from the waiting room, whose rate follows the same delay.
@@ -585,13 +588,16 @@ def build_node_app(config: Config, clock: Clock | None = None) -> Starlette:
         finally:
             await bus.close()
 
+    metrics = Metrics()
     routes: list[BaseRoute] = [
         *node_routes(membership, create_origin(registry), node_key_of(config)),
         Route("/healthz", health),
-        metrics_route([plane.metrics]),
+        metrics_route(metrics, [plane.metrics]),
     ]
     return Starlette(
         routes=routes,
+        # The node's HTTP is the cluster's own: counted like a worker's.
+        middleware=[Middleware(HttpMetrics, metrics=metrics, routes=routes)],  # type: ignore[arg-type]
         exception_handlers={
             HTTPException: _http_error,  # type: ignore[dict-item]
             Exception: _server_error,
@@ -671,7 +677,22 @@ async def _embedded_running(services: Services, media: MediaPlane) -> AsyncItera
 
 def _metric_sources(services: Services) -> list[Callable[[], Awaitable[list[Sample]]]]:
     media = [m.metrics for m in (services.plane, services.cluster) if m is not None]
-    return [_overload_metrics(services), *media]
+    return [_overload_metrics(services), _listener_metrics(services.audience), *media]
+
+
+def _listener_metrics(audience: Audience) -> Callable[[], Awaitable[list[Sample]]]:
+    async def samples() -> list[Sample]:
+        counts = await audience.listeners_now()
+        return [("majlis_listeners", {"space": sid}, float(n)) for sid, n in counts.items()]
+
+    return samples
+
+
+def _socket_metrics(sockets: EventSocket) -> Callable[[], Awaitable[list[Sample]]]:
+    async def samples() -> list[Sample]:
+        return [("majlis_event_sockets", {}, float(sockets.open_count()))]
+
+    return samples
 
 
 def _overload_metrics(services: Services) -> Callable[[], Awaitable[list[Sample]]]:

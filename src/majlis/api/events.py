@@ -44,6 +44,10 @@ class EventSocket:
         self._open: Counter[str] = Counter()
         self._by_ip: Counter[str] = Counter()
 
+    def open_count(self) -> int:
+        """Event sockets open on this worker now."""
+        return sum(self._open.values())
+
     def route(self) -> WebSocketRoute:
         return WebSocketRoute(PATH, self.handle)
 

@@ -73,6 +73,14 @@ class Audience:
             taken[space_id] = sample
         return taken
 
+    async def listeners_now(self) -> dict[str, int]:
+        """Every live space's listeners at this moment (for /metrics)."""
+        now = self._clock.now()
+        return {
+            start.space_id: await self._bus.count_presence(start.space_id, now, self._window)
+            for start in await self._spaces.live_starts()
+        }
+
     async def curve(self, space_id: str) -> AudienceCurve:
         """Anyone who may see the space may see its audience (the count is in its state
         document already)."""
