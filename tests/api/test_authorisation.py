@@ -328,6 +328,7 @@ ACTIONS = [
     ),
     Action("audit", "GET", lambda c: f"/spaces/{c.live}/audit", MODERATORS, 200, _nothing),
     Action("audit_csv", "GET", lambda c: f"/spaces/{c.live}/audit.csv", MODERATORS, 200, _nothing),
+    Action("listeners", "GET", lambda c: f"/spaces/{c.live}/listeners", MODERATORS, 200, _nothing),
 ]
 
 
@@ -402,13 +403,17 @@ async def test_action_by_caller(action: Action, caller: str, tmp_path: Path) -> 
         assert after == expected
 
 
-READS = frozenset({"list_requests", "audit", "audit_csv"})
+READS = frozenset({"list_requests", "audit", "audit_csv", "listeners"})
 
 
 def assert_shows(name: str, answer: httpx.Response, cast: Cast) -> None:
     if name == "list_requests":
         listed = [r["user_id"] for r in answer.json()["requests"]]
         assert listed == [cast.requester.id]
+    elif name == "listeners":
+        body = answer.json()
+        assert body["count"] >= 0 and body["more"] is False
+        assert {u["user_id"] for u in body["users"]} <= {cast.listener.id, cast.requester.id}
     elif name == "audit":
         banned = [e for e in answer.json()["entries"] if e["action"] == "ban"]
         assert [e["target_id"] for e in banned] == [cast.banned.id]
@@ -422,7 +427,7 @@ def test_matrix_covers_every_action_and_caller() -> None:
     assert names == {
         "start", "end", "captions_off", "approve", "decline", "invite", "demote", "mute",
         "unmute_other", "remove", "ban", "add_cohost", "remove_cohost", "list_requests",
-        "audit", "audit_csv",
+        "audit", "audit_csv", "listeners",
     }  # fmt: skip
     allowed = {a.name: sorted(a.allowed) for a in ACTIONS}
     assert allowed["unmute_other"] == []
@@ -430,6 +435,6 @@ def test_matrix_covers_every_action_and_caller() -> None:
     assert allowed["captions_off"] == ["host"]
     assert allowed["add_cohost"] == ["host"]
     assert allowed["ban"] == ["cohost", "host"]
-    assert allowed["audit"] == allowed["audit_csv"] == ["cohost", "host"]
+    assert allowed["audit"] == allowed["audit_csv"] == allowed["listeners"] == ["cohost", "host"]
     audited = {a.name for a in ACTIONS if a.audit is not None}
     assert audited == names - READS - {"start", "captions_off", "unmute_other"}

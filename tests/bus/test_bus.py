@@ -275,6 +275,17 @@ async def test_redis_concurrent_admission_hands_out_unique_tickets() -> None:
 # presence ---------------------------------------------------------------------------------
 
 
+async def test_presence_lists_members_newest_first_within_the_window(bus: Bus) -> None:
+    for offset, member in enumerate(["a", "b", "c", "d"]):
+        await bus.touch_presence("s1", member, T0 + offset)
+    await bus.touch_presence("s1", "a", T0 + 5)  # a again, most recent now
+    assert await bus.list_presence("s1", T0 + 5, window=10, limit=10) == ["a", "d", "c", "b"]
+    assert await bus.list_presence("s1", T0 + 5, window=10, limit=2) == ["a", "d"]
+    # b was last seen at T0 + 1: exactly one window ago is outside
+    assert await bus.list_presence("s1", T0 + 11, window=10, limit=10) == ["a", "d", "c"]
+    assert await bus.list_presence("nobody", T0, window=10, limit=10) == []
+
+
 async def test_presence_counts_within_window(bus: Bus) -> None:
     await bus.touch_presence("s1", "a", T0)
     await bus.touch_presence("s1", "b", T0)

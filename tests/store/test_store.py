@@ -561,3 +561,11 @@ async def test_open_store_in_memory() -> None:
         assert await store.get_user_by_username("ALICE") is not None
     finally:
         await store.close()
+
+
+async def test_users_by_ids(store: Store) -> None:
+    omar, lina = await users(store, "Omar", "lina")
+    assert await store.get_users([]) == []
+    found = await store.get_users([omar.id, "no-such-id", lina.id])
+    assert [u.username for u in found] == ["lina", "Omar"]  # by username, case aside
+    assert found[0] == lina

@@ -12,6 +12,8 @@ from majlis.api.models import (
     AdmittedBody,
     HeartbeatBody,
     JoinBody,
+    ListenerListBody,
+    ListenerNameBody,
     QueuedBody,
     ReactionBody,
     TallyBody,
@@ -51,6 +53,17 @@ class ListenerRoutes:
                 other_answers={202: QueuedBody},
                 auth="member",
                 errors=ERRORS,
+            ),
+            Endpoint(
+                "GET",
+                f"{ONE}/listeners",
+                self.listener_list,
+                "Who is listening: signed-in listeners by name, and a count of anonymous "
+                "ones (host and co-hosts only)",
+                tag,
+                answer=ListenerListBody,
+                auth="user",
+                errors=(400, 404, 429),
             ),
             Endpoint(
                 "POST",
@@ -104,6 +117,20 @@ class ListenerRoutes:
             202,
             headers={"Retry-After": str(math.ceil(retry_ms / 1000))},
         )
+
+    async def listener_list(self, request: Request) -> Response:
+        caller = await caller_of(request, self._auth)
+        found = await self._listeners.listener_list(caller, request.path_params["space_id"])
+        body = ListenerListBody(
+            count=found.count,
+            users=[
+                ListenerNameBody(user_id=u.id, username=u.username, display_name=u.display_name)
+                for u in found.users
+            ],
+            anonymous=found.anonymous,
+            more=found.more,
+        )
+        return json_response(body.model_dump(), headers={"Cache-Control": "private, no-store"})
 
     async def heartbeat(self, request: Request) -> Response:
         caller = await caller_of(request, self._auth)

@@ -36,6 +36,8 @@ __all__ = [
     "HeartbeatBody",
     "JoinBody",
     "ListQuery",
+    "ListenerListBody",
+    "ListenerNameBody",
     "MuteBody",
     "NoticeBody",
     "NoticeListBody",
@@ -433,6 +435,23 @@ class NotificationsReadBody(_Strict):
         le=2**63 - 1,
         description="mark notifications up to this seq read; omitted: all of them",
     )
+
+
+class ListenerNameBody(BaseModel):
+    user_id: str
+    username: str
+    display_name: str
+
+
+class ListenerListBody(BaseModel):
+    count: int = Field(description="everyone listening now (the stage not included)")
+    users: list[ListenerNameBody] = Field(
+        description="signed-in listeners by name, the 200 seen most recently"
+    )
+    anonymous: int | None = Field(
+        description="listeners without an account; null for an audience too large to split"
+    )
+    more: bool = Field(description="there are more signed-in listeners than listed")
 
 
 class AudienceSampleBody(_OfRecord):

@@ -74,6 +74,12 @@ class Bus(Protocol):
 
     async def drop_presence(self, space_id: str, member: str) -> None: ...
 
+    async def list_presence(
+        self, space_id: str, now: float, window: float, limit: int
+    ) -> list[str]:
+        """Up to `limit` members touched in (now - window, now], most recent first."""
+        ...
+
     # tallies (reaction counts) -----------------------------------------------------------
     async def incr_tally(self, key: str, field: str, amount: int = 1) -> int: ...
 

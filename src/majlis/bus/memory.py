@@ -312,6 +312,18 @@ class MemoryBus:
         if members is not None:
             members.pop(member, None)
 
+    async def list_presence(
+        self, space_id: str, now: float, window: float, limit: int
+    ) -> list[str]:
+        members = self._presence.get(space_id, OrderedDict())
+        cutoff = now - window
+        out: list[str] = []
+        for member, seen in reversed(members.items()):  # kept in order of time
+            if seen <= cutoff or len(out) >= limit:
+                break
+            out.append(member)
+        return out
+
     # tallies -------------------------------------------------------------------------------
     async def incr_tally(self, key: str, field: str, amount: int = 1) -> int:
         fields = self._tallies.setdefault(key, {})

@@ -344,6 +344,15 @@ class RedisBus:
     async def drop_presence(self, space_id: str, member: str) -> None:
         await self._redis.zrem(self._key("pr", space_id), member)
 
+    async def list_presence(
+        self, space_id: str, now: float, window: float, limit: int
+    ) -> list[str]:
+        key = self._key("pr", space_id)
+        members = await self._redis.zrevrangebyscore(
+            key, "+inf", f"({now - window}", start=0, num=limit
+        )
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+
     # tallies -------------------------------------------------------------------------------
     async def incr_tally(self, key: str, field: str, amount: int = 1) -> int:
         return int(await self._redis.hincrby(self._key("ta", key), field, amount))

@@ -28,11 +28,20 @@ from majlis.types import (
     Language,
     Space,
     SpaceState,
+    User,
     caption_lines_key,
     level_key,
 )
 
-__all__ = ["REACTIONS", "Admitted", "ListenerPolicy", "Listeners", "Queued", "reactions_key"]
+__all__ = [
+    "REACTIONS",
+    "Admitted",
+    "ListenerList",
+    "ListenerPolicy",
+    "Listeners",
+    "Queued",
+    "reactions_key",
+]
 
 REACTIONS = ("👏", "❤️", "😂", "🔥", "💯", "🙏", "👍", "😮")
 TICKET_TTL = 3600.0
@@ -75,6 +84,23 @@ class Queued:
     ticket: str
     position: int
     estimated_wait_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerList:
+    """Who listens, as a host sees it: the signed-in listeners by name (the most recently
+    seen LISTED of them), and how many listen without an account."""
+
+    count: int  # everyone listening, the stage not included
+    users: list[User]
+    anonymous: int | None  # None: too large an audience to split (more than SCANNED)
+    more: bool  # more signed-in listeners than listed
+
+
+# Named listeners a host is shown at most: a list to read, not an export.
+LISTED = 200
+# Members read off the bus at most to split an audience into named and anonymous.
+SCANNED = 10_000
 
 
 class Listeners:
@@ -156,6 +182,26 @@ class Listeners:
         return await self._bus.count_presence(
             space_id, self._clock.now(), self._policy.presence_window
         )
+
+    async def listener_list(self, caller: Caller, space_id: str) -> ListenerList:
+        """For the space's host and co-hosts only: names are not for every listener."""
+        user_id = caller.require_user()
+        await self._spaces.get_cached(space_id)  # 404 for no such space
+        me = await self._store.get_participant(space_id, user_id)
+        if me is None or not me.role.can_moderate:
+            raise Forbidden("only the host and co-hosts see who is listening", code="not_moderator")
+        now, window = self._clock.now(), self._policy.presence_window
+        present = await self._bus.count_presence(space_id, now, window)
+        # Newest first; stage members are present too, and neither listed nor counted.
+        members = await self._bus.list_presence(space_id, now, window, SCANNED)
+        stage = {p.user_id for p in await self._store.list_participants(space_id)}
+        on_stage = sum(1 for m in members if m in stage)
+        named = [m for m in members if not m.startswith("anon:") and m not in stage]
+        whole = len(members) >= present
+        anonymous = sum(1 for m in members if m.startswith("anon:")) if whole else None
+        users = await self._store.get_users(named[:LISTED])
+        more = len(named) > LISTED or not whole
+        return ListenerList(max(0, present - on_stage), users, anonymous, more)
 
     async def state(self, space_id: str) -> dict[str, object]:
         """The public state document; built at most once per cache TTL per worker."""

@@ -73,6 +73,10 @@ class Store(Protocol):
 
     async def get_user(self, user_id: str) -> User | None: ...
 
+    async def get_users(self, user_ids: list[str]) -> list[User]:
+        """The users of these ids that exist, by username."""
+        ...
+
     async def get_user_by_username(self, username: str) -> User | None:
         """Case-insensitive lookup; the returned User carries password_hash."""
         ...

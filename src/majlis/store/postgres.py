@@ -54,6 +54,9 @@ class PostgresStore(SqlStore):
         self._schema = None if schema is None else quote_ident(schema)
         self._pool: Any = None
 
+    def _id_in(self, ids: list[str]) -> tuple[str, object]:
+        return "id = ANY({param}::text[])", ids
+
     def _transcript_match(self, query: str) -> tuple[str, str] | None:
         if not any(ch.isalnum() for ch in query):
             return None  # plainto_tsquery would be empty, and say so in a NOTICE

@@ -154,6 +154,7 @@ def line_from_row(r: Row) -> TranscriptLine:
 _USER_COLUMNS = "id, username, display_name, created_at, password_hash, email"
 INSERT_USER = f"INSERT INTO users ({_USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
 GET_USER = f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1"
+LIST_USERS = f"SELECT {_USER_COLUMNS} FROM users"
 # lower() on both sides matches the unique index on lower(username) in both schemas.
 GET_USER_BY_USERNAME = f"SELECT {_USER_COLUMNS} FROM users WHERE lower(username) = lower($1)"
 
@@ -386,6 +387,11 @@ class SqlStore(ABC):
         query has no word to look for."""
 
     @abstractmethod
+    def _id_in(self, ids: list[str]) -> tuple[str, object]:
+        """The dialect's condition "id is one of `ids`", passed as one argument: a
+        template with `{param}`, and that argument."""
+
+    @abstractmethod
     async def _connect(self) -> None:
         """Open connections; store them before anything can fail so close() frees them."""
 
@@ -445,6 +451,13 @@ class SqlStore(ABC):
     async def get_user(self, user_id: str) -> User | None:
         row = await self._fetchrow(GET_USER, user_id)
         return None if row is None else user_from_row(row)
+
+    async def get_users(self, user_ids: list[str]) -> list[User]:
+        if not user_ids:
+            return []
+        condition, argument = self._id_in(user_ids)
+        sql = f"{LIST_USERS} WHERE {condition.format(param='$1')} ORDER BY lower(username)"
+        return [user_from_row(r) for r in await self._fetch(sql, argument)]
 
     async def get_user_by_username(self, username: str) -> User | None:
         row = await self._fetchrow(GET_USER_BY_USERNAME, username)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sqlite3
 from collections.abc import AsyncIterator
@@ -111,6 +112,10 @@ class SqliteStore(SqlStore):
         # Statements of different coroutines would otherwise interleave inside one
         # connection's transaction; the lock keeps each transaction whole.
         self._lock = asyncio.Lock()
+
+    def _id_in(self, ids: list[str]) -> tuple[str, object]:
+        # SQLite binds no arrays: the list travels as one JSON text.
+        return "id IN (SELECT value FROM json_each({param}))", json.dumps(ids)
 
     def _transcript_match(self, query: str) -> tuple[str, str] | None:
         terms = fts_query(query)
