@@ -339,7 +339,9 @@ async function main(report) {
       await host.fill('#invite-user', 'nobody-here');
       await host.click('#invite-form button[type=submit]');
       await host.waitForSelector('#alert:not([hidden])', T);
-      return text(host, '#alert');
+      // Beside the form too, and never "sent".
+      await host.waitForFunction(() => document.querySelector('#invite-status')?.textContent.startsWith('Not sent:'), null, T);
+      return `${await text(host, '#alert')} / ${await text(host, '#invite-status')}`;
     });
 
     await report.step('host demotes; listener is back in the audience, listening', async () => {
@@ -367,6 +369,18 @@ async function main(report) {
       await host.waitForSelector('#replay-link:not([hidden])', T);
       await listener.waitForSelector('#ended-panel:not([hidden])', T);
       await screenshotBoth(listener, shots, 'listen-ended');
+      await listener.waitForFunction(() => document.querySelector('#stage-count')?.textContent === '0', null, T);
+    });
+
+    await report.step('the ended studio offers nothing live: no microphone, no invitations, nobody speaking', async () => {
+      for (const gone of ['#mic-slot', '#invite-panel', '#requests-panel']) {
+        await host.waitForSelector(gone, { state: 'hidden', ...T });
+      }
+      // Past a state poll (1 s live): levels linger on the bus, the stage must not say so.
+      await host.waitForTimeout(1500);
+      const speaking = await host.$$eval('#speakers li', (items) => items.filter((li) => /speaking/i.test(li.className + li.textContent)).length);
+      if (speaking) throw new Error(`${speaking} shown speaking in an ended space`);
+      await screenshotBoth(host, shots, 'studio-ended');
     });
 
     await report.step('replay page renders: title, peak listeners, download, player', async () => {

@@ -51,6 +51,7 @@ def test_host_and_listener_flow(
         "host mutes the speaker; both views show it",
         "host demotes; listener is back in the audience, listening",
         "host ends the space after confirming",
+        "the ended studio offers nothing live: no microphone, no invitations, nobody speaking",
         "a first tap on log in counts while the page still asks who is signed in",
         "replay page renders: title, peak listeners, download, player",
         "replay page draws the audience: listeners over time",

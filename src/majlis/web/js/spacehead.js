@@ -22,7 +22,9 @@ export function renderSpace(space) {
 export function renderCounts(state) {
   setText('#listener-count', formatCount(state.listener_count));
   setText('#peak-count', formatCount(state.peak_listeners));
-  setText('#stage-count', formatCount(state.speakers.length));
+  // Only a live space has anyone on stage: an upcoming or ended one lists its host (and
+  // whoever was last up) without their being there.
+  setText('#stage-count', formatCount(state.space.state === 'live' ? state.speakers.length : 0));
 }
 
 /** The connection line: a coloured dot plus words (data-state for tests and styles). */

@@ -39,6 +39,7 @@ let events = null;
 let left = false; // removed, or no longer a co-host: the studio is done
 let requestsLoading = null;
 let captionsState = 'unavailable';
+let lastSpeakers = []; // as last drawn: redrawn silent once the space has ended
 
 // Controls -------------------------------------------------------------------------------
 
@@ -53,9 +54,10 @@ function applySpaceState({ prepareMic = true } = {}) {
     poller.interval = 30000;
     showConnection('idle', 'Ended');
     showInfo('This space has ended. Its recording is now the replay.');
-    for (const control of document.querySelectorAll('#requests button, #invite-form button, #speakers button')) {
-      control.disabled = true;
-    }
+    // Nothing left to do live: no microphone to allow, nobody to invite or let speak.
+    for (const id of ['#mic-slot', '#requests-panel', '#invite-panel', '#stage-captions']) show(id, false);
+    for (const control of document.querySelectorAll('#speakers button')) control.disabled = true;
+    stage?.render(lastSpeakers.map((speaker) => ({ ...speaker, speaking: false })));
     return;
   }
   poller.interval = space.state === 'live' ? 1000 : 5000;
@@ -261,13 +263,23 @@ async function invite(event) {
     input.focus();
     return;
   }
+  // The answer is told beside the form, never an old "sent" beside a new error.
+  setText('#invite-status', 'Sending…');
+  let failure = null;
   const done = await busy(event.submitter, async () => {
-    await speaking.invite(spaceId, username);
+    try {
+      await speaking.invite(spaceId, username);
+    } catch (error) {
+      failure = error;
+      throw error;
+    }
     return true;
   });
   if (done) {
-    setText('#invite-status', 'Invitation sent.');
+    setText('#invite-status', `Invitation sent to ${username}.`);
     input.value = '';
+  } else {
+    setText('#invite-status', `Not sent: ${failure?.reason ?? failure?.message ?? 'an error'}`);
   }
 }
 
@@ -386,7 +398,10 @@ async function main() {
   poller
     .on('state', (state) => {
       renderCounts(state);
-      stage.render(state.speakers);
+      lastSpeakers = state.speakers;
+      // Levels linger on the bus for a moment after the end: nobody speaks in an ended space.
+      const ended = state.space.state === 'ended';
+      stage.render(ended ? state.speakers.map((speaker) => ({ ...speaker, speaking: false })) : state.speakers);
       reactions.update(state.reactions);
       renderCaptions(state.captions, state.captions_reason);
       if (state.space.state !== space.state) {
