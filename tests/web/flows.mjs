@@ -422,6 +422,16 @@ async function main(report) {
       if (await anon.$('#space-title')) throw new Error('a space page skeleton is shown');
     });
 
+    await report.step('share copies the space link where there is no share sheet', async () => {
+      await anon.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+      await anon.goto(`${base}/spaces/${report.notes.other}`);
+      await anon.click('#share-button');
+      await waitText(anon, '#share-status', 'Link copied.');
+      const copied = await anon.evaluate(() => navigator.clipboard.readText());
+      if (copied !== `${base}/spaces/${report.notes.other}`) throw new Error(`copied ${copied}`);
+      return copied;
+    });
+
     await report.step('keyboard: skip link and tab order reach the Listen button', async () => {
       await anon.goto(`${base}/spaces/${report.notes.other}`);
       await anon.waitForSelector('#listen-button');

@@ -7,6 +7,7 @@
 import { api, spaces } from '../api.js';
 import { audienceChart, audiencePoints } from '../audience.js';
 import { Player } from '../player.js';
+import { attachShare } from '../share.js';
 import { renderSpace } from '../spacehead.js';
 import {
   $,
@@ -222,6 +223,7 @@ async function main() {
     return;
   }
   renderSpace(space);
+  attachShare({ url: location.href, title: space.title });
   setText('#space-state', space.state === 'ended' ? 'Replay' : space.state === 'live' ? 'Live now' : 'Upcoming');
   setText('#peak-count', formatCount(space.peak_listeners));
   setText('#recorded-at', space.started_at ? formatWhen(space.started_at) : '–');
