@@ -29,15 +29,6 @@ from s3_support import storage_config
 # use others.
 CLUSTER_REDIS = REDIS_URL.rsplit("/", 1)[0] + "/11"
 SECRET = "cluster-test-secret-" + "0123456789abcdef" * 3
-_HERE = Path(__file__).parent
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """One Redis database for every cluster, flushed before each: with pytest-xdist
-    (--dist loadgroup) the cluster tests run one after another on one worker."""
-    for item in items:
-        if item.path.is_relative_to(_HERE):
-            item.add_marker(pytest.mark.xdist_group("cluster"))
 
 
 @dataclass

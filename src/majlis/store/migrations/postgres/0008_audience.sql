@@ -1,5 +1,5 @@
 -- The audience over time, postgres dialect. Keep in step with the other dialect.
--- (0008 and 0009 are moderation and hosts' controls.)
+-- (0007 is notifications.)
 
 CREATE TABLE audience_samples (
     space_id  TEXT NOT NULL REFERENCES spaces (id) ON DELETE CASCADE,
