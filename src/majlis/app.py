@@ -25,6 +25,7 @@ from majlis import __version__
 from majlis.api.accounts import AccountRoutes
 from majlis.api.audience import AudienceRoutes
 from majlis.api.audit import AuditRoutes
+from majlis.api.avatars import AvatarRoutes
 from majlis.api.client_address import ClientAddress, TrustedProxies
 from majlis.api.clips import ClipRoutes
 from majlis.api.concurrency import RequestsPerAddress
@@ -64,6 +65,7 @@ from majlis.services.admission import AdmissionControl, AdmissionSettings
 from majlis.services.audience import Audience
 from majlis.services.audit import AuditLog
 from majlis.services.auth import Authenticator
+from majlis.services.avatars import Avatars
 from majlis.services.clips import ClipPolicy, Clips
 from majlis.services.continuity import Continuity, ContinuityPolicy
 from majlis.services.events import Events
@@ -113,6 +115,7 @@ class Services:
     auth: Authenticator
     events: Events
     accounts: Accounts
+    avatars: Avatars
     spaces: Spaces
     roles: Roles
     audit: AuditLog
@@ -222,6 +225,7 @@ def build_services(
         tokens=tokens,
         auth=auth,
         events=events,
+        avatars=Avatars(store, clock),
         accounts=Accounts(
             store,
             tokens,
@@ -392,6 +396,7 @@ def api_endpoints(s: Services) -> list[Endpoint]:
         *AccountRoutes(
             s.accounts, s.auth, secure_cookies=public_url.startswith("https")
         ).endpoints(),
+        *AvatarRoutes(s.avatars, s.auth).endpoints(),
         *SpaceRoutes(
             s.spaces, s.listeners, s.auth, public_url, s.config.state_cache_seconds
         ).endpoints(),

@@ -12,6 +12,7 @@ __all__ = [
     "PayloadTooLarge",
     "RateLimited",
     "Unauthorized",
+    "UnsupportedMediaType",
 ]
 
 
@@ -57,6 +58,11 @@ class Conflict(MajlisError):
 class PayloadTooLarge(MajlisError):
     status = 413
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(MajlisError):
+    status = 415
+    code = "unsupported_media_type"
 
 
 class RateLimited(MajlisError):

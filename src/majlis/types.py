@@ -14,6 +14,7 @@ __all__ = [
     "AudienceSample",
     "AuditAction",
     "AuditEntry",
+    "Avatar",
     "BusMessage",
     "EndReason",
     "HostChange",
@@ -262,6 +263,15 @@ EndReason = Literal["host", "host_absent", "empty_stage", "missed"]
 
 # What an in-app notification says happened to a space someone asked to be reminded of.
 NotificationKind = Literal["space_started", "space_missed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Avatar:
+    """A user's picture, as uploaded (checked: a small PNG, JPEG or WebP)."""
+
+    content_type: str
+    data: bytes = field(repr=False)
+    updated_at: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from majlis.store import DuplicateError, Store, open_store
 from majlis.store.migrate import load_migrations
 from majlis.store.postgres import PostgresStore
 from majlis.store.sqlite import SqliteStore
-from majlis.types import Invite, Role, Space, SpaceState, SpeakRequest, User, Visibility
+from majlis.types import Avatar, Invite, Role, Space, SpaceState, SpeakRequest, User, Visibility
 
 T0 = 1_700_000_000.0
 StoreFactory = Callable[[], Store]
@@ -569,3 +569,14 @@ async def test_users_by_ids(store: Store) -> None:
     found = await store.get_users([omar.id, "no-such-id", lina.id])
     assert [u.username for u in found] == ["lina", "Omar"]  # by username, case aside
     assert found[0] == lina
+
+
+async def test_a_picture_is_set_replaced_and_deleted(store: Store) -> None:
+    [lina] = await users(store, "lina")
+    assert await store.get_avatar(lina.id) is None
+    await store.put_avatar(lina.id, Avatar("image/png", b"\x89PNG first", T0))
+    await store.put_avatar(lina.id, Avatar("image/webp", b"RIFF second", T0 + 1))
+    assert await store.get_avatar(lina.id) == Avatar("image/webp", b"RIFF second", T0 + 1)
+    assert await store.delete_avatar(lina.id) is True
+    assert await store.delete_avatar(lina.id) is False
+    assert await store.get_avatar(lina.id) is None

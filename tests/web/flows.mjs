@@ -121,6 +121,25 @@ async function main(report) {
     const hostUser = await report.step('host signs up', () => signUp(host, base, 'sara_host', 'سارة'));
     report.notes.host = hostUser.id;
 
+    await report.step('host sets a picture from the header; a text file is refused with a reason', async () => {
+      // A real 96x96 PNG, drawn by the browser.
+      const base64 = await host.evaluate(async () => {
+        const canvas = Object.assign(document.createElement('canvas'), { width: 96, height: 96 });
+        const g = canvas.getContext('2d');
+        g.fillStyle = '#0b6e4f';
+        g.fillRect(0, 0, 96, 96);
+        g.fillStyle = '#ffffff';
+        g.fillRect(24, 24, 48, 48);
+        return canvas.toDataURL('image/png').split(',')[1];
+      });
+      await host.setInputFiles('#picture-input', { name: 'me.txt', mimeType: 'text/plain', buffer: Buffer.from('not a picture') });
+      await host.waitForSelector('#alert:not([hidden])', T);
+      const refused = await text(host, '#alert');
+      await host.setInputFiles('#picture-input', { name: 'me.png', mimeType: 'image/png', buffer: Buffer.from(base64, 'base64') });
+      await host.waitForFunction(() => document.querySelector('#alert')?.textContent.includes('picture is saved'), null, T);
+      return `refused: ${refused}`;
+    });
+
     await report.step('new-space page renders', async () => {
       await host.goto(`${base}/new`);
       await host.waitForSelector('#new-form');
@@ -373,6 +392,8 @@ async function main(report) {
     });
 
     await report.step('the ended studio offers nothing live: no microphone, no invitations, nobody speaking', async () => {
+      // The host's picture is on their card, over their initials.
+      await host.waitForSelector(`#speakers li[data-user-id="${hostUser.id}"] .avatar[data-picture="true"] img`, T);
       for (const gone of ['#mic-slot', '#invite-panel', '#requests-panel']) {
         await host.waitForSelector(gone, { state: 'hidden', ...T });
       }

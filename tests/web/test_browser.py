@@ -54,6 +54,7 @@ def test_host_and_listener_flow(
         "the ended studio offers nothing live: no microphone, no invitations, nobody speaking",
         "a first tap on log in counts while the page still asks who is signed in",
         "replay page renders: title, peak listeners, download, player",
+        "host sets a picture from the header; a text file is refused with a reason",
         "share copies the space link where there is no share sheet",
         "replay page draws the audience: listeners over time",
         "with captions off the replay page shows no transcript section",

@@ -48,6 +48,8 @@ class Endpoint:
     auth: str = "optional"  # none | optional | user | member
     other_answers: dict[int, type[BaseModel] | None] = field(default_factory=dict)
     errors: Sequence[int] = (400, 404, 413, 429)
+    # Media types of a body read as bytes, not JSON (an uploaded image).
+    raw_body: Sequence[str] = ()
 
 
 def routes(endpoints: Sequence[Endpoint]) -> list[Route]:
@@ -142,6 +144,12 @@ def _operation(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
         operation["requestBody"] = {
             "required": endpoint.body_required,
             "content": {"application/json": {"schema": _ref(endpoint.body, schemas)}},
+        }
+    if endpoint.raw_body:
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        operation["requestBody"] = {
+            "required": True,
+            "content": {media_type: binary for media_type in endpoint.raw_body},
         }
     return operation
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from majlis.types import (
     AudienceSample,
     AuditEntry,
+    Avatar,
     Clip,
     Invite,
     Notice,
@@ -347,4 +348,15 @@ class Store(Protocol):
 
     async def list_audience(self, space_id: str, limit: int) -> list[AudienceSample]:
         """The space's samples, oldest first, at most `limit` (the first ones)."""
+        ...
+
+    # users' pictures ----------------------------------------------------------------------
+    async def put_avatar(self, user_id: str, avatar: Avatar) -> None:
+        """Set or replace the user's picture."""
+        ...
+
+    async def get_avatar(self, user_id: str) -> Avatar | None: ...
+
+    async def delete_avatar(self, user_id: str) -> bool:
+        """False when there was none."""
         ...

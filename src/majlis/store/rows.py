@@ -21,6 +21,7 @@ from majlis.store.audit import (
     insert_notice,
     notice_from_row,
 )
+from majlis.store.avatars import DELETE_AVATAR, GET_AVATAR, PUT_AVATAR, avatar_from_row
 from majlis.store.base import Row, Tx
 from majlis.store.migrate import migrate
 from majlis.store.notifications import (
@@ -35,6 +36,7 @@ from majlis.store.notifications import (
 from majlis.types import (
     AudienceSample,
     AuditEntry,
+    Avatar,
     Clip,
     Invite,
     Notice,
@@ -746,6 +748,21 @@ class SqlStore(ABC):
 
     async def list_audience(self, space_id: str, limit: int) -> list[AudienceSample]:
         return [sample_from_row(r) for r in await self._fetch(LIST_SAMPLES, space_id, limit)]
+
+    # users' pictures ----------------------------------------------------------------------
+    async def put_avatar(self, user_id: str, avatar: Avatar) -> None:
+        async with self._write() as tx:
+            await tx.execute(
+                PUT_AVATAR, user_id, avatar.content_type, avatar.data, avatar.updated_at
+            )
+
+    async def get_avatar(self, user_id: str) -> Avatar | None:
+        row = await self._fetchrow(GET_AVATAR, user_id)
+        return None if row is None else avatar_from_row(row)
+
+    async def delete_avatar(self, user_id: str) -> bool:
+        async with self._write() as tx:
+            return bool(await tx.fetch(DELETE_AVATAR, user_id))
 
     # transcripts --------------------------------------------------------------------------
     async def queue_transcript(self, space_id: str, at: float) -> bool:

@@ -34,7 +34,7 @@ const RETRYABLE = new Set([0, 408, 429, 502, 503, 504]);
 
 /**
  * request('POST', '/spaces', {body}) → parsed JSON (or null for 204).
- * Options: body, token (Bearer, e.g. an anonymous listener id), retries (default 3 for GET,
+ * Options: body (sent as JSON), raw ({data, type}: a Blob sent as it is), token (Bearer, e.g. an anonymous listener id), retries (default 3 for GET,
  * 0 for writes unless asked), signal, query, url (an absolute URL to use instead of the
  * API's own, e.g. the state document on the edge; no cookies go there).
  */
@@ -52,6 +52,7 @@ export async function request(method, path, options = {}) {
   }
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (options.raw) headers['Content-Type'] = options.raw.type;
   if (token) headers.Authorization = `Bearer ${token}`;
   budget.request(); // the first attempt; every retry below is taken from the budget
   for (let attempt = 0; ; attempt += 1) {
@@ -60,7 +61,7 @@ export async function request(method, path, options = {}) {
       const response = await fetch(url, {
         method,
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: options.raw ? options.raw.data : body === undefined ? undefined : JSON.stringify(body),
         credentials: options.url ? 'omit' : 'same-origin',
         signal,
         keepalive: options.keepalive ?? false,
@@ -244,3 +245,10 @@ export const REACTIONS = [
 function enc(value) {
   return encodeURIComponent(value);
 }
+
+// Users' pictures: a PNG, JPEG or WebP up to 64 KiB; 404 from avatarUrl means "none".
+export const pictures = {
+  put: (file) => request('PUT', '/auth/me/avatar', { raw: { data: file, type: file.type } }),
+  remove: () => request('DELETE', '/auth/me/avatar'),
+  url: (userId) => `${BASE}/users/${encodeURIComponent(userId)}/avatar`,
+};

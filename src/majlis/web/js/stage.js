@@ -1,10 +1,24 @@
 // The speaker grid: who is on stage, who is talking, who is muted. Updated in place by
 // user id so a keyboard user's focus on a card's buttons survives the once-a-second refresh.
 
+import { pictures } from './api.js';
 import { h, initials, userText } from './ui.js';
 
 const ROLE_NAMES = { host: 'Host', cohost: 'Co-host', speaker: 'Speaker' };
 const ORDER = { host: 0, cohost: 1, speaker: 2 };
+
+/** The speaker's picture over their initials once it has loaded; without one (404) the
+ * initials stay. */
+function showPicture(avatar, userId) {
+  const img = new Image();
+  img.alt = '';
+  img.decoding = 'async';
+  img.addEventListener('load', () => {
+    avatar.dataset.picture = 'true';
+    avatar.replaceChildren(img);
+  });
+  img.src = pictures.url(userId);
+}
 
 export class StageGrid {
   /** actions(speaker) → [buttons] or null; called again only when role or mute changes. */
@@ -48,6 +62,7 @@ export class StageGrid {
 
   create(speaker) {
     const avatar = h('span', { class: 'avatar', 'aria-hidden': 'true' });
+    showPicture(avatar, speaker.user_id);
     // The name keeps its own direction; "(you)" stays on the interface's side of it.
     const nameText = userText('span', '');
     const you = h('span', {}, '');
@@ -72,7 +87,7 @@ export class StageGrid {
     if (card.nameText.textContent !== speaker.display_name) card.nameText.textContent = speaker.display_name;
     if (card.you.textContent !== me) card.you.textContent = me;
     const initial = initials(speaker.display_name);
-    if (card.avatar.textContent !== initial) card.avatar.textContent = initial;
+    if (!card.avatar.dataset.picture && card.avatar.textContent !== initial) card.avatar.textContent = initial;
     card.role.textContent = ROLE_NAMES[speaker.role] ?? speaker.role;
     const speaking = Boolean(speaker.speaking) && !speaker.muted;
     card.node.dataset.speaking = String(speaking);

@@ -1,7 +1,7 @@
 // DOM helpers shared by every page. Text always goes in as text nodes (never parsed as HTML), and
 // anything a person typed gets dir="auto" so Arabic and other right-to-left text reads right.
 
-import { logout, me } from './api.js';
+import { logout, me, pictures } from './api.js';
 
 /** h('button', {class: 'primary', onclick: fn, 'aria-label': 'x'}, 'text', child) */
 export function h(tag, attrs = {}, ...children) {
@@ -150,6 +150,26 @@ export const spaceUrl = (id, page = '') => `/spaces/${encodeURIComponent(id)}${p
 // Header -------------------------------------------------------------------------------
 
 /** Fill the account area of the header; returns the logged-in user or null. */
+const PICTURE_MAX_BYTES = 64 * 1024;
+
+/** Send the chosen picture; the server checks it again, and says why when it refuses. */
+async function uploadPicture(input) {
+  const file = input.files?.[0];
+  input.value = '';
+  if (!file) return;
+  if (file.size > PICTURE_MAX_BYTES) {
+    showError(`A picture is at most 64 KiB; this one is ${Math.ceil(file.size / 1024)} KiB.`);
+    return;
+  }
+  try {
+    clearAlert();
+    await pictures.put(file);
+    showInfo('Your picture is saved. People see it on stage.');
+  } catch (error) {
+    showError(error);
+  }
+}
+
 export async function renderAccount() {
   const nav = $('#account');
   let user = null;
@@ -165,6 +185,14 @@ export async function renderAccount() {
     nav.replaceChildren(
       h('span', { class: 'who' }, h('span', { class: 'who-prefix' }, 'Signed in as '), userText('strong', user.display_name)),
       h('a', { class: 'button primary small-button', href: '/new' }, 'New space'),
+      h('label', { class: 'button small-button', for: 'picture-input', title: 'A PNG, JPEG or WebP up to 64 KiB' }, 'Picture'),
+      h('input', {
+        type: 'file',
+        id: 'picture-input',
+        class: 'visually-hidden',
+        accept: 'image/png,image/jpeg,image/webp',
+        onchange: (event) => uploadPicture(event.currentTarget),
+      }),
       h(
         'button',
         {
