@@ -193,6 +193,7 @@ AuditAction = Literal[
     "invite",
     "end",
     "host_transfer",
+    "edit",
 ]
 AUDIT_ACTIONS: tuple[AuditAction, ...] = get_args(AuditAction)
 

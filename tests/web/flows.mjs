@@ -372,6 +372,21 @@ async function main(report) {
       return text(listener, '#alert');
     });
 
+    await report.step('host edits the description; the listener page shows it', async () => {
+      const edited = 'Open questions, in Arabic and English — edited live';
+      await host.click('#edit-button');
+      await host.waitForSelector('#edit-dialog[open]');
+      await host.fill('#edit-title', '');
+      await host.click('#edit-save');
+      await waitText(host, '#edit-status', 'A space needs a title.');
+      await host.fill('#edit-title', TITLE);
+      await host.fill('#edit-description', edited);
+      await host.click('#edit-save');
+      await host.waitForSelector('#edit-dialog:not([open])', { state: 'attached', ...T });
+      await waitText(host, '#space-description', edited);
+      await waitText(listener, '#space-description', edited, 10000);
+    });
+
     await report.step('ending needs a confirmation; cancel keeps it live', async () => {
       await host.click('#end-space');
       await host.waitForSelector('#end-dialog[open]');

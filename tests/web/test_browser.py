@@ -50,6 +50,7 @@ def test_host_and_listener_flow(
         "microphone outcome is shown clearly",
         "host mutes the speaker; both views show it",
         "host demotes; listener is back in the audience, listening",
+        "host edits the description; the listener page shows it",
         "host ends the space after confirming",
         "the ended studio offers nothing live: no microphone, no invitations, nobody speaking",
         "a first tap on log in counts while the page still asks who is signed in",

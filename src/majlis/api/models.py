@@ -54,6 +54,7 @@ __all__ = [
     "SessionBody",
     "SpaceBody",
     "SpaceCreateBody",
+    "SpaceEditBody",
     "SpaceListBody",
     "StateBody",
     "UserBody",
@@ -90,6 +91,20 @@ class SpaceCreateBody(_Strict):
         default="auto",
         description="what the space is spoken in, for its transcript (auto: detected)",
     )
+
+
+class SpaceEditBody(_Strict):
+    """What the host may change after creation; at least one field."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=120)
+    description: str | None = Field(default=None, max_length=2000)
+    visibility: Visibility | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if self.title is None and self.description is None and self.visibility is None:
+            raise ValueError("nothing to change: give a title, a description or a visibility")
+        return self
 
 
 class ClipCreateBody(_Strict):

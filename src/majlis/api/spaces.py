@@ -12,6 +12,7 @@ from majlis.api.models import (
     ReminderBody,
     SpaceBody,
     SpaceCreateBody,
+    SpaceEditBody,
     SpaceListBody,
     StateBody,
 )
@@ -67,6 +68,17 @@ class SpaceRoutes:
                 errors=(400, 429),
             ),
             Endpoint("GET", one, self.get, "One space", tag, answer=SpaceBody, auth="none"),
+            Endpoint(
+                "PATCH",
+                one,
+                self.edit,
+                "Change the title, description or visibility (host only)",
+                tag,
+                body=SpaceEditBody,
+                answer=SpaceBody,
+                auth="user",
+                errors=(400, 404, 413, 429),
+            ),
             Endpoint(
                 "POST",
                 f"{one}/start",
@@ -162,6 +174,18 @@ class SpaceRoutes:
 
     async def get(self, request: Request) -> Response:
         space = await self._spaces.get(request.path_params["space_id"])
+        return json_response(space_summary(space))
+
+    async def edit(self, request: Request) -> Response:
+        caller = await caller_of(request, self._auth)
+        body = await parse_body(request, SpaceEditBody)
+        space = await self._spaces.edit(
+            caller,
+            request.path_params["space_id"],
+            title=body.title,
+            description=body.description,
+            visibility=body.visibility,
+        )
         return json_response(space_summary(space))
 
     async def start(self, request: Request) -> Response:

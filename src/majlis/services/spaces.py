@@ -171,6 +171,56 @@ class Spaces:
         await self._events.emit(space.id, "space_ended", "all", reason="missed")
         return await self.get(space_id)
 
+    async def edit(
+        self,
+        caller: Caller,
+        space_id: str,
+        *,
+        title: str | None = None,
+        description: str | None = None,
+        visibility: Visibility | None = None,
+    ) -> Space:
+        """Change the title, description or visibility (the host alone, in any state: a
+        replay's title can be fixed too). One audit entry names what changed."""
+        space = await self._owned(caller, space_id, "edit")
+        new_title = space.title if title is None else clean_text(title, "title", 120)
+        new_description = (
+            space.description
+            if description is None
+            else clean_text(description, "description", 2000, allow_empty=True)
+        )
+        new_visibility = space.visibility if visibility is None else visibility
+        changed = [
+            name
+            for name, old, new in (
+                ("title", space.title, new_title),
+                ("description", space.description, new_description),
+                ("visibility", space.visibility, new_visibility),
+            )
+            if old != new
+        ]
+        if not changed:
+            return space
+        audit = AuditEntry(
+            space.id, space.host_id, "edit", self._clock.now(), reason=", ".join(changed)
+        )
+        if not await self._store.edit_space(
+            space.id, new_title, new_description, new_visibility, audit=audit
+        ):
+            raise NotFound("no such space", code="space_not_found")
+        self.forget(space.id)
+        edited = await self.get(space.id)
+        await self._events.emit(
+            space.id,
+            "space_updated",
+            "all",
+            title=edited.title,
+            description=edited.description,
+            visibility=str(edited.visibility),
+            changed=changed,
+        )
+        return edited
+
     async def end(self, caller: Caller, space_id: str) -> Space:
         space = await self._owned(caller, space_id, "end")
         await self._close(space, "host", space.host_id)

@@ -30,6 +30,7 @@ from majlis.types import (
     TranscriptLine,
     TranscriptState,
     User,
+    Visibility,
 )
 
 __all__ = ["DuplicateError", "Row", "Store", "Tx"]
@@ -118,6 +119,18 @@ class Store(Protocol):
         ended_at desc). `query` matches title or host username, case-insensitive
         substring, or the words of the space's transcript (full text: every word of the
         query, whole words)."""
+        ...
+
+    async def edit_space(
+        self,
+        space_id: str,
+        title: str,
+        description: str,
+        visibility: Visibility,
+        *,
+        audit: AuditEntry | None = None,
+    ) -> bool:
+        """Set what the host may change after creation; False for no such space."""
         ...
 
     async def raise_peak_listeners(self, space_id: str, count: int) -> None:

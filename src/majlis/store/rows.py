@@ -173,6 +173,9 @@ _SELECT_SPACES = (
 )
 GET_SPACE = f"{_SELECT_SPACES} WHERE s.id = $1"
 # `at` is $4 for started_at and $5 for ended_at so one statement stamps the right column.
+EDIT_SPACE = (
+    "UPDATE spaces SET title = $2, description = $3, visibility = $4 WHERE id = $1 RETURNING 1"
+)
 TRANSITION_SPACE = (
     "UPDATE spaces SET state = $3,"
     " started_at = COALESCE($4, started_at), ended_at = COALESCE($5, ended_at)"
@@ -505,6 +508,19 @@ class SqlStore(ABC):
         ended = at if new is SpaceState.ENDED else None
         return await self._changed(
             TRANSITION_SPACE, space_id, expected.value, new.value, started, ended, audit=audit
+        )
+
+    async def edit_space(
+        self,
+        space_id: str,
+        title: str,
+        description: str,
+        visibility: Visibility,
+        *,
+        audit: AuditEntry | None = None,
+    ) -> bool:
+        return await self._changed(
+            EDIT_SPACE, space_id, title, description, visibility.value, audit=audit
         )
 
     async def list_spaces(

@@ -113,6 +113,7 @@ export const api = {
   get: (path, options) => request('GET', path, options),
   post: (path, body, options = {}) => request('POST', path, { ...options, body }),
   put: (path, body, options = {}) => request('PUT', path, { ...options, body }),
+  patch: (path, body, options = {}) => request('PATCH', path, { ...options, body }),
   del: (path, options) => request('DELETE', path, options),
 };
 
@@ -181,6 +182,7 @@ export const spaces = {
   create: (body) => api.post('/spaces', body),
   start: (id) => api.post(`/spaces/${enc(id)}/start`),
   end: (id) => api.post(`/spaces/${enc(id)}/end`),
+  edit: (id, changes) => api.patch(`/spaces/${enc(id)}`, changes),
   captions: (id, on) => api.put(`/spaces/${enc(id)}/captions`, { on }),
   state: (id, options) => api.get(`/spaces/${enc(id)}/state`, options),
   remind: (id, on) => (on ? api.put(`/spaces/${enc(id)}/reminder`) : api.del(`/spaces/${enc(id)}/reminder`)),

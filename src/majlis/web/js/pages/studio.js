@@ -47,6 +47,7 @@ function applySpaceState({ prepareMic = true } = {}) {
   const isHost = role === 'host';
   show('#go-live', isHost && space.state === 'scheduled');
   show('#end-space', isHost && space.state === 'live');
+  show('#edit-button', isHost);
   show('#replay-link', space.state === 'ended');
   if (space.state === 'ended') {
     mic?.stop();
@@ -105,6 +106,34 @@ async function endSpace(event) {
   renderSpace(space);
   applySpaceState();
   $('#replay-link').focus();
+}
+
+// Details: the host edits the title and description, in any state ----------------------------
+
+function openEdit() {
+  $('#edit-title').value = space.title;
+  $('#edit-description').value = space.description ?? '';
+  setText('#edit-status', '');
+  $('#edit-dialog').showModal();
+}
+
+async function saveEdit(event) {
+  event.preventDefault();
+  const title = $('#edit-title').value.trim();
+  if (!title) {
+    setText('#edit-status', 'A space needs a title.');
+    $('#edit-title').focus();
+    return;
+  }
+  try {
+    space = await spaces.edit(spaceId, { title, description: $('#edit-description').value.trim() });
+  } catch (error) {
+    setText('#edit-status', `Not saved: ${error.reason ?? error.message}`);
+    return;
+  }
+  renderSpace(space);
+  $('#edit-dialog').close();
+  $('#edit-button').focus();
 }
 
 // Stage moderation -----------------------------------------------------------------------
@@ -393,6 +422,9 @@ async function main() {
   reactions = new ReactionBar($('#reactions'));
   $('#go-live').addEventListener('click', goLive);
   $('#end-space').addEventListener('click', endSpace);
+  $('#edit-button').addEventListener('click', openEdit);
+  $('#edit-form').addEventListener('submit', saveEdit);
+  $('#edit-cancel').addEventListener('click', () => $('#edit-dialog').close());
   $('#captions-switch').addEventListener('click', switchCaptions);
   $('#invite-form').addEventListener('submit', invite);
   poller
