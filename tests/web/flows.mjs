@@ -202,6 +202,8 @@ async function main(report) {
       await listener.waitForSelector('#player-panel:not([hidden])', T);
       await waitText(listener, '#listener-count', '1');
       await waitText(host, '#listener-count', '1');
+      // The host's list names them (polled every 10 s).
+      await host.waitForSelector(`#audience-names li[data-user-id="${listenerUser.id}"]`, { timeout: 15000 });
       return `connection: ${await listener.getAttribute('#connection', 'data-state')} "${await text(listener, '#connection')}"`;
     });
 

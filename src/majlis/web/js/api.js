@@ -231,6 +231,8 @@ export const listening = {
     api.post(`/spaces/${enc(id)}/heartbeat`, { playback_token: playbackToken }, { token, retries: 2 }),
   leave: (id, token) => api.post(`/spaces/${enc(id)}/leave`, undefined, { token, keepalive: true }),
   react: (id, emoji, token) => api.post(`/spaces/${enc(id)}/reactions`, { emoji }, { token }),
+  // Hosts and co-hosts: who is listening (names of signed-in listeners, a count of the rest).
+  who: (id) => api.get(`/spaces/${enc(id)}/listeners`, { retries: 0 }),
 };
 
 export const REACTIONS = [

@@ -1,7 +1,7 @@
 // The host studio: go live, the microphone, the stage with moderation, requests to speak,
 // invitations, co-hosts, and ending the space (after a confirmation).
 
-import { spaces, speaking } from '../api.js';
+import { listening, spaces, speaking } from '../api.js';
 import { captionsNotice } from '../captions.js';
 import { EventStream } from '../events.js';
 import { MicPanel } from '../micpanel.js';
@@ -13,6 +13,7 @@ import {
   $,
   busy,
   confirmDialog,
+  formatCount,
   h,
   noticeText,
   renderAccount,
@@ -57,11 +58,13 @@ function applySpaceState({ prepareMic = true } = {}) {
     showInfo('This space has ended. Its recording is now the replay.');
     // Nothing left to do live: no microphone to allow, nobody to invite or let speak.
     for (const id of ['#mic-slot', '#requests-panel', '#invite-panel', '#stage-captions']) show(id, false);
+    watchAudience(false);
     for (const control of document.querySelectorAll('#speakers button')) control.disabled = true;
     stage?.render(lastSpeakers.map((speaker) => ({ ...speaker, speaking: false })));
     return;
   }
   poller.interval = space.state === 'live' ? 1000 : 5000;
+  if ((space.state === 'live') !== Boolean(audienceTimer)) watchAudience(space.state === 'live');
   if (prepareMic) mic?.prepare(space.state === 'live');
 }
 
@@ -106,6 +109,37 @@ async function endSpace(event) {
   renderSpace(space);
   applySpaceState();
   $('#replay-link').focus();
+}
+
+// Who is listening: names of signed-in listeners, a count of anonymous ones ----------------
+
+const AUDIENCE_POLL_MS = 10000;
+let audienceTimer = null;
+
+async function refreshAudience() {
+  let found;
+  try {
+    found = await listening.who(spaceId);
+  } catch {
+    return; // shown again at the next poll
+  }
+  setText('#audience-count', formatCount(found.count));
+  $('#audience-names').replaceChildren(
+    ...found.users.map((u) => h('li', { dataset: { userId: u.user_id } }, userText('span', u.display_name), ` @${u.username}`)),
+  );
+  const others = [];
+  if (found.anonymous) others.push(`${formatCount(found.anonymous)} without an account`);
+  if (found.more) others.push('more than listed');
+  setText('#audience-more', others.join('; '));
+}
+
+function watchAudience(on) {
+  clearInterval(audienceTimer);
+  audienceTimer = null;
+  show('#audience-panel', on);
+  if (!on) return;
+  refreshAudience();
+  audienceTimer = setInterval(refreshAudience, AUDIENCE_POLL_MS);
 }
 
 // Details: the host edits the title and description, in any state ----------------------------
