@@ -12,8 +12,12 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from majlis.config import Config, ConfigError, describe, load_config
+
+if TYPE_CHECKING:  # imported where used: `majlis serve` starts without the client stack
+    import httpx
 
 __all__ = ["main"]
 
@@ -84,8 +88,46 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--unlisted", action="store_true")
         else:
             cmd.add_argument("space_id")
+    _host_commands(space_sub)
     _client_commands(sub)
     return parser
+
+
+# What a host (or a bot of theirs) does to people in a space, by username.
+HOST_ACTIONS = {
+    "approve": "let someone who asked to speak onto the stage",
+    "invite": "invite a listener to speak",
+    "mute": "mute someone on stage",
+    "remove": "remove someone from the space (--ban: for good)",
+}
+
+
+def _host_commands(space_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for name, text in HOST_ACTIONS.items():
+        cmd = space_sub.add_parser(name, help=text)
+        cmd.add_argument(
+            "--server", default=os.environ.get("MAJLIS_SERVER", "http://127.0.0.1:8080")
+        )
+        cmd.add_argument("--user", required=True, help="the host's or a co-host's username")
+        cmd.add_argument("--password", help="default: MAJLIS_PASSWORD or a prompt")
+        cmd.add_argument("space_id")
+        cmd.add_argument("username", help="whom it is done to")
+        if name in ("mute", "remove"):
+            cmd.add_argument("--reason", help="kept in the audit log; told to them alone")
+        if name == "remove":
+            cmd.add_argument("--ban", action="store_true", help="and never let them back in")
+            cmd.add_argument(
+                "--category",
+                default="other",
+                choices=["harassment", "hate", "spam", "off_topic", "other"],
+            )
+    edit = space_sub.add_parser("edit", help="change a space's title or description")
+    edit.add_argument("--server", default=os.environ.get("MAJLIS_SERVER", "http://127.0.0.1:8080"))
+    edit.add_argument("--user", required=True, help="the host's username")
+    edit.add_argument("--password", help="default: MAJLIS_PASSWORD or a prompt")
+    edit.add_argument("space_id")
+    edit.add_argument("--title")
+    edit.add_argument("--description")
 
 
 def _edge_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -478,7 +520,18 @@ async def _space(args: argparse.Namespace) -> int:
         )
         _check(login)
         headers = {"Authorization": f"Bearer {login.json()['token']}"}
-        if args.action == "create":
+        if args.action in HOST_ACTIONS:
+            return await _host_action(client, headers, args)
+        if args.action == "edit":
+            changes = {
+                key: value
+                for key, value in (("title", args.title), ("description", args.description))
+                if value is not None
+            }
+            answer = await client.patch(
+                f"/api/v1/spaces/{args.space_id}", json=changes, headers=headers
+            )
+        elif args.action == "create":
             body: dict[str, object] = {
                 "title": args.title,
                 "description": args.description,
@@ -495,6 +548,47 @@ async def _space(args: argparse.Namespace) -> int:
         space = answer.json()
         print(f"{space['id']} {space['state']} {space['title']}")
         return _print_urls(base, space["id"])
+
+
+async def _host_action(
+    client: httpx.AsyncClient, headers: dict[str, str], args: argparse.Namespace
+) -> int:
+    one = f"/api/v1/spaces/{args.space_id}"
+    if args.action == "invite":
+        answer = await client.post(
+            f"{one}/invites", json={"username": args.username}, headers=headers
+        )
+    else:
+        user_id = await _user_in_space(client, headers, one, args.username)
+        body: dict[str, object] | None = None
+        if args.action == "approve":
+            path = f"{one}/requests/{user_id}/approve"
+        else:
+            path = f"{one}/participants/{user_id}/{args.action}"
+            body = {"reason": args.reason} if args.reason else {}
+            if args.action == "remove":
+                body |= {"ban": args.ban, "category": args.category}
+        answer = await client.post(path, json=body, headers=headers)
+    _check(answer)
+    print(f"{args.action}: {args.username} in {args.space_id}")
+    return 0
+
+
+async def _user_in_space(
+    client: httpx.AsyncClient, headers: dict[str, str], one: str, username: str
+) -> str:
+    """The id of `username` among the space's stage, requests to speak and listeners."""
+    for path, key in (
+        ("/participants", "participants"),
+        ("/requests", "requests"),
+        ("/listeners", "users"),
+    ):
+        answer = await client.get(one + path, headers=headers)
+        _check(answer)
+        for person in answer.json()[key]:
+            if str(person["username"]).lower() == username.lower():
+                return str(person["user_id"])
+    raise CliError(f"{username} is not on stage, asking to speak or listening in {one[15:]}")
 
 
 def _print_urls(base: str, space_id: str) -> int:
