@@ -25,15 +25,18 @@ BURST = (0.4, 2.8)
 SPEAK_S = 24.0
 
 
+QUIET_S = 0.5
+
+
 def onsets(samples: Floats, threshold: float = 0.05) -> list[float]:
-    """Seconds at which the level first rises above `threshold` after 0.5 s below it."""
+    """Seconds at which the level first rises above `threshold` after QUIET_S below it."""
     hop = RATE // 200  # 5 ms
     levels = np.array(
         [np.sqrt(np.mean(samples[i : i + hop] ** 2)) for i in range(0, len(samples) - hop, hop)]
     )
     found, quiet = [], 0
     for index, level in enumerate(levels):
-        if level > threshold and quiet * hop >= RATE // 2:
+        if level > threshold and quiet * hop >= RATE * QUIET_S:
             found.append(index * hop / RATE)
         quiet = 0 if level > threshold else quiet + 1
     return found
@@ -48,7 +51,10 @@ def ffprobe(data: bytes, tmp: Path) -> dict[str, object]:
 def assert_clip_is_the_replay(clip: Floats, replay: Floats, start: float) -> None:
     """Every burst in the clip is a burst of the replay, `start` seconds later."""
     in_clip = onsets(clip)
-    in_replay = [t - start for t in onsets(replay) if start + 0.05 < t < start + len(clip) / RATE]
+    # An onset needs QUIET_S of quiet before it, which a clip has only once it has lasted
+    # that long: a burst in its first QUIET_S is an onset of the replay but not of the clip.
+    end = start + len(clip) / RATE
+    in_replay = [t - start for t in onsets(replay) if start + QUIET_S <= t < end]
     assert len(in_clip) >= 2, in_clip
     assert len(in_clip) == len(in_replay), (in_clip, in_replay)
     assert np.allclose(in_clip, in_replay, atol=0.015), (in_clip, in_replay)
