@@ -688,7 +688,14 @@ def _metric_sources(services: Services) -> list[Callable[[], Awaitable[list[Samp
 def _listener_metrics(audience: Audience) -> Callable[[], Awaitable[list[Sample]]]:
     async def samples() -> list[Sample]:
         counts = await audience.listeners_now()
-        return [("majlis_listeners", {"space": sid}, float(n)) for sid, n in counts.items()]
+        return [
+            sample
+            for sid, (listeners, waiting) in counts.items()
+            for sample in (
+                ("majlis_listeners", {"space": sid}, float(listeners)),
+                ("majlis_waiting_room_depth", {"space": sid}, float(waiting)),
+            )
+        ]
 
     return samples
 

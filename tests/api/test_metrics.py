@@ -63,6 +63,7 @@ async def test_metrics_are_typed_described_and_count_the_traffic(tmp_path: Path)
     for outcome in ("admitted", "queued", "refused"):
         assert value(families, "majlis_joins", outcome=outcome) == 1
     assert value(families, "majlis_listeners", space=sid) == 1  # the queued one is not in yet
+    assert value(families, "majlis_waiting_room_depth", space=sid) == 1
     assert value(families, "majlis_event_sockets") == 0
     assert outsider.status_code == 404
 

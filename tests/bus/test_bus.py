@@ -247,6 +247,16 @@ async def test_abandoned_tickets_still_consume_slots(bus: Bus) -> None:
     assert await bus.admit("s1", 3, rate=1, burst=1, now=T0 + 3) == Admission(True, 3, 0)
 
 
+async def test_the_depth_of_a_line(bus: Bus) -> None:
+    assert await bus.waiting("s1") == 0
+    await bus.admit("s1", None, rate=1, burst=1, now=T0)  # walks in
+    for _ in range(3):
+        await bus.admit("s1", None, rate=1, burst=1, now=T0)
+    assert await bus.waiting("s1") == 3
+    await bus.admit("s1", 1, rate=1, burst=1, now=T0 + 2)  # two slots accrued
+    assert await bus.waiting("s1") == 1
+
+
 async def test_a_line_polled_seldom_still_moves_at_the_rate(bus: Bus) -> None:
     # Burst 2 at 10/s; 20 wait and everyone polls only once a second: the line must move
     # 10 a second, not the burst's 2 per poll.

@@ -52,6 +52,7 @@ HELP: dict[str, str] = {
     "majlis_admission_rate": "listeners per second the waiting room admits now, per space",
     "majlis_admission_behind": "1 while the waiting room's rate is cut for a late loop",
     "majlis_listeners": "listeners of each live space, counted by presence",
+    "majlis_waiting_room_depth": "tickets not yet admitted, per live space, as of its last join",
     "majlis_event_sockets": "event sockets open on this worker",
     "majlis_session": "this worker's identity (labels), always 1",
     "majlis_cluster_nodes": "media nodes this worker sees on the bus",

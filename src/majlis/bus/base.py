@@ -118,6 +118,11 @@ class Bus(Protocol):
         """
         ...
 
+    async def waiting(self, space_id: str) -> int:
+        """Tickets handed out and not yet admitted, as of the last admit() of the space
+        (its line moves only when someone asks): the waiting room's depth, for /metrics."""
+        ...
+
     # leases (which media node owns a space) ---------------------------------------------
     async def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> bool:
         """Take or renew `name` for `owner` if free, expired, or already `owner`'s."""

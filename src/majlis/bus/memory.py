@@ -385,6 +385,10 @@ class MemoryBus:
         self._rooms[space_id] = room
         return answer
 
+    async def waiting(self, space_id: str) -> int:
+        room = self._rooms.get(space_id)
+        return 0 if room is None else room.issued - room.served
+
     # leases --------------------------------------------------------------------------------
     async def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> bool:
         if ttl <= 0:

@@ -409,6 +409,11 @@ class RedisBus:
         return Admission(bool(admitted), int(number), int(position))
 
     # leases --------------------------------------------------------------------------------
+
+    async def waiting(self, space_id: str) -> int:
+        issued, served = await self._redis.hmget(self._key("adm", space_id), "issued", "served")
+        return int(float(issued or 0)) - int(float(served or 0))
+
     async def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> bool:
         if ttl <= 0:
             raise ValueError(f"lease ttl must be positive, got {ttl!r}")

@@ -73,11 +73,14 @@ class Audience:
             taken[space_id] = sample
         return taken
 
-    async def listeners_now(self) -> dict[str, int]:
-        """Every live space's listeners at this moment (for /metrics)."""
+    async def listeners_now(self) -> dict[str, tuple[int, int]]:
+        """Every live space's listeners and waiting-room depth at this moment (/metrics)."""
         now = self._clock.now()
         return {
-            start.space_id: await self._bus.count_presence(start.space_id, now, self._window)
+            start.space_id: (
+                await self._bus.count_presence(start.space_id, now, self._window),
+                await self._bus.waiting(start.space_id),
+            )
             for start in await self._spaces.live_starts()
         }
 
