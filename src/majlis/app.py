@@ -39,6 +39,7 @@ from majlis.api.notifications import NotificationRoutes
 from majlis.api.overload import LoopLag, ShedWrites, is_join_path
 from majlis.api.pages import web_routes
 from majlis.api.playback import PlaybackGuard
+from majlis.api.replays import ReplayRoutes
 from majlis.api.roles import RoleRoutes
 from majlis.api.routing import Endpoint, openapi, routes
 from majlis.api.rtc import RtcRoutes
@@ -54,6 +55,7 @@ from majlis.media.captions.model import ModelNotFound, model_languages, resolve_
 from majlis.media.captions.replay_source import OriginTranscriber
 from majlis.media.hls.clip_source import OriginClips
 from majlis.media.hls.origin import SpaceRegistry, create_origin
+from majlis.media.recording.removal import RecordingRemoval
 from majlis.media.recording.storage import StorageSettings, open_object_store
 from majlis.media.runtime.membership import Membership, publish_captions, publish_levels
 from majlis.media.runtime.node import MediaNode, NodeSettings
@@ -75,6 +77,7 @@ from majlis.services.notices import Notices
 from majlis.services.notifications import Notifications
 from majlis.services.placement import Reconciler
 from majlis.services.reminders import Reminders
+from majlis.services.replays import Replays
 from majlis.services.retrying import Backoff
 from majlis.services.roles import Roles
 from majlis.services.rtc import Rtc
@@ -116,6 +119,7 @@ class Services:
     events: Events
     accounts: Accounts
     avatars: Avatars
+    replays: Replays
     spaces: Spaces
     roles: Roles
     audit: AuditLog
@@ -226,6 +230,12 @@ def build_services(
         auth=auth,
         events=events,
         avatars=Avatars(store, clock),
+        replays=Replays(
+            store,
+            spaces,
+            RecordingRemoval(config.recordings_dir, open_object_store(storage_settings(config))),
+            clock,
+        ),
         accounts=Accounts(
             store,
             tokens,
@@ -397,6 +407,7 @@ def api_endpoints(s: Services) -> list[Endpoint]:
             s.accounts, s.auth, secure_cookies=public_url.startswith("https")
         ).endpoints(),
         *AvatarRoutes(s.avatars, s.auth).endpoints(),
+        *ReplayRoutes(s.replays, s.auth).endpoints(),
         *SpaceRoutes(
             s.spaces, s.listeners, s.auth, public_url, s.config.state_cache_seconds
         ).endpoints(),

@@ -41,6 +41,7 @@ __all__ = [
     "MediaCommand",
     "MediaPlane",
     "NodeInfo",
+    "Recordings",
     "ReplayTranscriber",
     "Resume",
     "Sample",
@@ -321,6 +322,15 @@ class MediaPlane(Protocol):
 # run. Both planes read these keys, so they are named here and nowhere else.
 NODE_PREFIX = "node:"
 NODE_KEY_HEADER = "X-Majlis-Node-Key"  # control plane -> node requests carry the node key
+
+
+class Recordings(Protocol):
+    """Where a space's recording is kept, as the control plane deletes a replay."""
+
+    async def delete(self, space_id: str) -> bool:
+        """Delete every file and object of the space's recording; True if there were any.
+        Overloaded when the storage does not answer."""
+        ...
 
 
 class ClipAudio(Protocol):

@@ -194,6 +194,7 @@ AuditAction = Literal[
     "end",
     "host_transfer",
     "edit",
+    "replay_delete",
 ]
 AUDIT_ACTIONS: tuple[AuditAction, ...] = get_args(AuditAction)
 

@@ -452,6 +452,16 @@ async function main(report) {
       if (await host.isVisible('#alert')) throw new Error(`alert: ${await text(host, '#alert')}`);
     });
 
+    await report.step('host deletes the replay after confirming; it is gone', async () => {
+      await host.goto(`${base}/spaces/${spaceId}/studio`);
+      await host.click('#delete-replay');
+      await host.waitForSelector('#delete-dialog[open]');
+      await host.click('#delete-confirm');
+      await host.waitForFunction(() => document.querySelector('#alert')?.textContent.includes('replay is deleted'), null, T);
+      const file = await host.request.get(`${base}/hls/${spaceId}/replay.m4a`);
+      if (file.status() !== 404) throw new Error(`replay.m4a answered ${file.status()}`);
+    });
+
     await report.step('unknown space shows a clear message', async () => {
       // The not-found page itself (404), not a space page's empty skeleton under an error.
       const answer = await anon.goto(`${base}/spaces/doesnotexist`);

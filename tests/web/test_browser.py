@@ -57,6 +57,7 @@ def test_host_and_listener_flow(
         "replay page renders: title, peak listeners, download, player",
         "host sets a picture from the header; a text file is refused with a reason",
         "share copies the space link where there is no share sheet",
+        "host deletes the replay after confirming; it is gone",
         "replay page draws the audience: listeners over time",
         "with captions off the replay page shows no transcript section",
     ):

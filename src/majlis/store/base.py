@@ -373,3 +373,9 @@ class Store(Protocol):
     async def delete_avatar(self, user_id: str) -> bool:
         """False when there was none."""
         ...
+
+    # deleting a replay ---------------------------------------------------------------------
+    async def delete_replay_records(self, space_id: str, *, audit: AuditEntry) -> int:
+        """Delete the space's transcript (its lines leave the search index with them) and
+        its clips, and append `audit`, in one transaction; how many rows went."""
+        ...

@@ -173,6 +173,13 @@ _SELECT_SPACES = (
 )
 GET_SPACE = f"{_SELECT_SPACES} WHERE s.id = $1"
 # `at` is $4 for started_at and $5 for ended_at so one statement stamps the right column.
+# A replay's records; transcript_lines first (SQLite's triggers take them out of the FTS
+# index), then the transcript's job and state, then the clips.
+_DELETE_REPLAY = (
+    "DELETE FROM transcript_lines WHERE space_id = $1 RETURNING 1",
+    "DELETE FROM transcripts WHERE space_id = $1 RETURNING 1",
+    "DELETE FROM clips WHERE space_id = $1 RETURNING 1",
+)
 EDIT_SPACE = (
     "UPDATE spaces SET title = $2, description = $3, visibility = $4 WHERE id = $1 RETURNING 1"
 )
@@ -764,6 +771,15 @@ class SqlStore(ABC):
 
     async def list_audience(self, space_id: str, limit: int) -> list[AudienceSample]:
         return [sample_from_row(r) for r in await self._fetch(LIST_SAMPLES, space_id, limit)]
+
+    # deleting a replay ---------------------------------------------------------------------
+    async def delete_replay_records(self, space_id: str, *, audit: AuditEntry) -> int:
+        gone = 0
+        async with self._write() as tx:
+            for sql in _DELETE_REPLAY:
+                gone += len(await tx.fetch(sql, space_id))
+            await insert_audit(tx, audit)
+        return gone
 
     # users' pictures ----------------------------------------------------------------------
     async def put_avatar(self, user_id: str, avatar: Avatar) -> None:

@@ -89,6 +89,10 @@ class ObjectStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object whose key starts with `prefix`; how many there were."""
+        ...
+
     async def fetch(self, key: str) -> bytes | None:
         """get() for an event loop."""
         ...
@@ -157,6 +161,15 @@ class S3Store:
         except FileNotFoundError:
             return False
         return True
+
+    def delete_prefix(self, prefix: str) -> int:
+        def delete() -> int:
+            keys = [meta["path"] for batch in obstore.list(self._store, prefix) for meta in batch]
+            if keys:
+                obstore.delete(self._store, keys)
+            return len(keys)
+
+        return _guarded(delete)
 
     async def fetch(self, key: str) -> bytes | None:
         stored = await self.open(key)
@@ -249,6 +262,10 @@ class PatientStore:
 
     def exists(self, key: str) -> bool:
         return self._until_answered(lambda: self._store.exists(key))
+
+    def delete_prefix(self, prefix: str) -> int:
+        # Asked for by a person, who should hear of an outage rather than wait it out.
+        return self._store.delete_prefix(prefix)
 
     async def fetch(self, key: str) -> bytes | None:
         return await self._store.fetch(key)

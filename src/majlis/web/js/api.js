@@ -183,6 +183,7 @@ export const spaces = {
   start: (id) => api.post(`/spaces/${enc(id)}/start`),
   end: (id) => api.post(`/spaces/${enc(id)}/end`),
   edit: (id, changes) => api.patch(`/spaces/${enc(id)}`, changes),
+  deleteReplay: (id) => api.del(`/spaces/${enc(id)}/replay`),
   captions: (id, on) => api.put(`/spaces/${enc(id)}/captions`, { on }),
   state: (id, options) => api.get(`/spaces/${enc(id)}/state`, options),
   remind: (id, on) => (on ? api.put(`/spaces/${enc(id)}/reminder`) : api.del(`/spaces/${enc(id)}/reminder`)),

@@ -40,7 +40,8 @@ let events = null;
 let left = false; // removed, or no longer a co-host: the studio is done
 let requestsLoading = null;
 let captionsState = 'unavailable';
-let lastSpeakers = []; // as last drawn: redrawn silent once the space has ended
+let lastSpeakers = [];
+let replayDeleted = false; // as last drawn: redrawn silent once the space has ended
 
 // Controls -------------------------------------------------------------------------------
 
@@ -49,7 +50,8 @@ function applySpaceState({ prepareMic = true } = {}) {
   show('#go-live', isHost && space.state === 'scheduled');
   show('#end-space', isHost && space.state === 'live');
   show('#edit-button', isHost);
-  show('#replay-link', space.state === 'ended');
+  show('#delete-replay', isHost && space.state === 'ended' && !replayDeleted);
+  show('#replay-link', space.state === 'ended' && !replayDeleted);
   if (space.state === 'ended') {
     mic?.stop();
     events?.stop();
@@ -140,6 +142,24 @@ function watchAudience(on) {
   if (!on) return;
   refreshAudience();
   audienceTimer = setInterval(refreshAudience, AUDIENCE_POLL_MS);
+}
+
+// The replay: the host may delete it once the space has ended ------------------------------
+
+async function deleteReplay(event) {
+  if (!(await confirmDialog($('#delete-dialog')))) {
+    event.currentTarget?.focus?.();
+    return;
+  }
+  const done = await busy($('#delete-replay'), async () => {
+    await spaces.deleteReplay(spaceId);
+    return true;
+  });
+  if (!done) return;
+  replayDeleted = true;
+  show('#delete-replay', false);
+  show('#replay-link', false);
+  showInfo('The replay is deleted: its recording, transcript and clips.');
 }
 
 // Details: the host edits the title and description, in any state ----------------------------
@@ -457,6 +477,7 @@ async function main() {
   $('#go-live').addEventListener('click', goLive);
   $('#end-space').addEventListener('click', endSpace);
   $('#edit-button').addEventListener('click', openEdit);
+  $('#delete-replay').addEventListener('click', deleteReplay);
   $('#edit-form').addEventListener('submit', saveEdit);
   $('#edit-cancel').addEventListener('click', () => $('#edit-dialog').close());
   $('#captions-switch').addEventListener('click', switchCaptions);
