@@ -40,15 +40,21 @@ IMAGE_TYPES: dict[str, _Kind] = {
 }
 
 
+def media_type(content_type: str) -> str:
+    """`image/PNG; charset=x` → `image/png`."""
+    return content_type.split(";")[0].strip().lower()
+
+
 def check_image(content_type: str, data: bytes) -> tuple[int, int]:
     """(width, height) of a picture fit to keep; UnsupportedMediaType or BadRequest with
     the reason otherwise."""
-    kind = IMAGE_TYPES.get(content_type.split(";")[0].strip().lower())
+    kind_name = media_type(content_type)
+    kind = IMAGE_TYPES.get(kind_name)
     if kind is None:
         raise UnsupportedMediaType(
             f"a picture is {', '.join(sorted(IMAGE_TYPES))}; not {content_type[:60]!r}"
         )
-    webp_ok = content_type != "image/webp" or data[8:12] == b"WEBP"
+    webp_ok = kind_name != "image/webp" or data[8:12] == b"WEBP"
     if not data.startswith(kind.magic) or not webp_ok:
         raise BadRequest(f"the body is not a {content_type} file", code="bad_image")
     try:
@@ -73,7 +79,7 @@ class Avatars:
     async def put(self, caller: Caller, content_type: str, data: bytes) -> Avatar:
         user_id = caller.require_user()
         await asyncio.to_thread(check_image, content_type, data)
-        avatar = Avatar(content_type.split(";")[0].strip().lower(), data, self._clock.now())
+        avatar = Avatar(media_type(content_type), data, self._clock.now())
         await self._store.put_avatar(user_id, avatar)
         return avatar
 

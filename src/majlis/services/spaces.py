@@ -140,7 +140,7 @@ class Spaces:
         self._stage_cache.invalidate(space_id)
 
     async def start(self, caller: Caller, space_id: str) -> Space:
-        space = await self._owned(caller, space_id, "start")
+        space = await self.owned(caller, space_id, "start")
         await self._transition(space, SpaceState.LIVE)
         await self.place(start_of(space, self._clock.now()))
         await self._events.emit(space_id, "space_started", "all")
@@ -182,7 +182,7 @@ class Spaces:
     ) -> Space:
         """Change the title, description or visibility (the host alone, in any state: a
         replay's title can be fixed too). One audit entry names what changed."""
-        space = await self._owned(caller, space_id, "edit")
+        space = await self.owned(caller, space_id, "edit")
         new_title = space.title if title is None else clean_text(title, "title", 120)
         new_description = (
             space.description
@@ -222,7 +222,7 @@ class Spaces:
         return edited
 
     async def end(self, caller: Caller, space_id: str) -> Space:
-        space = await self._owned(caller, space_id, "end")
+        space = await self.owned(caller, space_id, "end")
         await self._close(space, "host", space.host_id)
         return await self.get(space_id)
 
@@ -289,7 +289,7 @@ class Spaces:
     async def set_captions(self, caller: Caller, space_id: str, on: bool) -> Space:
         """The host turns live captions on or off; everyone in the space is told (the
         studio shows speakers whether what they say is being captioned)."""
-        space = await self._owned(caller, space_id, "turn captions on or off in")
+        space = await self.owned(caller, space_id, "turn captions on or off in")
         if space.state is SpaceState.ENDED:
             raise Conflict("the space has ended", code="space_ended")
         if not await self._store.set_captions(space_id, on):
@@ -300,7 +300,8 @@ class Spaces:
         await self._events.emit(space_id, "captions", "all", on=on)
         return await self.get(space_id)
 
-    async def _owned(self, caller: Caller, space_id: str, action: str) -> Space:
+    async def owned(self, caller: Caller, space_id: str, action: str) -> Space:
+        """The space, if the caller is its host; Forbidden (not_host) otherwise."""
         user_id = caller.require_user()
         space = await self.get(space_id)
         if space.host_id != user_id:
