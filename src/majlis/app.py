@@ -23,6 +23,7 @@ from starlette.types import ASGIApp
 
 from majlis import __version__
 from majlis.api.accounts import AccountRoutes
+from majlis.api.appeals import AppealRoutes
 from majlis.api.audience import AudienceRoutes
 from majlis.api.audit import AuditRoutes
 from majlis.api.avatars import AvatarRoutes
@@ -34,12 +35,14 @@ from majlis.api.http import json_response
 from majlis.api.listeners import ListenerRoutes
 from majlis.api.metrics import HttpMetrics, Metrics, metrics_route
 from majlis.api.middleware import BodyLimit, RateLimit, RateLimits, retry_headers
+from majlis.api.moderation import ModerationRoutes
 from majlis.api.notices import NoticeRoutes
 from majlis.api.notifications import NotificationRoutes
 from majlis.api.overload import LoopLag, ShedWrites, is_join_path
 from majlis.api.pages import web_routes
 from majlis.api.playback import PlaybackGuard
 from majlis.api.replays import ReplayRoutes
+from majlis.api.reports import ReportRoutes
 from majlis.api.roles import RoleRoutes
 from majlis.api.routing import Endpoint, openapi, routes
 from majlis.api.rtc import RtcRoutes
@@ -64,6 +67,7 @@ from majlis.media.runtime.process import MediaProcess
 from majlis.plane import MediaPlane, NodeInfo, Sample, follow_commands
 from majlis.services.accounts import Accounts, PasswordHashing
 from majlis.services.admission import AdmissionControl, AdmissionSettings
+from majlis.services.appeals import Appeals
 from majlis.services.audience import Audience
 from majlis.services.audit import AuditLog
 from majlis.services.auth import Authenticator
@@ -73,17 +77,21 @@ from majlis.services.continuity import Continuity, ContinuityPolicy
 from majlis.services.events import Events
 from majlis.services.listeners import ListenerPolicy, Listeners
 from majlis.services.mail import Mailer, SmtpSettings
+from majlis.services.moderation import Restrictions
+from majlis.services.moderators import Moderators
 from majlis.services.notices import Notices
 from majlis.services.notifications import Notifications
 from majlis.services.placement import Reconciler
 from majlis.services.reminders import Reminders
 from majlis.services.replays import Replays
+from majlis.services.reports import ReportPolicy, Reports
 from majlis.services.retrying import Backoff
 from majlis.services.roles import Roles
 from majlis.services.rtc import Rtc
 from majlis.services.schedule import MissedSpaces
 from majlis.services.security import SecurityState
 from majlis.services.spaces import Spaces
+from majlis.services.suspensions import Suspensions
 from majlis.services.tokens import TokenService
 from majlis.services.transcripts import Transcripts
 from majlis.services.webhook import Webhook
@@ -124,6 +132,10 @@ class Services:
     roles: Roles
     audit: AuditLog
     notices: Notices
+    moderators: Moderators
+    reports: Reports
+    appeals: Appeals
+    suspensions: Suspensions
     listeners: Listeners
     rtc: Rtc
     registry: SpaceRegistry
@@ -202,6 +214,8 @@ def build_services(
         started=reminders.started,
     )
     roles = Roles(store, bus, spaces, events, clock)
+    moderators = Moderators(store, clock)
+    restrictions = Restrictions(store, bus, spaces, roles, clock)
     admission = AdmissionControl(
         AdmissionSettings(
             ceiling=config.admission_rate,
@@ -246,8 +260,12 @@ def build_services(
         ),
         spaces=spaces,
         roles=roles,
-        audit=AuditLog(store, spaces),
+        audit=AuditLog(store, spaces, moderators),
         notices=Notices(store),
+        moderators=moderators,
+        reports=Reports(store, bus, moderators, restrictions, clock, ReportPolicy()),
+        appeals=Appeals(store, moderators, restrictions, clock),
+        suspensions=Suspensions(store, moderators, restrictions, clock),
         listeners=Listeners(
             store, bus, spaces, tokens, clock, policy, admission, config.state_cache_seconds
         ),
@@ -414,6 +432,9 @@ def api_endpoints(s: Services) -> list[Endpoint]:
         *RoleRoutes(s.roles, s.auth).endpoints(),
         *AuditRoutes(s.audit, s.auth).endpoints(),
         *NoticeRoutes(s.notices, s.auth).endpoints(),
+        *ReportRoutes(s.reports, s.auth).endpoints(),
+        *AppealRoutes(s.appeals, s.auth).endpoints(),
+        *ModerationRoutes(s.reports, s.appeals, s.suspensions, s.audit, s.auth).endpoints(),
         *NotificationRoutes(s.notifications, s.auth).endpoints(),
         *ListenerRoutes(s.listeners, s.auth).endpoints(),
         *AudienceRoutes(s.audience).endpoints(),

@@ -89,8 +89,45 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             cmd.add_argument("space_id")
     _host_commands(space_sub)
+    _moderate_commands(sub)
     _client_commands(sub)
     return parser
+
+
+_CATEGORIES = ["harassment", "hate", "spam", "off_topic", "other"]
+
+
+def _moderate_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from majlis.client.moderate import DESK_COMMANDS
+
+    moderate = sub.add_parser("moderate", help="site moderation: reports, appeals, suspensions")
+    desk = moderate.add_subparsers(dest="action", required=True)
+    for name, text in (
+        ("grant", "make a user a site moderator (on this server's database)"),
+        ("revoke", "take the site moderator role away"),
+    ):
+        cmd = desk.add_parser(name, help=text)
+        _config_flags(cmd)
+        cmd.add_argument("username")
+    for name, text in DESK_COMMANDS.items():
+        cmd = desk.add_parser(name, help=text)
+        cmd.add_argument(
+            "--server", default=os.environ.get("MAJLIS_SERVER", "http://127.0.0.1:8080")
+        )
+        cmd.add_argument("--user", required=True, help="your (a moderator's) username")
+        cmd.add_argument("--password", help="default: MAJLIS_PASSWORD or a prompt")
+        if name in ("decide", "review", "suspend", "lift"):
+            cmd.add_argument(
+                "target", help={"decide": "report id", "review": "appeal id"}.get(name, "username")
+            )
+            cmd.add_argument("--reason", help="kept in the audit log; told to the person")
+        if name == "decide":
+            cmd.add_argument("outcome", choices=["dismiss", "warn", "remove", "end", "suspend"])
+        if name == "review":
+            cmd.add_argument("outcome", choices=["upheld", "reversed"])
+        if name in ("decide", "suspend"):
+            cmd.add_argument("--category", default="other", choices=_CATEGORIES)
+            cmd.add_argument("--days", type=float, help="how long a suspension lasts")
 
 
 # What a host (or a bot of theirs) does to people in a space, by username.
@@ -292,6 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _speak(args)
         if args.command == "listen":
             return _listen(args)
+        if args.command == "moderate":
+            return asyncio.run(_moderate(args))
         return asyncio.run(_space(args))
     except ConfigError as exc:
         print(f"majlis: {exc}", file=sys.stderr)
@@ -505,6 +544,54 @@ async def _user_create(args: argparse.Namespace) -> int:
         await services.store.close()
     if session.user is not None:
         print(f"created user {session.user.username} (id {session.user.id})")
+    return 0
+
+
+async def _moderate(args: argparse.Namespace) -> int:
+    if args.action in ("grant", "revoke"):
+        return await _grant(args)
+    import httpx
+
+    from majlis.client.api import ApiClient, ApiError
+    from majlis.client.moderate import DeskCommand, run_desk
+
+    suspends = args.action == "suspend" or getattr(args, "outcome", None) == "suspend"
+    if suspends and (args.days is None or not 0 < args.days <= 366):
+        raise CliError("a suspension needs --days, more than 0 and at most 366")
+    command = DeskCommand(
+        args.action,
+        getattr(args, "target", None),
+        getattr(args, "outcome", None),
+        getattr(args, "category", "other"),
+        getattr(args, "reason", None),
+        getattr(args, "days", None),
+    )
+    async with ApiClient(args.server.rstrip("/"), retries=2) as client:
+        try:
+            await client.login(args.user, _password(args))
+            lines = await run_desk(client, command)
+        except ApiError as exc:
+            raise CliError(f"server said {exc.status}: {exc.reason}") from None
+        except httpx.HTTPError as exc:
+            raise CliError(f"cannot reach {args.server}: {exc}") from None
+    print("\n".join(lines))
+    return 0
+
+
+async def _grant(args: argparse.Namespace) -> int:
+    from majlis.app import build_services
+    from majlis.errors import MajlisError
+
+    services = build_services(_load(args))
+    await services.store.open()
+    try:
+        changed = await services.moderators.grant(args.username, args.action == "grant")
+    except MajlisError as exc:
+        raise CliError(exc.reason) from None
+    finally:
+        await services.store.close()
+    role = "a site moderator" if args.action == "grant" else "not a site moderator"
+    print(f"{args.username} is {role}" + ("" if changed else " (already)"))
     return 0
 
 

@@ -195,6 +195,15 @@ AuditAction = Literal[
     "host_transfer",
     "edit",
     "replay_delete",
+    # site moderators' (space_id None unless the action is in a space)
+    "report_dismiss",
+    "warn",
+    "suspend",
+    "unsuspend",
+    "appeal_upheld",
+    "appeal_reversed",
+    "moderator_grant",
+    "moderator_revoke",
 ]
 AUDIT_ACTIONS: tuple[AuditAction, ...] = get_args(AuditAction)
 
@@ -204,8 +213,8 @@ class AuditEntry:
     """One action as the audit log keeps it. `seq` orders a log (0 until stored); `target_id`
     is None for actions on the space itself (end). The usernames are filled in on reading."""
 
-    space_id: str
-    actor_id: str | None  # None: Majlis itself (continuity's handovers and ends)
+    space_id: str | None  # None: a site-wide action (a suspension, a moderator grant)
+    actor_id: str | None  # None: Majlis itself (continuity's handovers and ends), an operator
     action: AuditAction
     at: float
     target_id: str | None = None
@@ -217,9 +226,9 @@ class AuditEntry:
 
 # Why a restriction was imposed, as a statement of reasons (DSA art. 17) names it.
 ReasonCategory = Literal["harassment", "hate", "spam", "off_topic", "other"]
-# On what ground: a host acts under their space's own rules. Site moderators' grounds
-# (terms of service, law) come with the moderator role.
-NoticeGround = Literal["house_rules"]
+# On what ground: a host acts under their space's own rules, a site moderator under the
+# site's terms of service.
+NoticeGround = Literal["house_rules", "terms_of_service"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +245,7 @@ class Notice:
     automated: bool
     appeal: str
     at: float
+    actor_id: str | None = None  # who decided; kept from the person, used to route an appeal
 
 
 BusMessage = dict[str, object]
@@ -261,7 +271,7 @@ CaptionsReason = Literal["no_model", "language"]
 # Why a live space ended: its host ended it; its host's audio was gone past the grace
 # period with no co-host to take over; nobody on stage had audio connected for too long.
 # A scheduled space whose host never started it ends "missed" (it was never live).
-EndReason = Literal["host", "host_absent", "empty_stage", "missed"]
+EndReason = Literal["host", "host_absent", "empty_stage", "missed", "moderator"]
 
 # What an in-app notification says happened to a space someone asked to be reminded of.
 NotificationKind = Literal["space_started", "space_missed"]
@@ -317,3 +327,66 @@ def caption_lines_key(space_id: str) -> str:
     """Bus key of a space's latest live caption lines: JSON, a list of
     {"start", "end", "text", "speaker"} (wall-clock seconds), newest last."""
     return f"captions:{space_id}"
+
+
+# Site moderation ---------------------------------------------------------------------------
+
+# What a report is about: a space, a speaker in it, or a clip of it.
+ReportSubject = Literal["space", "speaker", "clip"]
+REPORT_SUBJECTS: tuple[ReportSubject, ...] = get_args(ReportSubject)
+# What a site moderator decides on a report.
+Decision = Literal["dismiss", "warn", "remove", "end", "suspend"]
+DECISIONS: tuple[Decision, ...] = get_args(Decision)
+AppealOutcome = Literal["upheld", "reversed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A report (DSA art. 16 notice). `space_id` is set for every subject; `user_id` names
+    the reported speaker, `clip_id` the clip. Open while `decision` is None."""
+
+    id: str
+    subject: ReportSubject
+    space_id: str | None
+    user_id: str | None
+    clip_id: str | None
+    category: ReasonCategory
+    text: str
+    reporter_id: str | None  # None: anonymous
+    created_at: float
+    decision: Decision | None = None
+    decided_by: str | None = None
+    decided_at: float | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Appeal:
+    """A person's appeal against a moderator's statement of reasons; decided by another
+    moderator. Open while `outcome` is None."""
+
+    id: str
+    notice_id: str
+    user_id: str
+    text: str
+    created_at: float
+    outcome: AppealOutcome | None = None
+    decided_by: str | None = None
+    decided_at: float | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Act:
+    """One moderator's decision as the store writes it. `audit` names the actor, target,
+    space, time and reason; the rest says what else changes with it."""
+
+    audit: AuditEntry
+    notice: Notice | None = None
+    report: tuple[str, Decision] | None = None  # the report this decides
+    appeal: tuple[str, AppealOutcome] | None = None  # the appeal this decides
+    ban: bool = False  # the target out of the audit's space, for good
+    unban: bool = False
+    suspend_until: float | None = None  # the target's account suspended until then
+    unsuspend: bool = False
+    end_space: bool = False  # the audit's space ended (if still live)

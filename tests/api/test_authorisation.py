@@ -418,7 +418,7 @@ def assert_shows(name: str, answer: httpx.Response, cast: Cast) -> None:
         banned = [e for e in answer.json()["entries"] if e["action"] == "ban"]
         assert [e["target_id"] for e in banned] == [cast.banned.id]
     else:
-        assert answer.text.startswith("seq,time,action,")
+        assert answer.text.startswith("seq,time,space_id,action,")
         assert cast.banned.id in answer.text
 
 

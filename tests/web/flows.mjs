@@ -1262,7 +1262,106 @@ async function reminders(report) {
   }
 }
 
-const SCENARIOS = { main, removal, waiting, audio, edge, transcript, captions, reminders };
+// moderation -------------------------------------------------------------------------------
+
+async function logIn(page, username, password = 'correct horse battery') {
+  await page.goto(`${base}/login`);
+  await page.fill('#username', username);
+  await page.fill('#password', password);
+  await page.waitForSelector('button[type=submit]:not([disabled])', T);
+  await Promise.all([page.waitForURL(`${base}/`), page.click('button[type=submit]')]);
+  await page.waitForSelector('#logout', T);
+}
+
+// mod_one and mod_two are site moderators before this runs (test_browser.py grants them).
+async function moderation(report) {
+  const browser = await launch(wavs[0]);
+  try {
+    const host = report.watch(await (await browser.newContext({ viewport: PHONE })).newPage(), 'host');
+    const visitor = report.watch(await (await browser.newContext({ viewport: PHONE })).newPage(), 'visitor');
+    const mod1 = report.watch(await (await browser.newContext({ viewport: DESKTOP })).newPage(), 'mod1');
+    const mod2 = report.watch(await (await browser.newContext({ viewport: DESKTOP })).newPage(), 'mod2');
+    await signUp(host, base, 'spammy_host', 'Spammy');
+    const spaceId = (await apiCall(host, 'POST', '/spaces', { title: 'Free crypto, click here' })).data.id;
+    const WHY = 'Crypto spam links in the title';
+
+    await report.step('a visitor who is not logged in reports the space', async () => {
+      await visitor.goto(`${base}/spaces/${spaceId}`);
+      await visitor.click('#report-button');
+      await visitor.waitForSelector('dialog[open] #report-category', T);
+      await visitor.selectOption('#report-category', 'spam');
+      await visitor.fill('#report-text', 'Links to a scam in the title');
+      await visitor.click('#report-send');
+      await waitText(visitor, '#report-status', 'Thank you: the site’s moderators will look at it.');
+    });
+
+    await report.step('a moderator sees it in the queue and suspends the host with a reason', async () => {
+      await logIn(mod1, 'mod_one');
+      await mod1.waitForSelector('#moderation-link', T);
+      await mod1.click('#moderation-link');
+      const item = '#reports li.report-item';
+      await mod1.waitForSelector(item, T);
+      const said = await text(mod1, item);
+      if (!said.includes('Links to a scam')) throw new Error(said);
+      await mod1.selectOption(`${item} select[id^=decision-]`, 'suspend');
+      await mod1.waitForSelector(`${item} input[id^=days-]`, T);
+      await mod1.fill(`${item} input[id^=days-]`, '3');
+      await mod1.fill(`${item} input[id^=reason-]`, WHY);
+      await screenshot(mod1, shots, 'moderation-desk');
+      await mod1.click(`${item} button[type=submit]`);
+      await waitText(mod1, '#alert', 'Report decided: suspend.');
+      await mod1.waitForSelector(item, { state: 'detached', ...T });
+    });
+
+    await report.step('the suspended host reads why at Notices and appeals', async () => {
+      await host.goto(`${base}/notices`);
+      const item = '#notices li.notice-item';
+      await host.waitForSelector(item, T);
+      const said = await text(host, item);
+      if (!said.includes('A site moderator suspended your account') || !said.includes(WHY)) throw new Error(said);
+      const alert = await text(host, '#alert');
+      if (!alert.includes('suspended until')) throw new Error(alert);
+      const refused = await apiCall(host, 'POST', '/spaces', { title: 'Another one' });
+      if (refused.status !== 403 || refused.data.error !== 'account_suspended') throw new Error(JSON.stringify(refused));
+      await host.fill(`${item} textarea`, 'The links were to my own shop, not a scam');
+      await host.click(`${item} .appeal-form button[type=submit]`);
+      await waitText(host, `${item} .appeal-state`, 'Your appeal is waiting for a moderator.');
+      await screenshot(host, shots, 'notices-appeal-phone');
+    });
+
+    await report.step('the moderator who decided cannot review the appeal; another one reverses it', async () => {
+      await mod1.reload();
+      const appeal = '#appeals li.appeal-item';
+      await mod1.waitForSelector(appeal, T);
+      await mod1.click(`${appeal} button[data-outcome=reversed]`);
+      await mod1.waitForFunction(() => document.querySelector('#alert')?.textContent.includes('other than the one who decided'), null, T);
+      await logIn(mod2, 'mod_two');
+      await mod2.goto(`${base}/moderation`);
+      await mod2.waitForSelector(appeal, T);
+      await mod2.fill(`${appeal} input`, 'A shop of their own is allowed');
+      await mod2.click(`${appeal} button[data-outcome=reversed]`);
+      await waitText(mod2, '#alert', 'Appeal reversed.');
+      await mod2.waitForSelector(appeal, { state: 'detached', ...T });
+    });
+
+    await report.step('the host reads that the appeal was accepted and can act again', async () => {
+      await host.reload();
+      const state = '#notices li.notice-item .appeal-state';
+      await host.waitForSelector(state, T);
+      const said = await text(host, state);
+      if (!said.startsWith('Your appeal was accepted')) throw new Error(said);
+      const created = await apiCall(host, 'POST', '/spaces', { title: 'Back again' });
+      if (created.status !== 201) throw new Error(JSON.stringify(created));
+      const notMod = await apiCall(host, 'GET', '/moderation/reports');
+      if (notMod.status !== 403) throw new Error(JSON.stringify(notMod));
+      return said;
+    });
+  } finally {
+    await browser.close();
+  }
+}
+
+const SCENARIOS = { main, removal, waiting, audio, edge, transcript, captions, reminders, moderation };
 
 const report = new Report(scenario);
 try {

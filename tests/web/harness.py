@@ -66,9 +66,10 @@ def tones(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
 
 
 class Server:
-    def __init__(self, process: subprocess.Popen[str], url: str) -> None:
+    def __init__(self, process: subprocess.Popen[str], url: str, data: Path) -> None:
         self.process = process
         self.url = url
+        self.data = data
 
 
 @pytest.fixture
@@ -103,7 +104,7 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
                 break
             if "majlis listening on " in line:
                 url = line.split("majlis listening on ", 1)[1].split()[0]
-                return Server(process, url)
+                return Server(process, url, data)
         process.kill()
         raise RuntimeError(f"server did not start: {process.stdout.read()}")
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -77,6 +79,37 @@ def test_a_ban_is_told_to_the_banned_speaker_alone(
         "the banned speaker alone is told what was done and why",
         "the statement is theirs at /notices, and the ban is in the audit log",
         "a banned listener reads why when the heartbeat is refused",
+    ):
+        assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"
+
+
+def test_reports_decisions_statements_and_appeals_in_the_web_app(
+    browser_tools: str, start_server: Callable[..., Server], tones: dict[int, Path]
+) -> None:
+    server = start_server()
+    majlis = str(Path(sys.executable).with_name("majlis"))
+    for name in ("mod_one", "mod_two"):
+        for command in (
+            ["user", "create", name, "--password", "correct horse battery"],
+            ["moderate", "grant", name],
+        ):
+            done = subprocess.run(
+                [majlis, *command, "--data-dir", str(server.data)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+    report = run_scenario(browser_tools, "moderation", server.url, tones[440])
+    assert report["ok"], explain(report)
+    names = checked(report)
+    for expected in (
+        "a visitor who is not logged in reports the space",
+        "a moderator sees it in the queue and suspends the host with a reason",
+        "the suspended host reads why at Notices and appeals",
+        "the moderator who decided cannot review the appeal; another one reverses it",
+        "the host reads that the appeal was accepted and can act again",
     ):
         assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"
 

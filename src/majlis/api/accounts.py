@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from majlis.api.http import SESSION_COOKIE, caller_of, json_response, parse_body
-from majlis.api.models import CredentialsBody, RegisterBody, SessionBody, UserBody
+from majlis.api.models import CredentialsBody, MeBody, RegisterBody, SessionBody, UserBody
 from majlis.api.routing import Endpoint
 from majlis.services.accounts import Accounts, Session
 from majlis.services.auth import Authenticator
@@ -69,7 +69,7 @@ class AccountRoutes:
                 auth="none",
                 errors=(429,),
             ),
-            Endpoint("GET", f"{PREFIX}/me", self.me, "Who am I", tag, answer=UserBody, auth="user"),
+            Endpoint("GET", f"{PREFIX}/me", self.me, "Who am I", tag, answer=MeBody, auth="user"),
         ]
 
     async def register(self, request: Request) -> Response:
@@ -94,8 +94,8 @@ class AccountRoutes:
         return json_response(_session_body(self._accounts.anonymous()))
 
     async def me(self, request: Request) -> Response:
-        user = await self._accounts.me(await caller_of(request, self._auth))
-        return json_response(UserBody.of(user).model_dump())
+        me = await self._accounts.me(await caller_of(request, self._auth))
+        return json_response(MeBody.of_me(me).model_dump())
 
     def _session_response(self, session: Session, status: int) -> Response:
         response = json_response(_session_body(session), status)

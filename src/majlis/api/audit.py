@@ -25,6 +25,7 @@ _PRIVATE = "private, no-store"
 CSV_COLUMNS = (
     "seq",
     "time",
+    "space_id",
     "action",
     "actor_id",
     "actor_username",
@@ -106,6 +107,7 @@ def render_csv(entries: list[AuditEntry]) -> str:
             [
                 e.seq,
                 datetime.fromtimestamp(e.at, UTC).isoformat(timespec="milliseconds"),
+                e.space_id or "",
                 e.action,
                 e.actor_id or "",
                 _cell(e.actor_username),

@@ -7,6 +7,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from majlis.services.accounts import Me
 from majlis.services.audit import REASON_MAX
 from majlis.types import (
     AuditAction,
@@ -213,6 +214,26 @@ class UserBody(BaseModel):
         )
 
 
+class MeBody(UserBody):
+    moderator: bool = Field(description="a site moderator: the moderation queue is theirs")
+    suspended_until: float | None = Field(
+        description="set while the account is suspended: GET /notices says why"
+    )
+
+    @classmethod
+    def of_me(cls, me: Me) -> MeBody:
+        u = me.user
+        return cls(
+            id=u.id,
+            username=u.username,
+            display_name=u.display_name,
+            created_at=u.created_at,
+            email=u.email,
+            moderator=me.moderator,
+            suspended_until=me.suspended_until,
+        )
+
+
 class SessionBody(BaseModel):
     token: str
     expires_at: float
@@ -406,6 +427,7 @@ class _OfRecord(BaseModel):
 class AuditEntryBody(_OfRecord):
     seq: int = Field(description="the entry's place in the space's log")
     at: float
+    space_id: str | None = Field(description="null for site-wide actions (a suspension)")
     action: AuditAction
     actor_id: str | None = Field(description="null when Majlis itself acted (automated)")
     actor_username: str

@@ -101,6 +101,8 @@ PAGES: dict[str, str] = {
     "/signup": "signup.html",
     "/login": "login.html",
     "/new": "new.html",
+    "/notices": "notices.html",
+    "/moderation": "moderation.html",
     "/spaces/{space_id}": "listen.html",
     "/spaces/{space_id}/studio": "studio.html",
     "/spaces/{space_id}/replay": "replay.html",

@@ -22,7 +22,7 @@ from majlis.services.tokens import ANON_AUDIENCE, SESSION_AUDIENCE, TokenService
 from majlis.store.base import DuplicateError, Store
 from majlis.types import User
 
-__all__ = ["Accounts", "PasswordHashing", "Session", "checked_email"]
+__all__ = ["Accounts", "Me", "PasswordHashing", "Session", "checked_email"]
 
 _T = TypeVar("_T")
 USERNAME = re.compile(r"^[A-Za-z0-9_]{3,32}$")
@@ -37,6 +37,15 @@ MAX_EMAIL = 254  # RFC 5321's longest path
 # verify: an argon2 hash carries its own parameters.
 _hasher = PasswordHasher(parallelism=1)
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(8))
+
+
+@dataclass(frozen=True, slots=True)
+class Me:
+    """The caller's account and standing: what the app shows and offers them."""
+
+    user: User
+    moderator: bool
+    suspended_until: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +139,13 @@ class Accounts:
         )
         return Session(token, claims.expires_at, None, claims.subject)
 
-    async def me(self, caller: Caller) -> User:
-        user = await self._store.get_user(caller.require_user())
+    async def me(self, caller: Caller) -> Me:
+        """Answered to a suspended account too: the app tells it why and how to appeal."""
+        user = await self._store.get_user(caller.require_account())
         if user is None:
             raise NotFound("this account no longer exists", code="user_not_found")
-        return user
+        moderator = await self._store.is_moderator(user.id)
+        return Me(user, moderator, caller.suspended_until)
 
     async def get_user(self, user_id: str) -> User:
         user = await self._store.get_user(user_id)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from majlis.errors import Forbidden
 from majlis.services.accounts import clean_text
 from majlis.services.auth import Caller
+from majlis.services.moderators import Moderators
 from majlis.services.spaces import Spaces
 from majlis.store.base import Store
 from majlis.types import AuditEntry, Role
@@ -34,9 +35,10 @@ class AuditPage:
 
 
 class AuditLog:
-    def __init__(self, store: Store, spaces: Spaces) -> None:
+    def __init__(self, store: Store, spaces: Spaces, moderators: Moderators) -> None:
         self._store = store
         self._spaces = spaces
+        self._moderators = moderators
 
     async def page(
         self, caller: Caller, space_id: str, *, limit: int, before: int | None
@@ -46,10 +48,24 @@ class AuditLog:
         space = await self._spaces.get(space_id)
         participant = await self._store.get_participant(space_id, user_id)
         is_cohost = participant is not None and participant.role is Role.COHOST
-        if space.host_id != user_id and not is_cohost:
+        if (
+            space.host_id != user_id
+            and not is_cohost
+            and not await self._moderators.is_moderator(user_id)
+        ):
             raise Forbidden(
-                "only the host or a co-host can read the audit log", code="not_moderator"
+                "only the host, a co-host or a site moderator can read the audit log",
+                code="not_moderator",
             )
         entries = await self._store.list_audit(space_id, before=before, limit=limit)
-        more = len(entries) == limit
-        return AuditPage(entries, str(entries[-1].seq) if more and entries else None)
+        return _page(entries, limit)
+
+    async def site_page(self, caller: Caller, *, limit: int, before: int | None) -> AuditPage:
+        """Every space's log and the site's own actions: site moderators only."""
+        await self._moderators.require(caller)
+        return _page(await self._store.list_site_audit(before=before, limit=limit), limit)
+
+
+def _page(entries: list[AuditEntry], limit: int) -> AuditPage:
+    more = len(entries) == limit
+    return AuditPage(entries, str(entries[-1].seq) if more and entries else None)

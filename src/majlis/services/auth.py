@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from majlis.bus.base import Bus
-from majlis.errors import Unauthorized
+from majlis.errors import Forbidden, Unauthorized
 from majlis.services.tokens import ANON_AUDIENCE, SESSION_AUDIENCE, Claims, TokenService
 from majlis.store.base import Store
 
-__all__ = ["Authenticator", "Caller", "revoked_key"]
+__all__ = ["Authenticator", "Caller", "revoked_key", "suspended_key"]
 
 _REVOKED = "revoked:"
+_SUSPENDED = "suspended:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +22,9 @@ class Caller:
 
     ip: str
     claims: Claims | None = None
+    # A suspended account may still log in, read its statements of reasons and appeal;
+    # everything else refuses it (require_user, require_member).
+    suspended_until: float | None = None
 
     @property
     def user_id(self) -> str | None:
@@ -31,10 +36,17 @@ class Caller:
     def member(self) -> str | None:
         return None if self.claims is None else self.claims.subject
 
-    def require_user(self) -> str:
+    def require_account(self) -> str:
+        """The logged-in user, suspended or not: for reading what was done to them and
+        appealing it."""
         user_id = self.user_id
         if user_id is None:
             raise Unauthorized("log in first", code="login_required")
+        return user_id
+
+    def require_user(self) -> str:
+        user_id = self.require_account()
+        self._refuse_suspended()
         return user_id
 
     def require_member(self) -> str:
@@ -44,11 +56,27 @@ class Caller:
                 "send a session or anonymous token (POST /api/v1/auth/anonymous gives one)",
                 code="token_required",
             )
+        self._refuse_suspended()
         return member
+
+    def _refuse_suspended(self) -> None:
+        if self.suspended_until is None:
+            return
+        until = datetime.fromtimestamp(self.suspended_until, UTC).isoformat(timespec="minutes")
+        raise Forbidden(
+            f"this account is suspended until {until}; GET /api/v1/notices says why and "
+            "how to appeal",
+            code="account_suspended",
+        )
 
 
 def revoked_key(token_id: str) -> str:
     return _REVOKED + token_id
+
+
+def suspended_key(user_id: str) -> str:
+    """Bus key of a suspension in force: the end time, expiring with it."""
+    return _SUSPENDED + user_id
 
 
 # Logged-out token ids this worker has seen: a flood replaying one costs a dictionary
@@ -68,7 +96,11 @@ class Authenticator:
         """A Caller for `token`; no token gives an anonymous Caller with no claims."""
         if not token:
             return Caller(ip)
-        return Caller(ip, await self.claims(token))
+        claims = await self.claims(token)
+        if claims.anonymous:
+            return Caller(ip, claims)
+        until = await self._bus.get_value(suspended_key(claims.subject))
+        return Caller(ip, claims, None if until is None else float(until))
 
     async def claims(self, token: str) -> Claims:
         """The claims of a valid session or anonymous token; Unauthorized for a forged,

@@ -21,12 +21,14 @@ class NotificationPage:
 
 
 class Notifications:
+    """Read by a suspended account too: being told a space started harms nobody."""
+
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
         self._clock = clock
 
     async def mine(self, caller: Caller, before: int | None, limit: int) -> NotificationPage:
-        user_id = caller.require_user()
+        user_id = caller.require_account()
         found = await self._store.list_notifications(user_id, before=before, limit=limit + 1)
         page = found[:limit]
         more = len(found) > limit
@@ -37,8 +39,8 @@ class Notifications:
         )
 
     async def unread(self, caller: Caller) -> int:
-        return await self._store.count_unread(caller.require_user())
+        return await self._store.count_unread(caller.require_account())
 
     async def read(self, caller: Caller, up_to: int | None) -> int:
         """Mark the caller's notifications up to `up_to` (all: None) read; how many were."""
-        return await self._store.mark_read(caller.require_user(), up_to, self._clock.now())
+        return await self._store.mark_read(caller.require_account(), up_to, self._clock.now())

@@ -26,6 +26,7 @@ from majlis.types import (
     AuditEntry,
     HostChange,
     Invite,
+    Notice,
     Participant,
     ReasonCategory,
     Role,
@@ -227,16 +228,28 @@ class Roles:
             await self._store.ban(
                 space_id, user_id, actor.user_id, audit.at, audit=audit, notice=notice
             )
-            # The join path checks the bus, not SQL, so a ban is seen by every worker at once.
-            await self._bus.set_value(ban_key(space_id, user_id), "1", None)
         else:
             await self._store.remove_member(space_id, user_id, audit=audit, notice=notice)
+        await self.expel(space_id, user_id, notice, banned=ban)
+
+    async def expel(
+        self, space_id: str, user_id: str, notice: Notice | None, *, banned: bool
+    ) -> None:
+        """What follows a removal the store has written (by a host, co-host or site
+        moderator): out of presence, media and the stage caches; the statement to them
+        alone, and to the space only that they are gone."""
+        if banned:
+            # The join path checks the bus, not SQL, so a ban is seen by every worker at once.
+            await self._bus.set_value(ban_key(space_id, user_id), "1", None)
         await self._bus.drop_presence(space_id, user_id)
         await self._bus.delete_value(invite_key(space_id, user_id))
         self._spaces.forget(space_id)
         await self._events.media(Disconnect(space_id, user_id))
-        # The statement first: the neutral "removed" that follows closes their socket.
-        await self._events.emit(space_id, "notice", user_id, user_id=user_id, notice=asdict(notice))
+        if notice is not None:
+            # The statement first: the neutral "removed" that follows closes their socket.
+            await self._events.emit(
+                space_id, "notice", user_id, user_id=user_id, notice=_told(notice)
+            )
         await self._events.emit(space_id, "removed", "all", user_id=user_id)
 
     # co-hosts: the host's alone ----------------------------------------------------------
@@ -393,3 +406,10 @@ class Roles:
         if _RANK[target] >= _RANK[actor.role]:
             raise Forbidden(f"a {actor.role} cannot act on a {target}", code="outranked")
         return target
+
+
+def _told(notice: Notice) -> dict[str, object]:
+    """A statement as the person reads it: who decided stays with the moderators."""
+    told = asdict(notice)
+    del told["actor_id"]
+    return told

@@ -1,5 +1,6 @@
-"""Security state survives restarts: revoked sessions and bans are kept in SQL, and the
-bus, where the request path looks them up, is rebuilt from SQL whenever it lost them.
+"""Security state survives restarts: revoked sessions, bans and suspensions are kept in
+SQL, and the bus, where the request path looks them up, is rebuilt from SQL whenever it
+lost them.
 
 That is at every start in the embedded mode (its in-memory bus starts empty) and after
 a Redis restart in the scaled mode. A marker value on the bus says "rebuilt"; every
@@ -16,7 +17,7 @@ import logging
 
 from majlis.bus.base import Bus
 from majlis.clock import Clock
-from majlis.services.auth import revoked_key
+from majlis.services.auth import revoked_key, suspended_key
 from majlis.services.roles import ban_key
 from majlis.store.base import Store
 
@@ -42,8 +43,8 @@ class SecurityState:
         return True
 
     async def restore(self) -> tuple[int, int]:
-        """Copy every revocation in force and every ban of a space not ended from SQL to
-        the bus; (revocations, bans) copied."""
+        """Copy every revocation and suspension in force and every ban of a space not
+        ended from SQL to the bus; (revocations, bans) copied."""
         now = self._clock.now()
         await self._store.prune_revocations(now)
         revocations = await self._store.list_revocations(now)
@@ -52,8 +53,16 @@ class SecurityState:
         bans = await self._store.list_bans()
         for space_id, user_id in bans:
             await self._bus.set_value(ban_key(space_id, user_id), "1", None)
+        suspensions = await self._store.list_suspensions(now)
+        for user_id, until in suspensions:
+            await self._bus.set_value(suspended_key(user_id), repr(until), max(1.0, until - now))
         await self._bus.set_value(_MARKER, f"{now:.3f}", None)
-        log.info("security state on the bus: %d logouts, %d bans", len(revocations), len(bans))
+        log.info(
+            "security state on the bus: %d logouts, %d bans, %d suspensions",
+            len(revocations),
+            len(bans),
+            len(suspensions),
+        )
         return len(revocations), len(bans)
 
     async def watch(self) -> None:

@@ -36,6 +36,7 @@ _END_REASONS: dict[EndReason, str] = {
     "host_absent": "the host's audio was gone and no co-host could take over",
     "empty_stage": "nobody on stage had audio",
     "missed": "its host did not start it in time",
+    "moderator": "",  # the moderator's reason is in the log's entry
 }
 
 # What each state may become, and the reason given when a transition is impossible.
@@ -243,6 +244,12 @@ class Spaces:
         reason = "" if why == "host" else _END_REASONS[why]
         audit = AuditEntry(space.id, actor, "end", self._clock.now(), reason=reason)
         await self._transition(space, SpaceState.ENDED, audit)
+        await self.closed(space, why)
+
+    async def closed(self, space: Space, why: EndReason) -> None:
+        """What follows a live space's end in the store: its media stops, its audience is
+        told, its transcript is queued. `space` is as it was before."""
+        self.forget(space.id)
         await self._events.media(EndSpace(space.id))
         await self._events.emit(space.id, "space_ended", "all", reason=why)
         if self._ended is not None:

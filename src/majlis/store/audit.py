@@ -9,8 +9,10 @@ from majlis.store.base import Row, Tx
 from majlis.types import AuditAction, AuditEntry, Notice, NoticeGround, ReasonCategory
 
 __all__ = [
+    "GET_NOTICE",
     "LIST_AUDIT",
     "LIST_NOTICES",
+    "LIST_SITE_AUDIT",
     "audit_from_row",
     "insert_audit",
     "insert_notice",
@@ -31,12 +33,24 @@ LIST_AUDIT = (
     " WHERE a.space_id = $1 AND a.seq < $2 ORDER BY a.seq DESC LIMIT $3"
 )
 
-_NOTICE_COLUMNS = "id, user_id, space_id, action, category, text, ground, automated, appeal, at"
+_NOTICE_COLUMNS = (
+    "id, user_id, space_id, action, category, text, ground, automated, appeal, at, actor_id"
+)
 INSERT_NOTICE = (
-    f"INSERT INTO notices ({_NOTICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    f"INSERT INTO notices ({_NOTICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 )
 LIST_NOTICES = (
     f"SELECT {_NOTICE_COLUMNS} FROM notices WHERE user_id = $1 ORDER BY at DESC, id LIMIT $2"
+)
+GET_NOTICE = f"SELECT {_NOTICE_COLUMNS} FROM notices WHERE id = $1"
+# Site-wide: every space's entries and the site's own, newest first.
+LIST_SITE_AUDIT = (
+    "SELECT a.seq, a.space_id, a.actor_id, a.target_id, a.action, a.reason, a.at,"
+    " actor.username AS actor_username, target.username AS target_username"
+    " FROM audit_log a"
+    " LEFT JOIN users actor ON actor.id = a.actor_id"
+    " LEFT JOIN users target ON target.id = a.target_id"
+    " WHERE a.seq < $1 ORDER BY a.seq DESC LIMIT $2"
 )
 
 
@@ -65,6 +79,7 @@ async def insert_notice(tx: Tx, notice: Notice) -> None:
         notice.automated,
         notice.appeal,
         notice.at,
+        notice.actor_id,
     )
 
 
@@ -94,4 +109,5 @@ def notice_from_row(r: Row) -> Notice:
         automated=bool(r["automated"]),  # SQLite hands back 0/1
         appeal=r["appeal"],
         at=float(r["at"]),
+        actor_id=r["actor_id"],
     )

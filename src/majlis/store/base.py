@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from majlis.types import (
+    Act,
+    Appeal,
     AudienceSample,
     AuditEntry,
     Avatar,
@@ -21,6 +23,7 @@ from majlis.types import (
     Notification,
     NotificationKind,
     Participant,
+    Report,
     Role,
     Space,
     SpaceState,
@@ -309,6 +312,55 @@ class Store(Protocol):
     ) -> list[AuditEntry]:
         """The space's entries newest first, with usernames; `before` is a cursor: only
         entries with a smaller seq."""
+        ...
+
+    async def get_notice(self, notice_id: str) -> Notice | None: ...
+
+    async def list_site_audit(self, *, before: int | None, limit: int) -> list[AuditEntry]:
+        """Every space's entries and the site's own, newest first."""
+        ...
+
+    async def is_moderator(self, user_id: str) -> bool: ...
+
+    async def set_moderator(self, user_id: str, on: bool, *, audit: AuditEntry) -> bool:
+        """Grant (on) or revoke the site moderator role; False if it was so already."""
+        ...
+
+    async def add_report(self, report: Report) -> None: ...
+
+    async def get_report(self, report_id: str) -> Report | None: ...
+
+    async def list_open_reports(self, limit: int) -> list[Report]:
+        """The moderation queue, oldest first."""
+        ...
+
+    async def list_reports_by(self, reporter_id: str, limit: int) -> list[Report]: ...
+
+    async def act(self, act: Act) -> bool:
+        """Write a moderator's decision whole; False if its report or appeal was decided
+        already (nothing written)."""
+        ...
+
+    async def suspended_until(self, user_id: str, now: float) -> float | None:
+        """When the user's suspension in force ends; None if there is none."""
+        ...
+
+    async def list_suspensions(self, now: float) -> list[tuple[str, float]]:
+        """(user id, until) of every suspension in force."""
+        ...
+
+    async def add_appeal(self, appeal: Appeal) -> None:
+        """DuplicateError if the notice was appealed already."""
+        ...
+
+    async def get_appeal(self, appeal_id: str) -> Appeal | None: ...
+
+    async def list_open_appeals(self, limit: int) -> list[Appeal]: ...
+
+    async def list_appeals_of(self, user_id: str, limit: int) -> list[Appeal]: ...
+
+    async def live_spaces_of(self, user_id: str) -> list[str]:
+        """Live spaces the user is on stage in."""
         ...
 
     async def list_notices(self, user_id: str, limit: int) -> list[Notice]:

@@ -14,8 +14,10 @@ from typing import cast
 
 from majlis.store.audience import INSERT_SAMPLE, LIST_SAMPLES, sample_from_row
 from majlis.store.audit import (
+    GET_NOTICE,
     LIST_AUDIT,
     LIST_NOTICES,
+    LIST_SITE_AUDIT,
     audit_from_row,
     insert_audit,
     insert_notice,
@@ -24,6 +26,25 @@ from majlis.store.audit import (
 from majlis.store.avatars import DELETE_AVATAR, GET_AVATAR, PUT_AVATAR, avatar_from_row
 from majlis.store.base import Row, Tx
 from majlis.store.migrate import migrate
+from majlis.store.moderation import (
+    GET_APPEAL,
+    GET_REPORT,
+    GET_SUSPENSION,
+    INSERT_APPEAL,
+    INSERT_BAN,
+    INSERT_REPORT,
+    IS_MODERATOR,
+    LIST_APPEALS_OF,
+    LIST_OPEN_APPEALS,
+    LIST_OPEN_REPORTS,
+    LIST_REPORTS_BY,
+    LIST_SUSPENSIONS,
+    StaleAct,
+    appeal_from_row,
+    apply_act,
+    report_from_row,
+    set_moderator,
+)
 from majlis.store.notifications import (
     COUNT_UNREAD,
     LIST_NOTIFICATIONS,
@@ -34,6 +55,8 @@ from majlis.store.notifications import (
     notification_from_row,
 )
 from majlis.types import (
+    Act,
+    Appeal,
     AudienceSample,
     AuditEntry,
     Avatar,
@@ -43,6 +66,7 @@ from majlis.types import (
     Notification,
     NotificationKind,
     Participant,
+    Report,
     Role,
     Space,
     SpaceState,
@@ -257,9 +281,9 @@ GET_INVITE = (
     " WHERE space_id = $1 AND user_id = $2"
 )
 
-INSERT_BAN = (
-    "INSERT INTO bans (space_id, user_id, banned_by, at) VALUES ($1, $2, $3, $4)"
-    " ON CONFLICT DO NOTHING"
+LIVE_SPACES_OF = (
+    "SELECT p.space_id FROM participants p JOIN spaces s ON s.id = p.space_id"
+    " WHERE p.user_id = $1 AND s.state = 'live' ORDER BY p.space_id"
 )
 IS_BANNED = "SELECT 1 FROM bans WHERE space_id = $1 AND user_id = $2"
 LIST_BANS = (
@@ -849,6 +873,83 @@ class SqlStore(ABC):
 
     async def list_notices(self, user_id: str, limit: int) -> list[Notice]:
         return [notice_from_row(r) for r in await self._fetch(LIST_NOTICES, user_id, limit)]
+
+    async def get_notice(self, notice_id: str) -> Notice | None:
+        row = await self._fetchrow(GET_NOTICE, notice_id)
+        return None if row is None else notice_from_row(row)
+
+    async def list_site_audit(self, *, before: int | None, limit: int) -> list[AuditEntry]:
+        cursor = _SEQ_MAX if before is None else before
+        return [audit_from_row(r) for r in await self._fetch(LIST_SITE_AUDIT, cursor, limit)]
+
+    # site moderation ----------------------------------------------------------------------
+    async def is_moderator(self, user_id: str) -> bool:
+        return await self._fetchrow(IS_MODERATOR, user_id) is not None
+
+    async def set_moderator(self, user_id: str, on: bool, *, audit: AuditEntry) -> bool:
+        async with self._write() as tx:
+            return await set_moderator(tx, user_id, on, audit)
+
+    async def add_report(self, report: Report) -> None:
+        r = report
+        async with self._write() as tx:
+            await tx.execute(
+                INSERT_REPORT,
+                r.id,
+                r.subject,
+                r.space_id,
+                r.user_id,
+                r.clip_id,
+                r.category,
+                r.text,
+                r.reporter_id,
+                r.created_at,
+            )
+
+    async def get_report(self, report_id: str) -> Report | None:
+        row = await self._fetchrow(GET_REPORT, report_id)
+        return None if row is None else report_from_row(row)
+
+    async def list_open_reports(self, limit: int) -> list[Report]:
+        return [report_from_row(r) for r in await self._fetch(LIST_OPEN_REPORTS, limit)]
+
+    async def list_reports_by(self, reporter_id: str, limit: int) -> list[Report]:
+        rows = await self._fetch(LIST_REPORTS_BY, reporter_id, limit)
+        return [report_from_row(r) for r in rows]
+
+    async def act(self, act: Act) -> bool:
+        try:
+            async with self._write() as tx:
+                await apply_act(tx, act)
+        except StaleAct:
+            return False
+        return True
+
+    async def suspended_until(self, user_id: str, now: float) -> float | None:
+        row = await self._fetchrow(GET_SUSPENSION, user_id, now)
+        return None if row is None else float(row["until"])
+
+    async def list_suspensions(self, now: float) -> list[tuple[str, float]]:
+        rows = await self._fetch(LIST_SUSPENSIONS, now)
+        return [(str(r["user_id"]), float(r["until"])) for r in rows]
+
+    async def add_appeal(self, appeal: Appeal) -> None:
+        a = appeal
+        async with self._write() as tx:
+            await tx.execute(INSERT_APPEAL, a.id, a.notice_id, a.user_id, a.text, a.created_at)
+
+    async def get_appeal(self, appeal_id: str) -> Appeal | None:
+        row = await self._fetchrow(GET_APPEAL, appeal_id)
+        return None if row is None else appeal_from_row(row)
+
+    async def list_open_appeals(self, limit: int) -> list[Appeal]:
+        return [appeal_from_row(r) for r in await self._fetch(LIST_OPEN_APPEALS, limit)]
+
+    async def list_appeals_of(self, user_id: str, limit: int) -> list[Appeal]:
+        return [appeal_from_row(r) for r in await self._fetch(LIST_APPEALS_OF, user_id, limit)]
+
+    async def live_spaces_of(self, user_id: str) -> list[str]:
+        return [str(r["space_id"]) for r in await self._fetch(LIVE_SPACES_OF, user_id)]
 
 
 _SEQ_MAX = 2**63 - 1

@@ -217,6 +217,24 @@ export const speaking = {
 
 export const notices = {
   mine: () => api.get('/notices'),
+  appeal: (id, text) => api.post(`/notices/${encodeURIComponent(id)}/appeal`, { text }),
+};
+
+// Site moderation: reports anyone files, appeals, and the moderators' desk. -------------
+
+export const reports = {
+  file: (body) => api.post('/reports', body),
+};
+
+export const appeals = {
+  mine: () => api.get('/appeals'),
+};
+
+export const desk = {
+  reports: () => api.get('/moderation/reports'),
+  decide: (id, body) => api.post(`/moderation/reports/${encodeURIComponent(id)}/decision`, body),
+  appeals: () => api.get('/moderation/appeals'),
+  review: (id, body) => api.post(`/moderation/appeals/${encodeURIComponent(id)}/decision`, body),
 };
 
 // The badge polls: one try, its next poll is the retry.

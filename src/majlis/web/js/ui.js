@@ -49,9 +49,25 @@ export function show(node, visible = true) {
  * concerns, in a sentence or three: what was done, why, and how to contest it.
  */
 export function noticeText(notice) {
-  const done = notice.action === 'ban' ? 'A host removed you from this space and banned you' : 'A host removed you from this space';
   const why = notice.text ? `: “${notice.text}”.` : '.';
-  return `${done}${why} ${notice.appeal}`;
+  return `${noticeDone(notice)}${why} ${notice.appeal}`;
+}
+
+const BY_HOST = {
+  ban: 'A host removed you from this space and banned you',
+  remove: 'A host removed you from this space',
+};
+const BY_MODERATOR = {
+  ban: 'A site moderator removed you from this space',
+  warn: 'A site moderator warned you',
+  suspend: 'A site moderator suspended your account',
+  end: 'A site moderator ended your space',
+};
+
+/** What was done, in a sentence without its reason. */
+export function noticeDone(notice) {
+  const table = notice.ground === 'terms_of_service' ? BY_MODERATOR : BY_HOST;
+  return table[notice.action] ?? `A decision about you: ${notice.action}`;
 }
 
 export function showError(error, where = '#alert') {
@@ -185,6 +201,8 @@ export async function renderAccount() {
     nav.replaceChildren(
       h('span', { class: 'who' }, h('span', { class: 'who-prefix' }, 'Signed in as '), userText('strong', user.display_name)),
       h('a', { class: 'button primary small-button', href: '/new' }, 'New space'),
+      ...(user.moderator ? [h('a', { class: 'button small-button', href: '/moderation', id: 'moderation-link' }, 'Moderation')] : []),
+      h('a', { class: 'button small-button', href: '/notices', id: 'notices-link' }, 'Notices'),
       h('label', { class: 'button small-button', for: 'picture-input', title: 'A PNG, JPEG or WebP up to 64 KiB' }, 'Picture'),
       h('input', {
         type: 'file',
@@ -207,6 +225,10 @@ export async function renderAccount() {
         'Log out',
       ),
     );
+    if (user.suspended_until) {
+      const until = formatWhen(user.suspended_until);
+      showInfo(`Your account is suspended until ${until}. Notices says why and how to appeal.`);
+    }
     // Loaded for people logged in only; a dynamic import also keeps ui.js out of a cycle.
     import('./notifications.js')
       .then((module) => module.mountNotifications(nav))

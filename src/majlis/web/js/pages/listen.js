@@ -8,6 +8,7 @@ import { EventStream } from '../events.js';
 import { MicPanel } from '../micpanel.js';
 import { Player } from '../player.js';
 import { ReactionBar, sender } from '../reactions.js';
+import { attachReport } from '../report.js';
 import { attachShare } from '../share.js';
 import { renderCounts, renderSpace, showConnection } from '../spacehead.js';
 import { StageGrid } from '../stage.js';
@@ -482,6 +483,7 @@ async function main() {
   }
   renderSpace(space);
   attachShare({ url: new URL(spaceUrl(spaceId), location.href).href, title: space.title });
+  attachReport(spaceId);
   $('#replay-link').href = spaceUrl(spaceId, 'replay');
   $('#studio-link').href = spaceUrl(spaceId, 'studio');
   $('#ics-link').href = spaces.calendarUrl(spaceId);
