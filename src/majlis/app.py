@@ -31,6 +31,7 @@ from majlis.api.client_address import ClientAddress, TrustedProxies
 from majlis.api.clips import ClipRoutes
 from majlis.api.concurrency import RequestsPerAddress
 from majlis.api.events import EventSocket
+from majlis.api.guests import GuestRoutes
 from majlis.api.http import json_response
 from majlis.api.listeners import ListenerRoutes
 from majlis.api.metrics import HttpMetrics, Metrics, metrics_route
@@ -75,6 +76,7 @@ from majlis.services.avatars import Avatars
 from majlis.services.clips import ClipPolicy, Clips
 from majlis.services.continuity import Continuity, ContinuityPolicy
 from majlis.services.events import Events
+from majlis.services.guests import Guests
 from majlis.services.listeners import ListenerPolicy, Listeners
 from majlis.services.mail import Mailer, SmtpSettings
 from majlis.services.moderation import Restrictions
@@ -133,6 +135,7 @@ class Services:
     audit: AuditLog
     notices: Notices
     moderators: Moderators
+    guests: Guests
     reports: Reports
     appeals: Appeals
     suspensions: Suspensions
@@ -249,6 +252,8 @@ def build_services(
             spaces,
             RecordingRemoval(config.recordings_dir, open_object_store(storage_settings(config))),
             clock,
+            tokens,
+            config.media_url,
         ),
         accounts=Accounts(
             store,
@@ -263,6 +268,7 @@ def build_services(
         audit=AuditLog(store, spaces, moderators),
         notices=Notices(store),
         moderators=moderators,
+        guests=Guests(store, bus, spaces, clock),
         reports=Reports(store, bus, moderators, restrictions, clock, ReportPolicy()),
         appeals=Appeals(store, moderators, restrictions, clock),
         suspensions=Suspensions(store, moderators, restrictions, clock),
@@ -430,6 +436,7 @@ def api_endpoints(s: Services) -> list[Endpoint]:
             s.spaces, s.listeners, s.auth, public_url, s.config.state_cache_seconds
         ).endpoints(),
         *RoleRoutes(s.roles, s.auth).endpoints(),
+        *GuestRoutes(s.guests, s.auth).endpoints(),
         *AuditRoutes(s.audit, s.auth).endpoints(),
         *NoticeRoutes(s.notices, s.auth).endpoints(),
         *ReportRoutes(s.reports, s.auth).endpoints(),
@@ -440,7 +447,7 @@ def api_endpoints(s: Services) -> list[Endpoint]:
         *AudienceRoutes(s.audience).endpoints(),
         *RtcRoutes(s.rtc, s.auth).endpoints(),
         *ClipRoutes(s.clips, s.auth, public_url, s.transcripts).endpoints(),
-        *TranscriptRoutes(s.transcripts).endpoints(),
+        *TranscriptRoutes(s.transcripts, s.spaces, s.auth).endpoints(),
     ]
 
 

@@ -99,9 +99,11 @@ class StartSpace:
 
 @dataclass(frozen=True, slots=True)
 class EndSpace:
-    """Stop the space's media for good and finish its replay."""
+    """Stop the space's media for good and finish its replay; with `keep` False (the host
+    turned recording off) delete what was recorded instead, wherever it is kept."""
 
     space_id: str
+    keep: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,8 +178,11 @@ def encode_command(command: MediaCommand) -> BusMessage:
             if captions is not None:
                 start["captions"] = {"on": captions.on, "language": captions.language}
             return start
-        case EndSpace(space_id):
-            return {"cmd": "end", "space_id": space_id}
+        case EndSpace(space_id, keep):
+            end: BusMessage = {"cmd": "end", "space_id": space_id}
+            if not keep:
+                end["keep"] = False  # absent means kept: what older control planes send
+            return end
         case CloseSpace(space_id):
             return {"cmd": "close", "space_id": space_id}
         case HandOver(space_id):
@@ -205,7 +210,10 @@ def decode_command(message: BusMessage) -> MediaCommand:
     if kind == "standby":
         return StandBy(space_id, _started_at(message))
     if kind == "end":
-        return EndSpace(space_id)
+        keep = message.get("keep", True)
+        if not isinstance(keep, bool):
+            raise UnknownCommand(f"end with a keep that is no boolean: {message!r}")
+        return EndSpace(space_id, keep)
     if kind == "close":
         return CloseSpace(space_id)
     if kind == "handover":

@@ -64,8 +64,9 @@ class SpaceState(enum.StrEnum):
 
 
 class Visibility(enum.StrEnum):
-    PUBLIC = "public"
-    UNLISTED = "unlisted"
+    PUBLIC = "public"  # listed, searchable, open to all
+    UNLISTED = "unlisted"  # open to anyone with the link
+    PRIVATE = "private"  # the host's guests alone: listening and the replay need a token
 
 
 # What a space is spoken in, for its transcript: "auto" lets the model detect it.
@@ -99,6 +100,7 @@ class Space:
     host_username: str = ""
     language: Language = "auto"
     captions: bool = True  # live captions, unless the host turned them off
+    recording: bool = True  # False: no replay is kept once it ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +206,9 @@ AuditAction = Literal[
     "appeal_reversed",
     "moderator_grant",
     "moderator_revoke",
+    # a private space's guest list (the host's and co-hosts')
+    "guest_add",
+    "guest_remove",
 ]
 AUDIT_ACTIONS: tuple[AuditAction, ...] = get_args(AuditAction)
 

@@ -1361,7 +1361,72 @@ async function moderation(report) {
   }
 }
 
-const SCENARIOS = { main, removal, waiting, audio, edge, transcript, captions, reminders, moderation };
+// private spaces -------------------------------------------------------------------------
+
+async function privacy(report) {
+  const browser = await launch(wavs[0]);
+  try {
+    const host = report.watch(await (await browser.newContext({ viewport: DESKTOP })).newPage(), 'host');
+    const guest = report.watch(await (await browser.newContext({ viewport: PHONE })).newPage(), 'guest');
+    const stranger = report.watch(await (await browser.newContext({ viewport: PHONE })).newPage(), 'stranger');
+    await signUp(host, base, 'rima_host', 'Rima');
+    await signUp(guest, base, 'gala_guest', 'Gala');
+    await signUp(stranger, base, 'sam_stranger', 'Sam');
+    let spaceId;
+
+    await report.step('the host creates a private space and adds a guest in the studio', async () => {
+      await host.goto(`${base}/new`);
+      await host.fill('#title', 'Family council');
+      await host.check('input[name=visibility][value=private]');
+      await Promise.all([host.waitForURL(/\/studio$/), host.click('#create')]);
+      spaceId = host.url().split('/spaces/')[1].split('/')[0];
+      await host.waitForSelector('#guests-panel:not([hidden])', T);
+      await host.fill('#guest-user', 'nobody_like_that');
+      await host.click('#guest-add');
+      await waitText(host, '#guest-status', "no user named 'nobody_like_that'");
+      await host.fill('#guest-user', 'gala_guest');
+      await host.click('#guest-add');
+      await waitText(host, '#guest-status', 'gala_guest can listen now.');
+      await waitText(host, '#guest-count', '1');
+      await screenshot(host, shots, 'studio-guests');
+    });
+
+    await report.step('a guest listens; someone not invited is told why', async () => {
+      await guest.goto(`${base}/spaces/${spaceId}`);
+      await guest.click('#listen-button');
+      await guest.waitForSelector('#player-panel:not([hidden])', T);
+      const note = await text(guest, '#listen-note');
+      if (!note.startsWith('A private space')) throw new Error(note);
+      await stranger.goto(`${base}/spaces/${spaceId}`);
+      await stranger.click('#listen-button');
+      await stranger.waitForFunction(() => document.querySelector('#alert')?.textContent.includes('only its host’s guests') || document.querySelector('#alert')?.textContent.includes("only its host's guests"), null, T);
+      await screenshot(stranger, shots, 'listen-private-refused-phone');
+      return text(stranger, '#alert');
+    });
+
+    await report.step('after the end the guest plays the replay through its tokened URL', async () => {
+      const ended = await apiCall(host, 'POST', `/spaces/${spaceId}/end`);
+      if (ended.status !== 200) throw new Error(JSON.stringify(ended));
+      await guest.goto(`${base}/spaces/${spaceId}/replay`);
+      await guest.waitForFunction(() => document.querySelector('#download-link')?.getAttribute('href')?.includes('/play.'), null, T);
+      await stranger.goto(`${base}/spaces/${spaceId}/replay`);
+      await stranger.waitForFunction(() => document.querySelector('#alert')?.textContent.includes('guests'), null, T);
+    });
+
+    await report.step('a space without a recording says so on its replay page', async () => {
+      const made = await apiCall(host, 'POST', '/spaces', { title: 'Off the record', recording: false });
+      if (made.status !== 201 || made.data.recording !== false) throw new Error(JSON.stringify(made));
+      await apiCall(host, 'POST', `/spaces/${made.data.id}/end`);
+      await guest.goto(`${base}/spaces/${made.data.id}/replay`);
+      await waitText(guest, '#player-detail', 'This space was not recorded: its host chose not to keep a replay.');
+      if (await guest.isVisible('#download-link')) throw new Error('a download is offered');
+    });
+  } finally {
+    await browser.close();
+  }
+}
+
+const SCENARIOS = { main, removal, waiting, audio, edge, transcript, captions, reminders, moderation, privacy };
 
 const report = new Report(scenario);
 try {

@@ -114,6 +114,22 @@ def test_reports_decisions_statements_and_appeals_in_the_web_app(
         assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"
 
 
+def test_private_spaces_and_spaces_not_recorded_in_the_web_app(
+    browser_tools: str, start_server: Callable[..., Server], tones: dict[int, Path]
+) -> None:
+    server = start_server()
+    report = run_scenario(browser_tools, "privacy", server.url, tones[440])
+    assert report["ok"], explain(report)
+    names = checked(report)
+    for expected in (
+        "the host creates a private space and adds a guest in the studio",
+        "a guest listens; someone not invited is told why",
+        "after the end the guest plays the replay through its tokened URL",
+        "a space without a recording says so on its replay page",
+    ):
+        assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"
+
+
 def test_the_header_badge_counts_a_reminder_delivered(
     browser_tools: str, start_server: Callable[..., Server], tones: dict[int, Path]
 ) -> None:

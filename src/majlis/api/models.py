@@ -87,10 +87,17 @@ class SpaceCreateBody(_Strict):
     scheduled_for: float | None = Field(
         default=None, description="Unix time to start; omit to go live now"
     )
-    visibility: Visibility = Visibility.PUBLIC
+    visibility: Visibility = Field(
+        default=Visibility.PUBLIC,
+        description="public: listed; unlisted: anyone with the link; private: the host's "
+        "guests alone (chosen once, here)",
+    )
     language: Language = Field(
         default="auto",
         description="what the space is spoken in, for its transcript (auto: detected)",
+    )
+    recording: bool = Field(
+        default=True, description="false: nothing is kept after the end, no replay"
     )
 
 
@@ -256,6 +263,7 @@ class SpaceBody(BaseModel):
     peak_listeners: int
     language: Language
     captions: bool = Field(description="live captions, unless the host turned them off")
+    recording: bool = Field(description="false: no replay is kept once it ends")
 
 
 class SpaceListBody(BaseModel):

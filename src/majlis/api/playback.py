@@ -8,9 +8,9 @@ expiry, no SQL), that it names this space, and on playlists that its holder is n
 (one bus lookup); then it hands the origin the path without the token, so the origin serves
 the same bytes to everyone.
 
-Without a token, `/hls/{space}/{file}` serves only spaces that are not live: replays are
-open. Asking for a live space's files without a token is a 401 that says where the token
-goes.
+Without a token, `/hls/{space}/{file}` serves only spaces that are not live and not
+private: their replays are open. Asking for a live space's or a private space's files
+without a token is a 401 that says where the token goes.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from majlis.services.roles import ban_key
 from majlis.services.spaces import Spaces
 from majlis.services.tokens import TokenService
 from majlis.signing import PLAYBACK
-from majlis.types import SpaceState
+from majlis.types import SpaceState, Visibility
 
 __all__ = ["PlaybackGuard"]
 
@@ -75,5 +75,11 @@ class PlaybackGuard:
             raise Unauthorized(
                 "a live space is served at /hls/{space}/{token}/…: use the playback_url "
                 "from POST /api/v1/spaces/{space}/join",
+                code="token_required",
+            )
+        if space.visibility is Visibility.PRIVATE:
+            raise Unauthorized(
+                "a private space's replay is served at /hls/{space}/{token}/…: its guests "
+                "get the URL from GET /api/v1/spaces/{space}/replay",
                 code="token_required",
             )

@@ -20,6 +20,7 @@ from majlis.api.routing import Endpoint
 from majlis.services.auth import Authenticator
 from majlis.services.listeners import Listeners, space_summary
 from majlis.services.spaces import Spaces
+from majlis.types import Visibility
 
 __all__ = ["SpaceRoutes"]
 
@@ -144,11 +145,12 @@ class SpaceRoutes:
                 "GET",
                 f"{one}/state",
                 self.state,
-                "Public state document (cacheable ~1 s; what listeners poll)",
+                "State document (cacheable ~1 s; what listeners poll); a private "
+                "space's for its guests alone",
                 tag,
                 answer=StateBody,
-                auth="none",
-                errors=(400, 404, 429),
+                auth="optional",
+                errors=(400, 401, 403, 404, 429),
             ),
         ]
 
@@ -162,6 +164,7 @@ class SpaceRoutes:
             body.scheduled_for,
             body.visibility,
             language=body.language,
+            recording=body.recording,
         )
         return json_response(space_summary(space), 201)
 
@@ -224,5 +227,13 @@ class SpaceRoutes:
         )
 
     async def state(self, request: Request) -> Response:
-        document = await self._listeners.state(request.path_params["space_id"])
-        return json_response(document, headers={"Cache-Control": self._state_cache})
+        space_id = request.path_params["space_id"]
+        space = await self._spaces.get_cached(space_id)
+        cache = self._state_cache
+        if space.visibility is Visibility.PRIVATE:
+            # What is said (captions) and who is on stage: for its guests alone.
+            caller = await caller_of(request, self._auth)
+            await self._spaces.require_admitted(space, caller.member)
+            cache = "private, no-store"
+        document = await self._listeners.state(space_id)
+        return json_response(document, headers={"Cache-Control": cache})

@@ -5,11 +5,14 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from majlis.api.http import json_response
+from majlis.api.http import caller_of, json_response
 from majlis.api.models import TranscriptBody
 from majlis.api.routing import Endpoint
 from majlis.api.webvtt import render_webvtt
+from majlis.services.auth import Authenticator
+from majlis.services.spaces import Spaces
 from majlis.services.transcripts import Transcripts
+from majlis.types import Visibility
 
 __all__ = ["TranscriptRoutes"]
 
@@ -19,8 +22,10 @@ _CACHE = "public, max-age=5"
 
 
 class TranscriptRoutes:
-    def __init__(self, transcripts: Transcripts) -> None:
+    def __init__(self, transcripts: Transcripts, spaces: Spaces, auth: Authenticator) -> None:
         self._transcripts = transcripts
+        self._spaces = spaces
+        self._auth = auth
 
     def endpoints(self) -> list[Endpoint]:
         tag = "transcripts"
@@ -32,8 +37,8 @@ class TranscriptRoutes:
                 "An ended space's transcript: its state and, once done, its lines",
                 tag,
                 answer=TranscriptBody,
-                auth="none",
-                errors=(400, 404, 409, 429),
+                auth="optional",
+                errors=(400, 401, 403, 404, 409, 429),
             ),
             Endpoint(
                 "GET",
@@ -42,12 +47,23 @@ class TranscriptRoutes:
                 "An ended space's finished transcript as WebVTT",
                 tag,
                 content_type="text/vtt",
-                auth="none",
-                errors=(400, 404, 409, 429),
+                auth="optional",
+                errors=(400, 401, 403, 404, 409, 429),
             ),
         ]
 
+    async def _cache(self, request: Request) -> str:
+        """The answer's Cache-Control, once the caller may read it: a private space's
+        transcript is for its guests alone."""
+        space = await self._spaces.get_cached(request.path_params["space_id"])
+        if space.visibility is not Visibility.PRIVATE:
+            return _CACHE
+        caller = await caller_of(request, self._auth)
+        await self._spaces.require_admitted(space, caller.member)
+        return "private, no-store"
+
     async def get(self, request: Request) -> Response:
+        cache = await self._cache(request)
         state, lines = await self._transcripts.get(request.path_params["space_id"])
         body = {
             "state": state.status,
@@ -57,12 +73,11 @@ class TranscriptRoutes:
                 for ln in lines
             ],
         }
-        return json_response(body, headers={"Cache-Control": _CACHE})
+        return json_response(body, headers={"Cache-Control": cache})
 
     async def vtt(self, request: Request) -> Response:
+        cache = await self._cache(request)
         lines = await self._transcripts.lines(request.path_params["space_id"])
         return Response(
-            render_webvtt(lines),
-            media_type="text/vtt",
-            headers={"Cache-Control": _CACHE},
+            render_webvtt(lines), media_type="text/vtt", headers={"Cache-Control": cache}
         )

@@ -21,7 +21,7 @@ from majlis.services.auth import Caller
 from majlis.services.roles import ban_key
 from majlis.services.spaces import Spaces
 from majlis.store.base import Store
-from majlis.types import Clip, SpaceState
+from majlis.types import Clip, SpaceState, Visibility
 
 __all__ = ["MAX_CLIP_SECONDS", "ClipPolicy", "Clips"]
 
@@ -65,6 +65,11 @@ class Clips:
         space = await self._spaces.get(space_id)
         if space.state is SpaceState.SCHEDULED:
             raise Conflict("the space has not started yet", code="not_started")
+        if not space.recording:
+            raise Conflict("the host is not recording this space", code="not_recorded")
+        if space.visibility is Visibility.PRIVATE:
+            # A clip is made to be shared: none of a private conversation.
+            raise Conflict("a private space cannot be clipped", code="private_space")
         if await self._bus.get_value(ban_key(space_id, member)):
             raise Forbidden("you are banned from this space", code="banned")
         _check_duration(duration)

@@ -216,6 +216,7 @@ class Listeners:
             raise Conflict("the space has ended; its replay is available", code="ended")
         if await self._bus.get_value(ban_key(space_id, member)):
             raise Forbidden("you are banned from this space", code="banned")
+        await self._spaces.require_admitted(space, member)
         return space
 
     def _ticket_seq(self, ticket: str, space_id: str, member: str) -> int:
@@ -346,4 +347,5 @@ def space_summary(space: Space) -> dict[str, object]:
         "peak_listeners": space.peak_listeners,
         "language": space.language,
         "captions": space.captions,
+        "recording": space.recording,
     }

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from majlis.clock import Clock
-from majlis.errors import BadRequest, Conflict, Forbidden, NotFound
+from majlis.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from majlis.plane import Captions, EndSpace, SetCaptions, StartSpace
 from majlis.services.accounts import clean_text
 from majlis.services.auth import Caller
@@ -77,6 +77,7 @@ class Spaces:
         visibility: Visibility,
         *,
         language: Language = "auto",
+        recording: bool = True,
     ) -> Space:
         host_id = caller.require_user()
         now = self._clock.now()
@@ -96,6 +97,7 @@ class Spaces:
             created_at=now,
             scheduled_for=scheduled_for,
             started_at=now if live else None,
+            recording=recording,
         )
         await self._store.create_space(space)
         if live:
@@ -191,6 +193,15 @@ class Spaces:
             else clean_text(description, "description", 2000, allow_empty=True)
         )
         new_visibility = space.visibility if visibility is None else visibility
+        if Visibility.PRIVATE in (space.visibility, new_visibility) and (
+            new_visibility is not space.visibility
+        ):
+            # Who heard a public space cannot be un-told; a private one made public would
+            # open a conversation its guests were promised was closed.
+            raise Conflict(
+                "whether a space is private is chosen when it is created",
+                code="privacy_fixed",
+            )
         changed = [
             name
             for name, old, new in (
@@ -250,7 +261,7 @@ class Spaces:
         """What follows a live space's end in the store: its media stops, its audience is
         told, its transcript is queued. `space` is as it was before."""
         self.forget(space.id)
-        await self._events.media(EndSpace(space.id))
+        await self._events.media(EndSpace(space.id, keep=space.recording))
         await self._events.emit(space.id, "space_ended", "all", reason=why)
         if self._ended is not None:
             await self._ended(space)
@@ -306,6 +317,31 @@ class Spaces:
             await self._events.media(SetCaptions(space_id, on, space.language))
         await self._events.emit(space_id, "captions", "all", on=on)
         return await self.get(space_id)
+
+    async def admitted(self, space: Space, member: str | None) -> bool:
+        """Whether `member` may listen to `space` and its replay: anyone, unless the space
+        is private; then its host, its stage, its guests and site moderators (who review
+        reports) alone."""
+        if space.visibility is not Visibility.PRIVATE:
+            return True
+        if member is None or member.startswith("anon:"):
+            return False
+        if member == space.host_id or await self._store.is_guest(space.id, member):
+            return True
+        if await self._store.get_participant(space.id, member) is not None:
+            return True
+        return await self._store.is_moderator(member)
+
+    async def require_admitted(self, space: Space, member: str | None) -> None:
+        if await self.admitted(space, member):
+            return
+        if member is None or member.startswith("anon:"):
+            raise Unauthorized(
+                "this space is private: log in as one of its guests", code="login_required"
+            )
+        raise Forbidden(
+            "this space is private: only its host's guests can listen", code="not_invited"
+        )
 
     async def owned(self, caller: Caller, space_id: str, action: str) -> Space:
         """The space, if the caller is its host; Forbidden (not_host) otherwise."""

@@ -76,8 +76,8 @@ class Transcripts:
 
     async def space_ended(self, space: Space) -> None:
         """Queue the transcript of a space that has just ended, if it was ever live (a
-        scheduled space that is called off has no recording)."""
-        if self.enabled and space.started_at is not None:
+        scheduled space that is called off has no recording) and was recorded."""
+        if self.enabled and space.started_at is not None and space.recording:
             await self._store.queue_transcript(space.id, self._clock.now())
 
     async def get(self, space_id: str) -> tuple[TranscriptState, list[TranscriptLine]]:

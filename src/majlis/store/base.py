@@ -234,6 +234,20 @@ class Store(Protocol):
         and `notice` are written whether or not there was any."""
         ...
 
+    async def add_guest(
+        self, space_id: str, user_id: str, added_by: str, at: float, *, audit: AuditEntry
+    ) -> bool:
+        """Onto a private space's guest list; False if they were on it already."""
+        ...
+
+    async def remove_guest(self, space_id: str, user_id: str, *, audit: AuditEntry) -> bool: ...
+
+    async def is_guest(self, space_id: str, user_id: str) -> bool: ...
+
+    async def list_guests(self, space_id: str) -> list[User]:
+        """By username."""
+        ...
+
     async def is_banned(self, space_id: str, user_id: str) -> bool: ...
 
     async def list_bans(self) -> list[tuple[str, str]]:

@@ -25,6 +25,7 @@ from majlis.store.audit import (
 )
 from majlis.store.avatars import DELETE_AVATAR, GET_AVATAR, PUT_AVATAR, avatar_from_row
 from majlis.store.base import Row, Tx
+from majlis.store.guests import ADD_GUEST, IS_GUEST, LIST_GUESTS, REMOVE_GUEST
 from majlis.store.migrate import migrate
 from majlis.store.moderation import (
     GET_APPEAL,
@@ -104,7 +105,7 @@ def space_from_row(r: Row) -> Space:
         title=r["title"],
         description=r["description"],
         state=SpaceState(r["state"]),
-        visibility=Visibility(r["visibility"]),
+        visibility=Visibility.PRIVATE if r["private"] else Visibility(r["visibility"]),
         created_at=r["created_at"],
         scheduled_for=r["scheduled_for"],
         started_at=r["started_at"],
@@ -113,6 +114,7 @@ def space_from_row(r: Row) -> Space:
         host_username=r["host_username"],
         language=r["language"],
         captions=bool(r["captions"]),
+        recording=bool(r["recording"]),
     )
 
 
@@ -186,13 +188,13 @@ GET_USER_BY_USERNAME = f"SELECT {_USER_COLUMNS} FROM users WHERE lower(username)
 
 INSERT_SPACE = (
     "INSERT INTO spaces (id, host_id, title, description, state, visibility, created_at,"
-    " scheduled_for, started_at, ended_at, peak_listeners, language, captions)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    " scheduled_for, started_at, ended_at, peak_listeners, language, captions, private,"
+    " recording) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
 )
 _SELECT_SPACES = (
     "SELECT s.id, s.host_id, s.title, s.description, s.state, s.visibility, s.created_at,"
     " s.scheduled_for, s.started_at, s.ended_at, s.peak_listeners, s.language, s.captions,"
-    " u.username AS host_username"
+    " s.private, s.recording, u.username AS host_username"
     " FROM spaces s JOIN users u ON u.id = s.host_id"
 )
 GET_SPACE = f"{_SELECT_SPACES} WHERE s.id = $1"
@@ -205,7 +207,8 @@ _DELETE_REPLAY = (
     "DELETE FROM clips WHERE space_id = $1 RETURNING 1",
 )
 EDIT_SPACE = (
-    "UPDATE spaces SET title = $2, description = $3, visibility = $4 WHERE id = $1 RETURNING 1"
+    "UPDATE spaces SET title = $2, description = $3, visibility = $4, private = $5"
+    " WHERE id = $1 RETURNING 1"
 )
 TRANSITION_SPACE = (
     "UPDATE spaces SET state = $3,"
@@ -378,8 +381,8 @@ def list_spaces_sql(
         where.append(f"s.state = {param(state.value)}")
     if state is SpaceState.ENDED:
         # Ended spaces are listed as replays: one that was never live (missed, or ended
-        # before its start) has none.
-        where.append("s.started_at IS NOT NULL")
+        # before its start) has none, nor has one its host did not record.
+        where.append("s.started_at IS NOT NULL AND s.recording = " + param(True))
     if not include_unlisted:
         where.append(f"s.visibility = {param(Visibility.PUBLIC.value)}")
     if host_id is not None:
@@ -509,7 +512,7 @@ class SqlStore(ABC):
                 space.title,
                 space.description,
                 space.state.value,
-                space.visibility.value,
+                _stored_visibility(space.visibility),
                 space.created_at,
                 space.scheduled_for,
                 space.started_at,
@@ -517,6 +520,8 @@ class SqlStore(ABC):
                 space.peak_listeners,
                 space.language,
                 space.captions,
+                space.visibility is Visibility.PRIVATE,
+                space.recording,
             )
             await tx.execute(
                 INSERT_PARTICIPANT, space.id, space.host_id, Role.HOST.value, space.created_at
@@ -551,7 +556,13 @@ class SqlStore(ABC):
         audit: AuditEntry | None = None,
     ) -> bool:
         return await self._changed(
-            EDIT_SPACE, space_id, title, description, visibility.value, audit=audit
+            EDIT_SPACE,
+            space_id,
+            title,
+            description,
+            _stored_visibility(visibility),
+            visibility is Visibility.PRIVATE,
+            audit=audit,
         )
 
     async def list_spaces(
@@ -704,6 +715,20 @@ class SqlStore(ABC):
     ) -> None:
         async with self._write() as tx:
             await _leave(tx, space_id, user_id, audit, notice)
+
+    async def add_guest(
+        self, space_id: str, user_id: str, added_by: str, at: float, *, audit: AuditEntry
+    ) -> bool:
+        return await self._changed(ADD_GUEST, space_id, user_id, added_by, at, audit=audit)
+
+    async def remove_guest(self, space_id: str, user_id: str, *, audit: AuditEntry) -> bool:
+        return await self._changed(REMOVE_GUEST, space_id, user_id, audit=audit)
+
+    async def is_guest(self, space_id: str, user_id: str) -> bool:
+        return await self._fetchrow(IS_GUEST, space_id, user_id) is not None
+
+    async def list_guests(self, space_id: str) -> list[User]:
+        return [user_from_row(r) for r in await self._fetch(LIST_GUESTS, space_id)]
 
     async def is_banned(self, space_id: str, user_id: str) -> bool:
         return await self._fetchrow(IS_BANNED, space_id, user_id) is not None
@@ -953,6 +978,11 @@ class SqlStore(ABC):
 
 
 _SEQ_MAX = 2**63 - 1
+
+
+def _stored_visibility(visibility: Visibility) -> str:
+    """A private space is stored unlisted (and private): never listed, by any query."""
+    return Visibility.UNLISTED.value if visibility is Visibility.PRIVATE else visibility.value
 
 
 async def _leave(

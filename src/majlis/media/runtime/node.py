@@ -26,6 +26,7 @@ from majlis.media.captions.transcriber import UnsupportedLanguage
 from majlis.media.hls.origin import SpaceRegistry
 from majlis.media.hls.packager import HlsPackager, finalize_recording, frames_for_seconds
 from majlis.media.mixing.mixer import Mixer
+from majlis.media.recording.removal import RecordingRemoval
 from majlis.media.recording.storage import (
     ObjectStore,
     PatientStore,
@@ -211,8 +212,8 @@ class MediaNode:
                     await self.start_space(space_id, started_at)
                 else:
                     await self._run(self._start_captioned(space_id, started_at, captions))
-            case EndSpace(space_id):
-                await self.end_space(space_id)
+            case EndSpace(space_id, keep):
+                await self._run(self._close_space(space_id, end=True, keep=keep))
             case CloseSpace(space_id):
                 await self._run(self._close_space(space_id, end=False))
             case HandOver(space_id):
@@ -367,11 +368,13 @@ class MediaNode:
         elif settings.on and space.packager is not None:
             await self._start_captions(space, space.packager, space.started_at)
 
-    async def _close_space(self, space_id: str, *, end: bool) -> None:
+    async def _close_space(self, space_id: str, *, end: bool, keep: bool = True) -> None:
+        """`end`: for good (else the recording resumes on the next start); `keep` False:
+        the host turned recording off, so what was recorded is deleted, not finished."""
         space = self._spaces.pop(space_id, None)
         if space is None:
             if end:
-                await self._end_orphan(space_id)
+                await (self._end_orphan(space_id) if keep else self._discard(space_id))
             return
         await space.ingest.close()
         await space.mixer.stop()
@@ -386,11 +389,23 @@ class MediaNode:
             # On standby: what it mixed was never its to record.
             log.info("space %s: standby closed", space_id)
             return
+        if end and not keep:
+            # Closed first: its writer thread (and its uploads) stop before the delete.
+            await asyncio.to_thread(packager.close)
+            self.registry.unregister(space_id)
+            await self._discard(space_id)
+            log.info("space %s: media ended; not recorded, so its files are deleted", space_id)
+            return
         await asyncio.to_thread(packager.end if end else packager.close)
         if end:
             # Served from disk from now on: the replay.
             self.registry.unregister(space_id)
         log.info("space %s: media %s", space_id, "ended" if end else "closed")
+
+    async def _discard(self, space_id: str) -> None:
+        """Delete a space's recording, on disk and in the store (recording off)."""
+        removal = RecordingRemoval(self.settings.recordings_root, self._store)
+        await removal.delete(space_id)
 
     async def _hand_over(self, space_id: str) -> None:
         """Ask the speakers to move, give them MOVE_PATIENCE to do it, then close."""

@@ -183,12 +183,16 @@ export const spaces = {
   start: (id) => api.post(`/spaces/${enc(id)}/start`),
   end: (id) => api.post(`/spaces/${enc(id)}/end`),
   edit: (id, changes) => api.patch(`/spaces/${enc(id)}`, changes),
+  replay: (id) => api.get(`/spaces/${enc(id)}/replay`),
   deleteReplay: (id) => api.del(`/spaces/${enc(id)}/replay`),
   captions: (id, on) => api.put(`/spaces/${enc(id)}/captions`, { on }),
   state: (id, options) => api.get(`/spaces/${enc(id)}/state`, options),
   remind: (id, on) => (on ? api.put(`/spaces/${enc(id)}/reminder`) : api.del(`/spaces/${enc(id)}/reminder`)),
   calendarUrl: (id) => `${BASE}/spaces/${enc(id)}/calendar.ics`,
   participants: (id) => api.get(`/spaces/${enc(id)}/participants`),
+  guests: (id) => api.get(`/spaces/${enc(id)}/guests`),
+  addGuest: (id, username) => api.post(`/spaces/${enc(id)}/guests`, { username }),
+  removeGuest: (id, userId) => api.del(`/spaces/${enc(id)}/guests/${enc(userId)}`),
 };
 
 export const speaking = {

@@ -25,6 +25,7 @@ import {
   show,
   showError,
   showInfo,
+  setText,
   spaceIdFromPath,
   spaceUrl,
 } from '../ui.js';
@@ -484,6 +485,11 @@ async function main() {
   renderSpace(space);
   attachShare({ url: new URL(spaceUrl(spaceId), location.href).href, title: space.title });
   attachReport(spaceId);
+  const notes = [];
+  if (space.visibility === 'private') notes.push('A private space: only the host’s guests can listen.');
+  else notes.push('No account needed to listen.');
+  if (!space.recording) notes.push('Not recorded: there will be no replay.');
+  setText('#listen-note', notes.join(' '));
   $('#replay-link').href = spaceUrl(spaceId, 'replay');
   $('#studio-link').href = spaceUrl(spaceId, 'studio');
   $('#ics-link').href = spaces.calendarUrl(spaceId);

@@ -39,6 +39,7 @@ async function main() {
       title,
       description: $('#description').value.trim(),
       visibility: form.elements.visibility.value,
+      recording: $('#recording').checked,
     };
     if (form.elements.when.value === 'later') {
       const when = new Date(at.value);

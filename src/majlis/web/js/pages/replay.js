@@ -38,8 +38,14 @@ const TRANSCRIPT_POLL_MS = 4000; // while it is being made (the answer is cached
 // A line counts as being heard this early: a seek lands on the frame before its start.
 const LINE_LEAD_S = 0.25;
 
-const hlsUrl = () => `/hls/${encodeURIComponent(spaceId)}/index.m3u8`;
-const fileUrl = () => `/hls/${encodeURIComponent(spaceId)}/replay.m4a`;
+// Where the replay plays: GET /spaces/{id}/replay says (a private space's URLs carry a
+// token for its guests); these are the open paths until it has answered.
+const urls = {
+  playlist: `/hls/${encodeURIComponent(spaceId)}/index.m3u8`,
+  audio: `/hls/${encodeURIComponent(spaceId)}/replay.m4a`,
+};
+const hlsUrl = () => urls.playlist;
+const fileUrl = () => urls.audio;
 
 function setControls(enabled) {
   for (const control of [seek, playButton, $('#back-button'), $('#forward-button')]) control.disabled = !enabled;
@@ -229,6 +235,20 @@ async function main() {
   setText('#recorded-at', space.started_at ? formatWhen(space.started_at) : '–');
   if (space.started_at && space.ended_at) showDuration(space.ended_at - space.started_at);
   setControls(false);
+  if (space.state === 'ended') {
+    try {
+      const where = await spaces.replay(spaceId);
+      urls.playlist = where.playlist_url;
+      urls.audio = where.audio_url;
+    } catch (error) {
+      const why = error.code === 'not_recorded' ? 'This space was not recorded: its host chose not to keep a replay.' : error.reason;
+      setText('#player-detail', why);
+      document.body.dataset.player = 'unavailable';
+      $('#download-link').hidden = true;
+      if (error.code !== 'not_recorded') showError(error);
+      return;
+    }
+  }
   const download = $('#download-link');
   download.href = fileUrl();
   download.setAttribute('download', `${space.title.replace(/[\\/:*?"<>|]+/g, ' ').trim() || 'space'}.m4a`);

@@ -4,6 +4,7 @@
 import { listening, spaces, speaking } from '../api.js';
 import { captionsNotice } from '../captions.js';
 import { EventStream } from '../events.js';
+import { mountGuests } from '../guests.js';
 import { MicPanel } from '../micpanel.js';
 import { ReactionBar } from '../reactions.js';
 import { renderCounts, renderSpace, showConnection } from '../spacehead.js';
@@ -482,6 +483,7 @@ async function main() {
   $('#edit-cancel').addEventListener('click', () => $('#edit-dialog').close());
   $('#captions-switch').addEventListener('click', switchCaptions);
   $('#invite-form').addEventListener('submit', invite);
+  if (space.visibility === 'private') mountGuests(spaceId).catch(showError);
   poller
     .on('state', (state) => {
       renderCounts(state);
