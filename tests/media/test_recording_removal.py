@@ -6,6 +6,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
+from majlis.errors import Conflict
+from majlis.media.recording.directory import recording_held
 from majlis.media.recording.removal import RecordingRemoval
 from majlis.media.recording.storage import S3Store, StorageSettings
 
@@ -28,3 +32,19 @@ def test_a_recording_goes_from_disk_and_bucket_and_no_other(
     # A space whose id starts the same is another space.
     assert (tmp_path / "sp10").is_dir() and store.exists("sp10/s0.m4s")
     assert store.exists("sp2/journal/0")
+
+
+def test_a_recording_its_packager_still_holds_is_not_deleted(tmp_path: Path) -> None:
+    """A host deleting the replay the moment the space ends: the packager is still
+    finishing it (its flock), so the delete is refused, not raced."""
+    folder = tmp_path / "sp1"
+    folder.mkdir()
+    (folder / "s0.m4s").write_bytes(b"segment")
+    removal = RecordingRemoval(tmp_path, None)
+    with recording_held(folder):
+        with pytest.raises(Conflict) as refused:
+            asyncio.run(removal.delete("sp1"))
+        assert refused.value.code == "recording_busy"
+        assert (folder / "s0.m4s").exists()
+    assert asyncio.run(removal.delete("sp1")) is True
+    assert not folder.exists()

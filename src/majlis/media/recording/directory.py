@@ -75,6 +75,7 @@ __all__ = [
     "SegmentRecord",
     "durable_file",
     "part_name",
+    "recording_held",
     "segment_name",
     "write_atomically",
     "write_durably",
@@ -468,6 +469,17 @@ def _contiguous_prefix(fragments: list[Fragment]) -> list[Fragment]:
             break
         kept.append(fragment)
     return kept
+
+
+@contextlib.contextmanager
+def recording_held(directory: Path) -> Iterator[None]:
+    """Hold the recording in `directory` as its packager would, for a moment (to delete
+    it); Conflict while a packager writes it, or finishes it."""
+    handle = _acquire_lock(directory)
+    try:
+        yield
+    finally:
+        handle.close()
 
 
 def _acquire_lock(directory: Path) -> IO[bytes]:

@@ -8,7 +8,8 @@ import asyncio
 import shutil
 from pathlib import Path
 
-from majlis.errors import Overloaded
+from majlis.errors import Conflict, Overloaded
+from majlis.media.recording.directory import recording_held
 from majlis.media.recording.mirror import object_key
 from majlis.media.recording.storage import ObjectStore, StorageError
 
@@ -28,7 +29,16 @@ class RecordingRemoval:
         found = False
         folder = self._root / space_id
         if folder.is_dir():
-            shutil.rmtree(folder)
+            try:
+                # Its packager holds it until the replay is finished and stored: a delete
+                # in between would race the files and uploads still to come.
+                with recording_held(folder):
+                    shutil.rmtree(folder)
+            except Conflict:
+                raise Conflict(
+                    "the recording is still being finished; try again in a few seconds",
+                    code="recording_busy",
+                ) from None
             found = True
         if self._store is not None:
             try:
