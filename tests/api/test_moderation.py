@@ -15,6 +15,7 @@ import pytest
 
 from api.conftest import Account, Harness, assert_error, running_harness
 from majlis.services.notices import TERMS_APPEAL
+from majlis.types import Clip
 
 DAY = 86400.0
 # A report of the space the test makes ("SID" stands for its id).
@@ -347,3 +348,19 @@ async def test_bad_desk_input_is_refused_with_a_reason(
     answer = await h.call("POST", path.replace("/R/", "/nosuchreport/"), mod, json=body)
     assert 400 <= answer.status_code < 500
     assert answer.json()["error"] == code, answer.text
+
+
+async def test_a_clip_and_a_speaker_are_reported_and_queued_with_their_space(h: Harness) -> None:
+    host, lina, omar = [await h.account(n) for n in ("host", "lina", "omar")]
+    mod = await moderator(h, "mod")
+    sid = (await h.create_space(host))["id"]
+    await h.make_speaker(sid, host, lina)
+    clip = Clip("clip1", sid, omar.id, 1.0, 5.0, "a moment", h.clock.now())
+    await h.services.store.add_clip(clip)
+
+    of_clip = await report(h, None, subject="clip", clip_id="clip1", category="hate")
+    of_speaker = await report(h, omar, subject="speaker", space_id=sid, user_id=lina.id)
+    assert (of_clip["space_id"], of_clip["clip_id"], of_clip["user_id"]) == (sid, "clip1", None)
+    assert (of_speaker["space_id"], of_speaker["user_id"]) == (sid, lina.id)
+    queued = (await ok(h, "GET", "/moderation/reports", mod))["reports"]
+    assert {r["id"] for r in queued} == {of_clip["id"], of_speaker["id"]}

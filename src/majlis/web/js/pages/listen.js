@@ -184,7 +184,10 @@ player.on('state', ({ state, reason }) => {
 
 // The state document -----------------------------------------------------------------------
 
+let lastSpeakers = [];
+
 function onState(state) {
+  lastSpeakers = state.speakers;
   renderCounts(state);
   stage.render(state.speakers);
   reactions.update(state.reactions);
@@ -484,7 +487,7 @@ async function main() {
   }
   renderSpace(space);
   attachShare({ url: new URL(spaceUrl(spaceId), location.href).href, title: space.title });
-  attachReport(spaceId);
+  attachReport({ spaceId, speakers: () => lastSpeakers });
   const notes = [];
   if (space.visibility === 'private') notes.push('A private space: only the host’s guests can listen.');
   else notes.push('No account needed to listen.');
