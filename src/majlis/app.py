@@ -40,6 +40,7 @@ from majlis.api.moderation import ModerationRoutes
 from majlis.api.notices import NoticeRoutes
 from majlis.api.notifications import NotificationRoutes
 from majlis.api.overload import LoopLag, ShedWrites, is_join_path
+from majlis.api.overview import OverviewRoutes
 from majlis.api.pages import web_routes
 from majlis.api.playback import PlaybackGuard
 from majlis.api.replays import ReplayRoutes
@@ -83,6 +84,7 @@ from majlis.services.moderation import Restrictions
 from majlis.services.moderators import Moderators
 from majlis.services.notices import Notices
 from majlis.services.notifications import Notifications
+from majlis.services.overview import Overview
 from majlis.services.placement import Reconciler
 from majlis.services.reminders import Reminders
 from majlis.services.replays import Replays
@@ -159,6 +161,7 @@ class Services:
     notifications: Notifications
     missed: MissedSpaces | None  # None: missed_after_s is 0, never marked
     audience: Audience  # listeners over time; samples only when audience_sample_s > 0
+    overview: Overview  # the operator's page
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,15 @@ def build_services(
     )
     roles = Roles(store, bus, spaces, events, clock)
     moderators = Moderators(store, clock)
+    audience = Audience(
+        store,
+        bus,
+        spaces,
+        clock,
+        every_s=config.audience_sample_s,
+        presence_window=config.presence_window,
+        worker_id=_node_id(config),
+    )
     restrictions = Restrictions(store, bus, spaces, roles, clock)
     admission = AdmissionControl(
         AdmissionSettings(
@@ -299,14 +311,13 @@ def build_services(
         continuity=None if media is None else _continuity(config, store, bus, spaces, roles, clock),
         reminders=reminders,
         notifications=Notifications(store, clock),
-        audience=Audience(
+        audience=audience,
+        overview=Overview(
             store,
-            bus,
-            spaces,
-            clock,
-            every_s=config.audience_sample_s,
-            presence_window=config.presence_window,
-            worker_id=_node_id(config),
+            audience,
+            moderators,
+            lag.standing,
+            None if cluster is None else cluster.nodes,
         ),
         missed=None
         if config.missed_after_s == 0
@@ -442,6 +453,7 @@ def api_endpoints(s: Services) -> list[Endpoint]:
         *ReportRoutes(s.reports, s.auth).endpoints(),
         *AppealRoutes(s.appeals, s.auth).endpoints(),
         *ModerationRoutes(s.reports, s.appeals, s.suspensions, s.audit, s.auth).endpoints(),
+        *OverviewRoutes(s.overview, s.auth).endpoints(),
         *NotificationRoutes(s.notifications, s.auth).endpoints(),
         *ListenerRoutes(s.listeners, s.auth).endpoints(),
         *AudienceRoutes(s.audience).endpoints(),

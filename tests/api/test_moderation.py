@@ -364,3 +364,17 @@ async def test_a_clip_and_a_speaker_are_reported_and_queued_with_their_space(h: 
     assert (of_speaker["space_id"], of_speaker["user_id"]) == (sid, lina.id)
     queued = (await ok(h, "GET", "/moderation/reports", mod))["reports"]
     assert {r["id"] for r in queued} == {of_clip["id"], of_speaker["id"]}
+
+
+async def test_the_operator_page_counts_listeners_and_waiting_rooms(h: Harness) -> None:
+    host, lina = await h.account("host"), await h.account("lina")
+    mod = await moderator(h, "mod")
+    sid = (await h.create_space(host, visibility="unlisted"))["id"]
+    ended = (await h.create_space(host))["id"]
+    await ok(h, "POST", f"/spaces/{ended}/end", host)
+    await ok(h, "POST", f"/spaces/{sid}/join", lina, {})
+    seen = await ok(h, "GET", "/admin/overview", mod)
+    [live] = seen["spaces"]
+    assert (live["id"], live["listeners"], live["waiting"]) == (sid, 1, 0)
+    assert seen["nodes"] == [] and seen["loop_lag_ms"] >= 0
+    assert_error(await h.call("GET", "/admin/overview", host), 403, "not_site_moderator")

@@ -1313,6 +1313,18 @@ async function moderation(report) {
       await mod1.waitForSelector(item, { state: 'detached', ...T });
     });
 
+    await report.step('the operator page lists the live space with its listeners', async () => {
+      await mod1.click('#admin-link');
+      const row = `#live-rows tr[data-space="${spaceId}"]`;
+      await mod1.waitForSelector(row, T);
+      const said = await text(mod1, row);
+      if (!said.includes('Free crypto')) throw new Error(said);
+      const lag = await text(mod1, '#loop-lag');
+      if (!lag.endsWith('ms')) throw new Error(lag);
+      await screenshot(mod1, shots, 'admin-overview');
+      return said;
+    });
+
     await report.step('the suspended host reads why at Notices and appeals', async () => {
       await host.goto(`${base}/notices`);
       const item = '#notices li.notice-item';
@@ -1330,7 +1342,7 @@ async function moderation(report) {
     });
 
     await report.step('the moderator who decided cannot review the appeal; another one reverses it', async () => {
-      await mod1.reload();
+      await mod1.goto(`${base}/moderation`);
       const appeal = '#appeals li.appeal-item';
       await mod1.waitForSelector(appeal, T);
       await mod1.click(`${appeal} button[data-outcome=reversed]`);

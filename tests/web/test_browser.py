@@ -107,6 +107,7 @@ def test_reports_decisions_statements_and_appeals_in_the_web_app(
     for expected in (
         "a visitor who is not logged in reports the space",
         "a moderator sees it in the queue and suspends the host with a reason",
+        "the operator page lists the live space with its listeners",
         "the suspended host reads why at Notices and appeals",
         "the moderator who decided cannot review the appeal; another one reverses it",
         "the host reads that the appeal was accepted and can act again",

@@ -103,6 +103,7 @@ PAGES: dict[str, str] = {
     "/new": "new.html",
     "/notices": "notices.html",
     "/moderation": "moderation.html",
+    "/admin": "admin.html",
     "/spaces/{space_id}": "listen.html",
     "/spaces/{space_id}/studio": "studio.html",
     "/spaces/{space_id}/replay": "replay.html",

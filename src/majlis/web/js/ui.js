@@ -201,7 +201,12 @@ export async function renderAccount() {
     nav.replaceChildren(
       h('span', { class: 'who' }, h('span', { class: 'who-prefix' }, 'Signed in as '), userText('strong', user.display_name)),
       h('a', { class: 'button primary small-button', href: '/new' }, 'New space'),
-      ...(user.moderator ? [h('a', { class: 'button small-button', href: '/moderation', id: 'moderation-link' }, 'Moderation')] : []),
+      ...(user.moderator
+        ? [
+            h('a', { class: 'button small-button', href: '/moderation', id: 'moderation-link' }, 'Moderation'),
+            h('a', { class: 'button small-button', href: '/admin', id: 'admin-link' }, 'Operator'),
+          ]
+        : []),
       h('a', { class: 'button small-button', href: '/notices', id: 'notices-link' }, 'Notices'),
       h('label', { class: 'button small-button', for: 'picture-input', title: 'A PNG, JPEG or WebP up to 64 KiB' }, 'Picture'),
       h('input', {
