@@ -48,7 +48,8 @@ class Restrictions:
         audit = act.audit
         target, space_id = audit.target_id, audit.space_id
         before = None if space_id is None else await self.spaces.get(space_id)
-        stages = [] if target is None or act.suspend_until is None else await self._stages(target)
+        suspends = target is not None and act.suspend_until is not None
+        stages = await self.store.live_spaces_of(target) if suspends and target else []
         if not await self.store.act(act):
             raise Conflict(stale, code="already_decided")
         if act.ban and target is not None and space_id is not None:
@@ -64,9 +65,6 @@ class Restrictions:
                 await self._off_stage(stage, target)
         if act.unsuspend and target is not None:
             await self.bus.delete_value(suspended_key(target))
-
-    async def _stages(self, user_id: str) -> list[str]:
-        return await self.store.live_spaces_of(user_id)
 
     async def _off_stage(self, space_id: str, user_id: str) -> None:
         """A suspended speaker leaves every live stage (a host keeps their space: ending it

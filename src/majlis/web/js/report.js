@@ -1,8 +1,44 @@
-// Report a space to the site's moderators, from the listener page: a category and, if the
-// person wants, what happened. Anyone may report; the server limits how often.
+// Report a space, a speaker on its stage, or a clip to the site's moderators: a category
+// and, if the person wants, what happened. Anyone may report; the server limits how often.
+// The dialog is built here, so every page that reports has the same one.
 
 import { reports } from './api.js';
 import { $, busy, h, setText } from './ui.js';
+
+const CATEGORIES = {
+  harassment: 'Harassment',
+  hate: 'Hate',
+  spam: 'Spam',
+  off_topic: 'Off topic',
+  other: 'Something else',
+};
+
+function field(label, control, hint) {
+  return h('div', {}, h('label', { for: control.id }, label, hint ? [' ', h('span', { class: 'hint' }, hint)] : null), control);
+}
+
+/** The dialog; `about` (a select of whom) only where there is a stage to choose from. */
+function buildDialog(title, withAbout) {
+  const category = h('select', { id: 'report-category', name: 'category' }, ...Object.entries(CATEGORIES).map(([value, text]) => h('option', { value, selected: value === 'other' }, text)));
+  const text = h('textarea', { id: 'report-text', name: 'text', maxlength: 2000, rows: 3, dir: 'auto' });
+  const about = withAbout ? field('Who or what', h('select', { id: 'report-about', name: 'about' })) : null;
+  const dialog = h(
+    'dialog',
+    { id: 'report-dialog', 'aria-labelledby': 'report-dialog-title' },
+    h(
+      'form',
+      { class: 'stack', id: 'report-form', novalidate: true },
+      h('h2', { id: 'report-dialog-title' }, title),
+      h('p', { class: 'muted small' }, 'The site’s moderators read every report. You need not be logged in.'),
+      about,
+      field('What is wrong', category),
+      field('What happened', text, 'optional'),
+      h('div', { class: 'row' }, h('button', { type: 'button', id: 'report-cancel' }, 'Cancel'), h('button', { type: 'submit', class: 'primary', id: 'report-send' }, 'Send report')),
+    ),
+  );
+  $('main').append(dialog);
+  return dialog;
+}
 
 /** The choices of whom to report: the space, or one of the people on its stage now. */
 function fillAbout(speakers) {
@@ -15,13 +51,13 @@ function fillAbout(speakers) {
 }
 
 /**
- * Wire `#report-button` and `#report-dialog` to report the space `spaceId`, or a speaker
- * (`speakers()` gives the stage as the page last saw it), or the clip `clipId`.
+ * Wire `#report-button` to report the space `spaceId`, or a speaker (`speakers()` gives
+ * the stage as the page last saw it), or the clip `clipId`.
  */
 export function attachReport({ spaceId = null, clipId = null, speakers = () => [] }) {
   const button = $('#report-button');
-  const dialog = $('#report-dialog');
-  if (!button || !dialog) return;
+  if (!button) return;
+  const dialog = buildDialog(clipId ? 'Report this clip' : 'Report this space', !clipId);
   button.hidden = false;
   button.addEventListener('click', () => {
     $('#report-text').value = '';
