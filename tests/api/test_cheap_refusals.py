@@ -8,7 +8,7 @@ import functools
 import inspect
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,35 @@ async def test_a_logged_out_token_is_refused_before_its_request_is_read(tmp_path
             )
             assert_error(answer, 401, "token_revoked")
         assert not [key for key in lookups if key.startswith("revoked:")], lookups
+
+
+async def test_a_logged_in_read_makes_one_bus_lookup(tmp_path: Path) -> None:
+    """Logout and suspension are checked on every request with a session token; on Redis
+    each lookup is a round trip, so both go in one."""
+    async with running_harness(tmp_path) as h:
+        host = await h.account("host")
+        await h.create_space(host)
+        bus = h.services.bus
+        single: list[str] = []
+        batched: list[tuple[str, ...]] = []
+        real_get, real_many = bus.get_value, bus.get_many
+
+        async def get_value(key: str) -> str | None:
+            single.append(key)
+            return await real_get(key)
+
+        async def get_many(keys: Sequence[str]) -> list[str | None]:
+            batched.append(tuple(keys))
+            return await real_many(keys)
+
+        bus.get_value = get_value  # type: ignore[method-assign]
+        bus.get_many = get_many  # type: ignore[method-assign]
+        answer = await h.call("GET", "/notifications", headers=host.headers)
+        assert answer.status_code == 200, answer.text
+        assert single == []
+        assert [sorted(k.split(":")[0] for k in keys) for keys in batched] == [
+            ["revoked", "suspended"]
+        ]
 
 
 BAD_OFFERS = {

@@ -481,3 +481,12 @@ def test_open_bus_picks_implementation() -> None:
     assert isinstance(open_bus("redis://127.0.0.1:6379/0", prefix="x:"), RedisBus)
     with pytest.raises(ValueError, match="memory://"):
         open_bus("postgres://localhost/db")
+
+
+async def test_get_many_in_order(bus: Bus) -> None:
+    await bus.set_value("revoked:t1", "1", 10)
+    await bus.set_value("suspended:u1", "1900000000", None)
+    await bus.set_value("revoked:gone", "1", 0)  # born expired
+    got = await bus.get_many(("suspended:u1", "revoked:t2", "revoked:t1", "revoked:gone"))
+    assert got == ["1900000000", None, "1", None]
+    assert await bus.get_many(()) == []

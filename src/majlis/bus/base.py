@@ -7,7 +7,7 @@ All times are wall-clock seconds passed in by the caller, so tests can use a fak
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -89,6 +89,11 @@ class Bus(Protocol):
     async def set_value(self, key: str, value: str, ttl: float | None) -> None: ...
 
     async def get_value(self, key: str) -> str | None: ...
+
+    async def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        """The values of `keys` in their order, None where absent: one round trip for
+        checks that every request makes together (a session's revocation and suspension)."""
+        ...
 
     async def get_values(self, prefix: str) -> dict[str, str]:
         """All live keys starting with `prefix` (small sets only: levels of one space)."""

@@ -11,7 +11,7 @@ import contextlib
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Self
 
@@ -344,6 +344,12 @@ class MemoryBus:
             self._sweep_values(clock)
 
     async def get_value(self, key: str) -> str | None:
+        return self._live_value(key)
+
+    async def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        return [self._live_value(key) for key in keys]
+
+    def _live_value(self, key: str) -> str | None:
         entry = self._values.get(key)
         if entry is None:
             return None

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -374,6 +375,10 @@ class RedisBus:
     async def get_value(self, key: str) -> str | None:
         value = await self._redis.get(self._key("v", key))
         return None if value is None else _text(value)
+
+    async def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        values = await self._redis.mget([self._key("v", key) for key in keys])
+        return [None if value is None else _text(value) for value in values]
 
     async def get_values(self, prefix: str) -> dict[str, str]:
         full = self._key("v", prefix)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NoReturn
 
 from majlis.bus.base import Bus
 from majlis.errors import Forbidden, Unauthorized
@@ -96,10 +97,16 @@ class Authenticator:
         """A Caller for `token`; no token gives an anonymous Caller with no claims."""
         if not token:
             return Caller(ip)
-        claims = await self.claims(token)
+        claims = self._tokens.verify(token, (SESSION_AUDIENCE, ANON_AUDIENCE))
         if claims.anonymous:
             return Caller(ip, claims)
-        until = await self._bus.get_value(suspended_key(claims.subject))
+        self._refuse_seen(claims)
+        # Both checks in one bus round trip: every logged-in request makes them.
+        revoked, until = await self._bus.get_many(
+            (revoked_key(claims.token_id), suspended_key(claims.subject))
+        )
+        if revoked:
+            self._refuse_revoked(claims)
         return Caller(ip, claims, None if until is None else float(until))
 
     async def claims(self, token: str) -> Claims:
@@ -108,12 +115,18 @@ class Authenticator:
         claims = self._tokens.verify(token, (SESSION_AUDIENCE, ANON_AUDIENCE))
         if claims.anonymous:
             return claims
-        if claims.token_id in self._revoked_seen or await self._bus.get_value(
-            revoked_key(claims.token_id)
-        ):
-            self._remember_revoked(claims)
-            raise Unauthorized("this session has been logged out", code="token_revoked")
+        self._refuse_seen(claims)
+        if await self._bus.get_value(revoked_key(claims.token_id)):
+            self._refuse_revoked(claims)
         return claims
+
+    def _refuse_seen(self, claims: Claims) -> None:
+        if claims.token_id in self._revoked_seen:
+            self._refuse_revoked(claims)
+
+    def _refuse_revoked(self, claims: Claims) -> NoReturn:
+        self._remember_revoked(claims)
+        raise Unauthorized("this session has been logged out", code="token_revoked")
 
     def _remember_revoked(self, claims: Claims) -> None:
         seen = self._revoked_seen
