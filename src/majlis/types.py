@@ -299,6 +299,7 @@ class AudienceSample:
     at: float
     listeners: int
     reactions: int
+    joins: int  # every arrival so far: a running total, like reactions
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,7 @@ async def test_the_peak_follows_listeners_nobody_watched(tmp_path: Path) -> None
     assert space["peak_listeners"] == 3  # nobody read /state
     assert curve["peak_listeners"] == 3
     assert [(s["listeners"], s["reactions"]) for s in curve["samples"]] == [(0, 0), (3, 2), (0, 2)]
+    assert [(s["joins"], s["leaves"]) for s in curve["samples"]] == [(0, 0), (3, 0), (3, 3)]
     times = [s["at"] for s in curve["samples"]]
     assert [b - a for a, b in itertools.pairwise(times)] == [EVERY, EVERY]
     assert unknown.status_code == 404
@@ -75,3 +76,38 @@ async def test_one_worker_samples_a_round(tmp_path: Path) -> None:
         assert sid in await other.tick()
         samples = (await h.call("GET", f"/spaces/{sid}/audience")).json()["samples"]
     assert len(samples) == 2
+
+
+async def test_arrivals_and_departures_between_samples(tmp_path: Path) -> None:
+    """A heartbeat is not an arrival; someone who came and went between two samples counts
+    once each way; someone presence forgot (no heartbeat) and who comes back arrives again."""
+    async with running_harness(tmp_path) as h:
+        h.clock.freeze()
+        audience = sampler(h, "w1")
+        host = await h.account("host")
+        sid = (await h.create_space(host))["id"]
+        stayer, passer = await h.anonymous(), await h.anonymous()
+        join = await h.call("POST", f"/spaces/{sid}/join", stayer, json={})
+        token = join.json()["playback_token"]
+        await audience.tick()
+        for _ in range(3):
+            h.clock.advance(EVERY / 2)
+            beat = await h.call(
+                "POST", f"/spaces/{sid}/heartbeat", stayer, json={"playback_token": token}
+            )
+            assert beat.status_code == 200, beat.text
+        assert (await h.call("POST", f"/spaces/{sid}/join", passer, json={})).status_code == 200
+        assert (await h.call("POST", f"/spaces/{sid}/leave", passer)).status_code == 204
+        await audience.tick()
+        h.clock.advance(h.services.config.presence_window + 1)  # the stayer stops beating
+        await audience.tick()
+        assert (await h.call("POST", f"/spaces/{sid}/join", stayer, json={})).status_code == 200
+        h.clock.advance(EVERY)
+        await audience.tick()
+        samples = (await h.call("GET", f"/spaces/{sid}/audience")).json()["samples"]
+    assert [(s["listeners"], s["joins"], s["leaves"]) for s in samples] == [
+        (1, 1, 0),
+        (1, 2, 1),  # the passer came and went
+        (0, 2, 2),  # the stayer went quiet
+        (1, 3, 2),  # and came back
+    ]

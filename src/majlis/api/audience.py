@@ -24,7 +24,8 @@ class AudienceRoutes:
                 "GET",
                 "/api/v1/spaces/{space_id}/audience",
                 self.curve,
-                "Listeners and reactions over time, sampled while the space was live",
+                "Listeners, arrivals, departures and reactions over time, sampled while the space "
+                "was live",
                 "listening",
                 answer=AudienceBody,
                 auth="none",
@@ -37,6 +38,9 @@ class AudienceRoutes:
             space_id=curve.space_id,
             every_s=curve.every_s,
             peak_listeners=curve.peak_listeners,
-            samples=[AudienceSampleBody.of(s) for s in curve.samples],
+            samples=[
+                AudienceSampleBody.of(s, left)
+                for s, left in zip(curve.samples, curve.leaves, strict=True)
+            ],
         )
         return json_response(body.model_dump())

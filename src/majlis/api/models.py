@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from majlis.services.accounts import Me
 from majlis.services.audit import REASON_MAX
 from majlis.types import (
+    AudienceSample,
     AuditAction,
     CaptionsReason,
     CaptionsState,
@@ -499,10 +500,22 @@ class ListenerListBody(BaseModel):
     more: bool = Field(description="there are more signed-in listeners than listed")
 
 
-class AudienceSampleBody(_OfRecord):
+class AudienceSampleBody(BaseModel):
     at: float = Field(description="Unix seconds")
     listeners: int = Field(description="listeners counted at that moment")
     reactions: int = Field(description="every reaction sent so far: a running total")
+    joins: int = Field(description="every arrival so far (running total)")
+    leaves: int = Field(description="every departure so far (running total)")
+
+    @classmethod
+    def of(cls, sample: AudienceSample, leaves: int) -> Self:
+        return cls(
+            at=sample.at,
+            listeners=sample.listeners,
+            reactions=sample.reactions,
+            joins=sample.joins,
+            leaves=leaves,
+        )
 
 
 class AudienceBody(BaseModel):

@@ -64,8 +64,9 @@ class Bus(Protocol):
         ...
 
     # presence ----------------------------------------------------------------------------
-    async def touch_presence(self, space_id: str, member: str, now: float) -> None:
-        """Mark `member` active in `space_id` at `now`."""
+    async def touch_presence(self, space_id: str, member: str, now: float) -> bool:
+        """Mark `member` active in `space_id` at `now`. True when they were not counted
+        there before (they joined, or came back after presence forgot them)."""
         ...
 
     async def count_presence(self, space_id: str, now: float, window: float) -> int:

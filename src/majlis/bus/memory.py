@@ -285,13 +285,14 @@ class MemoryBus:
         self._tats = {key: tat for key, tat in self._tats.items() if tat > now}
 
     # presence ------------------------------------------------------------------------------
-    async def touch_presence(self, space_id: str, member: str, now: float) -> None:
+    async def touch_presence(self, space_id: str, member: str, now: float) -> bool:
         members = self._presence.setdefault(space_id, OrderedDict())
         # Keeping the dict ordered by time is what makes counting O(expired); a touch that
         # arrives late never moves a member back in time.
         last = members.get(member)
         members[member] = now if last is None else max(last, now)
         members.move_to_end(member)
+        return last is None
 
     async def count_presence(self, space_id: str, now: float, window: float) -> int:
         members = self._presence.get(space_id)

@@ -327,12 +327,13 @@ class RedisBus:
         return float(wait)
 
     # presence ------------------------------------------------------------------------------
-    async def touch_presence(self, space_id: str, member: str, now: float) -> None:
+    async def touch_presence(self, space_id: str, member: str, now: float) -> bool:
         key = self._key("pr", space_id)
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.zadd(key, {member: now}, gt=True)  # a late touch never moves back in time
             pipe.expire(key, _PRESENCE_IDLE_S)
-            await pipe.execute()
+            added, _ = await pipe.execute()
+        return bool(added)  # ZADD counts the members it added, not those it updated
 
     async def count_presence(self, space_id: str, now: float, window: float) -> int:
         key = self._key("pr", space_id)

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 from majlis.bus.base import Bus
 from majlis.clock import Clock
-from majlis.services.listeners import reactions_key
+from majlis.services.listeners import joins_so_far, reactions_key
 from majlis.services.rounds import in_rounds
 from majlis.services.spaces import Spaces
 from majlis.store.base import Store
 from majlis.types import AudienceSample
 
-__all__ = ["MAX_SAMPLES", "Audience", "AudienceCurve"]
+__all__ = ["MAX_SAMPLES", "Audience", "AudienceCurve", "leaves_so_far"]
 
 _LEASE = "audience"
 # A day of samples at the default 10 s: longer spaces keep their first day's curve.
@@ -33,6 +33,21 @@ class AudienceCurve:
     every_s: float
     samples: list[AudienceSample]
     peak_listeners: int
+    # Departures up to each sample, a running total beside `samples` (leaves_so_far).
+    leaves: list[int]
+
+
+def leaves_so_far(samples: list[AudienceSample]) -> list[int]:
+    """Departures up to each sample: whoever was there or arrived since the last sample and
+    is not counted now has left. Needs only the counts, not a record per person."""
+    out: list[int] = []
+    listeners, joins, left = 0, 0, 0
+    for sample in samples:
+        arrived = max(0, sample.joins - joins)
+        left += max(0, listeners + arrived - sample.listeners)
+        out.append(left)
+        listeners, joins = sample.listeners, sample.joins
+    return out
 
 
 class Audience:
@@ -68,7 +83,8 @@ class Audience:
             space_id = start.space_id
             listeners = await self._bus.count_presence(space_id, now, self._window)
             tally = await self._bus.get_tally(reactions_key(space_id))
-            sample = AudienceSample(now, listeners, sum(tally.values()))
+            joins = await joins_so_far(self._bus, space_id)
+            sample = AudienceSample(now, listeners, sum(tally.values()), joins)
             await self._store.add_audience_sample(space_id, sample)
             taken[space_id] = sample
         return taken
@@ -89,4 +105,6 @@ class Audience:
         document already)."""
         space = await self._spaces.get(space_id)
         samples = await self._store.list_audience(space_id, MAX_SAMPLES)
-        return AudienceCurve(space_id, self._every, samples, space.peak_listeners)
+        return AudienceCurve(
+            space_id, self._every, samples, space.peak_listeners, leaves_so_far(samples)
+        )

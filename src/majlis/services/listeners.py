@@ -230,7 +230,8 @@ class Listeners:
 
     async def _admit(self, space: Space, member: str, role: str) -> Admitted:
         now = self._clock.now()
-        await self._bus.touch_presence(space.id, member, now)
+        if await self._bus.touch_presence(space.id, member, now):
+            await self._bus.incr_tally(joins_key(space.id), _JOINS)
         ttl = self._policy.playback_ttl
         token = self._tokens.sign_compact(PLAYBACK, (space.id, member), ttl)
         # The token rides in the path so that every relative URI of the playlist carries it.
@@ -298,6 +299,19 @@ class Listeners:
 def reactions_key(space_id: str) -> str:
     """The bus tally of a space's reactions, by emoji."""
     return f"reactions:{space_id}"
+
+
+_JOINS = "joins"
+
+
+def joins_key(space_id: str) -> str:
+    """The bus tally of arrivals in a space's audience: members presence did not count
+    before. Leaves follow from it and two listener counts (services/audience.py)."""
+    return f"joins:{space_id}"
+
+
+async def joins_so_far(bus: Bus, space_id: str) -> int:
+    return (await bus.get_tally(joins_key(space_id))).get(_JOINS, 0)
 
 
 def _parse_lines(raw: str | None) -> list[dict[str, object]]:

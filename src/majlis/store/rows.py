@@ -815,7 +815,14 @@ class SqlStore(ABC):
     # the audience over time ----------------------------------------------------------------
     async def add_audience_sample(self, space_id: str, sample: AudienceSample) -> None:
         async with self._write() as tx:
-            await tx.execute(INSERT_SAMPLE, space_id, sample.at, sample.listeners, sample.reactions)
+            await tx.execute(
+                INSERT_SAMPLE,
+                space_id,
+                sample.at,
+                sample.listeners,
+                sample.reactions,
+                sample.joins,
+            )
             await tx.execute(RAISE_PEAK, space_id, sample.listeners)
 
     async def list_audience(self, space_id: str, limit: int) -> list[AudienceSample]:
