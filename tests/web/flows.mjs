@@ -28,6 +28,9 @@
 //           them off; the listener's page then says so and shows none. The live space
 //           MAJLIS_TEST_ARABIC_SPACE, in a language the model lacks: the listener's page
 //           and the studio say captions are unavailable for its language.
+// languages — an Arabic browser gets every page in Arabic, right to left, with no Latin words
+//           left outside what people typed; counts in Arabic digits; a server error shown
+//           from its code; the switch changes the language and remembers it.
 
 import {
   DESKTOP,
@@ -443,8 +446,12 @@ async function main(report) {
       // The listener was there for part of the space: the line is not flat, and the scale's top is the peak.
       if (drawn.points < 2 || drawn.highest >= drawn.lowest) throw new Error(`a flat or empty curve: ${JSON.stringify(drawn)}`);
       if (Number(drawn.top) < 1) throw new Error(`the scale tops at ${drawn.top}`);
+      // The listener's arrival is counted and drawn (a bar up in the strip under the line).
+      const flow = await text(host, '#audience-flow');
+      if (!/^Arrivals: [1-9]/.test(flow)) throw new Error(`the flow line says ${flow}`);
+      if (!(await host.locator('#audience-chart rect.joins').count())) throw new Error('no arrival drawn');
       await host.locator('#audience-chart svg').screenshot({ path: `${shots}/replay-audience.png` });
-      return `${drawn.points} samples, peak ${drawn.top}`;
+      return `${drawn.points} samples, peak ${drawn.top}, ${flow}`;
     });
 
     await report.step('with captions off the replay page shows no transcript section', async () => {
@@ -1438,7 +1445,127 @@ async function privacy(report) {
   }
 }
 
-const SCENARIOS = { main, removal, waiting, audio, edge, transcript, captions, reminders, moderation, privacy };
+// languages ---------------------------------------------------------------------------------
+
+// Words allowed to stay in Latin letters on an Arabic page: file formats and units.
+const LATIN_ALLOWED = new Set(['PNG', 'JPEG', 'WebP', 'KiB', 'MB', 'HLS', 'CSV', 'Opus', 'm4a', 'ics']);
+
+/** What an Arabic page still says in Latin letters, outside what people typed (dir=auto),
+ * form values and translate="no": visible text, and labels a screen reader speaks. */
+async function latinLeft(page) {
+  const found = await page.evaluate(() => {
+    const out = [];
+    const skip = (el) => el.closest('[dir="auto"], [translate="no"], script, style, noscript');
+    const visible = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const el = node.parentElement;
+      if (!el || skip(el) || !visible(el)) continue;
+      out.push(...(node.textContent.match(/[A-Za-z][A-Za-z0-9'’-]*/g) ?? []).map((w) => `${w} (${el.tagName.toLowerCase()}#${el.id})`));
+    }
+    for (const el of document.querySelectorAll('[aria-label], [placeholder], [title]')) {
+      if (skip(el) || !visible(el)) continue;
+      for (const attr of ['aria-label', 'placeholder', 'title']) {
+        const words = el.getAttribute(attr)?.match(/[A-Za-z][A-Za-z0-9'’-]*/g) ?? [];
+        out.push(...words.map((w) => `${w} (@${attr} of ${el.tagName.toLowerCase()}#${el.id})`));
+      }
+    }
+    out.push(...(document.title.match(/[A-Za-z][A-Za-z0-9'’-]*/g) ?? []).map((w) => `${w} (title)`));
+    return out;
+  });
+  return found.filter((entry) => !LATIN_ALLOWED.has(entry.split(' ')[0]));
+}
+
+async function inArabic(page, name) {
+  await page.waitForFunction(() => !document.documentElement.classList.contains('i18n-pending'), null, T);
+  const root = await page.evaluate(() => [document.documentElement.lang, document.documentElement.dir]);
+  if (root.join() !== 'ar,rtl') throw new Error(`${name}: <html lang dir> is ${root}`);
+  await page.waitForTimeout(700); // let the page's own requests fill it in
+  const left = await latinLeft(page);
+  if (left.length) throw new Error(`${name} still says in Latin letters: ${left.join(', ')}`);
+  await screenshotBoth(page, shots, `ar-${name}`);
+}
+
+// mod_ar is a site moderator before this runs (test_browser.py grants it).
+async function languages(report) {
+  const browser = await launch(wavs[0]);
+  try {
+    const arabic = { viewport: PHONE, locale: 'ar-EG' }; // a region whose digits are Arabic-Indic
+    const visitor = report.watch(await (await browser.newContext(arabic)).newPage(), 'visitor');
+    const host = report.watch(await (await browser.newContext(arabic)).newPage(), 'host');
+    const mod = report.watch(await (await browser.newContext({ ...arabic, viewport: DESKTOP })).newPage(), 'mod');
+    const english = report.watch(await (await browser.newContext({ viewport: DESKTOP, locale: 'en-GB' })).newPage(), 'english');
+
+    await report.step('an Arabic browser gets every public page in Arabic, right to left', async () => {
+      for (const [name, path] of [['home', '/'], ['login', '/login'], ['signup', '/signup'], ['notfound', '/spaces/a1b2c3d4e5f6']]) {
+        await visitor.goto(`${base}${path}`);
+        await inArabic(visitor, name);
+      }
+    });
+
+    await report.step('a server error is shown in Arabic, from its code', async () => {
+      await visitor.goto(`${base}/login`);
+      await visitor.fill('#username', 'nobody_here');
+      await visitor.fill('#password', 'wrong password here');
+      await visitor.waitForSelector('button[type=submit]:not([disabled])', T);
+      await visitor.click('button[type=submit]');
+      await visitor.waitForSelector('#alert:not([hidden])', T);
+      const alert = await text(visitor, '#alert');
+      if (!/[\u0600-\u06FF]/.test(alert) || /[A-Za-z]/.test(alert)) throw new Error(`the alert says ${alert}`);
+    });
+
+    let spaceId;
+    await report.step('a host in Arabic creates a space and runs its studio', async () => {
+      await signUp(host, base, 'arabic_host', 'مضيفة المجلس');
+      await host.goto(`${base}/new`);
+      await inArabic(host, 'new');
+      const created = await apiCall(host, 'POST', '/spaces', { title: TITLE, description: DESCRIPTION });
+      if (created.data.state !== 'live') throw new Error(`a new space is ${created.data.state}`);
+      spaceId = created.data.id;
+      await host.goto(`${base}/spaces/${spaceId}/studio`);
+      await host.waitForSelector('#end-space:not([hidden])', T);
+      await inArabic(host, 'studio');
+    });
+
+    await report.step('a listener in Arabic hears the space, with counts in Arabic digits', async () => {
+      await visitor.goto(`${base}/spaces/${spaceId}`);
+      await visitor.click('#listen-button');
+      await visitor.waitForSelector('#player-panel:not([hidden])', T);
+      await visitor.waitForFunction(() => /^[\u0660-\u0669]+$/.test(document.querySelector('#listener-count')?.textContent.trim() ?? ''), null, T);
+      await inArabic(visitor, 'listen');
+    });
+
+    await report.step('the replay, notices, moderation and operator pages are in Arabic', async () => {
+      const ended = await apiCall(host, 'POST', `/spaces/${spaceId}/end`);
+      if (ended.status !== 200) throw new Error(`end answered ${ended.status}`);
+      await visitor.goto(`${base}/spaces/${spaceId}/replay`);
+      await inArabic(visitor, 'replay');
+      await host.goto(`${base}/notices`);
+      await inArabic(host, 'notices');
+      await logIn(mod, 'mod_ar');
+      for (const [name, path] of [['moderation', '/moderation'], ['admin', '/admin']]) {
+        await mod.goto(`${base}${path}`);
+        await inArabic(mod, name);
+      }
+    });
+
+    await report.step('the language switch changes the page and remembers the choice', async () => {
+      await english.goto(`${base}/`);
+      const dir = await english.evaluate(() => document.documentElement.dir);
+      if (dir !== 'ltr') throw new Error(`an English browser got dir=${dir}`);
+      await Promise.all([english.waitForEvent('load'), english.selectOption('#language', 'ar')]);
+      await inArabic(english, 'home-switched');
+      await english.goto(`${base}/login`);
+      await inArabic(english, 'login-remembered');
+      await Promise.all([english.waitForEvent('load'), english.selectOption('#language', 'en')]);
+      await waitText(english, 'h1', 'Log in');
+    });
+  } finally {
+    await browser.close();
+  }
+}
+
+const SCENARIOS = { main, removal, waiting, audio, edge, transcript, captions, reminders, moderation, privacy, languages };
 
 const report = new Report(scenario);
 try {

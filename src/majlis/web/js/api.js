@@ -5,6 +5,7 @@
 // exponential backoff (full jitter) inside the page's retry budget, honouring the server's
 // Retry-After-Ms (retry.js).
 
+import { t } from './i18n.js';
 import { budget, retryDelay, sleep } from './retry.js';
 
 export { sleep };
@@ -70,7 +71,7 @@ export async function request(method, path, options = {}) {
       error = await toError(response);
     } catch (caught) {
       if (caught?.name === 'AbortError') throw caught;
-      error = new ApiError(0, 'network', 'Cannot reach the server. Check your connection.');
+      error = new ApiError(0, 'network', t('common.network'));
     }
     if (attempt >= retries || !RETRYABLE.has(error.status) || !budget.tryRetry()) throw error;
     await sleep(retryDelay(attempt, { retryAfterMs: error.retryAfterMs, base: 500, cap: 30000 }), signal);
@@ -89,7 +90,7 @@ async function parse(response) {
 
 async function toError(response) {
   let code = 'http_error';
-  let reason = `The server answered ${response.status}.`;
+  let reason = t('common.http_error', { status: response.status });
   let retryAfterMs = null;
   try {
     const data = await response.json();
@@ -259,14 +260,14 @@ export const listening = {
 };
 
 export const REACTIONS = [
-  ['👏', 'Clap'],
-  ['❤️', 'Love'],
-  ['😂', 'Laugh'],
-  ['🔥', 'Fire'],
-  ['💯', 'Hundred'],
-  ['🙏', 'Thanks'],
-  ['👍', 'Thumbs up'],
-  ['😮', 'Wow'],
+  ['👏', t('common.reaction.clap')],
+  ['❤️', t('common.reaction.love')],
+  ['😂', t('common.reaction.laugh')],
+  ['🔥', t('common.reaction.fire')],
+  ['💯', t('common.reaction.hundred')],
+  ['🙏', t('common.reaction.thanks')],
+  ['👍', t('common.reaction.thumbs_up')],
+  ['😮', t('common.reaction.wow')],
 ];
 
 function enc(value) {

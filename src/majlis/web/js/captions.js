@@ -13,6 +13,7 @@
 // fetching; the choice is kept in localStorage. The rendition is polled once a second
 // while captions are on and the player plays; nothing is fetched otherwise.
 
+import { t } from './i18n.js';
 import { withToken } from './player.js';
 
 const POLL_MS = 1000;
@@ -122,7 +123,7 @@ export class CaptionView {
     const available = this.state !== 'unavailable';
     this.toggle.hidden = !available;
     this.toggle.setAttribute('aria-pressed', String(this.wanted));
-    this.toggle.textContent = this.wanted ? 'Captions: on' : 'Captions: off';
+    this.toggle.textContent = this.wanted ? t('listen.captions.on') : t('listen.captions.off');
     this.box.hidden = !(this.wanted && this.state === 'on');
     const note = captionsNote(this.state, this.reason);
     this.note.hidden = !note;
@@ -208,20 +209,18 @@ export class CaptionView {
   }
 }
 
-const NO_LANGUAGE = "No live captions: this server's speech model does not know the space's language.";
-
 /** What a listener is told beside the player: nothing while captions are on, or when the
  * server has none at all (no toggle either); why there are none otherwise. */
 export function captionsNote(state, reason) {
-  if (state === 'off') return 'The host has turned captions off.';
-  if (state === 'unavailable' && reason === 'language') return NO_LANGUAGE;
+  if (state === 'off') return t('listen.captions.host_off');
+  if (state === 'unavailable' && reason === 'language') return t('listen.captions.no_language');
   return '';
 }
 
 /** What people on stage are told about captions (studio, speaker's view). */
 export function captionsNotice(state, reason) {
-  if (state === 'on') return 'Captions are on: what is said on stage is transcribed live for listeners.';
-  if (state === 'off') return 'Captions are off: the host has turned them off.';
-  if (state === 'unavailable' && reason === 'language') return NO_LANGUAGE;
+  if (state === 'on') return t('listen.captions.notice_on');
+  if (state === 'off') return t('listen.captions.notice_off');
+  if (state === 'unavailable' && reason === 'language') return t('listen.captions.no_language');
   return '';
 }

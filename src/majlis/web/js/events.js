@@ -7,13 +7,14 @@
 // Close codes that mean "you may not be here" stop the reconnecting:
 //   4401 not logged in, 4403 not allowed / removed, 4404 no such space, 4409 space ended.
 
+import { t } from './i18n.js';
 import { budget, retryDelay } from './retry.js';
 
 const FINAL = new Map([
-  [4401, 'You need to log in again.'],
-  [4403, 'Not allowed to follow this space’s events.'],
-  [4404, 'No such space.'],
-  [4409, 'The space has ended.'],
+  [4401, t('listen.events.log_in')],
+  [4403, t('listen.events.forbidden')],
+  [4404, t('listen.events.no_space')],
+  [4409, t('listen.events.ended')],
 ]);
 const PING_MS = 25000;
 const STABLE_MS = 10000;

@@ -2,7 +2,8 @@
 // What happened is said beside the form, not at the top of the page.
 
 import { spaces } from './api.js';
-import { $, h, setText, show, userText } from './ui.js';
+import { errorText, t } from './i18n.js';
+import { $, formatCount, h, setText, show, userText } from './ui.js';
 
 function row(spaceId, guest, refresh) {
   const remove = h(
@@ -15,14 +16,14 @@ function row(spaceId, guest, refresh) {
         event.currentTarget.disabled = true;
         try {
           await spaces.removeGuest(spaceId, guest.user_id);
-          setText('#guest-status', `${guest.username} can no longer listen.`);
+          setText('#guest-status', t('studio.guests.removed', { username: guest.username }));
         } catch (error) {
-          setText('#guest-status', error.reason || String(error));
+          setText('#guest-status', errorText(error));
         }
         await refresh();
       },
     },
-    'Remove',
+    t('studio.action.remove'),
   );
   return h('li', { dataset: { userId: guest.user_id } }, userText('span', guest.display_name), ' ', h('span', { class: 'muted small' }, `@${guest.username}`), ' ', remove);
 }
@@ -32,7 +33,7 @@ export async function mountGuests(spaceId) {
   show('#guests-panel', true);
   const refresh = async () => {
     const { guests } = await spaces.guests(spaceId);
-    setText('#guest-count', guests.length);
+    setText('#guest-count', formatCount(guests.length));
     $('#guests').replaceChildren(...guests.map((g) => row(spaceId, g, refresh)));
   };
   $('#guest-form').addEventListener('submit', async (event) => {
@@ -40,18 +41,18 @@ export async function mountGuests(spaceId) {
     const input = $('#guest-user');
     const username = input.value.trim();
     if (!username) {
-      setText('#guest-status', 'Give a username.');
+      setText('#guest-status', t('studio.guests.need_user'));
       input.focus();
       return;
     }
     $('#guest-add').disabled = true;
     try {
       const guest = await spaces.addGuest(spaceId, username);
-      setText('#guest-status', `${guest.username} can listen now.`);
+      setText('#guest-status', t('studio.guests.added', { username: guest.username }));
       input.value = '';
       await refresh();
     } catch (error) {
-      setText('#guest-status', error.reason || String(error));
+      setText('#guest-status', errorText(error));
     } finally {
       $('#guest-add').disabled = false;
     }

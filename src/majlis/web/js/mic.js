@@ -13,6 +13,7 @@
 // microphone for that moment, so the recording loses nothing (media/rtc/control.py).
 
 import { ApiError, backoff, speaking } from './api.js';
+import { errorText, t } from './i18n.js';
 
 export function captureConstraints(raw) {
   const processing = !raw;
@@ -42,21 +43,17 @@ export function captureProblem(error) {
   switch (error?.name) {
     case 'NotAllowedError':
     case 'PermissionDeniedError':
-      return {
-        state: 'denied',
-        reason:
-          'Microphone access was refused. Allow it in your browser’s site settings (the icon beside the address), then press Try again.',
-      };
+      return { state: 'denied', reason: t('studio.mic.refused') };
     case 'NotFoundError':
     case 'DevicesNotFoundError':
-      return { state: 'failed', reason: 'No microphone was found. Connect one and press Try again.' };
+      return { state: 'failed', reason: t('studio.mic.not_found') };
     case 'NotReadableError':
     case 'TrackStartError':
-      return { state: 'failed', reason: 'The microphone is busy in another application.' };
+      return { state: 'failed', reason: t('studio.mic.busy') };
     case 'SecurityError':
-      return { state: 'failed', reason: 'The microphone needs a secure page (HTTPS).' };
+      return { state: 'failed', reason: t('studio.mic.insecure') };
     default:
-      return { state: 'failed', reason: `The microphone could not start (${error?.message || error}).` };
+      return { state: 'failed', reason: t('studio.mic.could_not_start', { detail: String(error?.message || error) }) };
   }
 }
 
@@ -88,7 +85,7 @@ export class Microphone extends EventTarget {
     this.stream = await navigator.mediaDevices.getUserMedia(captureConstraints(this.raw));
     this.track.enabled = !this.muted;
     this.track.addEventListener('ended', () =>
-      this.dispatchEvent(new CustomEvent('ended', { detail: 'The microphone was disconnected.' })),
+      this.dispatchEvent(new CustomEvent('ended', { detail: t('studio.mic.disconnected') })),
     );
     this.startMeter();
     return this.stream;
@@ -269,7 +266,7 @@ export class SpeakerLink extends EventTarget {
       // Stay on the old connection while it lasts; when its node closes it, reconnect.
       if (this.pc !== old) this.pc?.close();
       this.pc = old;
-      if (['failed', 'closed'].includes(old.connectionState)) this.retry('The microphone connection moved.');
+      if (['failed', 'closed'].includes(old.connectionState)) this.retry(t('studio.mic.moved'));
       return;
     }
     if (control.readyState === 'open') control.send(JSON.stringify({ type: 'moved' }));
@@ -284,12 +281,12 @@ export class SpeakerLink extends EventTarget {
       this.attempt = 0;
       this.setState('connected');
     } else if (state === 'failed') {
-      this.retry('The microphone connection dropped.');
+      this.retry(t('studio.mic.dropped'));
     } else if (state === 'disconnected') {
       // Often recovers by itself within a few seconds; give it that chance first.
       clearTimeout(this.timer);
       this.timer = setTimeout(() => {
-        if (pc === this.pc && pc.connectionState !== 'connected') this.retry('The microphone connection dropped.');
+        if (pc === this.pc && pc.connectionState !== 'connected') this.retry(t('studio.mic.dropped'));
       }, 4000);
     }
   }
@@ -302,7 +299,7 @@ export class SpeakerLink extends EventTarget {
       this.setState('failed', captureProblem(error).reason);
       return;
     }
-    const reason = error instanceof ApiError ? error.reason : error?.message || String(error);
+    const reason = errorText(error);
     // A refusal (not on stage, space not live, no such endpoint) will not change by retrying.
     // A space that has just gone live may not be on a media node yet ('no_media'): retry that.
     const permanent =
@@ -329,7 +326,7 @@ export class SpeakerLink extends EventTarget {
     // spread out and jittered so a crowd does not come back in step.
     const wait = backoff(this.attempt, { base: 250, cap: 20000 });
     this.attempt += 1;
-    this.setState('reconnecting', `${reason} Reconnecting in ${Math.ceil(wait / 1000)} s…`);
+    this.setState('reconnecting', t('studio.mic.reconnecting', { reason, seconds: Math.ceil(wait / 1000) }));
     this.timer = setTimeout(() => this.connect(), wait);
   }
 

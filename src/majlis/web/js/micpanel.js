@@ -6,16 +6,18 @@
 
 import { speaking } from './api.js';
 import { Microphone, SpeakerLink, captureProblem, micPermission } from './mic.js';
+import { t } from './i18n.js';
 import { busy, flag, h } from './ui.js';
 
+// What the panel says in each state (catalogue keys).
 const TEXT = {
-  off: 'Your microphone is off. Press “Allow microphone”: your browser will ask for permission.',
-  asking: 'Waiting for you to allow the microphone in the browser’s prompt…',
-  ready: 'Microphone ready. It connects when the space is live.',
-  connecting: 'Connecting microphone…',
-  connected: 'You are live: everyone hears you.',
-  muted: 'You are muted. Nobody hears you until you unmute.',
-  mutedByModerator: 'A host muted you. Unmute yourself when you want to speak again.',
+  off: 'studio.mic.off',
+  asking: 'studio.mic.asking',
+  ready: 'studio.mic.ready',
+  connecting: 'studio.mic.connecting',
+  connected: 'studio.mic.connected',
+  muted: 'studio.mic.muted',
+  mutedByModerator: 'studio.mic.muted_by_host',
 };
 
 export class MicPanel {
@@ -37,19 +39,19 @@ export class MicPanel {
     this.link.addEventListener('state', (event) => {
       const { state, reason } = event.detail;
       if (state === 'closed') return;
-      this.set(state, state === 'failed' ? `Microphone connection failed: ${reason}` : reason);
+      this.set(state, state === 'failed' ? t('studio.mic.failed', { reason }) : reason);
     });
   }
 
   build(container) {
-    this.status = h('p', { class: 'mic-status', role: 'status', id: 'mic-status' }, TEXT.off);
+    this.status = h('p', { class: 'mic-status', role: 'status', id: 'mic-status' }, t(TEXT.off));
     this.fill = h('div', { class: 'meter-fill' });
     this.meter = h(
       'div',
       {
         class: 'meter',
         role: 'meter',
-        'aria-label': 'Microphone level',
+        'aria-label': t('studio.mic.level'),
         'aria-valuemin': '0',
         'aria-valuemax': '100',
         'aria-valuenow': '0',
@@ -59,22 +61,22 @@ export class MicPanel {
     this.allowButton = h(
       'button',
       { type: 'button', class: 'primary', id: 'mic-allow', onclick: () => (this.wantLive ? this.goLive() : this.enable()) },
-      'Allow microphone',
+      t('studio.mic.allow'),
     );
     this.muteButton = h(
       'button',
       { type: 'button', id: 'mic-mute', 'aria-pressed': 'false', hidden: true, onclick: () => this.toggleMute() },
-      'Mute',
+      t('studio.mic.mute'),
     );
     this.retryButton = h(
       'button',
       { type: 'button', id: 'mic-retry', hidden: true, onclick: () => this.retry() },
-      'Try again',
+      t('studio.mic.retry'),
     );
     this.panel = h(
       'section',
       { class: 'card mic stack', id: 'mic', 'aria-labelledby': 'mic-heading', dataset: { state: 'off' } },
-      h('h2', { id: 'mic-heading' }, 'Your microphone'),
+      h('h2', { id: 'mic-heading' }, t('studio.mic.heading')),
       this.status,
       this.meter,
       h('div', { class: 'row' }, this.allowButton, this.muteButton, this.retryButton),
@@ -87,8 +89,8 @@ export class MicPanel {
     this.state = state;
     this.reason = reason;
     this.panel.dataset.state = state;
-    let text = reason || TEXT[state] || '';
-    if (state === 'connected' && this.muted) text = this.mutedBy === 'moderator' ? TEXT.mutedByModerator : TEXT.muted;
+    let text = reason || (TEXT[state] ? t(TEXT[state]) : '');
+    if (state === 'connected' && this.muted) text = t(this.mutedBy === 'moderator' ? TEXT.mutedByModerator : TEXT.muted);
     this.status.textContent = text;
     this.allowButton.hidden = !['off', 'denied'].includes(state);
     this.retryButton.hidden = !['failed', 'denied'].includes(state);
@@ -174,7 +176,7 @@ export class MicPanel {
     this.muted = muted;
     this.mutedBy = muted ? by : null;
     this.microphone.setMuted(muted);
-    this.muteButton.textContent = muted ? 'Unmute' : 'Mute';
+    this.muteButton.textContent = muted ? t('studio.mic.unmute') : t('studio.mic.mute');
     this.muteButton.setAttribute('aria-pressed', String(muted));
     this.set(this.state);
   }

@@ -3,14 +3,15 @@
 // every 30 s while the page is visible; text goes in as text nodes only.
 
 import { notifications } from './api.js';
+import { dateTime, number, t } from './i18n.js';
 import { h, spaceUrl, userText } from './ui.js';
 
 const POLL_MS = 30000;
 const SHOWN = 8;
 
 const WHAT = {
-  space_started: 'Live now',
-  space_missed: 'Did not happen',
+  space_started: 'pages.notifications.started',
+  space_missed: 'pages.notifications.missed',
 };
 
 /** Mount the button and its list in `nav` (the header's account area). */
@@ -19,7 +20,7 @@ export function mountNotifications(nav) {
   const button = h(
     'button',
     { type: 'button', class: 'small-button', id: 'notifications-button', 'aria-expanded': 'false', 'aria-controls': 'notifications' },
-    'Notifications',
+    t('pages.notifications.button'),
     badge,
   );
   const list = h('ul', { class: 'notification-list' });
@@ -28,11 +29,11 @@ export function mountNotifications(nav) {
 
   const render = (page) => {
     latest = page.notifications;
-    badge.textContent = page.unread > 99 ? '99+' : String(page.unread);
+    badge.textContent = page.unread > 99 ? `${number(99)}+` : number(page.unread);
     badge.hidden = page.unread === 0;
-    button.setAttribute('aria-label', `Notifications, ${page.unread} unread`);
+    button.setAttribute('aria-label', t('pages.notifications.label', { count: page.unread }));
     list.replaceChildren(
-      ...(latest.length ? latest.map(item) : [h('li', { class: 'muted' }, 'Nothing yet.')]),
+      ...(latest.length ? latest.map(item) : [h('li', { class: 'muted' }, t('pages.notifications.none'))]),
     );
   };
   const poll = async () => {
@@ -63,11 +64,11 @@ export function mountNotifications(nav) {
 }
 
 function item(n) {
-  const when = new Date(n.at * 1000).toLocaleString();
+  const when = dateTime(n.at);
   return h(
     'li',
     { class: n.read ? '' : 'unread' },
-    h('a', { href: spaceUrl(n.space_id) }, `${WHAT[n.kind] ?? 'News'}: `, userText('span', n.title)),
+    h('a', { href: spaceUrl(n.space_id) }, t(WHAT[n.kind] ?? 'pages.notifications.news'), userText('span', n.title)),
     h('span', { class: 'muted when' }, ` ${when}`),
   );
 }

@@ -19,6 +19,7 @@
 import { budget, hlsLoadPolicies, retryDelay } from './retry.js';
 import { EdgeStream } from './edgestream.js';
 import { SegmentStream, segmentStreamUsable } from './segmentstream.js';
+import { t } from './i18n.js';
 
 const HLS_TYPE = 'application/vnd.apple.mpegurl';
 let hlsModule = null;
@@ -105,7 +106,7 @@ export class Player extends EventTarget {
       this.dispatchEvent(new CustomEvent('duration', { detail: audio.duration })),
     );
     audio.addEventListener('error', () => {
-      if (this.kind === 'native' && this.url) this.recover('the audio stopped');
+      if (this.kind === 'native' && this.url) this.recover(t('listen.player.stopped'));
     });
   }
 
@@ -128,7 +129,7 @@ export class Player extends EventTarget {
     const useNative = this.prefer === 'native' || (this.prefer !== 'hlsjs' && !(await this.hlsUsable()));
     if (useNative) {
       if (!nativeHls(this.audio)) {
-        this.setState('failed', 'This browser cannot play live audio (no HLS support).');
+        this.setState('failed', t('listen.player.no_hls'));
         return;
       }
       this.use('native');
@@ -154,7 +155,7 @@ export class Player extends EventTarget {
       if (this.stream !== stream) return;
       this.stopMedia();
       if (status === 401 || status === 403) {
-        this.setState('failed', 'Not allowed to listen (the playback token was refused).');
+        this.setState('failed', t('listen.player.refused'));
         return;
       }
       // Whatever this stream could not follow, the next kind may.
@@ -205,7 +206,7 @@ export class Player extends EventTarget {
       if (!data.fatal) return;
       const status = data.response?.code;
       if (status === 403 || status === 401) {
-        this.setState('failed', 'Not allowed to listen (the playback token was refused).');
+        this.setState('failed', t('listen.player.refused'));
         this.stopMedia();
         return;
       }
@@ -214,7 +215,7 @@ export class Player extends EventTarget {
         hls.recoverMediaError();
         return;
       }
-      const reason = status === 404 ? 'The audio is not available (yet).' : 'Lost the audio stream.';
+      const reason = status === 404 ? t('listen.player.not_available') : t('listen.player.lost');
       this.recover(reason);
     });
     hls.on(Hls.Events.MANIFEST_PARSED, () => {
@@ -231,7 +232,7 @@ export class Player extends EventTarget {
     clearTimeout(this.retryTimer);
     const wait = retryDelay(this.failures, { base: 1000, cap: 15000 });
     this.failures += 1;
-    this.setState('reconnecting', `${reason} Retrying in ${Math.ceil(wait / 1000)} s…`);
+    this.setState('reconnecting', t('listen.player.retrying', { reason, seconds: Math.ceil(wait / 1000) }));
     this.stopMedia();
     this.retryTimer = setTimeout(async () => {
       if (!this.url) return;
@@ -252,7 +253,7 @@ export class Player extends EventTarget {
     try {
       await this.audio.play();
     } catch (error) {
-      if (error?.name === 'NotAllowedError') this.setState('paused', 'Press play to listen.');
+      if (error?.name === 'NotAllowedError') this.setState('paused', t('listen.player.press_play'));
     }
   }
 

@@ -1,6 +1,7 @@
 // Reaction buttons with everyone's tallies. Sending is optional (the studio only shows them).
 
 import { REACTIONS, listening } from './api.js';
+import { t } from './i18n.js';
 import { formatCount, h } from './ui.js';
 
 export class ReactionBar {
@@ -18,7 +19,7 @@ export class ReactionBar {
           class: send ? 'reaction' : 'reaction button',
           type: send ? 'button' : undefined,
           dataset: { emoji },
-          'aria-label': `${name}: 0`,
+          'aria-label': t('listen.reaction.label', { name, count: 0 }),
           onclick: send ? () => this.react(emoji, name) : undefined,
         },
         h('span', { class: 'emoji', 'aria-hidden': 'true' }, emoji),
@@ -36,7 +37,7 @@ export class ReactionBar {
       const text = formatCount(n);
       if (count.textContent !== text) {
         count.textContent = text;
-        button.setAttribute('aria-label', `${this.send ? 'Send ' : ''}${name}: ${n}`);
+        button.setAttribute('aria-label', t(this.send ? 'listen.reaction.send' : 'listen.reaction.label', { name, count: n }));
       }
     }
   }
@@ -50,7 +51,7 @@ export class ReactionBar {
       this.update(await this.send(emoji));
     } catch (error) {
       if (error.status === 429) this.blockedUntil = Date.now() + (error.retryAfterMs ?? 1000);
-      this.onError?.(error.status === 429 ? { ...error, reason: 'Too many reactions — wait a moment.' } : error);
+      this.onError?.(error.status === 429 ? { ...error, code: null, reason: t('listen.reaction.too_many') } : error);
     }
   }
 }

@@ -3,14 +3,15 @@
 // The dialog is built here, so every page that reports has the same one.
 
 import { reports } from './api.js';
+import { t } from './i18n.js';
 import { $, busy, h, setText } from './ui.js';
 
 const CATEGORIES = {
-  harassment: 'Harassment',
-  hate: 'Hate',
-  spam: 'Spam',
-  off_topic: 'Off topic',
-  other: 'Something else',
+  harassment: t('listen.report.harassment'),
+  hate: t('listen.report.hate'),
+  spam: t('listen.report.spam'),
+  off_topic: t('listen.report.off_topic'),
+  other: t('listen.report.other'),
 };
 
 function field(label, control, hint) {
@@ -21,7 +22,7 @@ function field(label, control, hint) {
 function buildDialog(title, withAbout) {
   const category = h('select', { id: 'report-category', name: 'category' }, ...Object.entries(CATEGORIES).map(([value, text]) => h('option', { value, selected: value === 'other' }, text)));
   const text = h('textarea', { id: 'report-text', name: 'text', maxlength: 2000, rows: 3, dir: 'auto' });
-  const about = withAbout ? field('Who or what', h('select', { id: 'report-about', name: 'about' })) : null;
+  const about = withAbout ? field(t('listen.report.about'), h('select', { id: 'report-about', name: 'about' })) : null;
   const dialog = h(
     'dialog',
     { id: 'report-dialog', 'aria-labelledby': 'report-dialog-title' },
@@ -29,11 +30,11 @@ function buildDialog(title, withAbout) {
       'form',
       { class: 'stack', id: 'report-form', novalidate: true },
       h('h2', { id: 'report-dialog-title' }, title),
-      h('p', { class: 'muted small' }, 'The site’s moderators read every report. You need not be logged in.'),
+      h('p', { class: 'muted small' }, t('listen.report.intro')),
       about,
-      field('What is wrong', category),
-      field('What happened', text, 'optional'),
-      h('div', { class: 'row' }, h('button', { type: 'button', id: 'report-cancel' }, 'Cancel'), h('button', { type: 'submit', class: 'primary', id: 'report-send' }, 'Send report')),
+      field(t('listen.report.category'), category),
+      field(t('listen.report.text'), text, t('listen.report.optional')),
+      h('div', { class: 'row' }, h('button', { type: 'button', id: 'report-cancel' }, t('listen.report.cancel')), h('button', { type: 'submit', class: 'primary', id: 'report-send' }, t('listen.report.send'))),
     ),
   );
   $('main').append(dialog);
@@ -45,8 +46,8 @@ function fillAbout(speakers) {
   const select = $('#report-about');
   if (!select) return;
   select.replaceChildren(
-    h('option', { value: '' }, 'The space'),
-    ...speakers.map((s) => h('option', { value: s.user_id }, `${s.display_name} (on stage)`)),
+    h('option', { value: '' }, t('listen.report.the_space')),
+    ...speakers.map((s) => h('option', { value: s.user_id }, t('listen.report.on_stage', { name: s.display_name }))),
   );
 }
 
@@ -57,7 +58,7 @@ function fillAbout(speakers) {
 export function attachReport({ spaceId = null, clipId = null, speakers = () => [] }) {
   const button = $('#report-button');
   if (!button) return;
-  const dialog = buildDialog(clipId ? 'Report this clip' : 'Report this space', !clipId);
+  const dialog = buildDialog(clipId ? t('listen.report.title_clip') : t('listen.report.title_space'), !clipId);
   button.hidden = false;
   button.addEventListener('click', () => {
     $('#report-text').value = '';
@@ -74,6 +75,6 @@ export function attachReport({ spaceId = null, clipId = null, speakers = () => [
     else Object.assign(body, { subject: 'space', space_id: spaceId });
     dialog.close();
     const filed = await busy(button, () => reports.file(body));
-    if (filed) setText('#report-status', 'Thank you: the site’s moderators will look at it.');
+    if (filed) setText('#report-status', t('listen.report.thanks'));
   });
 }

@@ -2,6 +2,7 @@
 // phones mostly), else the link copied to the clipboard, else the link shown selected to
 // copy by hand. What happened is said beside the button.
 
+import { t } from './i18n.js';
 import { $, setText } from './ui.js';
 
 async function copy(url) {
@@ -29,13 +30,13 @@ export function attachShare({ url, title }) {
       }
     }
     if (await copy(url)) {
-      setText('#share-status', 'Link copied.');
+      setText('#share-status', t('listen.share.copied'));
       return;
     }
     const field = $('#share-link');
     field.value = url;
     field.hidden = false;
     field.select();
-    setText('#share-status', 'Copy this link:');
+    setText('#share-status', t('listen.share.copy'));
   });
 }

@@ -1,8 +1,9 @@
 // The title block of a space page: title, host, description, state badge and counts.
 
+import { t } from './i18n.js';
 import { $, formatCount, formatWhen, setText } from './ui.js';
 
-const STATE_NAMES = { live: 'Live', scheduled: 'Upcoming', ended: 'Ended' };
+const STATE_NAMES = { live: t('listen.state.live'), scheduled: t('listen.state.scheduled'), ended: t('listen.state.ended') };
 
 export function renderSpace(space) {
   setText('#space-title', space.title);
@@ -12,11 +13,11 @@ export function renderSpace(space) {
   const badge = $('#space-state');
   if (badge) {
     let text = STATE_NAMES[space.state] ?? space.state;
-    if (space.state === 'scheduled' && space.scheduled_for) text = `Upcoming · ${formatWhen(space.scheduled_for)}`;
+    if (space.state === 'scheduled' && space.scheduled_for) text = t('listen.state.scheduled_for', { when: formatWhen(space.scheduled_for) });
     setText(badge, text);
     badge.className = `badge ${space.state}`;
   }
-  document.title = `${space.title} — Majlis`;
+  document.title = t('listen.document_title', { title: space.title });
 }
 
 export function renderCounts(state) {

@@ -2,9 +2,10 @@
 // user id so a keyboard user's focus on a card's buttons survives the once-a-second refresh.
 
 import { pictures } from './api.js';
+import { t } from './i18n.js';
 import { h, initials, userText } from './ui.js';
 
-const ROLE_NAMES = { host: 'Host', cohost: 'Co-host', speaker: 'Speaker' };
+const ROLE_NAMES = { host: t('listen.role.host'), cohost: t('listen.role.cohost'), speaker: t('listen.role.speaker') };
 const ORDER = { host: 0, cohost: 1, speaker: 2 };
 
 /** The speaker's picture over their initials once it has loaded; without one (404) the
@@ -54,7 +55,7 @@ export class StageGrid {
       }
     }
     if (!sorted.length && !this.list.querySelector('.empty')) {
-      this.list.append(h('li', { class: 'empty' }, 'Nobody is on stage yet.'));
+      this.list.append(h('li', { class: 'empty' }, t('listen.stage.empty')));
     } else if (sorted.length) {
       this.list.querySelector('.empty')?.remove();
     }
@@ -83,7 +84,7 @@ export class StageGrid {
   }
 
   update(card, speaker) {
-    const me = speaker.user_id === this.meId ? ' (you)' : '';
+    const me = speaker.user_id === this.meId ? t('listen.stage.you') : '';
     if (card.nameText.textContent !== speaker.display_name) card.nameText.textContent = speaker.display_name;
     if (card.you.textContent !== me) card.you.textContent = me;
     const initial = initials(speaker.display_name);
@@ -92,7 +93,7 @@ export class StageGrid {
     const speaking = Boolean(speaker.speaking) && !speaker.muted;
     card.node.dataset.speaking = String(speaking);
     card.node.dataset.muted = String(Boolean(speaker.muted));
-    const flag = speaker.muted ? ['🔇', 'Muted'] : speaking ? ['🔊', 'Speaking'] : null;
+    const flag = speaker.muted ? ['🔇', t('listen.stage.muted')] : speaking ? ['🔊', t('listen.stage.speaking')] : null;
     const flagKey = flag ? flag[1] : '';
     if (card.flagKey !== flagKey) {
       card.flagKey = flagKey;

@@ -2,6 +2,7 @@
 // anything a person typed gets dir="auto" so Arabic and other right-to-left text reads right.
 
 import { logout, me, pictures } from './api.js';
+import { dateTime, errorText, lang, number, t } from './i18n.js';
 
 /** h('button', {class: 'primary', onclick: fn, 'aria-label': 'x'}, 'text', child) */
 export function h(tag, attrs = {}, ...children) {
@@ -49,31 +50,35 @@ export function show(node, visible = true) {
  * concerns, in a sentence or three: what was done, why, and how to contest it.
  */
 export function noticeText(notice) {
-  const why = notice.text ? `: “${notice.text}”.` : '.';
-  return `${noticeDone(notice)}${why} ${notice.appeal}`;
+  const why = notice.text ? t('common.notice.because', { text: notice.text }) : t('common.notice.stop');
+  return `${noticeDone(notice)}${why} ${noticeAppeal(notice)}`;
 }
 
-const BY_HOST = {
-  ban: 'A host removed you from this space and banned you',
-  remove: 'A host removed you from this space',
-};
+const BY_HOST = { ban: 'common.notice.host_ban', remove: 'common.notice.host_remove' };
 const BY_MODERATOR = {
-  ban: 'A site moderator removed you from this space',
-  warn: 'A site moderator warned you',
-  suspend: 'A site moderator suspended your account',
-  end: 'A site moderator ended your space',
+  ban: 'common.notice.mod_ban',
+  warn: 'common.notice.mod_warn',
+  suspend: 'common.notice.mod_suspend',
+  end: 'common.notice.mod_end',
 };
 
 /** What was done, in a sentence without its reason. */
 export function noticeDone(notice) {
-  const table = notice.ground === 'terms_of_service' ? BY_MODERATOR : BY_HOST;
-  return table[notice.action] ?? `A decision about you: ${notice.action}`;
+  const terms = notice.ground === 'terms_of_service';
+  const key = (terms ? BY_MODERATOR : BY_HOST)[notice.action];
+  return key ? t(key) : t('common.notice.other', { action: notice.action });
+}
+
+/** How to contest it: the server's sentence in English, the catalogue's in other languages. */
+export function noticeAppeal(notice) {
+  if (lang === 'en') return notice.appeal;
+  return t(notice.ground === 'terms_of_service' ? 'common.notice.appeal_terms' : 'common.notice.appeal_host');
 }
 
 export function showError(error, where = '#alert') {
   const node = $(where);
   if (!node) return;
-  const reason = error?.reason || error?.message || String(error);
+  const reason = errorText(error);
   node.classList.remove('info');
   node.textContent = reason;
   node.hidden = false;
@@ -112,29 +117,26 @@ export async function busy(button, action) {
 // Formatting ---------------------------------------------------------------------------
 
 export function formatCount(n) {
-  return new Intl.NumberFormat(undefined, { notation: n >= 10000 ? 'compact' : 'standard' }).format(n);
+  return number(n, { notation: n >= 10000 ? 'compact' : 'standard' });
 }
 
-export function formatWhen(unixSeconds) {
-  return new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' }).format(
-    new Date(unixSeconds * 1000),
-  );
-}
+export const formatWhen = (unixSeconds) => dateTime(unixSeconds);
 
 export function formatClock(seconds) {
   if (!Number.isFinite(seconds) || seconds < 0) return '--:--';
   const s = Math.floor(seconds % 60);
   const m = Math.floor((seconds / 60) % 60);
   const hours = Math.floor(seconds / 3600);
-  const mm = hours ? String(m).padStart(2, '0') : String(m);
-  return `${hours ? `${hours}:` : ''}${mm}:${String(s).padStart(2, '0')}`;
+  // Digits in the reader's numbering system (Arabic-Indic for ar-EG), never grouped.
+  const digits = (n, width = 1) => number(n, { minimumIntegerDigits: width, useGrouping: false });
+  const mm = digits(m, hours ? 2 : 1);
+  return `${hours ? `${digits(hours)}:` : ''}${mm}:${digits(s, 2)}`;
 }
 
 export function formatWait(ms) {
   const seconds = Math.max(1, Math.round(ms / 1000));
-  if (seconds < 60) return `about ${seconds} second${seconds === 1 ? '' : 's'}`;
-  const minutes = Math.round(seconds / 60);
-  return `about ${minutes} minute${minutes === 1 ? '' : 's'}`;
+  if (seconds < 60) return t('common.wait.seconds', { count: seconds });
+  return t('common.wait.minutes', { count: Math.round(seconds / 60) });
 }
 
 export function initials(name) {
@@ -174,13 +176,13 @@ async function uploadPicture(input) {
   input.value = '';
   if (!file) return;
   if (file.size > PICTURE_MAX_BYTES) {
-    showError(`A picture is at most 64 KiB; this one is ${Math.ceil(file.size / 1024)} KiB.`);
+    showError(t('common.picture.too_big', { size: Math.ceil(file.size / 1024) }));
     return;
   }
   try {
     clearAlert();
     await pictures.put(file);
-    showInfo('Your picture is saved. People see it on stage.');
+    showInfo(t('common.picture.saved'));
   } catch (error) {
     showError(error);
   }
@@ -199,16 +201,16 @@ export async function renderAccount() {
   const next = `?next=${encodeURIComponent(here)}`;
   if (user) {
     nav.replaceChildren(
-      h('span', { class: 'who' }, h('span', { class: 'who-prefix' }, 'Signed in as '), userText('strong', user.display_name)),
-      h('a', { class: 'button primary small-button', href: '/new' }, 'New space'),
+      h('span', { class: 'who' }, h('span', { class: 'who-prefix' }, t('common.signed_in_as')), userText('strong', user.display_name)),
+      h('a', { class: 'button primary small-button', href: '/new' }, t('common.new_space')),
       ...(user.moderator
         ? [
-            h('a', { class: 'button small-button', href: '/moderation', id: 'moderation-link' }, 'Moderation'),
-            h('a', { class: 'button small-button', href: '/admin', id: 'admin-link' }, 'Operator'),
+            h('a', { class: 'button small-button', href: '/moderation', id: 'moderation-link' }, t('common.moderation')),
+            h('a', { class: 'button small-button', href: '/admin', id: 'admin-link' }, t('common.operator')),
           ]
         : []),
-      h('a', { class: 'button small-button', href: '/notices', id: 'notices-link' }, 'Notices'),
-      h('label', { class: 'button small-button', for: 'picture-input', title: 'A PNG, JPEG or WebP up to 64 KiB' }, 'Picture'),
+      h('a', { class: 'button small-button', href: '/notices', id: 'notices-link' }, t('common.notices')),
+      h('label', { class: 'button small-button', for: 'picture-input', title: t('common.picture.hint') }, t('common.picture')),
       h('input', {
         type: 'file',
         id: 'picture-input',
@@ -227,12 +229,12 @@ export async function renderAccount() {
             location.assign('/');
           },
         },
-        'Log out',
+        t('common.log_out'),
       ),
     );
     if (user.suspended_until) {
       const until = formatWhen(user.suspended_until);
-      showInfo(`Your account is suspended until ${until}. Notices says why and how to appeal.`);
+      showInfo(t('common.suspended_until', { until }));
     }
     // Loaded for people logged in only; a dynamic import also keeps ui.js out of a cycle.
     import('./notifications.js')
@@ -240,8 +242,8 @@ export async function renderAccount() {
       .catch(() => undefined);
   } else {
     nav.replaceChildren(
-      h('a', { class: 'button small-button', href: `/login${next}` }, 'Log in'),
-      h('a', { class: 'button primary small-button', href: `/signup${next}` }, 'Sign up'),
+      h('a', { class: 'button small-button', href: `/login${next}` }, t('common.log_in')),
+      h('a', { class: 'button primary small-button', href: `/signup${next}` }, t('common.sign_up')),
     );
   }
   return user;

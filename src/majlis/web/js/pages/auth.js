@@ -2,6 +2,7 @@
 // bound before anything is fetched, so the first tap counts however slow the server is.
 
 import { login, register } from '../api.js';
+import { t } from '../i18n.js';
 import { $, busy, param, renderAccount, safeNext, showError } from '../ui.js';
 
 async function main() {
@@ -38,11 +39,11 @@ async function main() {
 }
 
 function check(mode, username, password) {
-  if (!username) return 'Enter a username.';
-  if (!password) return 'Enter a password.';
+  if (!username) return t('pages.auth.enter_username');
+  if (!password) return t('pages.auth.enter_password');
   if (mode === 'signup') {
-    if (!/^[A-Za-z0-9_]{3,32}$/.test(username)) return 'A username is 3 to 32 letters, digits or underscores.';
-    if (password.length < 8) return 'Choose a password of at least 8 characters.';
+    if (!/^[A-Za-z0-9_]{3,32}$/.test(username)) return t('pages.auth.username_rule');
+    if (password.length < 8) return t('pages.auth.password_rule');
   }
   return null;
 }

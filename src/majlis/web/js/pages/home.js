@@ -2,6 +2,7 @@
 // recent replays; one search box matches titles and host names.
 
 import { spaces } from '../api.js';
+import { t } from '../i18n.js';
 import { $, busy, formatCount, formatWhen, h, renderAccount, showError, spaceUrl, userText } from '../ui.js';
 
 let user = null;
@@ -13,7 +14,7 @@ function spaceItem(space, extra) {
     'li',
     { class: 'space-item', dataset: { spaceId: space.id } },
     h('h3', { dir: 'auto' }, h('a', { href: page }, space.title)),
-    h('span', { class: 'meta' }, 'Hosted by ', userText('span', `@${space.host_username}`)),
+    h('span', { class: 'meta' }, t('pages.hosted_by'), ' ', userText('span', `@${space.host_username}`)),
     space.description ? userText('p', truncate(space.description, 140), { class: 'meta' }) : null,
     extra,
   );
@@ -24,6 +25,12 @@ function truncate(text, n) {
   return letters.length > n ? `${letters.slice(0, n).join('')}…` : text;
 }
 
+/** The message `key` with `node` where its {count} goes (the number is updated in place). */
+function around(key, node) {
+  const [before, after = ''] = t(key).split('{count}');
+  return [before, node, after].filter((part) => part !== '');
+}
+
 function liveItem(space) {
   const count = h('strong', { class: 'listeners' }, '…');
   counts.set(space.id, count);
@@ -32,15 +39,15 @@ function liveItem(space) {
     h(
       'p',
       { class: 'row meta' },
-      h('span', { class: 'badge live' }, 'Live'),
-      h('span', {}, count, ' listening'),
-      h('a', { class: 'button primary small-button', href: spaceUrl(space.id) }, 'Listen'),
+      h('span', { class: 'badge live' }, t('pages.home.live')),
+      h('span', {}, ...around('pages.home.listening', count)),
+      h('a', { class: 'button primary small-button', href: spaceUrl(space.id) }, t('pages.home.listen')),
     ),
   );
 }
 
 function upcomingItem(space) {
-  const remind = h('button', { type: 'button', class: 'small-button', 'aria-pressed': 'false' }, 'Remind me');
+  const remind = h('button', { type: 'button', class: 'small-button', 'aria-pressed': 'false' }, t('pages.home.remind'));
   remind.addEventListener('click', () =>
     busy(remind, async () => {
       if (!user) {
@@ -50,7 +57,7 @@ function upcomingItem(space) {
       const on = remind.getAttribute('aria-pressed') !== 'true';
       await spaces.remind(space.id, on);
       remind.setAttribute('aria-pressed', String(on));
-      remind.textContent = on ? 'Reminder set ✓' : 'Remind me';
+      remind.textContent = on ? t('pages.home.reminder_set') : t('pages.home.remind');
     }),
   );
   return spaceItem(
@@ -58,7 +65,7 @@ function upcomingItem(space) {
     h(
       'p',
       { class: 'row meta' },
-      h('span', { class: 'badge scheduled' }, 'Upcoming'),
+      h('span', { class: 'badge scheduled' }, t('pages.home.upcoming')),
       h('time', { datetime: new Date(space.scheduled_for * 1000).toISOString() }, formatWhen(space.scheduled_for)),
       remind,
       h('a', { class: 'button small-button', href: spaces.calendarUrl(space.id), download: 'space.ics' }, '.ics'),
@@ -73,8 +80,12 @@ function replayItem(space) {
     h(
       'p',
       { class: 'row meta' },
-      h('span', { class: 'badge' }, 'Replay'),
-      h('span', {}, `Ended ${formatWhen(when)} · peak ${formatCount(space.peak_listeners)} ${space.peak_listeners === 1 ? 'listener' : 'listeners'}`),
+      h('span', { class: 'badge' }, t('pages.home.replay')),
+      h(
+        'span',
+        {},
+        t('pages.home.ended', { when: formatWhen(when), count: space.peak_listeners, peak: formatCount(space.peak_listeners) }),
+      ),
     ),
   );
 }
@@ -106,12 +117,14 @@ async function load(q) {
       spaces.list({ ...query, state: 'scheduled' }),
       spaces.list({ ...query, state: 'ended', limit: 12 }),
     ]);
-    const searching = q ? ` matching “${q}”` : '';
-    fill($('#live-list'), live.spaces.map(liveItem), `Nothing live${searching} right now.`);
-    fill($('#upcoming-list'), upcoming.spaces.map(upcomingItem), `No upcoming spaces${searching}.`);
-    fill($('#replay-list'), ended.spaces.map(replayItem), `No replays${searching} yet.`);
+    const noLive = q ? t('pages.home.no_live_matching', { q }) : t('pages.home.no_live');
+    const noUpcoming = q ? t('pages.home.no_upcoming_matching', { q }) : t('pages.home.no_upcoming');
+    const noReplays = q ? t('pages.home.no_replays_matching', { q }) : t('pages.home.no_replays');
+    fill($('#live-list'), live.spaces.map(liveItem), noLive);
+    fill($('#upcoming-list'), upcoming.spaces.map(upcomingItem), noUpcoming);
+    fill($('#replay-list'), ended.spaces.map(replayItem), noReplays);
     const total = live.spaces.length + upcoming.spaces.length + ended.spaces.length;
-    $('#search-summary').textContent = q ? `${total} space${total === 1 ? '' : 's'} found for “${q}”.` : '';
+    $('#search-summary').textContent = q ? t('pages.home.found', { count: total, q }) : '';
     await refreshCounts();
   } catch (error) {
     showError(error);

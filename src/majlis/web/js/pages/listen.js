@@ -5,6 +5,7 @@
 import { listenerToken, listening, me, notices, sleep, spaces, speaking } from '../api.js';
 import { CaptionView, captionsNotice } from '../captions.js';
 import { EventStream } from '../events.js';
+import { errorText, t } from '../i18n.js';
 import { MicPanel } from '../micpanel.js';
 import { Player } from '../player.js';
 import { ReactionBar, sender } from '../reactions.js';
@@ -74,7 +75,7 @@ async function listen() {
   listeningWanted = true;
   show('#listen-start', false);
   show('#player-panel', false);
-  showConnection('connecting', 'Joining…');
+  showConnection('connecting', t('listen.conn.joining'));
   clearAlert();
   try {
     const token = await listenerToken();
@@ -96,7 +97,7 @@ async function listen() {
     listeningWanted = false;
     show('#waiting-room', false);
     show('#listen-start', space.state === 'live');
-    showConnection('failed', 'Not listening');
+    showConnection('failed', t('listen.conn.not_listening'));
     showError(error);
     if (error.status === 409) refreshSpace();
   }
@@ -108,7 +109,7 @@ function showWaiting(answer) {
   room.dataset.position = String(answer.position);
   $('#wait-position').textContent = String(answer.position);
   $('#wait-eta').textContent = formatWait(answer.estimated_wait_ms);
-  showConnection('connecting', 'In the waiting room');
+  showConnection('connecting', t('listen.conn.waiting'));
 }
 
 function admitted(answer, token) {
@@ -164,21 +165,21 @@ function stopListening({ leave = true } = {}) {
 }
 
 const PLAYER_TEXT = {
-  loading: ['connecting', 'Connecting to the audio…'],
-  playing: ['live', 'Listening live'],
-  buffering: ['buffering', 'Buffering…'],
-  paused: ['idle', 'Paused'],
-  ended: ['idle', 'The stream ended'],
+  loading: ['connecting', t('listen.conn.loading')],
+  playing: ['live', t('listen.conn.playing')],
+  buffering: ['buffering', t('listen.conn.buffering')],
+  paused: ['idle', t('listen.conn.paused')],
+  ended: ['idle', t('listen.conn.ended')],
 };
 
 player.on('state', ({ state, reason }) => {
   $('#player-detail').textContent = reason || '';
   const pause = $('#pause-button');
-  pause.textContent = state === 'paused' ? 'Resume' : 'Pause';
+  pause.textContent = state === 'paused' ? t('listen.resume') : t('listen.pause');
   pause.setAttribute('aria-pressed', String(state === 'paused'));
   if (pollTrouble) return;
-  if (state === 'reconnecting') showConnection('reconnecting', 'Reconnecting…');
-  else if (state === 'failed') showConnection('failed', 'Cannot play');
+  if (state === 'reconnecting') showConnection('reconnecting', t('listen.conn.reconnecting'));
+  else if (state === 'failed') showConnection('failed', t('listen.conn.failed'));
   else if (PLAYER_TEXT[state]) showConnection(...PLAYER_TEXT[state]);
 });
 
@@ -205,9 +206,9 @@ function onState(state) {
 poller.on('connection', ({ state, inMs }) => {
   pollTrouble = state !== 'live';
   if (pollTrouble) {
-    showConnection(state, `Connection lost — retrying in ${Math.ceil(inMs / 1000)} s`);
+    showConnection(state, t('listen.conn.lost', { seconds: Math.ceil(inMs / 1000) }));
   } else if (player.state !== 'idle') {
-    showConnection(...(PLAYER_TEXT[player.state] ?? ['live', 'Connected']));
+    showConnection(...(PLAYER_TEXT[player.state] ?? ['live', t('listen.conn.connected')]));
   } else {
     showConnection('idle', '');
   }
@@ -256,7 +257,7 @@ function ended() {
   show('#listen-panel', false);
   show('#reactions-panel', false);
   show('#ended-panel', true);
-  showConnection('idle', 'The space has ended');
+  showConnection('idle', t('listen.conn.space_ended'));
 }
 
 // Speaking ---------------------------------------------------------------------------------
@@ -273,37 +274,37 @@ function renderSpeak() {
   panel.dataset.role = role;
   panel.dataset.asking = String(asking);
   if (!user) {
-    status.textContent = 'Want to speak? Log in, then ask the host.';
+    status.textContent = t('listen.speak.log_in');
     actions.replaceChildren(
-      h('a', { class: 'button', href: `/login?next=${encodeURIComponent(location.pathname)}` }, 'Log in to ask to speak'),
+      h('a', { class: 'button', href: `/login?next=${encodeURIComponent(location.pathname)}` }, t('listen.speak.log_in_button')),
     );
     return;
   }
   if (ON_STAGE.has(role)) {
-    status.textContent = role === 'host' ? 'You are the host.' : `You are on stage as ${role === 'cohost' ? 'a co-host' : 'a speaker'}.`;
+    status.textContent = t(role === 'host' ? 'listen.speak.host' : role === 'cohost' ? 'listen.speak.cohost' : 'listen.speak.speaker');
     actions.replaceChildren(
       role === 'host'
-        ? h('a', { class: 'button', href: spaceUrl(spaceId, 'studio') }, 'Open the host studio')
-        : h('button', { type: 'button', id: 'step-down', onclick: stepDown }, 'Step down'),
+        ? h('a', { class: 'button', href: spaceUrl(spaceId, 'studio') }, t('listen.studio_link'))
+        : h('button', { type: 'button', id: 'step-down', onclick: stepDown }, t('listen.speak.step_down')),
     );
     return;
   }
   if (invited) {
-    status.textContent = 'A host invited you to speak.';
+    status.textContent = t('listen.speak.invited');
     actions.replaceChildren(
-      h('button', { type: 'button', class: 'primary', id: 'accept-invite', onclick: acceptInvite }, 'Join the stage'),
-      h('button', { type: 'button', id: 'decline-invite', onclick: declineInvite }, 'No thanks'),
+      h('button', { type: 'button', class: 'primary', id: 'accept-invite', onclick: acceptInvite }, t('listen.speak.accept')),
+      h('button', { type: 'button', id: 'decline-invite', onclick: declineInvite }, t('listen.speak.decline')),
     );
     return;
   }
   if (asking) {
-    status.textContent = 'You asked to speak. A host will answer soon.';
-    actions.replaceChildren(h('button', { type: 'button', id: 'withdraw', onclick: withdraw }, 'Withdraw request'));
+    status.textContent = t('listen.speak.asked');
+    actions.replaceChildren(h('button', { type: 'button', id: 'withdraw', onclick: withdraw }, t('listen.speak.withdraw')));
     return;
   }
-  status.textContent = 'Have something to say? Ask the host to bring you on stage.';
+  status.textContent = t('listen.speak.prompt');
   actions.replaceChildren(
-    h('button', { type: 'button', class: 'primary', id: 'ask-to-speak', onclick: ask }, '✋ Ask to speak'),
+    h('button', { type: 'button', class: 'primary', id: 'ask-to-speak', onclick: ask }, t('listen.speak.ask')),
   );
 }
 
@@ -356,7 +357,7 @@ async function declineInvite(event) {
 async function stepDown(event) {
   await busy(event.currentTarget, async () => {
     await speaking.stepDown(spaceId);
-    setRole('listener', 'You stepped down. You are listening again.');
+    setRole('listener', t('listen.speak.stepped_down'));
   });
 }
 
@@ -364,7 +365,7 @@ function onInvited() {
   invited = true;
   openEvents();
   renderSpeak();
-  showInfo('A host invited you to speak.');
+  showInfo(t('listen.speak.invited'));
 }
 
 function setRole(next, message = null) {
@@ -415,14 +416,14 @@ function openEvents() {
     })
     .on('role_changed', ({ data }) => {
       if (data.user_id !== user.id) return;
-      const why = data.reason === 'demoted' ? 'A host moved you back to the audience.' : null;
+      const why = data.reason === 'demoted' ? t('listen.speak.demoted') : null;
       setRole(data.role, why);
       poller.refresh();
     })
     .on('speak_request_declined', ({ data }) => {
       if (data.user_id !== user.id) return;
       asking = false;
-      showInfo('A host declined your request to speak this time.');
+      showInfo(t('listen.speak.declined'));
       closeEventsUnlessActing();
       renderSpeak();
     })
@@ -442,10 +443,10 @@ function openEvents() {
     .on('notice', ({ data }) => removedHere(noticeText(data.notice)))
     .on('removed', ({ data }) => {
       if (data.user_id !== user.id) return poller.refresh();
-      if (!removed) removedHere('A host removed you from this space.');
+      if (!removed) removedHere(t('listen.removed'));
     })
     .on('host_changed', ({ data }) => {
-      showInfo(data.user_id === user.id ? 'You are now the host.' : `@${data.username} is now the host.`);
+      showInfo(data.user_id === user.id ? t('listen.host_changed.you') : t('listen.host_changed.other', { username: data.username }));
       poller.refresh();
     })
     .on('space_ended', () => refreshSpace())
@@ -481,7 +482,7 @@ async function main() {
   try {
     space = await spaces.get(spaceId);
   } catch (error) {
-    $('#space-title').textContent = error.status === 404 ? 'No such space' : 'Cannot load this space';
+    $('#space-title').textContent = error.status === 404 ? t('listen.no_such_space') : t('listen.cannot_load');
     showError(error);
     return;
   }
@@ -489,9 +490,9 @@ async function main() {
   attachShare({ url: new URL(spaceUrl(spaceId), location.href).href, title: space.title });
   attachReport({ spaceId, speakers: () => lastSpeakers });
   const notes = [];
-  if (space.visibility === 'private') notes.push('A private space: only the host’s guests can listen.');
-  else notes.push('No account needed to listen.');
-  if (!space.recording) notes.push('Not recorded: there will be no replay.');
+  if (space.visibility === 'private') notes.push(t('listen.note.private'));
+  else notes.push(t('listen.note.open'));
+  if (!space.recording) notes.push(t('listen.note.not_recorded'));
   setText('#listen-note', notes.join(' '));
   $('#replay-link').href = spaceUrl(spaceId, 'replay');
   $('#studio-link').href = spaceUrl(spaceId, 'studio');
@@ -500,7 +501,7 @@ async function main() {
   reactions = new ReactionBar($('#reactions'), {
     send: sender(spaceId, listenerToken),
     onError: (error) => {
-      $('#reaction-note').textContent = error.reason;
+      $('#reaction-note').textContent = errorText(error);
       setTimeout(() => {
         $('#reaction-note').textContent = '';
       }, 3000);
@@ -536,7 +537,7 @@ async function remind(event) {
     const on = button.getAttribute('aria-pressed') !== 'true';
     await spaces.remind(spaceId, on);
     button.setAttribute('aria-pressed', String(on));
-    button.textContent = on ? 'Reminder set ✓' : 'Remind me';
+    button.textContent = on ? t('listen.reminder_set') : t('listen.remind');
   });
 }
 

@@ -2,16 +2,14 @@
 // each decided by a moderator other than the one who made the decision.
 
 import { desk } from '../api.js';
+import { has, t } from '../i18n.js';
 import { $, busy, formatWhen, h, renderAccount, setText, showError, showInfo, spaceUrl, userText } from '../ui.js';
 
 const CATEGORIES = ['harassment', 'hate', 'spam', 'off_topic', 'other'];
-const DECISIONS = {
-  dismiss: 'Dismiss: nothing wrong',
-  warn: 'Warn the person',
-  remove: 'Remove the speaker from the space',
-  end: 'End the space',
-  suspend: 'Suspend the account',
-};
+const DECISIONS = ['dismiss', 'warn', 'remove', 'end', 'suspend'];
+
+/** A server value (a category, a decision) in words, or the value itself when it has none. */
+const named = (group, value) => (has(`desk.${group}.${value}`) ? t(`desk.${group}.${value}`) : String(value).replace('_', ' '));
 
 function select(id, options, chosen) {
   return h('select', { id }, ...Object.entries(options).map(([value, text]) => h('option', { value, selected: value === chosen }, text)));
@@ -23,32 +21,37 @@ function field(label, control) {
 
 function reportItem(report) {
   const key = report.id;
-  const decisions = { ...DECISIONS };
+  const decisions = Object.fromEntries(DECISIONS.map((d) => [d, t(`desk.decide.${d}`)]));
   if (!report.user_id) delete decisions.remove;
   const decision = select(`decision-${key}`, decisions, 'dismiss');
-  const category = select(`category-${key}`, Object.fromEntries(CATEGORIES.map((c) => [c, c.replace('_', ' ')])), report.category);
+  const category = select(`category-${key}`, Object.fromEntries(CATEGORIES.map((c) => [c, named('category', c)])), report.category);
   const reason = h('input', { type: 'text', id: `reason-${key}`, maxlength: 500, dir: 'auto' });
   const days = h('input', { type: 'number', id: `days-${key}`, min: 1, max: 366, value: 7 });
-  const daysField = field('Days', days);
+  const daysField = field(t('desk.report.days'), days);
   daysField.hidden = true;
   decision.addEventListener('change', () => {
     daysField.hidden = decision.value !== 'suspend';
   });
-  const decide = h('button', { type: 'submit', class: 'primary' }, 'Decide');
-  const about = report.subject === 'speaker' ? `speaker ${report.user_id}` : report.subject === 'clip' ? `clip ${report.clip_id}` : 'the space';
+  const decide = h('button', { type: 'submit', class: 'primary' }, t('desk.report.decide'));
+  const about =
+    report.subject === 'speaker'
+      ? t('desk.about.speaker', { id: String(report.user_id) })
+      : report.subject === 'clip'
+        ? t('desk.about.clip', { id: String(report.clip_id) })
+        : t('desk.about.space');
   return h(
     'li',
     { class: 'card report-item', dataset: { report: key } },
     h(
       'p',
       {},
-      h('strong', {}, `Reported: ${about} (${report.category.replace('_', ' ')})`),
+      h('strong', {}, t('desk.report.reported', { about, category: named('category', report.category) })),
       ' · ',
-      h('a', { href: spaceUrl(report.space_id) }, 'open the space'),
+      h('a', { href: spaceUrl(report.space_id) }, t('desk.report.open_space')),
       ' ',
       h('span', { class: 'muted small' }, formatWhen(report.created_at)),
     ),
-    report.text ? userText('p', report.text) : h('p', { class: 'muted small' }, 'No details given.'),
+    report.text ? userText('p', report.text) : h('p', { class: 'muted small' }, t('desk.report.no_details')),
     h(
       'form',
       {
@@ -60,13 +63,13 @@ function reportItem(report) {
           if (decision.value === 'suspend') body.until = Date.now() / 1000 + Number(days.value) * 86400;
           const done = await busy(decide, () => desk.decide(key, body));
           if (done) {
-            showInfo(`Report decided: ${done.decision}.`);
+            showInfo(t('desk.report.decided', { decision: named('decided', done.decision) }));
             await refresh();
           }
         },
       },
-      h('div', { class: 'row' }, field('Decision', decision), field('Kind of reason', category), daysField),
-      field('Reason (told to the person)', reason),
+      h('div', { class: 'row' }, field(t('desk.report.decision'), decision), field(t('desk.report.category'), category), daysField),
+      field(t('desk.reason'), reason),
       h('div', { class: 'row' }, decide),
     ),
   );
@@ -85,7 +88,7 @@ function appealItem(appeal) {
         onclick: async (event) => {
           const done = await busy(event.currentTarget, () => desk.review(key, { outcome, reason: reason.value.trim() || null }));
           if (done) {
-            showInfo(`Appeal ${done.outcome}.`);
+            showInfo(has(`desk.appeal.${done.outcome}`) ? t(`desk.appeal.${done.outcome}`) : `${done.outcome}.`);
             await refresh();
           }
         },
@@ -95,17 +98,17 @@ function appealItem(appeal) {
   return h(
     'li',
     { class: 'card appeal-item', dataset: { appeal: key } },
-    h('p', {}, h('strong', {}, 'Appeal'), ' ', h('span', { class: 'muted small' }, formatWhen(appeal.created_at))),
+    h('p', {}, h('strong', {}, t('desk.appeal.label')), ' ', h('span', { class: 'muted small' }, formatWhen(appeal.created_at))),
     userText('p', appeal.text),
-    field('Reason (told to the person)', reason),
-    h('div', { class: 'row' }, button('upheld', 'Uphold the decision'), button('reversed', 'Reverse it')),
+    field(t('desk.reason'), reason),
+    h('div', { class: 'row' }, button('upheld', t('desk.appeal.uphold')), button('reversed', t('desk.appeal.reverse'))),
   );
 }
 
 async function refresh() {
   const [{ reports }, { appeals }] = await Promise.all([desk.reports(), desk.appeals()]);
-  setText('#reports-count', `${reports.length} open`);
-  setText('#appeals-count', `${appeals.length} open`);
+  setText('#reports-count', t('desk.open_count', { count: reports.length }));
+  setText('#appeals-count', t('desk.open_count', { count: appeals.length }));
   $('#reports').replaceChildren(...reports.map(reportItem));
   $('#appeals').replaceChildren(...appeals.map(appealItem));
 }
@@ -117,7 +120,7 @@ async function main() {
     return;
   }
   if (!user.moderator) {
-    showError('Only site moderators can use this page.');
+    showError(t('desk.moderation.only_moderators'));
     return;
   }
   await refresh();

@@ -1,6 +1,7 @@
 // Create a space, live now or scheduled; then go to its studio.
 
 import { spaces } from '../api.js';
+import { t } from '../i18n.js';
 import { $, busy, renderAccount, showError, spaceUrl } from '../ui.js';
 
 function localInputValue(date) {
@@ -21,7 +22,7 @@ async function main() {
   inAnHour.setMinutes(0, 0, 0);
   at.value = localInputValue(inAnHour);
   at.min = localInputValue(new Date());
-  $('#tz-hint').textContent = `your local time (${Intl.DateTimeFormat().resolvedOptions().timeZone})`;
+  $('#tz-hint').textContent = t('studio.new.local_time_zone', { zone: Intl.DateTimeFormat().resolvedOptions().timeZone });
   for (const radio of form.querySelectorAll('input[name=when]')) {
     radio.addEventListener('change', () => {
       whenFields.hidden = form.elements.when.value !== 'later';
@@ -31,7 +32,7 @@ async function main() {
     event.preventDefault();
     const title = $('#title').value.trim();
     if (!title) {
-      showError('Give the space a title.');
+      showError(t('studio.new.need_title'));
       $('#title').focus();
       return;
     }
@@ -44,7 +45,7 @@ async function main() {
     if (form.elements.when.value === 'later') {
       const when = new Date(at.value);
       if (Number.isNaN(when.getTime()) || when.getTime() < Date.now()) {
-        showError('Pick a start time in the future.');
+        showError(t('studio.new.future'));
         at.focus();
         return;
       }

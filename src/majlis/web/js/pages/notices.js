@@ -2,29 +2,38 @@
 // and, for a site moderator's decision, an appeal (once) and its outcome.
 
 import { appeals, notices } from '../api.js';
-import { $, busy, formatWhen, h, noticeDone, renderAccount, show, showError, userText } from '../ui.js';
+import { t } from '../i18n.js';
+import { $, busy, formatWhen, h, noticeAppeal, noticeDone, renderAccount, show, showError, userText } from '../ui.js';
 
 const GROUNDS = {
-  house_rules: 'the space’s own rules (its host decided)',
-  terms_of_service: 'the site’s terms of service (a site moderator decided)',
+  house_rules: 'pages.notices.ground.house_rules',
+  terms_of_service: 'pages.notices.ground.terms_of_service',
+};
+
+const CATEGORIES = {
+  harassment: 'pages.notices.category.harassment',
+  hate: 'pages.notices.category.hate',
+  spam: 'pages.notices.category.spam',
+  off_topic: 'pages.notices.category.off_topic',
+  other: 'pages.notices.category.other',
 };
 
 function appealState(appeal) {
-  let state = 'Your appeal is waiting for a moderator.';
-  if (appeal.outcome === 'reversed') state = 'Your appeal was accepted: the decision was reversed.';
-  if (appeal.outcome === 'upheld') state = 'Your appeal was turned down: the decision stands.';
+  let state = t('pages.notices.appeal_waiting');
+  if (appeal.outcome === 'reversed') state = t('pages.notices.appeal_reversed');
+  if (appeal.outcome === 'upheld') state = t('pages.notices.appeal_upheld');
   return h(
     'p',
     { class: 'appeal-state', dataset: { outcome: appeal.outcome ?? 'open' } },
     state,
-    appeal.reason ? [' ', userText('span', `“${appeal.reason}”`)] : null,
+    appeal.reason ? [' ', userText('span', t('pages.notices.quoted', { text: appeal.reason }))] : null,
   );
 }
 
 function appealForm(notice) {
   const id = `appeal-${notice.id}`;
   const text = h('textarea', { id, maxlength: 2000, rows: 3, dir: 'auto' });
-  const send = h('button', { type: 'submit', class: 'primary' }, 'Appeal');
+  const send = h('button', { type: 'submit', class: 'primary' }, t('pages.notices.appeal'));
   const form = h(
     'form',
     {
@@ -34,7 +43,7 @@ function appealForm(notice) {
         event.preventDefault();
         const why = text.value.trim();
         if (!why) {
-          showError('Say why the decision was wrong.');
+          showError(t('pages.notices.say_why'));
           text.focus();
           return;
         }
@@ -42,7 +51,7 @@ function appealForm(notice) {
         if (appeal) form.replaceWith(appealState(appeal));
       },
     },
-    h('label', { for: id }, 'Appeal: why was this wrong?'),
+    h('label', { for: id }, t('pages.notices.appeal_label')),
     text,
     h('div', { class: 'row' }, send),
   );
@@ -50,14 +59,16 @@ function appealForm(notice) {
 }
 
 function item(notice, appeal) {
-  const how = notice.automated ? 'Decided by a machine.' : 'Decided by a person.';
+  const how = notice.automated ? t('pages.notices.by_machine') : t('pages.notices.by_person');
+  const category = CATEGORIES[notice.category] ? t(CATEGORIES[notice.category]) : notice.category.replace('_', ' ');
+  const ground = GROUNDS[notice.ground] ? t(GROUNDS[notice.ground]) : notice.ground;
   const li = h(
     'li',
     { class: 'card notice-item', dataset: { notice: notice.id, action: notice.action } },
     h('p', {}, h('strong', {}, noticeDone(notice)), ' ', h('span', { class: 'muted small' }, formatWhen(notice.at))),
-    notice.text ? h('p', {}, 'Why: ', userText('span', notice.text)) : null,
-    h('p', { class: 'muted small' }, `Kind of reason: ${notice.category.replace('_', ' ')}. Ground: ${GROUNDS[notice.ground] ?? notice.ground}. ${how}`),
-    h('p', { class: 'small' }, notice.appeal),
+    notice.text ? h('p', {}, t('pages.notices.why'), ' ', userText('span', notice.text)) : null,
+    h('p', { class: 'muted small' }, t('pages.notices.detail', { category, ground, how })),
+    h('p', { class: 'small' }, noticeAppeal(notice)),
   );
   if (appeal) li.append(appealState(appeal));
   else if (notice.ground === 'terms_of_service') li.append(appealForm(notice));

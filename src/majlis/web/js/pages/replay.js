@@ -5,7 +5,8 @@
 // starts, and the line being heard is marked as playback moves (aria-current).
 
 import { api, spaces } from '../api.js';
-import { audienceChart, audiencePoints } from '../audience.js';
+import { audienceChart, audienceFlow, audiencePoints } from '../audience.js';
+import { errorText, t } from '../i18n.js';
 import { Player } from '../player.js';
 import { attachShare } from '../share.js';
 import { renderSpace } from '../spacehead.js';
@@ -64,7 +65,7 @@ function showTime() {
   const now = audio.currentTime;
   if (!dragging) seek.value = String(Math.floor(now));
   setText('#current-time', formatClock(now));
-  seek.setAttribute('aria-valuetext', `${formatClock(now)} of ${formatClock(Number(seek.max))}`);
+  seek.setAttribute('aria-valuetext', t('pages.replay.seek_value', { at: formatClock(now), total: formatClock(Number(seek.max)) }));
 }
 
 function bindControls() {
@@ -74,12 +75,12 @@ function bindControls() {
   audio.addEventListener('timeupdate', markCurrentLine);
   audio.addEventListener('seeked', markCurrentLine);
   audio.addEventListener('play', () => {
-    playButton.textContent = '❚❚ Pause';
+    playButton.textContent = t('pages.replay.pause');
     playButton.setAttribute('aria-pressed', 'true');
     setText('#player-detail', '');
   });
   audio.addEventListener('pause', () => {
-    playButton.textContent = '▶ Play';
+    playButton.textContent = t('pages.replay.play');
     playButton.setAttribute('aria-pressed', 'false');
   });
   playButton.addEventListener('click', () => {
@@ -105,11 +106,11 @@ function bindControls() {
 function load() {
   const fallback = () => {
     audio.removeEventListener('error', fallback);
-    setText('#player-detail', 'Loading the recording from its playlist…');
+    setText('#player-detail', t('pages.replay.loading_playlist'));
     player = new Player(audio);
     player.on('state', ({ state, reason }) => {
       if (state === 'reconnecting' || state === 'failed') {
-        setText('#player-detail', 'The recording is not available yet. It appears here when it is ready.');
+        setText('#player-detail', t('pages.replay.not_yet'));
         document.body.dataset.player = 'unavailable';
         if (state === 'failed') setText('#player-detail', reason);
       } else if (state === 'playing') {
@@ -183,18 +184,18 @@ async function loadTranscript() {
   } catch (error) {
     if (error.code === 'captions_off') return showTranscript('off', '');
     if (error.status === 404) return showTranscript('none', '');
-    showTranscript('error', `The transcript cannot be loaded just now (${error.reason}). Trying again…`);
+    showTranscript('error', t('pages.replay.transcript_error', { reason: errorText(error) }));
     setTimeout(pollTranscript, TRANSCRIPT_POLL_MS * 2);
     return undefined;
   }
   if (answer.state === 'done') {
     renderLines(answer.lines);
-    return showTranscript('done', answer.lines.length ? '' : 'Nothing was said in this recording, as far as we can hear.');
+    return showTranscript('done', answer.lines.length ? '' : t('pages.replay.transcript_empty'));
   }
   if (answer.state === 'failed') {
-    return showTranscript('failed', `This recording could not be transcribed: ${answer.error || 'no reason given'}`);
+    return showTranscript('failed', t('pages.replay.transcript_failed', { reason: answer.error || t('pages.replay.no_reason') }));
   }
-  showTranscript(answer.state, 'This recording is being transcribed… The transcript appears here when it is ready.');
+  showTranscript(answer.state, t('pages.replay.transcribing'));
   setTimeout(pollTranscript, TRANSCRIPT_POLL_MS);
   return undefined;
 }
@@ -211,9 +212,12 @@ async function loadAudience(space) {
     return; // the chart is extra: the replay plays without it
   }
   setText('#peak-count', formatCount(curve.peak_listeners));
-  const chart = audienceChart(audiencePoints(curve.samples, space.started_at || 0), { onSeek: playFrom });
+  const points = audiencePoints(curve.samples, space.started_at || 0);
+  const chart = audienceChart(points, { onSeek: playFrom });
   if (!chart) return;
   $('#audience-chart').replaceChildren(chart);
+  const flow = audienceFlow(points);
+  setText('#audience-flow', t('pages.replay.audience_flow', { joins: flow.joins, leaves: flow.leaves }));
   show('#audience-card', true);
 }
 
@@ -224,13 +228,20 @@ async function main() {
   try {
     space = await spaces.get(spaceId);
   } catch (error) {
-    setText('#space-title', error.status === 404 ? 'No such space' : 'Cannot load this space');
+    setText('#space-title', error.status === 404 ? t('pages.replay.no_such_space') : t('pages.replay.cannot_load'));
     showError(error);
     return;
   }
   renderSpace(space);
   attachShare({ url: location.href, title: space.title });
-  setText('#space-state', space.state === 'ended' ? 'Replay' : space.state === 'live' ? 'Live now' : 'Upcoming');
+  setText(
+    '#space-state',
+    space.state === 'ended'
+      ? t('pages.replay.state.ended')
+      : space.state === 'live'
+        ? t('pages.replay.state.live')
+        : t('pages.replay.state.scheduled'),
+  );
   setText('#peak-count', formatCount(space.peak_listeners));
   setText('#recorded-at', space.started_at ? formatWhen(space.started_at) : '–');
   if (space.started_at && space.ended_at) showDuration(space.ended_at - space.started_at);
@@ -241,7 +252,7 @@ async function main() {
       urls.playlist = where.playlist_url;
       urls.audio = where.audio_url;
     } catch (error) {
-      const why = error.code === 'not_recorded' ? 'This space was not recorded: its host chose not to keep a replay.' : error.reason;
+      const why = error.code === 'not_recorded' ? t('pages.replay.not_recorded') : errorText(error);
       setText('#player-detail', why);
       document.body.dataset.player = 'unavailable';
       $('#download-link').hidden = true;
@@ -253,12 +264,12 @@ async function main() {
   download.href = fileUrl();
   download.setAttribute('download', `${space.title.replace(/[\\/:*?"<>|]+/g, ' ').trim() || 'space'}.m4a`);
   if (space.state !== 'ended') {
-    showInfo('This space has not ended yet: its replay appears here afterwards.');
+    showInfo(t('pages.replay.not_ended'));
     download.hidden = true;
     const listen = document.createElement('a');
     listen.className = 'button primary';
     listen.href = spaceUrl(spaceId);
-    listen.textContent = space.state === 'live' ? 'Listen live' : 'See the space';
+    listen.textContent = space.state === 'live' ? t('pages.replay.listen_live') : t('pages.replay.see_space');
     $('#player-card').append(listen);
     return;
   }

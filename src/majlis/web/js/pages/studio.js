@@ -9,6 +9,7 @@ import { MicPanel } from '../micpanel.js';
 import { ReactionBar } from '../reactions.js';
 import { renderCounts, renderSpace, showConnection } from '../spacehead.js';
 import { StageGrid } from '../stage.js';
+import { errorText, t } from '../i18n.js';
 import { StatePoller } from '../statepoll.js';
 import {
   $,
@@ -57,8 +58,8 @@ function applySpaceState({ prepareMic = true } = {}) {
     mic?.stop();
     events?.stop();
     poller.interval = 30000;
-    showConnection('idle', 'Ended');
-    showInfo('This space has ended. Its recording is now the replay.');
+    showConnection('idle', t('studio.conn.ended'));
+    showInfo(t('studio.ended'));
     // Nothing left to do live: no microphone to allow, nobody to invite or let speak.
     for (const id of ['#mic-slot', '#requests-panel', '#invite-panel', '#stage-captions']) show(id, false);
     watchAudience(false);
@@ -80,7 +81,7 @@ function renderCaptions(state, reason = null) {
   const button = $('#captions-switch');
   button.hidden = !(role === 'host' && space.state === 'live' && state !== 'unavailable');
   button.setAttribute('aria-pressed', String(state === 'on'));
-  button.textContent = state === 'on' ? 'Captions: on' : 'Captions: off';
+  button.textContent = state === 'on' ? t('studio.captions.on') : t('studio.captions.off');
 }
 
 async function switchCaptions(event) {
@@ -131,9 +132,11 @@ async function refreshAudience() {
     ...found.users.map((u) => h('li', { dataset: { userId: u.user_id } }, userText('span', u.display_name), ` @${u.username}`)),
   );
   const others = [];
-  if (found.anonymous) others.push(`${formatCount(found.anonymous)} without an account`);
-  if (found.more) others.push('more than listed');
-  setText('#audience-more', others.join('; '));
+  if (found.anonymous) {
+    others.push(t('studio.audience.anonymous', { count: found.anonymous, number: formatCount(found.anonymous) }));
+  }
+  if (found.more) others.push(t('studio.audience.more'));
+  setText('#audience-more', others.join(t('studio.audience.separator')));
 }
 
 function watchAudience(on) {
@@ -160,7 +163,7 @@ async function deleteReplay(event) {
   replayDeleted = true;
   show('#delete-replay', false);
   show('#replay-link', false);
-  showInfo('The replay is deleted: its recording, transcript and clips.');
+  showInfo(t('studio.replay_deleted'));
 }
 
 // Details: the host edits the title and description, in any state ----------------------------
@@ -176,14 +179,14 @@ async function saveEdit(event) {
   event.preventDefault();
   const title = $('#edit-title').value.trim();
   if (!title) {
-    setText('#edit-status', 'A space needs a title.');
+    setText('#edit-status', t('studio.edit.need_title'));
     $('#edit-title').focus();
     return;
   }
   try {
     space = await spaces.edit(spaceId, { title, description: $('#edit-description').value.trim() });
   } catch (error) {
-    setText('#edit-status', `Not saved: ${error.reason ?? error.message}`);
+    setText('#edit-status', t('studio.edit.not_saved', { reason: errorText(error) }));
     return;
   }
   renderSpace(space);
@@ -212,24 +215,30 @@ function speakerActions(speaker) {
   const name = speaker.display_name;
   const id = speaker.user_id;
   const buttons = [];
-  if (!speaker.muted) buttons.push(actionButton('mute', 'Mute', `Mute ${name}`, () => speaking.mute(spaceId, id)));
-  buttons.push(actionButton('demote', 'To audience', `Move ${name} back to the audience`, () => speaking.demote(spaceId, id)));
+  const label = (key) => t(`studio.action.${key}`);
+  const aria = (key) => t(`studio.action.${key}.label`, { name });
+  if (!speaker.muted) buttons.push(actionButton('mute', label('mute'), aria('mute'), () => speaking.mute(spaceId, id)));
+  buttons.push(actionButton('demote', label('demote'), aria('demote'), () => speaking.demote(spaceId, id)));
   if (role === 'host' && speaker.role === 'speaker') {
-    buttons.push(actionButton('cohost', 'Make co-host', `Make ${name} a co-host`, () => speaking.addCohost(spaceId, id)));
+    buttons.push(actionButton('cohost', label('cohost'), aria('cohost'), () => speaking.addCohost(spaceId, id)));
   }
   if (role === 'host' && speaker.role === 'cohost') {
     buttons.push(
-      actionButton('uncohost', 'Not co-host', `Make ${name} a speaker again`, () => speaking.removeCohost(spaceId, id)),
-      actionButton('make-host', 'Make host', `Hand the space to ${name}; you stay a co-host`, () =>
-        speaking.transferHost(spaceId, id),
-      ),
+      actionButton('uncohost', label('uncohost'), aria('uncohost'), () => speaking.removeCohost(spaceId, id)),
+      actionButton('make-host', label('make_host'), aria('make_host'), () => speaking.transferHost(spaceId, id)),
     );
   }
   buttons.push(
-    actionButton('remove', 'Remove', `Remove ${name} from the space`, () => removeSpeaker(speaker, false), 'danger'),
-    actionButton('ban', 'Ban', `Remove and ban ${name}`, () => removeSpeaker(speaker, true), 'danger'),
+    actionButton('remove', label('remove'), aria('remove'), () => removeSpeaker(speaker, false), 'danger'),
+    actionButton('ban', label('ban'), aria('ban'), () => removeSpeaker(speaker, true), 'danger'),
   );
   return buttons;
+}
+
+/** A message with the person's {name} in it as their own text (dir=auto), not as a string. */
+function withName(key, name) {
+  const [before, after = ''] = t(key).split('{name}');
+  return [before, userText('span', name), after];
 }
 
 async function removeSpeaker(speaker, ban) {
@@ -239,21 +248,19 @@ async function removeSpeaker(speaker, ban) {
     h(
       'form',
       { method: 'dialog', class: 'stack' },
-      h('h2', { id: 'remove-title' }, ban ? 'Remove and ban ' : 'Remove ', userText('span', speaker.display_name), '?'),
+      h('h2', { id: 'remove-title' }, ...withName(ban ? 'studio.ban.title' : 'studio.remove.title', speaker.display_name)),
       h(
         'p',
         {},
-        ban
-          ? 'They leave the space at once and cannot come back, even as a listener.'
-          : 'They leave the space at once. They can come back as a listener.',
+        ban ? t('studio.ban.body') : t('studio.remove.body'),
       ),
-      h('label', { for: 'remove-reason' }, 'Reason (optional: they are told, and it is kept in the audit log)'),
+      h('label', { for: 'remove-reason' }, t('studio.remove.reason')),
       h('textarea', { id: 'remove-reason', maxlength: 500, rows: 2, dir: 'auto' }),
       h(
         'div',
         { class: 'row' },
-        h('button', { type: 'submit', value: 'cancel', autofocus: true }, 'Cancel'),
-        h('button', { type: 'submit', value: 'confirm', class: 'danger', id: 'remove-confirm' }, ban ? 'Ban' : 'Remove'),
+        h('button', { type: 'submit', value: 'cancel', autofocus: true }, t('studio.cancel')),
+        h('button', { type: 'submit', value: 'confirm', class: 'danger', id: 'remove-confirm' }, ban ? t('studio.action.ban') : t('studio.action.remove')),
       ),
     ),
   );
@@ -290,9 +297,9 @@ async function loadRequests() {
 
 function renderRequests(requests) {
   const list = $('#requests');
-  setText('#request-count', String(requests.length));
+  setText('#request-count', formatCount(requests.length));
   if (!requests.length) {
-    list.replaceChildren(h('li', { class: 'empty' }, 'No requests right now.'));
+    list.replaceChildren(h('li', { class: 'empty' }, t('studio.requests.none')));
     return;
   }
   list.replaceChildren(
@@ -310,10 +317,10 @@ function renderRequests(requests) {
               type: 'button',
               class: 'primary small-button',
               dataset: { action: 'approve' },
-              'aria-label': `Approve ${request.display_name}`,
+              'aria-label': t('studio.requests.approve.label', { name: request.display_name }),
               onclick: (event) => answerRequest(event.currentTarget, request, true),
             },
-            'Approve',
+            t('studio.requests.approve'),
           ),
           h(
             'button',
@@ -321,10 +328,10 @@ function renderRequests(requests) {
               type: 'button',
               class: 'small-button',
               dataset: { action: 'decline' },
-              'aria-label': `Decline ${request.display_name}`,
+              'aria-label': t('studio.requests.decline.label', { name: request.display_name }),
               onclick: (event) => answerRequest(event.currentTarget, request, false),
             },
-            'Decline',
+            t('studio.requests.decline'),
           ),
         ),
       ),
@@ -343,12 +350,12 @@ async function invite(event) {
   const input = $('#invite-user');
   const username = input.value.trim();
   if (!username) {
-    showError('Enter the listener’s username.');
+    showError(t('studio.invite.need_user'));
     input.focus();
     return;
   }
   // The answer is told beside the form, never an old "sent" beside a new error.
-  setText('#invite-status', 'Sending…');
+  setText('#invite-status', t('studio.invite.sending'));
   let failure = null;
   const done = await busy(event.submitter, async () => {
     try {
@@ -360,29 +367,30 @@ async function invite(event) {
     return true;
   });
   if (done) {
-    setText('#invite-status', `Invitation sent to ${username}.`);
+    setText('#invite-status', t('studio.invite.sent', { username }));
     input.value = '';
   } else {
-    setText('#invite-status', `Not sent: ${failure?.reason ?? failure?.message ?? 'an error'}`);
+    setText('#invite-status', t('studio.invite.not_sent', { reason: failure ? errorText(failure) : t('studio.invite.an_error') }));
   }
 }
 
 // Events -----------------------------------------------------------------------------------
 
 const EVENTS_TEXT = {
-  connecting: ['connecting', 'Events: connecting…'],
-  connected: ['connected', 'Events: connected'],
-  reconnecting: ['reconnecting', 'Events: reconnecting…'],
-  closed: ['idle', 'Events: closed'],
+  connecting: ['connecting', 'studio.events.connecting'],
+  connected: ['connected', 'studio.events.connected'],
+  reconnecting: ['reconnecting', 'studio.events.reconnecting'],
+  closed: ['idle', 'studio.events.closed'],
 };
 
 function openEvents() {
   events = new EventStream(spaceId)
     .on('state', ({ state, inMs }) => {
       const node = $('#events-state');
-      const [dot, text] = EVENTS_TEXT[state] ?? ['idle', `Events: ${state}`];
+      const [dot, key] = EVENTS_TEXT[state] ?? ['idle', null];
+      const text = key ? t(key) : t('studio.events.other', { state });
       node.dataset.state = dot;
-      node.textContent = inMs ? `${text} (in ${Math.ceil(inMs / 1000)} s)` : text;
+      node.textContent = inMs ? t('studio.events.in', { text, seconds: Math.ceil(inMs / 1000) }) : text;
     })
     .on('hello', (hello) => {
       loadRequests();
@@ -393,12 +401,12 @@ function openEvents() {
     .on('speak_requested', loadRequests)
     .on('speak_request_withdrawn', loadRequests)
     .on('speak_request_declined', loadRequests)
-    .on('invite_declined', ({ data }) => setText('#invite-status', `User ${data.user_id} declined the invitation.`))
+    .on('invite_declined', ({ data }) => setText('#invite-status', t('studio.invite.declined', { user: String(data.user_id) })))
     .on('role_changed', ({ data }) => {
       poller.refresh();
       loadRequests();
       if (data.user_id !== user.id) return;
-      if (RANK[data.role] < RANK.cohost) return leaveStudio('You are no longer a co-host.');
+      if (RANK[data.role] < RANK.cohost) return leaveStudio(t('studio.no_longer_cohost'));
       // Hosting passed to or from me: the host's controls follow it.
       role = data.role;
       document.body.dataset.role = role;
@@ -406,9 +414,9 @@ function openEvents() {
       renderCaptions(captionsState);
     })
     .on('host_changed', ({ data }) => {
-      const gone = data.reason === 'host_absent' ? 'The host’s audio was gone for a while, so ' : '';
-      const who = data.user_id === user.id ? 'you are' : `@${data.username} is`;
-      showInfo(`${gone}${who} now the host.`.replace(/^./, (c) => c.toUpperCase()));
+      const gone = data.reason === 'host_absent' ? '.absent' : '';
+      const who = data.user_id === user.id ? 'me' : 'other';
+      showInfo(t(`studio.host_changed.${who}${gone}`, { username: data.username }));
     })
     .on('muted', ({ data }) => {
       if (data.user_id === user.id) mic?.applyMute(true, 'moderator');
@@ -424,7 +432,7 @@ function openEvents() {
     .on('notice', ({ data }) => leaveStudio(noticeText(data.notice)))
     .on('removed', ({ data }) => {
       if (data.user_id !== user.id) poller.refresh();
-      else if (!left) leaveStudio('You were removed from this space.');
+      else if (!left) leaveStudio(t('studio.removed'));
     })
     .on('space_ended', async () => {
       space = await spaces.get(spaceId);
@@ -455,7 +463,7 @@ async function main() {
   try {
     space = await spaces.get(spaceId);
   } catch (error) {
-    setText('#space-title', error.status === 404 ? 'No such space' : 'Cannot load this space');
+    setText('#space-title', error.status === 404 ? t('studio.no_such_space') : t('studio.cannot_load'));
     showError(error);
     return;
   }
@@ -465,7 +473,7 @@ async function main() {
   const { participants } = await spaces.participants(spaceId);
   role = participants.find((p) => p.user_id === user.id)?.role ?? 'listener';
   if (role !== 'host' && role !== 'cohost') {
-    showError('Only the host and co-hosts can use the studio. You can listen from the listener view.');
+    showError(t('studio.not_host'));
     show('#requests-panel', false);
     $('#go-live').hidden = true;
     $('#end-space').hidden = true;
@@ -500,11 +508,11 @@ async function main() {
       }
     })
     .on('connection', ({ state, inMs }) => {
-      if (state === 'live') showConnection('live', space.state === 'live' ? 'On air' : 'Connected');
-      else showConnection(state, `Connection lost — retrying in ${Math.ceil(inMs / 1000)} s`);
+      if (state === 'live') showConnection('live', space.state === 'live' ? t('studio.conn.on_air') : t('studio.conn.connected'));
+      else showConnection(state, t('studio.conn.lost', { seconds: Math.ceil(inMs / 1000) }));
     })
     .start();
-  showConnection(space.state === 'live' ? 'live' : 'idle', space.state === 'live' ? 'On air' : 'Not live yet');
+  showConnection(space.state === 'live' ? 'live' : 'idle', space.state === 'live' ? t('studio.conn.on_air') : t('studio.conn.not_live'));
   applySpaceState();
   if (space.state !== 'ended') openEvents();
   else renderRequests([]);

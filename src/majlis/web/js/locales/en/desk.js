@@ -1,0 +1,76 @@
+// desk: English. The site moderators' page (moderation.html) and the operator's page
+// (admin.html). Keys are 'desk.<name>'; ar/desk.js holds the same keys.
+export default {
+  // moderation.html
+  'desk.moderation.title': 'Moderation — Majlis',
+  'desk.moderation.heading': 'Moderation',
+  'desk.moderation.only_moderators': 'Only site moderators can use this page.',
+  'desk.reports.heading': 'Reports',
+  'desk.reports.intro': 'Oldest first. Each is decided once; the person restricted is told why and may appeal.',
+  'desk.appeals.heading': 'Appeals',
+  'desk.appeals.intro': 'Decided by a moderator other than the one who made the decision.',
+  'desk.audit.download': 'Download the site audit log (CSV)',
+  'desk.open_count': { one: '{count} open', other: '{count} open' },
+
+  // A report: what it is about, and the form that decides it
+  'desk.report.reported': 'Reported: {about} ({category})',
+  'desk.about.speaker': 'speaker {id}',
+  'desk.about.clip': 'clip {id}',
+  'desk.about.space': 'the space',
+  'desk.report.open_space': 'open the space',
+  'desk.report.no_details': 'No details given.',
+  'desk.report.decision': 'Decision',
+  'desk.report.category': 'Kind of reason',
+  'desk.report.days': 'Days',
+  'desk.report.decide': 'Decide',
+  'desk.reason': 'Reason (told to the person)',
+  // The decisions offered (the value sent is the last part of the key)
+  'desk.decide.dismiss': 'Dismiss: nothing wrong',
+  'desk.decide.warn': 'Warn the person',
+  'desk.decide.remove': 'Remove the speaker from the space',
+  'desk.decide.end': 'End the space',
+  'desk.decide.suspend': 'Suspend the account',
+  // A decision made, in 'Report decided: {decision}.'
+  'desk.report.decided': 'Report decided: {decision}.',
+  'desk.decided.dismiss': 'dismiss',
+  'desk.decided.warn': 'warn',
+  'desk.decided.remove': 'remove',
+  'desk.decided.end': 'end',
+  'desk.decided.suspend': 'suspend',
+  // Kinds of reason, as reports and decisions name them
+  'desk.category.harassment': 'harassment',
+  'desk.category.hate': 'hate',
+  'desk.category.spam': 'spam',
+  'desk.category.off_topic': 'off topic',
+  'desk.category.other': 'other',
+
+  // An appeal
+  'desk.appeal.label': 'Appeal',
+  'desk.appeal.uphold': 'Uphold the decision',
+  'desk.appeal.reverse': 'Reverse it',
+  'desk.appeal.upheld': 'Appeal upheld.',
+  'desk.appeal.reversed': 'Appeal reversed.',
+
+  // admin.html
+  'desk.admin.title': 'Operator — Majlis',
+  'desk.admin.heading': 'What runs now',
+  'desk.admin.only_moderators': 'Only site moderators and operators can use this page.',
+  'desk.updated': 'Updated {time}',
+  'desk.live.heading': 'Live spaces',
+  'desk.live.space': 'Space',
+  'desk.live.host': 'Host',
+  'desk.live.listening': 'Listening',
+  'desk.live.waiting': 'Waiting',
+  'desk.live.started': 'Started',
+  'desk.live.private': '(private)',
+  'desk.nodes.heading': 'Media nodes',
+  'desk.nodes.embedded': 'Embedded: the media runs in this server.',
+  'desk.nodes.node': 'Node',
+  'desk.nodes.spaces': 'Spaces',
+  'desk.nodes.capacity': 'Capacity',
+  'desk.nodes.state': 'State',
+  'desk.nodes.draining': 'draining',
+  'desk.nodes.taking': 'taking spaces',
+  'desk.lag.label': 'This worker’s queueing delay:',
+  'desk.lag.ms': '{ms} ms',
+};
