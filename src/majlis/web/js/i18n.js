@@ -42,6 +42,13 @@ export function t(key, params = {}) {
   return message.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? shown(params[name]) : whole));
 }
 
+/** The message `key` as parts to append to an element, with `nodes[name]` where {name}
+ * stands: a person's name as its own element (its own direction), a count updated in place. */
+export function tParts(key, nodes, params = {}) {
+  const parts = t(key, params).split(/\{(\w+)\}/); // odd places: placeholders left by t()
+  return parts.map((part, i) => (i % 2 ? nodes[part] ?? `{${part}}` : part)).filter((part) => part !== '');
+}
+
 const shown = (value) => (typeof value === 'number' ? number(value) : String(value));
 
 // Formatters -----------------------------------------------------------------------------------

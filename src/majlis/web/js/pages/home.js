@@ -2,7 +2,7 @@
 // recent replays; one search box matches titles and host names.
 
 import { spaces } from '../api.js';
-import { t } from '../i18n.js';
+import { t, tParts } from '../i18n.js';
 import { $, busy, formatCount, formatWhen, h, renderAccount, showError, spaceUrl, userText } from '../ui.js';
 
 let user = null;
@@ -25,11 +25,6 @@ function truncate(text, n) {
   return letters.length > n ? `${letters.slice(0, n).join('')}…` : text;
 }
 
-/** The message `key` with `node` where its {count} goes (the number is updated in place). */
-function around(key, node) {
-  const [before, after = ''] = t(key).split('{count}');
-  return [before, node, after].filter((part) => part !== '');
-}
 
 function liveItem(space) {
   const count = h('strong', { class: 'listeners' }, '…');
@@ -40,7 +35,7 @@ function liveItem(space) {
       'p',
       { class: 'row meta' },
       h('span', { class: 'badge live' }, t('pages.home.live')),
-      h('span', {}, ...around('pages.home.listening', count)),
+      h('span', {}, ...tParts('pages.home.listening', { count })),
       h('a', { class: 'button primary small-button', href: spaceUrl(space.id) }, t('pages.home.listen')),
     ),
   );

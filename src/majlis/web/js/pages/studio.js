@@ -9,7 +9,7 @@ import { MicPanel } from '../micpanel.js';
 import { ReactionBar } from '../reactions.js';
 import { renderCounts, renderSpace, showConnection } from '../spacehead.js';
 import { StageGrid } from '../stage.js';
-import { errorText, t } from '../i18n.js';
+import { errorText, t, tParts } from '../i18n.js';
 import { StatePoller } from '../statepoll.js';
 import {
   $,
@@ -235,11 +235,6 @@ function speakerActions(speaker) {
   return buttons;
 }
 
-/** A message with the person's {name} in it as their own text (dir=auto), not as a string. */
-function withName(key, name) {
-  const [before, after = ''] = t(key).split('{name}');
-  return [before, userText('span', name), after];
-}
 
 async function removeSpeaker(speaker, ban) {
   const dialog = h(
@@ -248,7 +243,7 @@ async function removeSpeaker(speaker, ban) {
     h(
       'form',
       { method: 'dialog', class: 'stack' },
-      h('h2', { id: 'remove-title' }, ...withName(ban ? 'studio.ban.title' : 'studio.remove.title', speaker.display_name)),
+      h('h2', { id: 'remove-title' }, ...tParts(ban ? 'studio.ban.title' : 'studio.remove.title', { name: userText('span', speaker.display_name) })),
       h(
         'p',
         {},
