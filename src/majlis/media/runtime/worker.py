@@ -29,6 +29,8 @@ import resource
 import signal
 import socket
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,14 @@ __all__ = [
 log = logging.getLogger("majlis.media.runtime.worker")
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+# A stop closes every space's recording in turn. One that cannot finish (a packager far
+# behind on an overloaded node drains for minutes, while the spaces not yet closed keep
+# mixing into memory) must not leave a worker running without its parent: past this the
+# worker exits at once. Recordings are crash-safe (their journal), so whatever was not
+# closed is resumed by the next worker as after a kill -9.
+STOP_GRACE_S = 20.0
+EXIT_STUCK = 70  # EX_SOFTWARE
 
 # Commands in arrival order, each with the id its reply carries.
 Commands = asyncio.Queue[tuple[MediaCommand, object]]
@@ -199,11 +209,28 @@ async def serve(sock: socket.socket, settings: NodeSettings) -> None:
     finally:
         for task in (following, *offers, reading, stop_wait):
             task.cancel()
+        watchdog = exit_if_stuck(STOP_GRACE_S)
         # Closed, not ended: the next worker (or the next `majlis serve`) resumes them.
         await node.stop()
+        watchdog.cancel()
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
+
+
+def exit_if_stuck(grace_s: float, exit: Callable[[int], object] = os._exit) -> threading.Timer:
+    """A timer that ends the process if it is not cancelled within `grace_s`. A thread, not
+    a task: it fires whatever the event loop and the media threads are stuck on."""
+
+    def give_up() -> None:
+        log.error("the stop did not finish within %.0f s; exiting without it", grace_s)
+        logging.shutdown()
+        exit(EXIT_STUCK)
+
+    timer = threading.Timer(grace_s, give_up)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 async def _read(
