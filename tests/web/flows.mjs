@@ -421,6 +421,10 @@ async function main(report) {
       await host.waitForTimeout(1500);
       const speaking = await host.$$eval('#speakers li', (items) => items.filter((li) => /speaking/i.test(li.className + li.textContent)).length);
       if (speaking) throw new Error(`${speaking} shown speaking in an ended space`);
+      // The host's analytics: the audience over time, with the listener's arrival.
+      await host.waitForSelector('#curve-card:not([hidden]) svg.audience-chart polyline', T);
+      const flow = await text(host, '#curve-flow');
+      if (!/^Peak: [1-9].* arrivals: [1-9]/.test(flow)) throw new Error(`the studio's curve says ${flow}`);
       await screenshotBoth(host, shots, 'studio-ended');
     });
 

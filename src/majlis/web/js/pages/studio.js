@@ -1,7 +1,8 @@
 // The host studio: go live, the microphone, the stage with moderation, requests to speak,
 // invitations, co-hosts, and ending the space (after a confirmation).
 
-import { listening, spaces, speaking } from '../api.js';
+import { api, listening, spaces, speaking } from '../api.js';
+import { audienceChart, audienceFlow, audiencePoints } from '../audience.js';
 import { captionsNotice } from '../captions.js';
 import { EventStream } from '../events.js';
 import { mountGuests } from '../guests.js';
@@ -63,6 +64,7 @@ function applySpaceState({ prepareMic = true } = {}) {
     // Nothing left to do live: no microphone to allow, nobody to invite or let speak.
     for (const id of ['#mic-slot', '#requests-panel', '#invite-panel', '#stage-captions']) show(id, false);
     watchAudience(false);
+    refreshCurve();
     for (const control of document.querySelectorAll('#speakers button')) control.disabled = true;
     stage?.render(lastSpeakers.map((speaker) => ({ ...speaker, speaking: false })));
     return;
@@ -137,6 +139,24 @@ async function refreshAudience() {
   }
   if (found.more) others.push(t('studio.audience.more'));
   setText('#audience-more', others.join(t('studio.audience.separator')));
+  refreshCurve();
+}
+
+/** The host's view of the audience over time: live, at each poll, and once it has ended. */
+async function refreshCurve() {
+  let curve;
+  try {
+    curve = await api.get(`/spaces/${encodeURIComponent(spaceId)}/audience`, { retries: 0 });
+  } catch {
+    return; // extra: the next poll tries again
+  }
+  const points = audiencePoints(curve.samples, space.started_at || 0);
+  const chart = audienceChart(points);
+  if (!chart) return; // fewer than two samples: nothing to draw yet
+  $('#curve-chart').replaceChildren(chart);
+  const flow = audienceFlow(points);
+  setText('#curve-flow', t('studio.curve.flow', { peak: curve.peak_listeners, joins: flow.joins, leaves: flow.leaves }));
+  show('#curve-card', true);
 }
 
 function watchAudience(on) {

@@ -1,5 +1,8 @@
 // studio: Arabic. The same keys as en/studio.js.
 export default {
+  'studio.curve.heading': 'الجمهور عبر الوقت',
+  'studio.curve.hint': 'المستمعون (الخط)، والتفاعلات (الأعمدة)، والدخول (إلى أعلى) والخروج (إلى أسفل)، بعيّنة كل 10 ثوانٍ.',
+  'studio.curve.flow': 'الذروة: {peak} · الدخول: {joins} · الخروج: {leaves}',
   // The studio page
   'studio.page_title': 'الاستوديو — مجلس',
   'studio.loading': 'جارٍ التحميل…',

@@ -3,6 +3,9 @@
 // new-space form (new.html, pages/new.js). Keys are 'studio.<name>'; ar/studio.js holds the
 // same keys.
 export default {
+  'studio.curve.heading': 'Audience over time',
+  'studio.curve.hint': 'Listeners (the line), reactions (bars), arrivals (up) and departures (down), sampled every 10 seconds.',
+  'studio.curve.flow': 'Peak: {peak} · arrivals: {joins} · departures: {leaves}',
   // The studio page
   'studio.page_title': 'Studio — Majlis',
   'studio.loading': 'Loading…',
