@@ -8,6 +8,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from majlis.errors import BadRequest
 from majlis.services.auth import Authenticator, Caller
@@ -98,5 +99,17 @@ def client_ip(connection: HTTPConnection) -> str:
     return connection.client.host if connection.client else "unknown"
 
 
+_CALLER = "majlis.caller"
+
+
+def remember_caller(scope: Scope, caller: Caller) -> None:
+    """Keep the Caller the rate limit made for this request: the handler's caller_of reads
+    it, so a write asks the bus about its token once, not twice."""
+    scope.setdefault("state", {})[_CALLER] = caller
+
+
 async def caller_of(connection: HTTPConnection, auth: Authenticator) -> Caller:
+    known = connection.scope.get("state", {}).get(_CALLER)
+    if isinstance(known, Caller):
+        return known
     return await auth.caller(token_of(connection), client_ip(connection))

@@ -10,7 +10,7 @@ import orjson
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from majlis.api.http import token_and_source
+from majlis.api.http import remember_caller, token_and_source
 from majlis.bus.base import Bus
 from majlis.clock import Clock
 from majlis.errors import MajlisError, PayloadTooLarge, RateLimited, Unauthorized
@@ -133,14 +133,14 @@ class RateLimit:
         wait = await self.bus.hit_rate_limit(key, rate, burst, now)
         if wait > 0:
             return wait
-        subject = await self._subject(scope)
+        subject = await self._subject(scope, ip)
         if subject is None:
             return 0.0
         return await self.bus.hit_rate_limit(
             f"rl:user:{subject}", limits.write_rate_user, limits.write_burst_user, now
         )
 
-    async def _subject(self, scope: Scope) -> str | None:
+    async def _subject(self, scope: Scope, ip: str) -> str | None:
         """The token's subject. An invalid bearer token (forged, expired, logged out)
         raises Unauthorized: every endpoint would refuse it anyway. An invalid cookie is
         ignored here, since a browser may log in again while holding an expired one."""
@@ -148,9 +148,10 @@ class RateLimit:
         if token is None:
             return None
         try:
-            claims = await self.auth.claims(token)
+            caller = await self.auth.caller(token, ip)
         except Unauthorized:
             if from_header and not scope["path"].startswith("/api/v1/auth/"):
                 raise
             return None
-        return claims.subject
+        remember_caller(scope, caller)
+        return caller.member
