@@ -34,6 +34,13 @@ def checked(report: dict[str, object]) -> dict[str, bool]:
     return {c["name"]: c["ok"] for c in checks}
 
 
+def assert_ran(report: dict[str, object], *expected: str) -> None:
+    """Each named step of the scenario ran and passed."""
+    names = checked(report)
+    for name in expected:
+        assert names.get(name), f"{name!r} did not run\n{explain(report)}"
+
+
 def test_host_and_listener_flow(
     browser_tools: str, start_server: Callable[..., Server], tones: dict[int, Path]
 ) -> None:
@@ -41,8 +48,8 @@ def test_host_and_listener_flow(
     server = start_server(MAJLIS_AUDIENCE_SAMPLE_S="1")
     report = run_scenario(browser_tools, "main", server.url, tones[440])
     assert report["ok"], explain(report)
-    names = checked(report)
-    for expected in (
+    assert_ran(
+        report,
         "host creates a live space with an Arabic title",
         "studio shows the space and its controls",
         "listener joins with one click and is counted",
@@ -62,8 +69,7 @@ def test_host_and_listener_flow(
         "host deletes the replay after confirming; it is gone",
         "replay page draws the audience: listeners over time",
         "with captions off the replay page shows no transcript section",
-    ):
-        assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"
+    )
 
 
 def test_a_ban_is_told_to_the_banned_speaker_alone(
@@ -73,14 +79,13 @@ def test_a_ban_is_told_to_the_banned_speaker_alone(
     server = start_server(MAJLIS_PLAYBACK_TTL="6")
     report = run_scenario(browser_tools, "removal", server.url, tones[440])
     assert report["ok"], explain(report)
-    names = checked(report)
-    for expected in (
+    assert_ran(
+        report,
         "the host bans them with a reason from the studio",
         "the banned speaker alone is told what was done and why",
         "the statement is theirs at /notices, and the ban is in the audit log",
         "a banned listener reads why when the heartbeat is refused",
-    ):
-        assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"
+    )
 
 
 def make_moderator(server: Server, name: str) -> None:
@@ -109,16 +114,15 @@ def test_reports_decisions_statements_and_appeals_in_the_web_app(
         make_moderator(server, name)
     report = run_scenario(browser_tools, "moderation", server.url, tones[440])
     assert report["ok"], explain(report)
-    names = checked(report)
-    for expected in (
+    assert_ran(
+        report,
         "a visitor who is not logged in reports the space",
         "a moderator sees it in the queue and suspends the host with a reason",
         "the operator page lists the live space with its listeners",
         "the suspended host reads why at Notices and appeals",
         "the moderator who decided cannot review the appeal; another one reverses it",
         "the host reads that the appeal was accepted and can act again",
-    ):
-        assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"
+    )
 
 
 def test_the_web_app_in_arabic_and_the_language_switch(
@@ -128,16 +132,15 @@ def test_the_web_app_in_arabic_and_the_language_switch(
     make_moderator(server, "mod_ar")
     report = run_scenario(browser_tools, "languages", server.url, tones[440])
     assert report["ok"], explain(report)
-    names = checked(report)
-    for expected in (
+    assert_ran(
+        report,
         "an Arabic browser gets every public page in Arabic, right to left",
         "a server error is shown in Arabic, from its code",
         "a host in Arabic creates a space and runs its studio",
         "a listener in Arabic hears the space, with counts in Arabic digits",
         "the replay, notices, moderation and operator pages are in Arabic",
         "the language switch changes the page and remembers the choice",
-    ):
-        assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"
+    )
 
 
 def test_private_spaces_and_spaces_not_recorded_in_the_web_app(
@@ -146,14 +149,13 @@ def test_private_spaces_and_spaces_not_recorded_in_the_web_app(
     server = start_server()
     report = run_scenario(browser_tools, "privacy", server.url, tones[440])
     assert report["ok"], explain(report)
-    names = checked(report)
-    for expected in (
+    assert_ran(
+        report,
         "the host creates a private space and adds a guest in the studio",
         "a guest listens; someone not invited is told why",
         "after the end the guest plays the replay through its tokened URL",
         "a space without a recording says so on its replay page",
-    ):
-        assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"
+    )
 
 
 def test_the_header_badge_counts_a_reminder_delivered(
@@ -162,13 +164,12 @@ def test_the_header_badge_counts_a_reminder_delivered(
     server = start_server()
     report = run_scenario(browser_tools, "reminders", server.url, tones[440])
     assert report["ok"], explain(report)
-    names = checked(report)
-    for expected in (
+    assert_ran(
+        report,
         "the header shows no badge before anything happened",
         "once the host starts the space the badge counts one unread",
         "the list says it is live, links to it, and opening it marks it read",
-    ):
-        assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"
+    )
 
 
 def test_waiting_room_moves_on_by_itself(
@@ -179,13 +180,12 @@ def test_waiting_room_moves_on_by_itself(
     server = start_server(MAJLIS_ADMISSION_RATE="0.5", MAJLIS_ADMISSION_BURST="1")
     report = run_scenario(browser_tools, "waiting", server.url, tones[440])
     assert report["ok"], f"{explain(report)}\n{report.get('notes')}"
-    names = checked(report)
-    for expected in (
+    assert_ran(
+        report,
         "a later listener sees the waiting room with position and wait",
         "queued listeners move on by themselves when admitted",
         "the listener admitted from the queue plays the host (440 Hz)",
-    ):
-        assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"
+    )
 
 
 def test_audio_reaches_listeners_speakers_and_replay(
@@ -202,16 +202,15 @@ def test_audio_reaches_listeners_speakers_and_replay(
         pytest.xfail(str(notes["skip"]))
     assert report["ok"], f"{explain(report)}\n{notes}"
     print(f"\naudio scenario measurements: {json.dumps(notes, default=str)[:3000]}")
-    names = checked(report)
-    for expected in (
+    assert_ran(
+        report,
         "the microphone sends 40 ms packets, as the answer asks (a=ptime:40)",
         "listener hears the host tone through hls.js",
         "speaker is approved and hears the host in the mix-minus, not themself",
         "second listener hears both the host (440 Hz) and the speaker (660 Hz)",
         "host mutes the speaker; the 660 Hz tone stops for the second listener",
         "replay: host alone, both voices, then the host alone after the mute",
-    ):
-        assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"
+    )
 
 
 def test_listening_through_the_edge(
@@ -242,8 +241,8 @@ def test_listening_through_the_edge(
         shutil.rmtree(workdir, ignore_errors=True)
     assert report["ok"], f"{explain(report)}\n{report.get('notes')}"
     print(f"\nedge scenario: {json.dumps(report.get('notes'), default=str)[:1500]}")
-    names = checked(report)
-    for expected in (
+    assert_ran(
+        report,
         "listener hears the host tone through the edge with hls.js",
         "every HLS request went to the edge, with a token in the path",
         "once listening, the state document comes from the edge",
@@ -252,8 +251,7 @@ def test_listening_through_the_edge(
         "the listener stream ends with its window and goes on with the renewed token",
         "a stream the edge does not have falls back to segment streams at once",
         "?player=segments streams whole segments through the edge",
-    ):
-        assert names.get(expected), f"{expected!r} did not run\n{explain(report)}"
+    )
 
 
 @pytest.mark.timeout(240)
