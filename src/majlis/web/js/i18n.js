@@ -11,7 +11,7 @@
 import ar from './locales/ar.js';
 import en from './locales/en.js';
 
-export const LANGUAGES = {
+const LANGUAGES = {
   en: { name: 'English', dir: 'ltr', messages: en },
   ar: { name: 'العربية', dir: 'rtl', messages: ar },
 };
@@ -28,7 +28,7 @@ const plurals = new Intl.PluralRules(lang);
 // Numbers and dates follow the reader's region where the browser names one for this
 // language: CLDR writes 'ar' with Latin digits, 'ar-EG' and 'ar-SA' with Arabic-Indic ones.
 const browserTags = globalThis.navigator?.languages ?? [];
-export const locale = browserTags.find((tag) => tag.toLowerCase().split('-')[0] === lang) ?? lang;
+const locale = browserTags.find((tag) => tag.toLowerCase().split('-')[0] === lang) ?? lang;
 
 export const has = (key) => key in messages || key in en;
 
@@ -61,18 +61,6 @@ export function dateTime(unixSeconds, options = { dateStyle: 'medium', timeStyle
 
 export const clockTime = (date = new Date()) => new Intl.DateTimeFormat(locale, { timeStyle: 'medium' }).format(date);
 
-/** "in 5 minutes", "3 hours ago"; `seconds` from now, negative for the past. */
-export function relative(seconds) {
-  const format = new Intl.RelativeTimeFormat(locale, { numeric: 'auto' });
-  const size = Math.abs(seconds);
-  if (size < 60) return format.format(Math.round(seconds), 'second');
-  if (size < 3600) return format.format(Math.round(seconds / 60), 'minute');
-  if (size < 86400) return format.format(Math.round(seconds / 3600), 'hour');
-  return format.format(Math.round(seconds / 86400), 'day');
-}
-
-export const list = (items) => new Intl.ListFormat(locale, { type: 'conjunction' }).format(items);
-
 /** The error a person sees: the server's stable `error` code in their language, or the
  * server's own sentence (English) where no translation of the code exists. In English the
  * server's sentence is kept: it is the most specific. */
@@ -85,7 +73,7 @@ export function errorText(error) {
 // The page ----------------------------------------------------------------------------------------
 
 /** Put the catalogue's words into `root`'s marked elements. */
-export function translate(root = document) {
+function translate(root = document) {
   for (const node of root.querySelectorAll('[data-i18n]')) {
     node.textContent = t(node.dataset.i18n);
   }
@@ -97,7 +85,7 @@ export function translate(root = document) {
   }
 }
 
-export function setLanguage(code) {
+function setLanguage(code) {
   if (!LANGUAGES[code]) return;
   try {
     localStorage.setItem(STORE_KEY, code);
