@@ -42,6 +42,12 @@ def test_the_operator_sees_every_node_and_the_listeners_of_either_worker(tmp_pat
         def overview() -> Any:
             return operator.ok("operator", "GET", "/api/v1/admin/overview")
 
+        def owner_counts_it() -> bool:
+            counts = {n["url"]: n["spaces"] for n in overview()["nodes"]}
+            return counts.get(owner.url) == 1
+
+        # The count comes from the nodes' membership beats, not from the node itself.
+        wait_for(owner_counts_it, 20)
         seen = overview()
         nodes = {n["url"]: n for n in seen["nodes"]}
         assert set(nodes) == {n.url for n in running.nodes}, seen["nodes"]
