@@ -1,11 +1,19 @@
-"""The reconciler, on the memory bus with a fake clock: what it places again, and when it
-takes a node for dead. The same rounds run against Redis and real nodes in tests/cluster."""
+"""Placement: which node a space goes to (`choose_node`), and the reconciler, on the memory
+bus with a fake clock: what it places again, and when it takes a node for dead. The same
+rounds run against Redis and real nodes in tests/cluster."""
 
 from __future__ import annotations
 
 from majlis.bus import MemoryBus
 from majlis.clock import FakeClock
-from majlis.plane import StartSpace, node_alive_channel, node_key, space_lease
+from majlis.plane import (
+    NodeInfo,
+    StartSpace,
+    choose_node,
+    node_alive_channel,
+    node_key,
+    space_lease,
+)
 from majlis.services.placement import Reconciler
 
 T0 = 1_700_000_000.0
@@ -95,3 +103,26 @@ async def test_one_worker_reconciles_at_a_time() -> None:
     world.placed.clear()
     world.clock.advance(ROUND * 3)  # w1 stopped: its lease runs out
     assert await second.tick() == ["s1", "s2"]
+
+
+def _node(name: str, spaces: int, capacity: int = 2, draining: bool = False) -> NodeInfo:
+    return NodeInfo(name, f"http://{name}.invalid", capacity, spaces, draining)
+
+
+def test_a_space_goes_to_the_least_loaded_node_with_room() -> None:
+    nodes = [_node("a", 1), _node("b", 0), _node("c", 0, draining=True)]
+    assert all(choose_node(nodes, f"s{i}") == nodes[1] for i in range(20))
+    # Equal loads: spaces spread by their id, and every reader picks the same.
+    even = [_node("a", 0), _node("b", 0)]
+    picks = {choose_node(even, f"s{i}") for i in range(20)}
+    assert picks == set(even)
+    assert choose_node(list(reversed(even)), "s7") == choose_node(even, "s7")
+
+
+def test_when_every_node_is_full_a_moving_space_still_finds_one() -> None:
+    """A node died and the others are full: its spaces go to the least loaded of them
+    (new spaces are refused before placement), never to a draining node."""
+    nodes = [_node("a", 3), _node("b", 2), _node("c", 0, draining=True)]
+    assert choose_node(nodes, "s1") == nodes[1]
+    assert choose_node([_node("c", 0, draining=True)], "s1") is None
+    assert choose_node([], "s1") is None

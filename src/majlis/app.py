@@ -66,7 +66,7 @@ from majlis.media.runtime.membership import Membership, publish_captions, publis
 from majlis.media.runtime.node import MediaNode, NodeSettings
 from majlis.media.runtime.node_api import node_routes
 from majlis.media.runtime.process import MediaProcess
-from majlis.plane import MediaPlane, NodeInfo, Sample, follow_commands
+from majlis.plane import Capacity, MediaPlane, NodeInfo, Sample, follow_commands
 from majlis.services.accounts import Accounts, PasswordHashing
 from majlis.services.admission import AdmissionControl, AdmissionSettings
 from majlis.services.appeals import Appeals
@@ -218,6 +218,7 @@ def build_services(
         config.state_cache_seconds,
         ended=transcripts.space_ended,
         started=reminders.started,
+        capacity=_capacity(config, plane, cluster),
     )
     roles = Roles(store, bus, spaces, events, clock)
     moderators = Moderators(store, clock)
@@ -408,6 +409,23 @@ def _local_plane(config: Config, registry: SpaceRegistry, caption_model: Path | 
     if config.media_process:
         return MediaProcess(settings, registry)
     return MediaNode(settings, registry)
+
+
+def _capacity(
+    config: Config, plane: MediaPlane | None, cluster: RemoteMedia | None
+) -> Capacity | None:
+    """How many spaces may be live: what the cluster's nodes announce, or this server's
+    own media node's share; no limit where there is no media at all."""
+    if cluster is not None:
+        return cluster.capacity
+    if plane is None:
+        return None
+    capacity = config.node_capacity
+
+    async def embedded() -> int:
+        return capacity
+
+    return embedded
 
 
 def _membership(config: Config, plane: MediaPlane, bus: Bus, clock: Clock) -> Membership:

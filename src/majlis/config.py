@@ -148,7 +148,11 @@ class Config:
         _optional_url("http", "https"),
         "URL control-plane workers reach this media node at; default: public_url",
     )
-    node_capacity: int = _key(50, _positive, "live spaces this media node takes in a cluster")
+    # One media worker mixes and encodes every space it runs on one core, in real time:
+    # a live space costs 2-13 % of that core by its speakers (docs/benchmarks.md).
+    node_capacity: int = _key(
+        12, _positive, "live spaces this media node runs at once (the embedded server's too)"
+    )
     lease_seconds: float = _key(
         3.0,
         _positive,

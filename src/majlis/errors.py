@@ -71,8 +71,8 @@ class RateLimited(MajlisError):
     status = 429
     code = "rate_limited"
 
-    def __init__(self, reason: str, retry_after_ms: int) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: str, retry_after_ms: int, *, code: str | None = None) -> None:
+        super().__init__(reason, code=code)
         self.retry_after_ms = max(1, retry_after_ms)
 
     def body(self) -> dict[str, object]:

@@ -29,6 +29,7 @@ from majlis.types import LANGUAGES, BusMessage, Language, TranscriptLine
 
 __all__ = [
     "NODE_KEY_HEADER",
+    "Capacity",
     "Captions",
     "CaptionsSink",
     "ClipAudio",
@@ -73,6 +74,10 @@ CaptionsSink = Callable[[str, list[TranscriptLine]], None]
 Resume = Callable[[], Awaitable[None]]
 # (name, labels, value) for /metrics.
 Sample = tuple[str, dict[str, str], float]
+# How many live spaces the media plane takes in all, now: a node that is full is not
+# asked to start one more, it falls behind on every space it runs (it mixes and encodes
+# each in real time on one core).
+Capacity = Callable[[], Awaitable[int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,14 +428,19 @@ class NodeInfo:
 
 
 def choose_node(nodes: list[NodeInfo], space_id: str) -> NodeInfo | None:
-    """The node a new space goes to: the least loaded one that has room and is not
-    draining. Ties (say 20 spaces started in the same second, every node reading the
-    same loads) are broken by rendezvous hashing on the space, so they spread instead
-    of piling onto one node; every reader of the same announcements picks the same."""
-    open_nodes = [n for n in nodes if not n.draining and n.spaces < n.capacity]
+    """The node a space goes to: the least loaded one that is not draining, among those
+    with room if any has. Ties (say 20 spaces started in the same second, every node
+    reading the same loads) are broken by rendezvous hashing on the space, so they spread
+    instead of piling onto one node; every reader of the same announcements picks the same.
+
+    When every node is full the space still goes to the least loaded: new spaces are
+    refused before they get here (services/spaces.py), so this is a space that was live
+    on a node that died, and a node running one space too many beats a silent space."""
+    candidates = [n for n in nodes if not n.draining]
+    with_room = [n for n in candidates if n.spaces < n.capacity]
 
     def rank(node: NodeInfo) -> tuple[float, str]:
         tie = hashlib.sha256(f"{space_id}/{node.node_id}".encode()).hexdigest()
         return (node.spaces / node.capacity, tie)
 
-    return min(open_nodes, key=rank, default=None)
+    return min(with_room or candidates, key=rank, default=None)

@@ -37,6 +37,7 @@ from api.conftest import (
     running_harness,
 )
 from conftest import REDIS_URL, require_service
+from majlis.plane import NodeInfo, node_key
 
 PUBLIC = "https://majlis.example"
 SECRET = "webhook-secret-0123456789"
@@ -412,6 +413,9 @@ async def test_two_workers_deliver_once(
             await stack.enter_async_context(running_harness(tmp_path / name, **flags))
             for name in ("one", "two")
         ]
+        # No media here: a node announced on the bus gives the cluster room for a space.
+        node = NodeInfo("node-elsewhere", "http://node.invalid", capacity=1, spaces=0)
+        await one.services.bus.set_value(node_key(node.node_id), node.to_json(), 3600)
         host, *fans = [await one.account(n) for n in ("host", "lina", "omar", "sami")]
         sid: str = (await one.create_space(host, "Tea & talk", scheduled_in=600))["id"]
         late: str = (await one.create_space(host, "Never held", scheduled_in=60))["id"]

@@ -134,6 +134,10 @@ class RemoteMedia:
         found = await self._bus.get_values(NODE_PREFIX)
         return [info for text in found.values() if (info := NodeInfo.from_json(text))]
 
+    async def capacity(self) -> int:
+        """Live spaces the nodes announced now take in all (a draining node none)."""
+        return sum(n.capacity for n in await self.nodes() if not n.draining)
+
     async def metrics(self) -> list[Sample]:
         nodes = await self.nodes()
         return [

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from majlis.clock import Clock
-from majlis.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
-from majlis.plane import Captions, EndSpace, SetCaptions, StartSpace
+from majlis.errors import BadRequest, Conflict, Forbidden, NotFound, Overloaded, Unauthorized
+from majlis.plane import Capacity, Captions, EndSpace, SetCaptions, StartSpace
 from majlis.services.accounts import clean_text
 from majlis.services.auth import Caller
 from majlis.services.cache import TtlCache
@@ -30,6 +30,8 @@ __all__ = ["Spaces", "start_of"]
 log = logging.getLogger(__name__)
 
 MAX_SCHEDULE_AHEAD = 366 * 86400.0
+# A full media plane has room again when a space ends: minutes, not seconds, away.
+ROOM_RETRY_MS = 30_000
 # What the audit log says when a space ends by itself.
 _END_REASONS: dict[EndReason, str] = {
     "host": "",
@@ -56,11 +58,14 @@ class Spaces:
         cache_ttl: float,
         ended: Callable[[Space], Awaitable[None]] | None = None,
         started: Callable[[Space], Awaitable[object]] | None = None,
+        capacity: Capacity | None = None,
     ) -> None:
         """ended: told of each space that the host has ended (as it was before ending),
         after the media has been told; the transcripts queue theirs there. started: told of
-        each scheduled space its host has started (as it is now live); reminders go there."""
+        each scheduled space its host has started (as it is now live); reminders go there.
+        capacity: how many spaces may be live at once (None: no media here, no limit)."""
         self._store = store
+        self._capacity = capacity
         self._ended = ended
         self._started = started
         self._events = events
@@ -86,6 +91,8 @@ class Spaces:
                 "scheduled_for must be in the future and within a year", code="invalid_schedule"
             )
         live = scheduled_for is None
+        if live and (full := await self._no_room()):
+            raise full
         space = Space(
             id=secrets.token_hex(6),
             host_id=host_id,
@@ -103,6 +110,23 @@ class Spaces:
         if live:
             await self.place(start_of(space, now))
         return await self.get(space.id)
+
+    async def _no_room(self) -> Overloaded | None:
+        """The refusal for one space more than the media plane runs in real time, if it
+        is full. Two starts in the same moment may both pass: a node then takes one more
+        than its share, which its headroom absorbs; it is the hundredth that must not."""
+        if self._capacity is None:
+            return None
+        capacity = await self._capacity()
+        if capacity <= 0:
+            return Overloaded("no media node is available", ROOM_RETRY_MS, code="media_full")
+        if await self._store.count_live_spaces() < capacity:
+            return None
+        return Overloaded(
+            f"the server runs as many live spaces as it can ({capacity}); try again when one ends",
+            ROOM_RETRY_MS,
+            code="media_full",
+        )
 
     async def get(self, space_id: str) -> Space:
         space = await self._store.get_space(space_id)
@@ -144,6 +168,12 @@ class Spaces:
 
     async def start(self, caller: Caller, space_id: str) -> Space:
         space = await self.owned(caller, space_id, "start")
+        if space.state is SpaceState.SCHEDULED and (full := await self._no_room()):
+            # A second start of the same space may have lost the race to the first, and
+            # counted it: its answer is that the space is live already.
+            space = await self.get(space_id)
+            if space.state is SpaceState.SCHEDULED:
+                raise full
         await self._transition(space, SpaceState.LIVE)
         await self.place(start_of(space, self._clock.now()))
         await self._events.emit(space_id, "space_started", "all")

@@ -377,6 +377,10 @@ class Store(Protocol):
         """Live spaces the user is on stage in."""
         ...
 
+    async def count_live_spaces(self) -> int:
+        """Spaces live now, everyone's: what the media plane is running."""
+        ...
+
     async def list_notices(self, user_id: str, limit: int) -> list[Notice]:
         """The user's statements of reasons, newest first."""
         ...

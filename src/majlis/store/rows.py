@@ -314,6 +314,7 @@ INSERT_REMINDER = (
 )
 DELETE_REMINDER = "DELETE FROM reminders WHERE space_id = $1 AND user_id = $2 RETURNING 1"
 COUNT_REMINDERS = "SELECT count(*) AS n FROM reminders WHERE space_id = $1"
+COUNT_LIVE_SPACES = "SELECT count(*) AS n FROM spaces WHERE state = 'live'"
 
 QUEUE_TRANSCRIPT = (
     "INSERT INTO transcripts (space_id, state, not_before, updated_at)"
@@ -982,6 +983,10 @@ class SqlStore(ABC):
 
     async def live_spaces_of(self, user_id: str) -> list[str]:
         return [str(r["space_id"]) for r in await self._fetch(LIVE_SPACES_OF, user_id)]
+
+    async def count_live_spaces(self) -> int:
+        row = await self._fetchrow(COUNT_LIVE_SPACES)
+        return 0 if row is None else int(row["n"])
 
 
 _SEQ_MAX = 2**63 - 1

@@ -13,6 +13,7 @@ export default {
   'error.unsupported_media_type': 'That type of file is not accepted.',
   'error.rate_limited': 'Too many requests; wait a moment and try again.',
   'error.overloaded': 'The server is busy; try again shortly.',
+  'error.media_full': 'The server runs as many live spaces as it can; try again when one ends.',
   'error.unavailable': 'The server cannot be reached just now; try again shortly.',
   'error.internal': 'Something went wrong on the server; try again later.',
   'error.http_error': 'The server could not answer this request.',
