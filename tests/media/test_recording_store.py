@@ -1,5 +1,6 @@
 """Recordings kept in an S3-compatible store (moto in server mode): durable before listed,
-restore on another machine, the origin serving what only the bucket holds, an outage."""
+restore on another machine, the origin serving what only the bucket holds, an outage, and
+one longer than the packager's backlog."""
 
 from __future__ import annotations
 
@@ -11,18 +12,20 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import numpy as np
+import numpy.typing as npt
 import pytest
 
 from majlis.media.audio import FRAME_SECONDS, SAMPLE_RATE
 from majlis.media.formats.encoder import AAC_FRAME_SAMPLES
 from majlis.media.hls.origin import IMMUTABLE, SpaceRegistry, create_origin
-from majlis.media.hls.packager import HlsPackager, finalize_recording
+from majlis.media.hls.packager import DEFAULT_PARTS_PER_SEGMENT, HlsPackager, finalize_recording
 from majlis.media.recording.directory import RecordingDir, SegmentRecord
 from majlis.media.recording.storage import PatientStore, S3Store, StorageSettings
 from s3_support import TcpProxy
 
 from . import hls_rules
-from .audio_analysis import assert_tone, decode_with_pyav, frames_of, tone
+from .audio_analysis import assert_tone, decode_with_pyav, frames_of, rms_db, tone
 
 T0 = 1_700_000_000.0
 LEVEL_DB = -9.03
@@ -178,3 +181,62 @@ def test_an_outage_of_ten_seconds_loses_nothing_and_catches_up(
         assert packager.stats().frames_dropped == 0
     finally:
         proxy.close()
+
+
+def test_an_outage_longer_than_the_backlog_records_silence_of_its_length(
+    s3_settings: StorageSettings, tmp_path: Path
+) -> None:
+    """Memory stays bounded: once `max_backlog_seconds` of audio waits for a writer stuck
+    on the store, what comes next is recorded as silence, and the replay keeps the
+    event's timeline: 14 s pushed, 14 s recorded, the tone where it was kept."""
+    proxy = TcpProxy(urlsplit(s3_settings.endpoint).port or 0)
+    try:
+        through = S3Store(dataclasses.replace(s3_settings, endpoint=proxy.endpoint))
+        store = PatientStore(through, max_wait=1.0)
+        packager = HlsPackager(
+            tmp_path / "space", space_started_at=T0, store=store, max_backlog_seconds=4.0
+        )
+        push(packager, 3.0, T0)
+        assert packager.sync()
+        proxy.down()
+        push(packager, 2.0, T0 + 3.0)
+        stuck = _stuck_backlog(packager)  # waiting to store the segment it has cut
+        push(packager, 8.0, T0 + 5.0)
+        stats = packager.stats()
+        assert stats.backlog <= 201, stats  # 4 s of frames, and one gap
+        assert stats.frames_silenced == 400 - (200 - stuck), (stats, stuck)
+        proxy.up()
+        assert packager.sync(timeout=30), "the writer did not catch up"
+        push(packager, 1.0, T0 + 13.0)
+        packager.end()
+    finally:
+        proxy.close()
+    playlist = hls_rules.check((tmp_path / "space" / "index.m3u8").read_text(), ended=True)
+    listed = sum(segment.duration or 0.0 for segment in playlist.complete)
+    assert abs(listed - 14.0) < 2 * AAC_FRAME_SAMPLES / SAMPLE_RATE
+    decoded = decode_with_pyav(tmp_path / "space" / "replay.m4a")
+    silent_from = 13.0 - stats.frames_silenced * FRAME_SECONDS
+
+    def between(start: float, end: float) -> npt.NDArray[np.float64]:
+        return decoded[round(start * SAMPLE_RATE) : round(end * SAMPLE_RATE)]
+
+    assert_tone(between(0.2, silent_from - 0.1), frequency=1000, level_db=LEVEL_DB)
+    assert rms_db(between(silent_from + 0.1, 12.9)) < -70
+    assert_tone(between(13.1, 13.9), frequency=1000, level_db=LEVEL_DB)
+
+
+def _stuck_backlog(packager: HlsPackager) -> int:
+    """The backlog once the writer has cut its second segment and stopped taking frames
+    (it waits for the store to take that segment)."""
+    seen, since = -1, time.monotonic()
+    deadline = since + 30
+    while time.monotonic() < deadline:
+        stats = packager.stats()
+        if stats.backlog != seen:
+            seen, since = stats.backlog, time.monotonic()
+        elif stats.parts_written == 2 * DEFAULT_PARTS_PER_SEGMENT and (
+            time.monotonic() - since > 1.0
+        ):
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"the writer never stopped: backlog {seen}")

@@ -75,6 +75,7 @@ HELP: dict[str, str] = {
     "majlis_packager_failed": "1 when a space's packager has failed",
     "majlis_packager_segments_total": "HLS segments written",
     "majlis_packager_overlap_dropped_total": "frames dropped as overlapping on resume",
+    "majlis_packager_silenced_total": "frames recorded as silence: the writer was too far behind",
     "majlis_captions_failed": "1 when a space's captioner has failed",
     "majlis_captions_transcriptions_total": "utterances transcribed for live captions",
     "majlis_captions_whisper_seconds_total": "seconds spent in the speech model",

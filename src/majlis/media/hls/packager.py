@@ -2,9 +2,10 @@
 durable recording out.
 
 The media thread only calls push(), which copies the frame onto a queue and returns: it
-never waits for disk or the encoder. One writer thread per space encodes, cuts parts of
-part_frames AAC frames (parts_per_segment parts make a segment), writes them, and
-publishes each new playlist to `feed` for the origin.
+never waits for disk or the encoder. What waits is bounded (DEFAULT_MAX_BACKLOG_SECONDS):
+beyond it only the count of frames is kept, and they are recorded as silence. One writer
+thread per space encodes, cuts parts of part_frames AAC frames (parts_per_segment parts
+make a segment), writes them, and publishes each new playlist to `feed` for the origin.
 
 Durability order per segment: segment file fsynced (temp, rename, directory fsync) ->
 journal line fsynced -> durable playlist rewritten the same way -> feed updated. With an
@@ -26,8 +27,10 @@ moment is recorded once.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +87,12 @@ MAX_OVERLAP_SECONDS = 30.0
 # Downtime longer than an hour is replayed as an hour of silence: a recording resumed a day
 # later should not download a day of nothing.
 MAX_DOWNTIME_SECONDS = 3600.0
+# The writer falls behind when the object store is out (PatientStore waits for it) or the
+# machine is too busy to encode. Up to this much audio waits in memory (about 95 KB a
+# second); what comes while that much waits is recorded as silence of its length, so
+# that a space's memory stays bounded and its timeline true.
+DEFAULT_MAX_BACKLOG_SECONDS = 120.0
+_WARN_EVERY_S = 60.0
 
 
 def frames_for_seconds(seconds: float) -> int:
@@ -96,6 +105,7 @@ class PackagerStats:
     frames_pushed: int
     frames_dropped: int
     overlap_dropped: int  # recorded already by the node that handed the space over
+    frames_silenced: int  # came while the writer was too far behind: recorded as silence
     backlog: int
     parts_written: int
     segments_written: int
@@ -113,7 +123,30 @@ class _Barrier:
     done: threading.Event
 
 
-_Item = tuple[npt.NDArray[np.int16], float] | _Stop | _Barrier
+class _Gap:
+    """Frames that came while the backlog was full: only their count is kept. The media
+    thread lengthens the gap until the writer takes it or a frame is queued after it."""
+
+    def __init__(self, capture_time: float) -> None:
+        self.capture_time = capture_time
+        self._frames = 1
+        self._taken = False
+        self._lock = threading.Lock()
+
+    def lengthen(self) -> bool:
+        """One frame more; False once the writer has taken the gap."""
+        with self._lock:
+            if not self._taken:
+                self._frames += 1
+            return not self._taken
+
+    def take(self) -> int:
+        with self._lock:
+            self._taken = True
+            return self._frames
+
+
+_Item = tuple[npt.NDArray[np.int16], float] | _Gap | _Stop | _Barrier
 
 
 class HlsPackager:
@@ -129,10 +162,15 @@ class HlsPackager:
         parts_per_segment: int = DEFAULT_PARTS_PER_SEGMENT,
         bitrate: int = DEFAULT_BITRATE,
         store: ObjectStore | None = None,
+        max_backlog_seconds: float = DEFAULT_MAX_BACKLOG_SECONDS,
     ) -> None:
         """store: where the recording is also kept (a PatientStore, so that an outage
-        delays the writer instead of failing it); None keeps it on this disk only."""
+        delays the writer instead of failing it); None keeps it on this disk only.
+        max_backlog_seconds: how much audio may wait for the writer (see the constant)."""
         _check_layout(part_frames, parts_per_segment)
+        if not max_backlog_seconds > 0:
+            raise ValueError("max_backlog_seconds must be positive")
+        self._max_backlog = max(1, round(max_backlog_seconds * SAMPLE_RATE / FRAME_SAMPLES))
         encoder = AacEncoder(bitrate)
         wanted = RecordingConfig(
             part_frames=part_frames,
@@ -163,6 +201,9 @@ class HlsPackager:
         self._frames_pushed = 0
         self._frames_dropped = 0
         self._overlap_dropped = 0
+        self._frames_silenced = 0
+        self._gap: _Gap | None = None  # the newest queued, while nothing follows it
+        self._warned_at = -math.inf
         self._failure: BaseException | None = None
         self._thread = threading.Thread(
             target=self._run, name=f"hls-packager-{directory.name}", daemon=True
@@ -191,7 +232,28 @@ class HlsPackager:
             self._frames_dropped += 1
             return
         self._frames_pushed += 1
+        if self._queue.qsize() >= self._max_backlog:
+            self._silence(float(capture_time))
+            return
+        self._gap = None
         self._queue.put((pcm.copy(), float(capture_time)))
+
+    def _silence(self, capture_time: float) -> None:
+        self._frames_silenced += 1
+        if self._gap is not None and self._gap.lengthen():
+            return
+        now = time.monotonic()
+        if now - self._warned_at > _WARN_EVERY_S:
+            self._warned_at = now
+            log.warning(
+                "space %s: the recording is %.0f s behind; recording silence until it "
+                "catches up (%d frames so far)",
+                self.directory.name,
+                self._max_backlog * FRAME_SAMPLES / SAMPLE_RATE,
+                self._frames_silenced,
+            )
+        self._gap = _Gap(capture_time)
+        self._queue.put(self._gap)
 
     def sync(self, timeout: float = 10.0) -> bool:
         """Wait until every frame pushed so far is written and published (tests, tools)."""
@@ -216,6 +278,7 @@ class HlsPackager:
             frames_pushed=self._frames_pushed,
             frames_dropped=self._frames_dropped,
             overlap_dropped=self._overlap_dropped,
+            frames_silenced=self._frames_silenced,
             backlog=self._queue.qsize(),
             parts_written=self._pipeline.parts_written,
             segments_written=self._pipeline.segments_written,
@@ -252,6 +315,8 @@ class HlsPackager:
             elif isinstance(item, _Stop):
                 self._finish(item.end)
                 return
+            elif isinstance(item, _Gap):
+                self._pipeline.add_silence(item.capture_time, item.take() * FRAME_SAMPLES)
             else:
                 pcm, capture_time = item
                 if self._pipeline.recorded_already(capture_time, pcm.size):
@@ -300,6 +365,8 @@ class _Pipeline:
         self._segment_parts: list[bytes] = []
         self._segment_frames: list[int] = []
         self._segment_start = 0
+        self._silent: bytes | None = None
+        self._silence_carry = 0  # samples of silence short of a whole AAC frame
         self._playlist.set_preload_hint(part_name(self._life_id, self._msn, 0))
         # The playlist on disk must list what recovery may have just rescued.
         recording.write_playlist(self._playlist.render_recording())
@@ -330,6 +397,21 @@ class _Pipeline:
         expected = self._first_capture + self._samples_captured / SAMPLE_RATE
         self.clock_drift = capture_time - expected
         self._samples_captured += samples
+
+    def add_silence(self, capture_time: float, samples: int) -> None:
+        """Audio nobody could encode in time, as silent AAC frames of the same length
+        (none is encoded). Before this life's first frame it is simply not there: the
+        life then starts at its first frame's wall clock, and the gap is downtime. The
+        encoder still holds up to a frame of what came before: it follows the silence."""
+        if self._first_capture is None:
+            return
+        self.note_capture(capture_time, samples)
+        if self._silent is None:
+            self._silent = silent_frame(self._config.bitrate)
+        self._silence_carry += samples
+        whole, self._silence_carry = divmod(self._silence_carry, AAC_FRAME_SAMPLES)
+        for _ in range(whole):
+            self.add(AccessUnit(data=self._silent, pts=0))
 
     def add(self, unit: AccessUnit) -> None:
         if self._life is None:

@@ -7,8 +7,9 @@ the event loop), no botocore version pins, typed. No obstore type leaves this mo
 
 `PatientStore` wraps a store for the packager's writer thread: a put or get that fails is
 retried with a capped backoff until the store answers, so an outage makes the writer fall
-behind (push() never blocks) instead of losing anything; it logs one warning when an
-outage starts and one line when it ends, not a traceback per retry.
+behind (push() never blocks) instead of losing anything, up to the packager's bound on
+what waits (beyond it, silence is recorded: media/hls/packager.py). It logs one warning
+when an outage starts and one line when it ends, not a traceback per retry.
 """
 
 from __future__ import annotations

@@ -501,5 +501,6 @@ def _packager_samples(packager: HlsPackager, labels: dict[str, str]) -> list[Sam
         ("majlis_packager_backlog_frames", labels, float(stats.backlog)),
         ("majlis_packager_segments_total", labels, float(stats.segments_written)),
         ("majlis_packager_overlap_dropped_total", labels, float(stats.overlap_dropped)),
+        ("majlis_packager_silenced_total", labels, float(stats.frames_silenced)),
         ("majlis_packager_failed", labels, 1.0 if stats.failed else 0.0),
     ]
