@@ -78,7 +78,7 @@ from mediabench import (
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SERVER_CPU = "0"
 CLIENT_CPU = "1"
-HOSTS = [f"host{i}" for i in range(8)]
+HOSTS = [f"host{i}" for i in range(16)]  # one host per space, up to node_capacity and more
 
 
 # --- processes and their CPU ---------------------------------------------------------------

@@ -23,10 +23,16 @@ from majlis.media.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE
 from majlis.media.formats.encoder import AAC_FRAME_SAMPLES
 from majlis.media.formats.fmp4 import parse_fragments
 from majlis.media.hls.feed import FeedSnapshot, PlaylistFeed
-from majlis.media.hls.packager import HlsPackager, finalize_recording, frames_for_seconds
+from majlis.media.hls.packager import (
+    DEFAULT_MAX_BACKLOG_SECONDS,
+    HlsPackager,
+    finalize_recording,
+    frames_for_seconds,
+)
 from majlis.media.hls.playlist import format_date_time
 from majlis.media.recording import directory as recording_module
 from majlis.media.recording.directory import RecordingDir
+from majlis.media.runtime.held import MAX_HELD_SECONDS
 
 from . import hls_rules
 from .audio_analysis import (
@@ -468,3 +474,9 @@ def test_dates_are_utc_with_milliseconds() -> None:
     assert format_date_time(T0) == "2023-11-14T22:13:20.000Z"
     assert format_date_time(T0 + 0.9996) == "2023-11-14T22:13:21.000Z"
     assert format_date_time(T0 - 0.0213) == "2023-11-14T22:13:19.979Z"
+
+
+def test_a_handover_s_held_mix_fits_in_the_backlog() -> None:
+    """A node taking a space over gives its packager everything it held at once: that
+    must not be more than the packager lets wait, or the start of it becomes silence."""
+    assert MAX_HELD_SECONDS < DEFAULT_MAX_BACKLOG_SECONDS

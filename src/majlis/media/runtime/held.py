@@ -20,6 +20,8 @@ from majlis.media.hls.packager import HlsPackager
 __all__ = ["HeldMix"]
 
 # A handover takes seconds; a standby that waits longer keeps only its newest minute.
+# attach() gives it all to the packager at once: it stays under the packager's bound on
+# what may wait (DEFAULT_MAX_BACKLOG_SECONDS), or its start would be recorded as silence.
 MAX_HELD_SECONDS = 60.0
 
 
