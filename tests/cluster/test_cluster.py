@@ -274,7 +274,7 @@ def test_a_node_without_a_reachable_shared_bus_says_so(
 def test_bans_and_logouts_outlive_a_redis_that_lost_its_data(tmp_path: Path) -> None:
     """Issue 13: Redis restarted empty (FLUSHDB stands in for it, as other suites share
     the server): the workers notice within seconds and put SQL's copy back."""
-    with cluster(tmp_path, nodes=0) as running:
+    with cluster(tmp_path, nodes=1) as running:  # a live space needs a node
         a, b = (Api(w) for w in running.workers)
         a.register("host")
         a.register("gone")
