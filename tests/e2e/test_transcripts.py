@@ -41,8 +41,10 @@ def speech_file(directory: Path, repeat: int = 1) -> tuple[Path, float]:
     work = directory / "speech"
     work.mkdir()
     pieces = [silence(1.0)]
-    for text in SAID * repeat:
-        pieces += [espeak(text, work), silence(2.0)]
+    spoken = [espeak(text, work) for text in SAID]
+    for _ in range(repeat):
+        for sentence in spoken:
+            pieces += [sentence, silence(2.0)]
     audio = np.concatenate(pieces)
     path = directory / "said.wav"
     with wave.open(str(path), "wb") as out:

@@ -103,7 +103,11 @@ async def test_the_node_taking_a_space_over_keeps_its_captions_settings(
         lambda: "#EXT-X-ENDLIST" in _text(tmp_path / "hc-en" / CAPTIONS_PLAYLIST),
     )
     await until("the new node runs the other two", lambda: recorded(new) == 2)
-    assert sorted(taking_over.spaces()) == ["hc-ar", "hc-off"]
+    # It lets hc-en go once its media has ended, a moment after the rendition's end.
+    await until(
+        "the new node holds the other two",
+        lambda: sorted(taking_over.spaces()) == ["hc-ar", "hc-off"],
+    )
     # Still off, and still Arabic (which the English-only model refuses, saying so).
     assert captioned(new) == set()
     assert "#EXT-X-ENDLIST" in _text(tmp_path / "hc-off" / CAPTIONS_PLAYLIST)

@@ -264,7 +264,9 @@ def test_live_captions_in_the_listener_page_and_the_hosts_switch(
     studio tells the host they are on and turns them off, and the listener's page says so.
     A second space, in Arabic, which that model lacks: its listener's page and studio say
     captions are unavailable for its language instead of showing an empty box."""
-    wav, length = speech_file(tmp_path, repeat=4)
+    # Long enough to outlast the scenario on a busy machine (hls.js joins last, and needs
+    # words still being said); the speaker is stopped when the scenario ends.
+    wav, length = speech_file(tmp_path, repeat=12)
     with running_server(tmp_path / "data", caption_model=MODEL_PACKAGE) as server:
         api = Api(server)
         sid, arabic_sid = english_and_arabic(api, "Live captions")
