@@ -81,11 +81,10 @@ async def test_the_count_survives_a_restart(tmp_path: Path) -> None:
     as full as before."""
     async with running_harness(tmp_path, media=True, node_capacity=1) as h:
         host = await h.account("amal")
-        token = host
         await h.create_space(host, "one")
     async with running_harness(tmp_path, media=True, node_capacity=1) as h:
         refused = await h.call(
-            "POST", "/spaces", token, json={"title": "two", "visibility": "public"}
+            "POST", "/spaces", host, json={"title": "two", "visibility": "public"}
         )
         assert_error(refused, 503, "media_full")
 

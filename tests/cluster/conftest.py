@@ -50,9 +50,14 @@ class Cluster:
 
 
 def _runs(node: Server) -> bool:
+    return spaces_run_by(node) > 0
+
+
+def spaces_run_by(node: Server) -> int:
+    """How many spaces the node runs now (its /metrics)."""
     text = httpx.get(f"{node.url}/metrics", timeout=5).text
     found = re.search(r"^majlis_media_spaces (\S+)$", text, re.M)
-    return found is not None and float(found.group(1)) > 0
+    return 0 if found is None else int(float(found.group(1)))
 
 
 @contextlib.contextmanager

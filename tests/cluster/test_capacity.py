@@ -5,15 +5,13 @@ the node left, full or not."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-import httpx
 import pytest
 
 from e2e.harness import Api
 
-from .conftest import Cluster, cluster, wait_for
+from .conftest import Cluster, cluster, spaces_run_by, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.scaled, pytest.mark.timeout(180)]
 
@@ -59,11 +57,9 @@ def test_a_full_cluster_refuses_one_live_space_more(tmp_path: Path) -> None:
 
 
 def _spaces_run(running: Cluster) -> dict[int, int]:
-    """Spaces each node still up runs now, by its index (from its /metrics)."""
-    counts = {}
-    for i, node in enumerate(running.nodes):
-        if node.process.poll() is None:
-            text = httpx.get(f"{node.url}/metrics", timeout=5).text
-            found = re.search(r"^majlis_media_spaces (\S+)$", text, re.M)
-            counts[i] = int(float(found.group(1))) if found else 0
-    return counts
+    """Spaces each node still up runs now, by its index."""
+    return {
+        i: spaces_run_by(node)
+        for i, node in enumerate(running.nodes)
+        if node.process.poll() is None
+    }

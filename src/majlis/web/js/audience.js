@@ -3,6 +3,7 @@
 // (bars up) and departures (bars down) per interval; time along the replay's clock.
 // Choosing a point on the chart plays the replay from there.
 
+import { api } from './api.js';
 import { number, t } from './i18n.js';
 
 const NS = 'http://www.w3.org/2000/svg';
@@ -91,4 +92,22 @@ function drawFlow(chart, points, x, barW, top) {
   chart.append(svg('line', { class: 'axis', x1: PAD.left, y1: mid, x2: WIDTH - PAD.right, y2: mid }));
   chart.append(svg('text', { class: 'tick', x: PAD.left - 4, y: mid - 4, 'text-anchor': 'end' }, t('listen.audience.arrivals_tick')));
   chart.append(svg('text', { class: 'tick', x: PAD.left - 4, y: mid + 12, 'text-anchor': 'end' }, t('listen.audience.departures_tick')));
+}
+
+/** A space's audience as a page shows it: the peak, the chart (null with fewer than two
+ * samples) and the arrivals and departures; null when the curve cannot be read (it is
+ * extra: the page works without it). */
+export async function loadAudience(spaceId, startedAt, { retries = 0, onSeek } = {}) {
+  let curve;
+  try {
+    curve = await api.get(`/spaces/${encodeURIComponent(spaceId)}/audience`, { retries });
+  } catch {
+    return null;
+  }
+  const points = audiencePoints(curve.samples, startedAt || 0);
+  return {
+    peak: curve.peak_listeners,
+    chart: audienceChart(points, { onSeek }),
+    flow: audienceFlow(points),
+  };
 }

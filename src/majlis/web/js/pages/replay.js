@@ -5,7 +5,7 @@
 // starts, and the line being heard is marked as playback moves (aria-current).
 
 import { api, spaces } from '../api.js';
-import { audienceChart, audienceFlow, audiencePoints } from '../audience.js';
+import { loadAudience } from '../audience.js';
 import { errorText, t } from '../i18n.js';
 import { Player } from '../player.js';
 import { attachShare } from '../share.js';
@@ -204,20 +204,14 @@ const pollTranscript = () => loadTranscript().catch(showError);
 
 // Audience ------------------------------------------------------------------------------
 
-async function loadAudience(space) {
-  let curve;
-  try {
-    curve = await api.get(`/spaces/${encodeURIComponent(spaceId)}/audience`, { retries: 1 });
-  } catch {
-    return; // the chart is extra: the replay plays without it
-  }
-  setText('#peak-count', formatCount(curve.peak_listeners));
-  const points = audiencePoints(curve.samples, space.started_at || 0);
-  const chart = audienceChart(points, { onSeek: playFrom });
-  if (!chart) return;
-  $('#audience-chart').replaceChildren(chart);
-  const flow = audienceFlow(points);
-  setText('#audience-flow', t('pages.replay.audience_flow', { joins: flow.joins, leaves: flow.leaves }));
+async function showAudience(space) {
+  const audience = await loadAudience(spaceId, space.started_at, { retries: 1, onSeek: playFrom });
+  if (!audience) return;
+  setText('#peak-count', formatCount(audience.peak));
+  if (!audience.chart) return;
+  $('#audience-chart').replaceChildren(audience.chart);
+  const { joins, leaves } = audience.flow;
+  setText('#audience-flow', t('pages.replay.audience_flow', { joins, leaves }));
   show('#audience-card', true);
 }
 
@@ -276,7 +270,7 @@ async function main() {
   bindControls();
   load();
   pollTranscript();
-  loadAudience(space).catch(showError);
+  showAudience(space).catch(showError);
 }
 
 main().catch(showError);

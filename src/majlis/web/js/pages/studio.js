@@ -1,8 +1,8 @@
 // The host studio: go live, the microphone, the stage with moderation, requests to speak,
 // invitations, co-hosts, and ending the space (after a confirmation).
 
-import { api, listening, spaces, speaking } from '../api.js';
-import { audienceChart, audienceFlow, audiencePoints } from '../audience.js';
+import { listening, spaces, speaking } from '../api.js';
+import { loadAudience } from '../audience.js';
 import { captionsNotice } from '../captions.js';
 import { EventStream } from '../events.js';
 import { mountGuests } from '../guests.js';
@@ -144,18 +144,11 @@ async function refreshAudience() {
 
 /** The host's view of the audience over time: live, at each poll, and once it has ended. */
 async function refreshCurve() {
-  let curve;
-  try {
-    curve = await api.get(`/spaces/${encodeURIComponent(spaceId)}/audience`, { retries: 0 });
-  } catch {
-    return; // extra: the next poll tries again
-  }
-  const points = audiencePoints(curve.samples, space.started_at || 0);
-  const chart = audienceChart(points);
-  if (!chart) return; // fewer than two samples: nothing to draw yet
-  $('#curve-chart').replaceChildren(chart);
-  const flow = audienceFlow(points);
-  setText('#curve-flow', t('studio.curve.flow', { peak: curve.peak_listeners, joins: flow.joins, leaves: flow.leaves }));
+  const audience = await loadAudience(spaceId, space.started_at);
+  if (!audience?.chart) return; // unread (the next poll tries again), or too few samples yet
+  $('#curve-chart').replaceChildren(audience.chart);
+  const { joins, leaves } = audience.flow;
+  setText('#curve-flow', t('studio.curve.flow', { peak: audience.peak, joins, leaves }));
   show('#curve-card', true);
 }
 
