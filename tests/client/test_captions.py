@@ -55,10 +55,10 @@ def test_segments_read_back_as_written(tmp_path: Path) -> None:
     names = segment_uris((tmp_path / CAPTIONS_PLAYLIST).read_text())
     assert names == ["c0.vtt"]
     cues = parse_cues((tmp_path / "c0.vtt").read_text())
-    linger = subtitles.LINGER_SECONDS
+    shown_until = 2.0 + subtitles.LINGER_SECONDS  # c0 reachable by 2.0, then read
     assert cues == [
-        Cue(0.5, 1.5 + linger, "u1", "Tea & <cake> --> now"),
-        Cue(0.9, 1.2 + linger, "", "مساء الخير"),
+        Cue(0.5, shown_until, "u1", "Tea & <cake> --> now"),
+        Cue(0.9, shown_until, "", "مساء الخير"),
     ]
 
 

@@ -4,6 +4,7 @@ the multivariant playlist that joins them to the audio at the origin."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from majlis.media.hls.subtitles import (
     SubtitleTrack,
     render_cue_time,
 )
+from majlis.media.runtime.subtitle_clock import SubtitleClock
 
 from .audio_analysis import frames_of, tone
 
@@ -44,14 +46,16 @@ def test_segments_follow_the_space_clock_and_carry_the_cues_published_in_them(
     assert track.listed == [5]
     vtt = (tmp_path / "c5.vtt").read_text()
     assert vtt.splitlines()[:2] == ["WEBVTT", "X-TIMESTAMP-MAP=MPEGTS:900000,LOCAL:00:00:10.000"]
-    end = render_cue_time(11.0 + LINGER_SECONDS)
+    # Said by 11.0, but a player polling once a segment may get c5 only at 14.0: the cue
+    # is on screen until then, and LINGER_SECONDS more to be read.
+    end = render_cue_time(14.0 + LINGER_SECONDS)
     assert f"00:00:10.500 --> {end}\n<v alice>hello &lt;there&gt; &amp; you\n" in vtt
 
     # A line committed later, with earlier times, goes in the segment being filled.
     track.add(Cue(T0 + 11.2, T0 + 11.8, "again"))
     track.advance(T0 + 16.5)
     assert track.listed == [5, 6, 7]
-    assert "00:00:11.200 --> " in (tmp_path / "c6.vtt").read_text()
+    assert "00:00:11.200 --> 00:00:17.500" in (tmp_path / "c6.vtt").read_text()
     assert "-->" not in (tmp_path / "c7.vtt").read_text()
     playlist = (tmp_path / CAPTIONS_PLAYLIST).read_text()
     assert "#EXT-X-MEDIA-SEQUENCE:5\n" in playlist
@@ -62,6 +66,44 @@ def test_segments_follow_the_space_clock_and_carry_the_cues_published_in_them(
     track.end(T0 + 17.0)
     playlist = (tmp_path / CAPTIONS_PLAYLIST).read_text()
     assert playlist.endswith("#EXTINF:1.000,\nc8.vtt\n#EXT-X-ENDLIST\n")
+
+
+def test_a_cue_stays_until_a_player_can_have_it_and_is_read(tmp_path: Path) -> None:
+    """A live player sits about a second behind the live edge: a cue that ended when its
+    words did would be over before it arrived, and never be shown."""
+    track = SubtitleTrack(tmp_path, space_started_at=T0, segment_seconds=1.0)
+    track.advance(T0 + 20.0)
+    track.add(Cue(T0 + 18.4, T0 + 19.1, "late words"))  # published 0.9 s after they ended
+    track.add(Cue(T0 + 12.0, T0 + 21.0, "a long line"))  # ends after c20 is reachable
+    track.advance(T0 + 21.0)
+    vtt = (tmp_path / "c20.vtt").read_text()
+    assert f"00:00:18.400 --> {render_cue_time(22.0 + LINGER_SECONDS)}\nlate words" in vtt
+    assert f"00:00:12.000 --> {render_cue_time(22.0 + LINGER_SECONDS)}\na long line" in vtt
+    track.add(Cue(T0 + 19.0, T0 + 25.0, "longer still"))
+    track.advance(T0 + 22.0)
+    vtt = (tmp_path / "c21.vtt").read_text()
+    assert f"00:00:19.000 --> {render_cue_time(25.0 + LINGER_SECONDS)}\nlonger still" in vtt
+
+
+def test_the_clock_lists_segments_as_the_audio_passes_them(tmp_path: Path) -> None:
+    """With no captioner at all (one far behind is the same to the clock), each segment
+    is listed once the mix passes its end, in the clock's thread."""
+    track = SubtitleTrack(tmp_path, space_started_at=T0, segment_seconds=1.0)
+    clock = SubtitleClock(track, name="subtitles-test")
+    try:
+        for frame in range(round(3.5 / FRAME_SECONDS)):
+            clock.tick(T0 + 0.3 + frame * FRAME_SECONDS)
+        deadline = time.monotonic() + 10.0
+        while track.listed != [0, 1, 2] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert track.listed == [0, 1, 2]
+        assert clock.time == pytest.approx(T0 + 3.78)
+        track.add(Cue(T0 + 3.5, T0 + 3.7, "late"))
+    finally:
+        clock.stop()
+    track.end(T0 + 3.8)
+    assert track.listed == [0, 1, 2, 3]
+    assert "late" in (tmp_path / "c3.vtt").read_text()
 
 
 def test_the_playlist_keeps_a_window_and_numbers_never_repeat_after_a_restart(

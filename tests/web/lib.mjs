@@ -78,6 +78,13 @@ export class Report {
         this.errors.push(`${label}: CSP ${text}`);
       }
     });
+    // The console's "Failed to load resource" does not say which: keep the URL beside it.
+    page.on('response', (response) => {
+      if (response.status() >= 400) {
+        const { pathname } = new URL(response.url());
+        this.console = [...this.console.slice(-19), `${label}: ${response.status()} ${pathname}`];
+      }
+    });
     return page;
   }
 

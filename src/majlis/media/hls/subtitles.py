@@ -11,11 +11,20 @@ The multivariant playlist that joins this rendition to the audio (main.m3u8) is 
 the origin (origin.py), so that a space without captions is served the same way.
 
 Numbering comes from the space's clock (k above), so it keeps increasing across restarts
-and handovers, like the audio's. A segment is written when the captions have heard
-audio past its end, so the rendition runs only as far behind the audio as the captioner
-does. A cue goes into the segment being filled when it is published, with its own times:
+and handovers, like the audio's. A segment is written when the audio has passed its end
+(media/runtime/subtitle_clock.py says why not when the captioner has). A cue goes into
+the segment being filled when it is published, with its own times:
 its words were said a little earlier, maybe in a segment already listed (which is
 immutable), and players place cues by their times, not by the segment that carried them.
+
+A cue therefore often reaches a player after its words: the captioner needs a second or
+two to agree on them, the segment is listed when it ends, and a player polls the
+playlist about once a target duration. A live player sits only a second or so behind
+the live edge, so a cue ending when its words end would already be over when it
+arrives, and the player would never show it. Its end is therefore at least the moment a
+player polling once a segment could have it (the end of the segment carrying it, plus
+one segment), plus the time to read it (LINGER_SECONDS): late, as a live broadcast's
+captions are, but on screen. Its start stays when the words began.
 
 Cue times are the audio's media time: seconds since the space started, which is what the
 fMP4 audio's decode times count (media/hls/packager.py: a life's base is its first
@@ -33,6 +42,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +89,8 @@ class _Listed:
 
 
 class SubtitleTrack:
-    """One space's captions rendition. One writer thread calls everything (the captioner's)."""
+    """One space's captions rendition. Thread-safe: the captioner adds cues while the
+    subtitle clock advances the segments."""
 
     def __init__(self, directory: Path, *, space_started_at: float, segment_seconds: float) -> None:
         if segment_seconds <= 0.0:
@@ -92,17 +103,29 @@ class SubtitleTrack:
         self._cues: list[Cue] = []
         self._listed: deque[_Listed] = deque(maxlen=WINDOW)
         self._ended = False
+        self._lock = threading.Lock()
 
     @property
     def listed(self) -> list[int]:
-        return [segment.index for segment in self._listed]
+        with self._lock:
+            return [segment.index for segment in self._listed]
+
+    def segment_end(self, capture_time: float) -> float:
+        """When the segment holding `capture_time` ends (wall clock)."""
+        index = math.floor((capture_time - self._origin) / self._duration)
+        return self._origin + (index + 1) * self._duration
 
     def add(self, cue: Cue) -> None:
-        self._cues.append(cue)
+        with self._lock:
+            self._cues.append(cue)
 
     def advance(self, capture_time: float) -> None:
-        """Audio up to `capture_time` (wall clock) has been captioned: write every segment
-        that ends by then."""
+        """The audio has reached `capture_time` (wall clock): write every segment that
+        ends by then."""
+        with self._lock:
+            self._advance(capture_time)
+
+    def _advance(self, capture_time: float) -> None:
         if self._ended:
             return
         index = math.floor((capture_time - self._origin) / self._duration)
@@ -119,9 +142,13 @@ class SubtitleTrack:
 
     def end(self, capture_time: float) -> None:
         """The space has ended at `capture_time`: the last, shorter segment and EXT-X-ENDLIST."""
+        with self._lock:
+            self._end(capture_time)
+
+    def _end(self, capture_time: float) -> None:
         if self._ended:
             return
-        self.advance(capture_time)
+        self._advance(capture_time)
         if self._open is not None:
             rest = capture_time - (self._origin + self._open * self._duration)
             if rest > 0.0 or self._cues:
@@ -139,9 +166,10 @@ class SubtitleTrack:
         local = segment_start - self._origin
         mpegts = round(local * _MPEGTS_RATE) % _MPEGTS_WRAP
         lines = ["WEBVTT", f"X-TIMESTAMP-MAP=MPEGTS:{mpegts},LOCAL:{render_cue_time(local)}", ""]
+        reachable = local + 2 * self._duration  # see the module's docstring
         for cue in cues:
             start = max(cue.start - self._origin, 0.0)
-            end = max(cue.end - self._origin + LINGER_SECONDS, start + 0.001)
+            end = max(cue.end - self._origin, reachable) + LINGER_SECONDS
             lines.append(f"{render_cue_time(start)} --> {render_cue_time(end)}")
             voice = f"<v {_escape(cue.speaker)}>" if cue.speaker else ""
             lines += [voice + _escape(cue.text), ""]

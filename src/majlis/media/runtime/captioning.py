@@ -25,6 +25,7 @@ from majlis.media.captions.live import Caption, LiveCaptioner, LiveSettings, Liv
 from majlis.media.captions.transcriber import UnsupportedLanguage, WhisperTranscriber
 from majlis.media.captions.vad import SileroModel
 from majlis.media.hls.subtitles import Cue, SubtitleTrack
+from majlis.media.runtime.subtitle_clock import SubtitleClock
 from majlis.plane import Levels
 from majlis.types import Language, TranscriptLine
 
@@ -93,9 +94,11 @@ class SpaceCaptions:
             replace(live or LiveSettings(), language=model_language),
             name=f"captions-{directory.name}",
         )
+        self._clock = SubtitleClock(self.track, name=f"subtitles-{directory.name}")
 
     # media loop ----------------------------------------------------------------------------
     def push(self, pcm: npt.NDArray[np.int16], capture_time: float) -> None:
+        self._clock.tick(capture_time)
         self.captioner.push(pcm, capture_time)
 
     def levels(self, levels: Levels) -> None:
@@ -126,8 +129,9 @@ class SpaceCaptions:
     def close(self, *, end: bool) -> None:
         """Caption what is queued; with `end`, close the rendition for good."""
         self.captioner.stop()
+        self._clock.stop()
         if end:
-            self.track.end(self._heard)
+            self.track.end(max(self._heard, self._clock.time or self._heard))
 
     # the captioner's thread (CaptionSink) --------------------------------------------------
     def caption(self, caption: Caption) -> None:
@@ -142,5 +146,4 @@ class SpaceCaptions:
                 log.exception("publishing caption lines failed")
 
     def heard_until(self, capture_time: float) -> None:
-        self._heard = capture_time
-        self.track.advance(capture_time)
+        self._heard = capture_time  # the rendition's segments follow the audio's clock
