@@ -36,7 +36,7 @@ from api.conftest import (
     redis_reachable,
     running_harness,
 )
-from conftest import REDIS_URL, require_service
+from conftest import redis_url, require_service
 from majlis.plane import NodeInfo, node_key
 
 PUBLIC = "https://majlis.example"
@@ -396,7 +396,7 @@ async def test_two_workers_deliver_once(
 ) -> None:
     require_service("redis", redis_reachable())
     require_service("postgres", await postgres_reachable())
-    bus_url = REDIS_URL.rpartition("/")[0] + "/13"
+    bus_url = redis_url(5)
     redis.Redis.from_url(bus_url).flushdb()  # no lease left by an earlier run
     url, calls = receiver
     async with contextlib.AsyncExitStack() as stack:

@@ -14,7 +14,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from conftest import REDIS_URL, require_service
+from conftest import REDIS_URL, redis_url, require_service
 from majlis.bus import Admission, Bus, MemoryBus, Subscription, open_bus
 from majlis.bus.redis import RedisBus
 from majlis.clock import FakeClock
@@ -456,8 +456,7 @@ async def test_deployments_in_different_databases_do_not_hear_each_other() -> No
     """Redis pub/sub ignores SELECT: without the database in the channel name, a cluster
     on db 11 would take the StartSpace commands of a cluster on db 12."""
     require_service("redis", redis_reachable())
-    base = REDIS_URL.rsplit("/", 1)[0]
-    one, other = RedisBus(f"{base}/14"), RedisBus(f"{base}/15")
+    one, other = RedisBus(redis_url(6)), RedisBus(redis_url(7))
     for bus in (one, other):
         await bus.open()
     try:

@@ -20,14 +20,14 @@ import redis
 from websockets.sync.client import ClientConnection, connect
 
 from api.conftest import fresh_database, postgres_reachable, redis_reachable
-from conftest import REDIS_URL, require_service
+from conftest import redis_url, require_service
 from e2e.harness import Server, start_server, stop_server
 from majlis.media.recording.storage import StorageSettings
 from s3_support import storage_config
 
 # A Redis database of its own, flushed before each cluster: parallel runs of other suites
 # use others.
-CLUSTER_REDIS = REDIS_URL.rsplit("/", 1)[0] + "/11"
+CLUSTER_REDIS = redis_url(3)
 SECRET = "cluster-test-secret-" + "0123456789abcdef" * 3
 
 

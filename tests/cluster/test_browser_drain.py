@@ -21,7 +21,7 @@ from web.harness import browser_tools as browser_tools  # the fixture, used by n
 
 from .conftest import cluster, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.scaled, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.slow, pytest.mark.scaled, pytest.mark.timeout(240), pytest.mark.realtime]
 
 
 def read_message(process: subprocess.Popen[str]) -> dict[str, object]:

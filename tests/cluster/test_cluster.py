@@ -30,6 +30,7 @@ HOST_TONE, GUEST_TONE = 440.0, 660.0
 TONE_RMS_DB = -23.0  # a -20 dBFS peak sine
 
 
+@pytest.mark.realtime
 def test_speakers_on_two_workers_hear_each_other_in_one_recording(tmp_path: Path) -> None:
     with cluster(tmp_path) as running:
         a, b = (Api(w) for w in running.workers)
@@ -181,6 +182,7 @@ def listed_through(api: Api, playlist_url: str) -> dict[str, bytes]:
     return {uri: api.http.get(f"{base}/{uri}").content for uri in done}
 
 
+@pytest.mark.realtime
 def test_a_draining_node_hands_its_space_over(tmp_path: Path) -> None:
     """SIGTERM to the node running a space: it asks the speaker to move, and the speaker
     connects to the other node before leaving this one; then the node closes the recording

@@ -84,6 +84,7 @@ def test_sigkill_of_the_media_worker_resumes_in_the_same_server(tmp_path: Path) 
     check_resumed(data / "spaces" / sid, kept, final_text, replay, (BEFORE_HZ, AFTER_HZ))
 
 
+@pytest.mark.realtime
 def test_majlis_speak_reconnects_by_itself_when_the_worker_restarts(tmp_path: Path) -> None:
     """The same `majlis speak` process goes on speaking after the worker it spoke to was
     killed, without anyone restarting it, and stops by itself when the space ends."""

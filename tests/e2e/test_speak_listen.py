@@ -16,7 +16,7 @@ from media import hls_rules
 from .harness import MAJLIS, Api, record_live, running_server, speak, wait_line, wait_replay
 from .signal_tools import RATE, decode, longest_gap, read_wav, tone_db, tone_track
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180), pytest.mark.realtime]
 
 HOST_TONE, GUEST_TONE = 440.0, 660.0
 TONE_RMS_DB = -23.0  # a -20 dBFS peak sine

@@ -43,6 +43,7 @@ def _tone_heard(wav: Path, seconds: float) -> None:
     assert longest_gap(heard) < 0.05
 
 
+@pytest.mark.realtime
 def test_ffmpeg_hears_the_tone_through_the_edge(live: Live, tmp_path: Path) -> None:
     joined = live.join()
     assert joined["playback_url"].startswith(f"{live.edge}/hls/{live.space}/play.")
@@ -53,6 +54,7 @@ def test_ffmpeg_hears_the_tone_through_the_edge(live: Live, tmp_path: Path) -> N
     assert live.deployment.edge.origin_fetches() > fetches  # it went through the edge
 
 
+@pytest.mark.realtime
 def test_majlis_listen_hears_the_tone_through_the_edge(live: Live, tmp_path: Path) -> None:
     out = tmp_path / "listen.wav"
     server = live.deployment.server
@@ -196,6 +198,7 @@ def test_bad_input_gets_a_4xx_from_the_edge(live: Live) -> None:
     assert edge.origin_fetches() == before
 
 
+@pytest.mark.realtime
 def test_two_tiers_edge_shield_origin(live: Live, tmp_path: Path) -> None:
     """Edges in front of a shield in front of the origin, all from the same generator: the
     origin sees the shield alone, once per URL."""
@@ -276,6 +279,7 @@ def test_a_ban_reaches_the_edge_within_the_token_lifetime(tmp_path: Path) -> Non
         api.close()
 
 
+@pytest.mark.realtime
 def test_playback_recovers_when_the_edge_restarts(tmp_path: Path) -> None:
     with deployment(tmp_path) as running, speaking(running, "Restart") as (_, space):
         out = tmp_path / "listen.wav"

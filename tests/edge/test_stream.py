@@ -17,7 +17,7 @@ from e2e.signal_tools import RATE, decode, longest_gap, tone_db
 
 from .conftest import TONE, Live, deployment, speaking
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240), pytest.mark.realtime]
 
 TONE_RMS_DB = -23.0  # a -20 dBFS peak sine
 ORIGIN = {"Origin": "http://app.example"}  # the web app is on another origin than the edge

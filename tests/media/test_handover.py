@@ -33,6 +33,8 @@ from majlis.media.rtc.speaker_client import SpeakerClient
 from majlis.media.runtime.node import MediaNode, NodeSettings
 from majlis.plane import HandOver, StandBy, StartSpace
 
+pytestmark = pytest.mark.realtime  # the seam is measured in ms of source time
+
 SPACE = "handover1"
 F0, RISE = 300.0, 200.0  # Hz, Hz per second
 WINDOW, HOP = 0.02, 0.005

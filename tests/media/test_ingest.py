@@ -550,6 +550,7 @@ async def test_a_speaker_sends_the_packets_the_answer_asks_for(node: Node) -> No
     assert tone_dbfs(node.mix_since(1.0), 440.0) == pytest.approx(-20.0, abs=2.0)
 
 
+@pytest.mark.realtime
 async def test_a_muted_speaker_is_not_decoded_and_is_heard_at_once_after_unmuting(
     node: Node,
 ) -> None:

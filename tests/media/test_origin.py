@@ -254,6 +254,7 @@ async def test_orphaned_space_from_disk(client: httpx.AsyncClient) -> None:
     expect_error(await client.get("/orphan/replay.m4a"), 404)
 
 
+@pytest.mark.realtime
 async def test_a_hinted_part_is_held_until_written(tmp_path: Path) -> None:
     feed = PlaylistFeed(_snapshot(part=2))
     registry = SpaceRegistry()

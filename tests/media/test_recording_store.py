@@ -147,6 +147,7 @@ async def test_the_origin_serves_what_only_the_bucket_holds(
         assert (await bucket_only.get(path)).status_code == 404, path
 
 
+@pytest.mark.realtime
 def test_an_outage_of_ten_seconds_loses_nothing_and_catches_up(
     s3_settings: StorageSettings, tmp_path: Path
 ) -> None:
@@ -183,6 +184,7 @@ def test_an_outage_of_ten_seconds_loses_nothing_and_catches_up(
         proxy.close()
 
 
+@pytest.mark.realtime
 def test_an_outage_longer_than_the_backlog_records_silence_of_its_length(
     s3_settings: StorageSettings, tmp_path: Path
 ) -> None:

@@ -38,6 +38,7 @@ def _write_parts(tmp_path: Path, feed: PlaylistFeed, msn: int, parts: range, gap
         feed.publish(_snapshot(msn=msn, part=index, parts_per_segment=PARTS))
 
 
+@pytest.mark.realtime
 def test_an_open_segment_streams_each_part_as_it_is_written(tmp_path: Path) -> None:
     feed, base, server = _space(tmp_path, part=1)
     writer = threading.Thread(target=_write_parts, args=(tmp_path, feed, 0, range(2, 4), 0.3))

@@ -912,7 +912,9 @@ async function edge(report) {
       report.notes.edgeStream = { played, streams: streams.length, tokens: tokens.size };
       const renewed = later.filter((url) => !streams.slice(0, before).includes(url));
       if (!renewed.length) throw new Error(`${later.length} new streams, ${tokens.size} tokens`);
-      if (played.waiting || played.media < played.wall - 0.75) throw new Error(`a gap: ${JSON.stringify(played)}`);
+      // A gap is media time lost against the wall clock. A 'waiting' event alone is not
+      // one: on a busy machine the element may wait a few ms for the next part.
+      if (played.media < played.wall - 0.5) throw new Error(`a gap: ${JSON.stringify(played)}`);
       const measured = await dominantFrequency(listener, '#player', 2000);
       if (!isTone(measured, 440)) throw new Error(`after reconnecting: ${JSON.stringify(measured)}`);
       return JSON.stringify(report.notes.edgeStream);

@@ -213,6 +213,7 @@ def test_audio_reaches_listeners_speakers_and_replay(
     )
 
 
+@pytest.mark.realtime
 def test_listening_through_the_edge(
     browser_tools: str, start_server: Callable[..., Server], tones: dict[int, Path]
 ) -> None:
