@@ -17,6 +17,10 @@ Every 10 s: resident memory, open file descriptors and threads of the server and
 media worker. The summary compares the first sample after `--warmup` minutes with the
 median of the last five, and fits a slope over everything after the warm-up.
 
+With `--heap DIR` the media worker traces its allocations (_MAJLIS_HEAP_SNAPSHOTS,
+media/runtime/heap.py) and is asked for a snapshot at the end of the warm-up and at the
+end; the result lists the source lines whose live memory grew most between the two.
+
     flock /tmp/majlis-bench.lock .venv/bin/python bench/soak.py --minutes 60 \
         --out bench/results/soak.json
 """
@@ -26,17 +30,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import tempfile
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 
+from majlis.media.runtime.heap import HEAP_SNAPSHOTS_ENV
 from mediabench import CLIENT_CPU, MAJLIS, PASSWORD, Api, Server, machine, running_server
 from storm import LUA_COMMON, start_wrk, wrk_result
 
@@ -45,6 +52,7 @@ CHUNK_S = 60
 CONNECTIONS = 16
 SAMPLE_S = 10.0
 CHURN_SPEAK_S = 40
+HEAP_TOP = 30  # source lines listed in the heap comparison
 
 LUA_MIX = """
 local specs = {%(specs)s}
@@ -188,9 +196,47 @@ def summarize(samples: list[dict[str, Any]], warmup_s: float) -> dict[str, Any]:
     return out
 
 
+def ask_for_heap(worker: int, directory: Path) -> Path:
+    """SIGUSR2 to the worker, then wait for the snapshot it writes."""
+    before = set(directory.glob("*.heap"))
+    os.kill(worker, signal.SIGUSR2)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        new = set(directory.glob("*.heap")) - before
+        if new:
+            path = new.pop()
+            size = -1
+            while size != path.stat().st_size:  # written in one go, but not atomically
+                size = path.stat().st_size
+                time.sleep(1)
+            return path
+        time.sleep(0.5)
+    raise SystemExit(f"the media worker wrote no heap snapshot to {directory}")
+
+
+def heap_growth(first: Path, last: Path) -> list[dict[str, Any]]:
+    """The source lines whose live allocations grew most from `first` to `last`."""
+    ignore = [tracemalloc.Filter(False, tracemalloc.__file__)]
+    old = tracemalloc.Snapshot.load(str(first)).filter_traces(ignore)
+    new = tracemalloc.Snapshot.load(str(last)).filter_traces(ignore)
+    out = []
+    for stat in new.compare_to(old, "traceback")[:HEAP_TOP]:
+        out.append(
+            {
+                "kb_diff": round(stat.size_diff / 1024, 1),
+                "kb": round(stat.size / 1024, 1),
+                "count_diff": stat.count_diff,
+                "traceback": [f"{f.filename}:{f.lineno}" for f in stat.traceback],
+            }
+        )
+    return out
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="majlis-soak-"))
-    with running_server() as server:
+    heap_env = {} if args.heap is None else {HEAP_SNAPSHOTS_ENV: str(args.heap)}
+    heaps: list[Path] = []
+    with running_server(heap_env) as server:
         api = Api(server)
         api.register("host")
         api.register("churn")
@@ -225,6 +271,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     # swing it.
                     wanted = pace * min(2.0, max(0.5, cpu_pct / (100 * args.load)))
                     pace = max(1, min(1000, round(wanted)))
+                    warm = time.monotonic() - sampler.started >= args.warmup * 60
+                    if args.heap is not None and warm and not heaps:
+                        heaps.append(ask_for_heap(pids["worker"], args.heap))
+                if args.heap is not None:
+                    heaps.append(ask_for_heap(pids["worker"], args.heap))
         finally:
             main_speaker.terminate()
             main_speaker.wait(10)
@@ -237,6 +288,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "requests": sum(c["requests"] for c in chunks),
         "non_2xx": sum(c["s401"] + c["s429"] + c["s503"] + c["sother"] for c in chunks),
         "socket_errors": sum(c["socket_errors"] for c in chunks),
+        "heap_growth": heap_growth(heaps[0], heaps[-1]) if len(heaps) > 1 else [],
         "chunks": chunks,
         "samples": samples,
     }
@@ -249,6 +301,7 @@ def main() -> None:
     parser.add_argument("--load", type=float, default=0.7, help="share of CPU 0 to aim for")
     parser.add_argument("--listeners", type=int, default=50)
     parser.add_argument("--pace", type=int, default=40, help="first per-request delay, ms")
+    parser.add_argument("--heap", type=Path, help="trace the media worker's heap, snapshots here")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     result = run(args)

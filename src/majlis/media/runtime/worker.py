@@ -45,6 +45,7 @@ from majlis.media.runtime.channel import (
     encode_snapshot,
     read_frame,
 )
+from majlis.media.runtime.heap import snapshot_on_signal
 from majlis.media.runtime.node import MediaNode, NodeSettings
 from majlis.plane import Levels, MediaCommand, Sample, UnknownCommand, decode_command, encode_error
 from majlis.types import TranscriptLine
@@ -179,6 +180,7 @@ class _ForwardingRegistry(SpaceRegistry):
 
 async def serve(sock: socket.socket, settings: NodeSettings) -> None:
     loop = asyncio.get_running_loop()
+    snapshot_on_signal(loop)
     reader, writer = await asyncio.open_unix_connection(sock=sock)
     outbox = _Outbox(writer, loop)
     node = MediaNode(settings, _ForwardingRegistry(outbox))
