@@ -7,6 +7,7 @@ from __future__ import annotations
 from majlis.bus import MemoryBus
 from majlis.clock import FakeClock
 from majlis.plane import (
+    BEHIND_MS,
     NodeInfo,
     StartSpace,
     choose_node,
@@ -105,8 +106,10 @@ async def test_one_worker_reconciles_at_a_time() -> None:
     assert await second.tick() == ["s1", "s2"]
 
 
-def _node(name: str, spaces: int, capacity: int = 2, draining: bool = False) -> NodeInfo:
-    return NodeInfo(name, f"http://{name}.invalid", capacity, spaces, draining)
+def _node(
+    name: str, spaces: int, capacity: int = 2, draining: bool = False, late_ms: float = 0.0
+) -> NodeInfo:
+    return NodeInfo(name, f"http://{name}.invalid", capacity, spaces, draining, late_ms)
 
 
 def test_a_space_goes_to_the_least_loaded_node_with_room() -> None:
@@ -126,3 +129,23 @@ def test_when_every_node_is_full_a_moving_space_still_finds_one() -> None:
     assert choose_node(nodes, "s1") == nodes[1]
     assert choose_node([_node("c", 0, draining=True)], "s1") is None
     assert choose_node([], "s1") is None
+
+
+def test_a_node_that_is_behind_has_no_room() -> None:
+    """Its mixers run a frame late lately: what it runs is all it takes, however few."""
+    behind, idle = _node("a", 0, capacity=10, late_ms=BEHIND_MS), _node("b", 5, capacity=10)
+    assert (behind.room, idle.room) == (0, 10)
+    assert all(choose_node([behind, idle], f"s{i}") == idle for i in range(20))
+    assert _node("a", 3, capacity=10, late_ms=BEHIND_MS - 0.1).room == 10
+    assert _node("a", 3, capacity=10, late_ms=50).room == 3
+    assert _node("a", 3, capacity=10, draining=True).room == 0
+    # Every node behind: a space that must move still goes somewhere.
+    assert choose_node([behind], "s1") == behind
+
+
+def test_announcements_carry_lateness_and_older_ones_read_as_on_time() -> None:
+    node = _node("a", 1, late_ms=27.26)
+    assert NodeInfo.from_json(node.to_json()) == _node("a", 1, late_ms=27.3)
+    older = '{"node_id": "a", "url": "http://a.invalid", "capacity": 2, "spaces": 1}'
+    assert NodeInfo.from_json(older) == _node("a", 1)
+    assert NodeInfo.from_json(older.replace("}", ', "late_ms": "soon"}')) is None

@@ -423,7 +423,9 @@ def _capacity(
     capacity = config.node_capacity
 
     async def embedded() -> int:
-        return capacity
+        # Behind: the spaces it runs already are all it can take.
+        load = await plane.load()
+        return min(capacity, load.spaces) if load.behind else capacity
 
     return embedded
 

@@ -28,6 +28,7 @@ from majlis.errors import (
 from majlis.types import LANGUAGES, BusMessage, Language, TranscriptLine
 
 __all__ = [
+    "BEHIND_MS",
     "NODE_KEY_HEADER",
     "Capacity",
     "Captions",
@@ -42,6 +43,7 @@ __all__ = [
     "MediaCommand",
     "MediaPlane",
     "NodeInfo",
+    "NodeLoad",
     "Recordings",
     "ReplayTranscriber",
     "Resume",
@@ -304,6 +306,23 @@ def decode_error(wire: BusMessage) -> MajlisError:
     return error
 
 
+# A node whose mixer ticks start this late lately (mixing/mixer.py, recent_lateness) is
+# behind: every speaker and listener of its spaces hears it. It takes no more spaces.
+BEHIND_MS = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLoad:
+    """How much a media plane runs, and how well it keeps up, measured now."""
+
+    spaces: int  # spaces it records
+    late_ms: float  # its worst space's recent tick lateness (a worker that cannot say: its wait)
+
+    @property
+    def behind(self) -> bool:
+        return self.late_ms >= BEHIND_MS
+
+
 class MediaPlane(Protocol):
     """What runs spaces' media, wherever it runs."""
 
@@ -329,6 +348,8 @@ class MediaPlane(Protocol):
         ...
 
     async def metrics(self) -> list[Sample]: ...
+
+    async def load(self) -> NodeLoad: ...
 
 
 # The cluster: nodes announce themselves on the bus and hold a lease on each space they
@@ -398,6 +419,20 @@ class NodeInfo:
     capacity: int  # spaces it takes
     spaces: int  # spaces it runs now
     draining: bool = False
+    late_ms: float = 0.0  # NodeLoad.late_ms
+
+    @property
+    def behind(self) -> bool:
+        return self.late_ms >= BEHIND_MS
+
+    @property
+    def room(self) -> int:
+        """Spaces it would take now: none while draining, and none more while behind."""
+        if self.draining:
+            return 0
+        if self.behind:
+            return min(self.capacity, self.spaces)
+        return self.capacity
 
     def to_json(self) -> str:
         return json.dumps(
@@ -407,6 +442,7 @@ class NodeInfo:
                 "capacity": self.capacity,
                 "spaces": self.spaces,
                 "draining": self.draining,
+                "late_ms": round(self.late_ms, 1),
             }
         )
 
@@ -421,6 +457,7 @@ class NodeInfo:
                 int(raw["capacity"]),
                 int(raw["spaces"]),
                 bool(raw.get("draining", False)),
+                float(raw.get("late_ms", 0.0)),
             )
         except (ValueError, KeyError, TypeError):
             return None
@@ -429,15 +466,16 @@ class NodeInfo:
 
 def choose_node(nodes: list[NodeInfo], space_id: str) -> NodeInfo | None:
     """The node a space goes to: the least loaded one that is not draining, among those
-    with room if any has. Ties (say 20 spaces started in the same second, every node
-    reading the same loads) are broken by rendezvous hashing on the space, so they spread
-    instead of piling onto one node; every reader of the same announcements picks the same.
+    with room if any has (a node that is behind has none). Ties (say 20 spaces started in
+    the same second, every node reading the same loads) are broken by rendezvous hashing
+    on the space, so they spread instead of piling onto one node; every reader of the
+    same announcements picks the same.
 
     When every node is full the space still goes to the least loaded: new spaces are
     refused before they get here (services/spaces.py), so this is a space that was live
     on a node that died, and a node running one space too many beats a silent space."""
     candidates = [n for n in nodes if not n.draining]
-    with_room = [n for n in candidates if n.spaces < n.capacity]
+    with_room = [n for n in candidates if n.spaces < n.room]
 
     def rank(node: NodeInfo) -> tuple[float, str]:
         tie = hashlib.sha256(f"{space_id}/{node.node_id}".encode()).hexdigest()

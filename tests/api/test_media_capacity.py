@@ -5,12 +5,18 @@ announced by its nodes, is tested in tests/cluster/test_capacity.py.)"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
 
 from api.conftest import Harness, assert_error, running_harness
 from majlis.errors import Conflict
+from majlis.media.runtime.process import MediaProcess
 from majlis.services.auth import Caller
 from majlis.services.spaces import Spaces
 from majlis.services.tokens import SESSION_AUDIENCE, Claims
@@ -49,6 +55,50 @@ async def test_a_full_server_refuses_one_live_space_more(tmp_path: Path) -> None
         started = await h.call("POST", f"/spaces/{later['id']}/start", host)
         assert started.status_code == 200, started.text
         assert await _live_titles(h) == ["later", "two"]
+
+
+@pytest.mark.realtime  # "caught up" needs the machine to give the worker its time back
+@pytest.mark.timeout(90)
+async def test_a_server_whose_mixer_falls_behind_takes_no_new_space(tmp_path: Path) -> None:
+    """Starved of the CPU, the media worker's ticks run late: the spaces it runs are all
+    it takes until it keeps time again, however many `node_capacity` allows."""
+    async with running_harness(tmp_path, media=True, node_capacity=5) as h:
+        host = await h.account("amal")
+        await h.create_space(host, "one")
+        plane = h.services.plane
+        assert isinstance(plane, MediaProcess) and plane.pid is not None
+        pid = plane.pid
+
+        async def behind(wanted: bool, within: float) -> None:
+            deadline = time.monotonic() + within
+            while (await plane.load()).behind != wanted:
+                assert time.monotonic() < deadline, f"still behind={not wanted}"
+                await asyncio.sleep(0.2)
+
+        async def starve() -> None:
+            while True:  # the worker runs 40 ms in every 100
+                os.kill(pid, signal.SIGSTOP)
+                try:
+                    await asyncio.sleep(0.06)
+                finally:
+                    os.kill(pid, signal.SIGCONT)
+                await asyncio.sleep(0.04)
+
+        starving = asyncio.create_task(starve())
+        try:
+            await behind(True, within=20)
+            refused = await h.call(
+                "POST", "/spaces", host, json={"title": "two", "visibility": "public"}
+            )
+            body = assert_error(refused, 503, "media_full")
+            assert "(1)" in body["reason"], body
+        finally:
+            starving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starving
+        await behind(False, within=30)
+        await h.create_space(host, "two")
+        assert await _live_titles(h) == ["one", "two"]
 
 
 async def test_a_start_that_lost_the_race_is_told_the_space_is_live(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from majlis.plane import (
     LevelsSink,
     MediaCommand,
     NodeInfo,
+    NodeLoad,
     Resume,
     Sample,
     SetCaptions,
@@ -45,6 +46,7 @@ class RecordingPlane:
         self.moving = asyncio.Event()  # a HandOver is under way
         self.moved = asyncio.Event()  # ...and may finish
         self.moved.set()
+        self.late_ms = 0.0  # what load() says
 
     async def start(self, resume: Resume | None = None) -> None: ...
 
@@ -64,6 +66,9 @@ class RecordingPlane:
 
     async def metrics(self) -> list[Sample]:
         return []
+
+    async def load(self) -> NodeLoad:
+        return NodeLoad(len(self.running()), self.late_ms)
 
     def running(self) -> set[str]:
         spaces: set[str] = set()
@@ -113,6 +118,27 @@ async def test_every_space_runs_on_one_node_and_they_spread(nodes: Nodes) -> Non
     # Started in the same instant, every node reading the same loads: the tie-break
     # spreads them instead of piling them on one node.
     assert min(len(a.spaces()), len(b.spaces())) >= 6, (a.spaces(), b.spaces())
+
+
+async def test_a_node_that_is_behind_takes_no_new_spaces(nodes: Nodes) -> None:
+    bus, _, members = nodes
+    (a, plane_a), (b, plane_b) = members
+    plane_a.late_ms = 35.0  # its mixers run late: it says so at its next announcement
+    await a.renew()
+    announced = NodeInfo.from_json(await bus.get_value("node:node-a") or "")
+    assert announced is not None and announced.behind and announced.late_ms == 35.0
+    spaces = [f"space{i:02d}" for i in range(10)]
+    for space_id in spaces:
+        await bus.publish(MEDIA_CHANNEL, encode_command(StartSpace(space_id, 1.0)))
+    await _settle()
+    assert plane_a.running() == set() and plane_b.running() == set(spaces)
+    # Caught up: it takes its share again (b now announces ten, the more loaded).
+    plane_a.late_ms = 1.0
+    await a.renew()
+    await b.renew()
+    await bus.publish(MEDIA_CHANNEL, encode_command(StartSpace("space10", 1.0)))
+    await _settle()
+    assert plane_a.running() == {"space10"}
 
 
 async def test_a_space_held_elsewhere_refuses_offers(nodes: Nodes) -> None:

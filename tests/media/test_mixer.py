@@ -208,6 +208,29 @@ def test_a_stalled_clock_loses_no_time_in_the_mix(media_loop: MediaLoop) -> None
     walls = np.array([wall for wall, _ in capture.mixes])
     assert np.allclose(np.diff(walls), FRAME_SECONDS, atol=1e-6)
     assert (walls[-1] - walls[0]) >= 0.5
+    # The stall counts as lateness in full, not from where the clock caught up.
+    assert stats.late_max_ms >= 400  # not capped near MAX_CATCH_UP (200 ms)
+
+
+def test_a_mixer_whose_ticks_run_late_says_so(media_loop: MediaLoop) -> None:
+    """Its recent lateness is what its node announces: from 20 ms, no new spaces."""
+    fake = {"now": 1000.0}
+
+    def monotonic() -> float:
+        fake["now"] += 0.015  # each look finds the clock further on than a tick allows
+        return fake["now"]
+
+    mixer = Mixer(on_mix=Capture().on_mix, monotonic=monotonic)
+    assert mixer.recent_lateness() == 0.0  # no tick yet
+
+    async def run() -> None:
+        mixer.start()
+        await asyncio.sleep(0.1)
+        await mixer.stop()
+
+    media_loop.call(run()).result(10)
+    assert mixer.stats().ticks >= 10
+    assert mixer.recent_lateness() >= 0.020
 
 
 # --- mute ------------------------------------------------------------------------------------

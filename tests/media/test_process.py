@@ -115,3 +115,32 @@ async def test_supervision_keeps_trying_when_a_worker_cannot_be_started(
     os.kill(old, signal.SIGKILL)
     await _wait_for(lambda: media.pid not in (None, old), 20)
     assert refusals == 2
+
+
+@pytest.mark.timeout(60)
+async def test_a_starved_worker_reports_itself_behind(media: MediaProcess) -> None:
+    """The worker measures its own mixers. Starved of the CPU (stopped 60 ms in every
+    100 ms, as an oversubscribed machine would), its ticks run late and its load says so;
+    while stopped it is not waited for: its last measure stands."""
+    await media.handle(StartSpace("s-load", time.time()))
+    deadline = time.monotonic() + 20
+    while (await media.load()).spaces != 1:
+        assert time.monotonic() < deadline, "the space never started"
+        await asyncio.sleep(0.1)
+    pid = media.pid
+    assert pid is not None
+    try:
+        for _ in range(40):
+            os.kill(pid, signal.SIGSTOP)
+            await asyncio.sleep(0.06)
+            os.kill(pid, signal.SIGCONT)
+            await asyncio.sleep(0.04)
+        os.kill(pid, signal.SIGSTOP)
+        asked = time.monotonic()
+        stopped = await media.load()
+        assert time.monotonic() - asked < media_process.METRICS_TIMEOUT + 1.0
+        assert stopped.spaces == 1
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    load = await media.load()
+    assert load.spaces == 1 and load.behind, load

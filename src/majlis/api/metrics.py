@@ -56,8 +56,11 @@ HELP: dict[str, str] = {
     "majlis_event_sockets": "event sockets open on this worker",
     "majlis_session": "this worker's identity (labels), always 1",
     "majlis_cluster_nodes": "media nodes this worker sees on the bus",
+    "majlis_cluster_nodes_behind": "media nodes whose mixers run late: they take no new spaces",
     "majlis_cluster_spaces": "live spaces on each media node",
     "majlis_media_spaces": "spaces this media node runs",
+    "majlis_media_late_ms": "how late its mixers' ticks start lately (90th percentile, "
+    "last 10 s, worst space); from 20 ms it takes no new spaces",
     "majlis_media_standby_spaces": "spaces this media node holds ready for a handover",
     "majlis_media_worker_pid": "process id of the media worker",
     "majlis_media_worker_restarts_total": "times the media worker was restarted",

@@ -26,6 +26,7 @@ from majlis.plane import (
     LevelsSink,
     MediaCommand,
     NodeInfo,
+    NodeLoad,
     Resume,
     Sample,
     choose_node,
@@ -135,13 +136,20 @@ class RemoteMedia:
         return [info for text in found.values() if (info := NodeInfo.from_json(text))]
 
     async def capacity(self) -> int:
-        """Live spaces the nodes announced now take in all (a draining node none)."""
-        return sum(n.capacity for n in await self.nodes() if not n.draining)
+        """Live spaces the nodes announced now take in all: a draining node none, a node
+        that is behind only those it runs."""
+        return sum(n.room for n in await self.nodes())
+
+    async def load(self) -> NodeLoad:
+        """The cluster's spaces, and its worst node's lateness."""
+        nodes = await self.nodes()
+        return NodeLoad(sum(n.spaces for n in nodes), max((n.late_ms for n in nodes), default=0.0))
 
     async def metrics(self) -> list[Sample]:
         nodes = await self.nodes()
         return [
             ("majlis_cluster_nodes", {}, float(len(nodes))),
+            ("majlis_cluster_nodes_behind", {}, float(sum(1 for n in nodes if n.behind))),
             ("majlis_cluster_spaces", {}, float(sum(n.spaces for n in nodes))),
         ]
 

@@ -44,6 +44,11 @@ Floats = npt.NDArray[np.float32]
 MixSink = Callable[[Pcm, float], None]
 LevelsSink = Callable[[Levels], None]
 
+# "Lately": the last 10 s of ticks. The 90th percentile, not the 99th: one tick in ten
+# late is a node that is behind; one in a hundred is a busy moment on a shared machine.
+RECENT_TICKS = 500
+RECENT_QUANTILE = 90
+
 
 class MixerInput:
     """One speaker's way into the mixer: 20 ms frames land in their jitter buffer.
@@ -257,6 +262,11 @@ class Mixer:
             skipped=self._skipped,
         )
 
+    def recent_lateness(self) -> float:
+        """How late ticks started lately, in seconds: the RECENT_QUANTILE over the last
+        RECENT_TICKS. What a node announces, so that one falling behind takes no more."""
+        return self._late.percentile(RECENT_QUANTILE, RECENT_TICKS)
+
     # --- the clock --------------------------------------------------------------------------
 
     async def _run(self) -> None:
@@ -269,6 +279,7 @@ class Mixer:
             # Always yield once, even when behind, so the input readers get to run.
             await asyncio.sleep(max(0.0, deadline - now))
             now = self._monotonic()
+            late = max(0.0, now - deadline)  # before any catching up: the stall itself
             if now - deadline > self.MAX_CATCH_UP:
                 missed = int((now - deadline) // FRAME_SECONDS)
                 self._fill_skipped(missed, wall_origin + (deadline - origin))
@@ -278,7 +289,7 @@ class Mixer:
             started = time.perf_counter()
             self.tick(tick, deadline, wall_origin + (deadline - origin))
             self._cost.add(time.perf_counter() - started)
-            self._late.add(max(0.0, now - deadline))
+            self._late.add(late)
             tick += 1
 
     def _fill_skipped(self, missed: int, wall: float) -> None:

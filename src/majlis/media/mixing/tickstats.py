@@ -38,8 +38,16 @@ class Recent:
         self.count += 1
         self.max = max(self.max, value)
 
-    def percentile(self, q: float) -> float:
+    def percentile(self, q: float, last: int | None = None) -> float:
+        """The q-th percentile of everything kept, or of the `last` values added."""
         filled = min(self.count, self._values.size)
+        if last is not None:
+            filled = min(filled, last)
         if filled == 0:
             return 0.0
-        return float(np.percentile(self._values[:filled], q))
+        end = self.count % self._values.size
+        if filled <= end:
+            window = self._values[end - filled : end]
+        else:  # wraps around the ring's end
+            window = np.concatenate((self._values[end - filled :], self._values[:end]))
+        return float(np.percentile(window, q))

@@ -246,7 +246,9 @@ class Membership:
     async def _nodes(self) -> list[NodeInfo]:
         found = await self._bus.get_values(NODE_PREFIX)
         nodes = [info for text in found.values() if (info := NodeInfo.from_json(text))]
-        return nodes if any(n.node_id == self.node_id for n in nodes) else [*nodes, self._info()]
+        if any(n.node_id == self.node_id for n in nodes):
+            return nodes
+        return [*nodes, self._info((await self._plane.load()).late_ms)]
 
     # leases ------------------------------------------------------------------------------
     async def _claim(self, space_id: str, started_at: float) -> bool:
@@ -290,9 +292,9 @@ class Membership:
                         await self._plane.handle(CloseSpace(space_id))
 
     async def renew(self) -> None:
-        """Announce the node again and renew every lease it holds; close what it lost,
-        and the standbys whose handover never came."""
-        await self._announce()
+        """Renew every lease the node holds and announce it again; close what it lost,
+        and the standbys whose handover never came. The announcement last: it waits for
+        the plane's measure of its load, and the leases must not."""
         await self._give_up_standbys()
         now = self._clock.now()
         for space_id in list(self._mine):
@@ -303,13 +305,15 @@ class Membership:
                 log.error("space %s: its lease went to another node; closing", space_id)
                 self._mine.pop(space_id, None)
                 await self._plane.handle(CloseSpace(space_id))
+        await self._announce()
 
     async def _announce(self) -> None:
-        await self._bus.set_value(node_key(self.node_id), self._info().to_json(), self._lease_s)
+        info = self._info((await self._plane.load()).late_ms)
+        await self._bus.set_value(node_key(self.node_id), info.to_json(), self._lease_s)
 
-    def _info(self) -> NodeInfo:
+    def _info(self, late_ms: float) -> NodeInfo:
         me = self._me
-        return NodeInfo(me.node_id, me.url, me.capacity, len(self._mine), self._draining)
+        return NodeInfo(me.node_id, me.url, me.capacity, len(self._mine), self._draining, late_ms)
 
 
 def publish_levels(bus: Bus, loop: asyncio.AbstractEventLoop) -> LevelsSink:

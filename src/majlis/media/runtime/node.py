@@ -48,6 +48,7 @@ from majlis.plane import (
     Levels,
     LevelsSink,
     MediaCommand,
+    NodeLoad,
     Resume,
     Sample,
     SetCaptions,
@@ -171,13 +172,24 @@ class MediaNode:
     async def metrics(self) -> list[Sample]:
         return self.samples()
 
+    async def load(self) -> NodeLoad:
+        return self.measure_load()
+
+    def measure_load(self) -> NodeLoad:
+        """Spaces recorded here and the worst recent lateness; safe from any thread."""
+        spaces = list(self._spaces.values())
+        late = max((space.mixer.recent_lateness() for space in spaces), default=0.0)
+        recorded = sum(1 for space in spaces if space.packager is not None)
+        return NodeLoad(recorded, late * 1e3)
+
     def samples(self) -> list[Sample]:
         """(name, labels, value) samples for /metrics; safe from any thread."""
-        recorded = sum(1 for space in self._spaces.values() if space.packager is not None)
+        load = self.measure_load()
         samples: list[Sample] = [
-            ("majlis_media_spaces", {}, float(recorded)),
+            ("majlis_media_spaces", {}, float(load.spaces)),
+            ("majlis_media_late_ms", {}, load.late_ms),
             # Taken over from a draining node, not recorded here yet.
-            ("majlis_media_standby_spaces", {}, float(len(self._spaces) - recorded)),
+            ("majlis_media_standby_spaces", {}, float(len(self._spaces) - load.spaces)),
         ]
         for space_id, space in list(self._spaces.items()):
             labels = {"space": space_id}

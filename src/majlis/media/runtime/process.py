@@ -40,6 +40,7 @@ from majlis.plane import (
     Levels,
     LevelsSink,
     MediaCommand,
+    NodeLoad,
     Resume,
     Sample,
     decode_error,
@@ -94,6 +95,7 @@ class MediaProcess:
         self._resuming: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
         self._feeds: dict[str, PlaylistFeed] = {}
+        self._last_load = NodeLoad(0, 0.0)
 
     @property
     def pid(self) -> int | None:
@@ -171,6 +173,17 @@ class MediaProcess:
             ("majlis_media_worker_pid", {}, float(self.pid or 0)),
             ("majlis_media_worker_restarts_total", {}, float(self.restarts)),
         ]
+
+    async def load(self) -> NodeLoad:
+        """The worker's own measure, or its last one while it does not answer at once.
+        Not "behind" for a slow answer: the channel is served by the worker's event loop,
+        which a busy machine delays past a second while the mixers keep time."""
+        if not self._ready.is_set():
+            return self._last_load
+        with contextlib.suppress(Overloaded, TimeoutError):
+            reply = await asyncio.wait_for(self._request({"t": "load"}), METRICS_TIMEOUT)
+            self._last_load = NodeLoad(int(reply["spaces"]), float(reply["late_ms"]))
+        return self._last_load
 
     async def _request(self, header: Message, *, wait_forever: bool = False) -> Message:
         """Send a request and await the worker's reply with the same id; a reply with

@@ -257,6 +257,10 @@ async def _read(
             commands.put_nowait((command, header.get("id")))
         elif kind == "metrics":
             outbox.send({"t": "reply", "id": header.get("id"), "samples": _metrics(node)})
+        elif kind == "load":
+            load = node.measure_load()
+            reply = {"t": "reply", "id": header.get("id")}
+            outbox.send({**reply, "spaces": load.spaces, "late_ms": load.late_ms})
         elif kind == "offer":
             task = asyncio.create_task(_offer(node, header, outbox))
             offers.add(task)
