@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from collections.abc import AsyncIterable, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from majlis.errors import (
@@ -59,6 +60,7 @@ __all__ = [
     "encode_command",
     "encode_error",
     "follow_commands",
+    "handover_delays_key",
     "node_alive_channel",
     "node_key",
     "space_lease",
@@ -141,10 +143,16 @@ class HandOver:
 class StandBy:
     """Run the space's mix and take its speakers' offers, but leave its recording alone:
     the node handing the space over still writes it. A StartSpace opens the recording
-    here, after that node has closed it."""
+    here, after that node has closed it.
+
+    `delays`: how far behind the live speakers that node plays each speaker (seconds, its
+    jitter buffers' depth). Their buffers here start as deep, so that the two recordings
+    meet at the same moment of what was said; a buffer that started shallower would skip
+    the difference at the seam (a busy node's buffers run deep)."""
 
     space_id: str
     started_at: float
+    delays: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,8 +202,11 @@ def encode_command(command: MediaCommand) -> BusMessage:
             return {"cmd": "close", "space_id": space_id}
         case HandOver(space_id):
             return {"cmd": "handover", "space_id": space_id}
-        case StandBy(space_id, started_at):
-            return {"cmd": "standby", "space_id": space_id, "started_at": started_at}
+        case StandBy(space_id, started_at, delays):
+            standby: BusMessage = {"cmd": "standby", "space_id": space_id, "started_at": started_at}
+            if delays:
+                standby["delays"] = dict(delays)
+            return standby
         case SetMuted(space_id, user_id, muted):
             kind = "mute" if muted else "unmute"
             return {"cmd": kind, "space_id": space_id, "user_id": user_id}
@@ -215,7 +226,7 @@ def decode_command(message: BusMessage) -> MediaCommand:
         captions = None if wire is None else _captions(wire, message)
         return StartSpace(space_id, _started_at(message), captions)
     if kind == "standby":
-        return StandBy(space_id, _started_at(message))
+        return StandBy(space_id, _started_at(message), _delays(message))
     if kind == "end":
         keep = message.get("keep", True)
         if not isinstance(keep, bool):
@@ -264,6 +275,20 @@ def _started_at(message: BusMessage) -> float:
     if not isinstance(started_at, int | float) or isinstance(started_at, bool):
         raise UnknownCommand(f"{message.get('cmd')} without a numeric started_at: {message!r}")
     return float(started_at)
+
+
+def _delays(message: BusMessage) -> dict[str, float]:
+    wire = message.get("delays", {})
+    if not isinstance(wire, dict) or not all(
+        isinstance(user, str)
+        and isinstance(seconds, int | float)
+        and not isinstance(seconds, bool)
+        and math.isfinite(seconds)
+        and seconds >= 0
+        for user, seconds in wire.items()
+    ):
+        raise UnknownCommand(f"standby with delays that are not seconds per user: {message!r}")
+    return {user: float(seconds) for user, seconds in wire.items()}
 
 
 def _text(message: BusMessage, field: str) -> str:
@@ -351,6 +376,11 @@ class MediaPlane(Protocol):
 
     async def load(self) -> NodeLoad: ...
 
+    async def playout_delays(self, space_id: str) -> dict[str, float]:
+        """Seconds each speaker of the space is played behind the live speaker here (what
+        a StandBy elsewhere starts from); empty for a space not run here."""
+        ...
+
 
 # The cluster: nodes announce themselves on the bus and hold a lease on each space they
 # run. Both planes read these keys, so they are named here and nowhere else.
@@ -408,6 +438,12 @@ def node_alive_channel(node_id: str) -> str:
 def space_lease(space_id: str) -> str:
     """The lease naming the one node that runs a space."""
     return f"space-node:{space_id}"
+
+
+def handover_delays_key(space_id: str) -> str:
+    """Where a draining node leaves the StandBy (with its playout delays) for a space
+    that the node its speakers move to should run."""
+    return f"handover-delays:{space_id}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ SIGKILL hands its space to the other."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -21,6 +22,7 @@ from e2e.harness import MAJLIS, Api, record_live, speak, wait_line, wait_replay
 from e2e.signal_tools import RATE, decode, longest_gap, read_wav, tone_db, tone_track
 from e2e.test_security_restart import refused
 from majlis.media.recording.storage import StorageSettings
+from majlis.plane import StandBy, decode_command
 
 from .conftest import CLUSTER_REDIS, cluster, events, next_event, wait_for
 
@@ -213,6 +215,14 @@ def test_a_draining_node_hands_its_space_over(tmp_path: Path) -> None:
             # Handed over, not timed out: sooner than a lease (3 s) plus a reconcile.
             moved = wait_for(lambda: running.owner_or_none(sid) is not None, 15)
             took = time.monotonic() - drained
+            # The draining node left the StandBy the other ran: its speaker's playout
+            # delay, so that both nodes played the speaker equally late.
+            left = redis.Redis.from_url(CLUSTER_REDIS).get(f"majlis:v:handover-delays:{sid}")
+            assert left is not None, "no playout delays were left for the handover"
+            standby = decode_command(json.loads(left))
+            assert isinstance(standby, StandBy) and standby.space_id == sid, standby
+            assert list(standby.delays) == [api.ids["host"]], standby
+            assert 0.0 < standby.delays[api.ids["host"]] <= 0.2, standby
             wait_line(speaker, "moved to another media node", timeout=30)
             time.sleep(3.0)
             listening.result(timeout=60)

@@ -47,6 +47,7 @@ class RecordingPlane:
         self.moved = asyncio.Event()  # ...and may finish
         self.moved.set()
         self.late_ms = 0.0  # what load() says
+        self.delays: dict[str, float] = {}  # what playout_delays() says
 
     async def start(self, resume: Resume | None = None) -> None: ...
 
@@ -69,6 +70,9 @@ class RecordingPlane:
 
     async def load(self) -> NodeLoad:
         return NodeLoad(len(self.running()), self.late_ms)
+
+    async def playout_delays(self, space_id: str) -> dict[str, float]:
+        return dict(self.delays)
 
     def running(self) -> set[str]:
         spaces: set[str] = set()
@@ -206,6 +210,19 @@ async def test_speakers_move_to_a_standby_before_the_draining_node_lets_go(
     assert plane_b.commands == [StandBy("space1", 1.0), StartSpace("space1", 1.0)]
     assert b.spaces() == ["space1"]
     assert await bus.lease_owner(space_lease("space1"), clock.now()) == "node-b"
+
+
+async def test_the_standby_starts_as_deep_as_the_draining_node_plays(nodes: Nodes) -> None:
+    """The draining node's jitter buffers ran deep (a busy moment): the node taking over
+    starts its buffers as deep, or the recording would skip the difference at the seam."""
+    _, _, members = nodes
+    (a, plane_a), (b, plane_b) = members
+    plane_a.delays = {"u1": 0.18}
+    draining = await drain_mid_handover(a, plane_a)
+    await b.offer("space1", "u1", "sdp", False, 1.0)
+    assert plane_b.commands == [StandBy("space1", 1.0, {"u1": 0.18})]
+    plane_a.moved.set()
+    await draining
 
 
 async def test_a_standby_whose_handover_never_comes_is_closed(nodes: Nodes) -> None:

@@ -467,3 +467,17 @@ def test_tone_bursts_gate_on_and_off() -> None:
     off = samples[int(0.1 * SAMPLE_RATE) : int(0.5 * SAMPLE_RATE)]
     assert np.abs(on).max() == pytest.approx(32767 * 10 ** (-6 / 20), rel=0.01)
     assert not off.any()
+
+
+def test_speakers_handed_over_start_as_deep_as_they_were_played() -> None:
+    """A node standing by for a handover starts each expected speaker's buffer at the
+    depth the other node played it (within the buffer's bounds), once: a later
+    reconnect starts at the usual depth again."""
+    mixer = Mixer(on_mix=Capture().on_mix)
+    mixer.expect_delays({"deep": 0.15, "deeper": 0.5, "shallow": 0.001})
+    depths = {name: mixer.add_feed(name).buffer.target_delay for name in ("deep", "deeper")}
+    depths |= {name: mixer.add_feed(name).buffer.target_delay for name in ("shallow", "new")}
+    assert depths == {"deep": 0.15, "deeper": 0.2, "shallow": 0.04, "new": 0.06}
+    assert mixer.add_feed("deep").buffer.target_delay == 0.06
+    # Before playout starts, what it reports is where each buffer will start.
+    assert mixer.playout_delays() == {"deep": 0.06, "deeper": 0.2, "shallow": 0.04, "new": 0.06}

@@ -140,6 +140,10 @@ class RemoteMedia:
         that is behind only those it runs."""
         return sum(n.room for n in await self.nodes())
 
+    async def playout_delays(self, space_id: str) -> dict[str, float]:
+        """Nodes hand spaces over among themselves (membership.py); never asked here."""
+        return {}
+
     async def load(self) -> NodeLoad:
         """The cluster's spaces, and its worst node's lateness."""
         nodes = await self.nodes()

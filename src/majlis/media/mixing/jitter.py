@@ -89,6 +89,8 @@ class JitterBuffer:
         self._conceal_run = len(self.config.conceal_gains)
         self.last_kind = PullKind.WAITING
         self.last_delay: float | None = None
+        # D at the last pull that played or concealed (None before playout starts).
+        self.playout_delay: float | None = None
         self._clear_timeline()
 
     def _clear_timeline(self) -> None:
@@ -201,6 +203,7 @@ class JitterBuffer:
         if self._play is None and not self._try_start(now):
             return self._waiting()
         delay = self.delay(now)
+        self.playout_delay = delay
         if delay is not None and self._should_hold(delay):
             return self._conceal()
         if delay is not None and self._should_drop(delay):

@@ -14,6 +14,7 @@ exactly "total minus own signal" and carries none of the speaker's own audio.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Hashable
@@ -130,7 +131,9 @@ class Mixer:
         self.on_mix = on_mix
         self.on_levels = on_levels
         self.limiter = limiter or Limiter()
-        self._jitter_config = jitter
+        self._jitter_config = jitter or JitterConfig()
+        # Speakers' first buffer depths, for a space taken over from another node.
+        self._expected_delays: dict[str, float] = {}
         self._levels_every = max(1, round(levels_interval / FRAME_SECONDS))
         self._clock = clock or SystemClock()
         self._monotonic = monotonic
@@ -184,9 +187,29 @@ class Mixer:
     def add_feed(self, speaker_id: str) -> MixerInput:
         """An input the caller pushes samples into (replacing an older input)."""
         self.remove_input(speaker_id)
-        entry = MixerInput(speaker_id, JitterBuffer(self._jitter_config), self._monotonic)
+        config = self._jitter_config
+        expected = self._expected_delays.pop(speaker_id, None)
+        if expected is not None:
+            depth = min(config.max_delay, max(config.min_delay, expected))
+            config = dataclasses.replace(config, initial_delay=depth)
+        entry = MixerInput(speaker_id, JitterBuffer(config), self._monotonic)
         self._inputs[speaker_id] = entry
         return entry
+
+    def expect_delays(self, delays: dict[str, float]) -> None:
+        """The next input of each of these speakers starts its buffer this deep (seconds,
+        within the jitter config's bounds) instead of at the usual initial delay."""
+        self._expected_delays.update(delays)
+
+    def playout_delays(self) -> dict[str, float]:
+        """How far behind each speaker's earliest arrivals it is played: its buffer's
+        virtual delay at the last tick, or its target before playout has started. Safe
+        from any thread."""
+        delays = {}
+        for speaker_id, entry in list(self._inputs.items()):
+            played = entry.buffer.playout_delay
+            delays[speaker_id] = entry.buffer.target_delay if played is None else played
+        return delays
 
     def remove_input(self, speaker_id: str, entry: MixerInput | None = None) -> bool:
         """Stop reading and stop the track at once; with `entry`, only if it is still the one

@@ -175,6 +175,14 @@ class MediaNode:
     async def load(self) -> NodeLoad:
         return self.measure_load()
 
+    async def playout_delays(self, space_id: str) -> dict[str, float]:
+        return self.measure_delays(space_id)
+
+    def measure_delays(self, space_id: str) -> dict[str, float]:
+        """Safe from any thread."""
+        space = self._spaces.get(space_id)
+        return {} if space is None else space.mixer.playout_delays()
+
     def measure_load(self) -> NodeLoad:
         """Spaces recorded here and the worst recent lateness; safe from any thread."""
         spaces = list(self._spaces.values())
@@ -230,8 +238,8 @@ class MediaNode:
                 await self._run(self._close_space(space_id, end=False))
             case HandOver(space_id):
                 await self._run(self._hand_over(space_id))
-            case StandBy(space_id, started_at):
-                await self._run(self._start_space(space_id, started_at, record=False))
+            case StandBy(space_id, started_at, delays):
+                await self._run(self._stand_by(space_id, started_at, delays))
             case SetMuted(space_id, user_id, muted):
                 await self.set_muted(space_id, user_id, muted)
             case SetCaptions(space_id):
@@ -258,6 +266,12 @@ class MediaNode:
                 # space starts afresh.
                 await self._close_space(space_id, end=False)
                 raise
+
+    async def _stand_by(self, space_id: str, started_at: float, delays: dict[str, float]) -> None:
+        await self._start_space(space_id, started_at, record=False)
+        space = self._spaces.get(space_id)
+        if space is not None:  # before the speakers' offers, which the StandBy precedes
+            space.mixer.expect_delays(delays)
 
     async def _start_captioned(self, space_id: str, started_at: float, captions: Captions) -> None:
         """A start that carries the captions settings. A space not recorded here yet

@@ -185,6 +185,17 @@ class MediaProcess:
             self._last_load = NodeLoad(int(reply["spaces"]), float(reply["late_ms"]))
         return self._last_load
 
+    async def playout_delays(self, space_id: str) -> dict[str, float]:
+        """The worker's; none from a worker that does not answer at once (a handover then
+        starts the other node's buffers at their usual depth)."""
+        with contextlib.suppress(Overloaded, TimeoutError):
+            request = {"t": "delays", "space": space_id}
+            reply = await asyncio.wait_for(self._request(request), METRICS_TIMEOUT)
+            wire = reply.get("delays")
+            if isinstance(wire, dict):
+                return {str(user): float(seconds) for user, seconds in wire.items()}
+        return {}
+
     async def _request(self, header: Message, *, wait_forever: bool = False) -> Message:
         """Send a request and await the worker's reply with the same id; a reply with
         an error re-raises it here as the same MajlisError."""

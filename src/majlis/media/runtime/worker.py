@@ -261,6 +261,9 @@ async def _read(
             load = node.measure_load()
             reply = {"t": "reply", "id": header.get("id")}
             outbox.send({**reply, "spaces": load.spaces, "late_ms": load.late_ms})
+        elif kind == "delays":
+            delays = node.measure_delays(str(header.get("space")))
+            outbox.send({"t": "reply", "id": header.get("id"), "delays": delays})
         elif kind == "offer":
             task = asyncio.create_task(_offer(node, header, outbox))
             offers.add(task)
