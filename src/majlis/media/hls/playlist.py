@@ -18,7 +18,7 @@ again, so their text is cached and each live render only formats the tail.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 __all__ = [
@@ -233,6 +233,9 @@ class MediaPlaylist:
         while self._frozen_count < index:
             segment = self._segments[self._frozen_count]
             self._frozen_text.append(_segment_text(segment, with_parts=False))
+            # Its parts are never listed again; a space that runs for hours would otherwise
+            # hold every part's name (R6 of issue 13: most of the worker's growth).
+            self._segments[self._frozen_count] = replace(segment, parts=())
             self._frozen_count += 1
 
 
