@@ -38,7 +38,16 @@ import httpx
 import numpy as np
 
 from mediabench import CLIENT_CPU, Server, machine, running_server, wait_for_quiet
-from storm import LUA_COMMON, anonymous_tokens, sampling_metrics, start_wrk, uptime, wrk_result
+from storm import (
+    LUA_COMMON,
+    anonymous_tokens,
+    close_window,
+    sampling_metrics,
+    start_wrk,
+    uptime,
+    window,
+    wrk_result,
+)
 
 V1 = "/api/v1"
 MEMBERS = 2000
@@ -190,7 +199,12 @@ def phase(
     members = join_members(http, space_id, tokens)
     script = beats_script(server.data_dir, "beats", path, members[100:], mode)
     with sampling_metrics(server) as seen, Probe(server.url, path, members[:100]) as probe:
-        result = wrk_result(start_wrk(server.url, script, seconds, connections))
+        wrk = start_wrk(server.url, script, seconds, connections)
+        opened = time.monotonic()
+        # Whether the server was saturated, and whether wrk (one thread) kept up.
+        cpu = close_window(window(server, [wrk]), opened, seconds)
+        result = wrk_result(wrk)
+    result["cpu"] = cpu
     result["connections"] = connections
     result["goodput_per_s"] = round(result["s2xx"] / result["seconds"], 1)
     result["probe"] = probe.summary()
@@ -276,6 +290,9 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "probe_refused_p50_ms": med([r["probe"].get("refused_p50_ms") for r in results]),
             "probe_refused_p99_ms": med([r["probe"].get("refused_p99_ms") for r in results]),
             "connections": med([r["connections"] for r in results]),
+            "server_cpu_pct": med([r["cpu"].get("server_cpu_pct") for r in results]),
+            "wrk_cpu_pct": med([r["cpu"].get("wrk0_cpu_pct") for r in results]),
+            "others_cpu_pct": med([r["cpu"].get("others_cpu_pct") for r in results]),
         }
     return out
 

@@ -33,6 +33,7 @@ import os
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -232,6 +233,20 @@ def heap_growth(first: Path, last: Path) -> list[dict[str, Any]]:
     return out
 
 
+def churn_space(api: Api, title: str) -> str | None:
+    """A new space, or None when the server refuses it because its media is full or
+    behind (503 media_full: a busy machine makes its mixers late); that minute then has
+    no churning space, and the result counts it."""
+    headers = {"Authorization": f"Bearer {api.tokens['churn']}"}
+    answer = api.http.post(f"{V1}/spaces", json={"title": title}, headers=headers)
+    if answer.status_code == 503 and answer.json().get("error") == "media_full":
+        print(f"{title}: refused, {answer.json()['reason']}", file=sys.stderr, flush=True)
+        return None
+    answer.raise_for_status()
+    space_id: str = answer.json()["id"]
+    return space_id
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="majlis-soak-"))
     heap_env = {} if args.heap is None else {HEAP_SNAPSHOTS_ENV: str(args.heap)}
@@ -252,8 +267,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             with Sampler(pids) as sampler:
                 while time.monotonic() + CHUNK_S <= ends + 1:
-                    churn = api.create_space("churn", f"churn {len(chunks)}")["id"]
-                    churn_speaker = speaker(server, churn, "churn", CHURN_SPEAK_S)
+                    churn = churn_space(api, f"churn {len(chunks)}")
+                    churn_speaker = (
+                        None if churn is None else speaker(server, churn, "churn", CHURN_SPEAK_S)
+                    )
                     members = join_all(api.http, space, tokens)
                     script = mix_script(work, space, members, pace)
                     cpu_before, t0 = jiffies(list(pids.values())), time.monotonic()
@@ -261,9 +278,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     ticks = os.sysconf("SC_CLK_TCK")
                     cpu = (jiffies(list(pids.values())) - cpu_before) / ticks
                     cpu_pct = 100 * cpu / (time.monotonic() - t0)
-                    churn_speaker.wait(30)
-                    api.end_space("churn", churn)
+                    if churn_speaker is not None and churn is not None:
+                        churn_speaker.wait(30)
+                        api.end_space("churn", churn)
                     result.update(pace_ms=pace, server_cpu_pct=round(cpu_pct, 1))
+                    result["churn_refused"] = churn is None
                     chunks.append(result)
                     print(json.dumps({"chunk": len(chunks), **result}), flush=True)
                     # Steer towards the target share: the request part of the CPU scales
@@ -288,6 +307,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "requests": sum(c["requests"] for c in chunks),
         "non_2xx": sum(c["s401"] + c["s429"] + c["s503"] + c["sother"] for c in chunks),
         "socket_errors": sum(c["socket_errors"] for c in chunks),
+        "churn_refused": sum(1 for c in chunks if c["churn_refused"]),
         "heap_growth": heap_growth(heaps[0], heaps[-1]) if len(heaps) > 1 else [],
         "chunks": chunks,
         "samples": samples,

@@ -337,7 +337,8 @@ def _shares(result: dict[str, Any]) -> dict[str, float]:
 
 
 def _server_cpu(cpu: dict[str, float]) -> dict[str, float]:
-    keep = ("window_s", "server_cpu_pct", "others_cpu_pct", "load_1m_start", "load_1m_end")
+    keep = ("window_s", "server_cpu_pct", "wrk0_cpu_pct", "others_cpu_pct")
+    keep += ("load_1m_start", "load_1m_end")
     return {k: cpu[k] for k in keep if k in cpu}  # the rest of CpuWindow is for media
 
 
