@@ -341,7 +341,7 @@ class NodeLoad:
     """How much a media plane runs, and how well it keeps up, measured now."""
 
     spaces: int  # spaces it records
-    late_ms: float  # its worst space's recent tick lateness (a worker that cannot say: its wait)
+    late_ms: float  # its worst space's recent tick lateness (mixer.recent_lateness)
 
     @property
     def behind(self) -> bool:
