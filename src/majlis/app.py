@@ -46,6 +46,7 @@ from majlis.api.playback import PlaybackGuard
 from majlis.api.replays import ReplayRoutes
 from majlis.api.reports import ReportRoutes
 from majlis.api.roles import RoleRoutes
+from majlis.api.route_index import IndexedRoutes
 from majlis.api.routing import Endpoint, openapi, routes
 from majlis.api.rtc import RtcRoutes
 from majlis.api.spaces import SpaceRoutes
@@ -532,6 +533,7 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         *node_api,
         *(extra_routes or []),
     ]
+    table = IndexedRoutes(app_routes)
     lag = services.lag
     middleware = [
         # Before anything that keys on the client's address.
@@ -540,7 +542,7 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
             proxies=TrustedProxies.parse(config.trusted_proxies),
         ),
         # Before every refusal, so that refusals are counted.
-        Middleware(HttpMetrics, metrics=metrics, routes=app_routes),  # type: ignore[arg-type]
+        Middleware(HttpMetrics, metrics=metrics, routes=table),  # type: ignore[arg-type]
         # First: a worker that is behind refuses writes before doing any of their work.
         # Joins are spared longer: their answer to overload is a ticket (a kept place in
         # line) from the waiting room, whose rate follows the same delay.
@@ -615,7 +617,7 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
             await services.store.close()
 
     return Starlette(
-        routes=app_routes,
+        routes=[table],
         middleware=middleware,
         exception_handlers={
             MajlisError: _majlis_error,  # type: ignore[dict-item]
@@ -665,15 +667,17 @@ def build_node_app(config: Config, clock: Clock | None = None) -> Starlette:
             await bus.close()
 
     metrics = Metrics()
-    routes: list[BaseRoute] = [
-        *node_routes(membership, create_origin(registry), node_key_of(config)),
-        Route("/healthz", health),
-        metrics_route(metrics, [plane.metrics]),
-    ]
+    table = IndexedRoutes(
+        [
+            *node_routes(membership, create_origin(registry), node_key_of(config)),
+            Route("/healthz", health),
+            metrics_route(metrics, [plane.metrics]),
+        ]
+    )
     return Starlette(
-        routes=routes,
+        routes=[table],
         # The node's HTTP is the cluster's own: counted like a worker's.
-        middleware=[Middleware(HttpMetrics, metrics=metrics, routes=routes)],  # type: ignore[arg-type]
+        middleware=[Middleware(HttpMetrics, metrics=metrics, routes=table)],  # type: ignore[arg-type]
         exception_handlers={
             HTTPException: _http_error,  # type: ignore[dict-item]
             Exception: _server_error,

@@ -26,9 +26,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Route
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from majlis.api.route_index import IndexedRoutes
 from majlis.plane import Sample
 
 __all__ = ["CONTENT_TYPE", "HttpMetrics", "Metrics", "metrics_route"]
@@ -130,7 +131,7 @@ class HttpMetrics:
     make a series each). Early in the stack, so that the refusals of the middleware after
     it (overload, rate limits) count too, under the route they were refused for."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, routes: Sequence[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: IndexedRoutes) -> None:
         self._app = app
         self._metrics = metrics
         self._routes = routes
@@ -155,12 +156,12 @@ class HttpMetrics:
         await self._app(scope, receive, sending)
 
 
-def _route_of(scope: Scope, routes: Sequence[BaseRoute]) -> str:
+def _route_of(scope: Scope, routes: IndexedRoutes) -> str:
     # Starlette's router puts the route it chose in the scope. A request refused before it
-    # got there is matched here (the refusals are the rarer answers).
+    # got there is matched here, through the same index.
     route = scope.get("route")
     if route is None:
-        route = next((r for r in routes if r.matches(scope)[0] is not Match.NONE), None)
+        route = routes.find(scope)[1].get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) and path else "unmatched"
 
