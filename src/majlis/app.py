@@ -67,7 +67,7 @@ from majlis.media.runtime.membership import Membership, publish_captions, publis
 from majlis.media.runtime.node import MediaNode, NodeSettings
 from majlis.media.runtime.node_api import node_routes
 from majlis.media.runtime.process import MediaProcess
-from majlis.plane import Capacity, MediaPlane, NodeInfo, Sample, follow_commands
+from majlis.plane import Capacity, MediaPlane, NodeInfo, Room, Sample, follow_commands
 from majlis.services.accounts import Accounts, PasswordHashing
 from majlis.services.admission import AdmissionControl, AdmissionSettings
 from majlis.services.appeals import Appeals
@@ -423,10 +423,10 @@ def _capacity(
         return None
     capacity = config.node_capacity
 
-    async def embedded() -> int:
+    async def embedded() -> Room:
         # Behind: the spaces it runs already are all it can take.
         load = await plane.load()
-        return min(capacity, load.spaces) if load.behind else capacity
+        return Room(min(capacity, load.spaces), behind=True) if load.behind else Room(capacity)
 
     return embedded
 

@@ -48,6 +48,7 @@ __all__ = [
     "Recordings",
     "ReplayTranscriber",
     "Resume",
+    "Room",
     "Sample",
     "SetCaptions",
     "SetMuted",
@@ -78,10 +79,20 @@ CaptionsSink = Callable[[str, list[TranscriptLine]], None]
 Resume = Callable[[], Awaitable[None]]
 # (name, labels, value) for /metrics.
 Sample = tuple[str, dict[str, str], float]
-# How many live spaces the media plane takes in all, now: a node that is full is not
-# asked to start one more, it falls behind on every space it runs (it mixes and encodes
-# each in real time on one core).
-Capacity = Callable[[], Awaitable[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    """How many live spaces the media plane takes in all, now: a node that is full is not
+    asked to start one more, it would fall behind on every space it runs (it mixes and
+    encodes each in real time on one core). `behind`: fewer than it was built for,
+    because some node's mixers run late."""
+
+    spaces: int
+    behind: bool = False
+
+
+Capacity = Callable[[], Awaitable[Room]]
 
 
 @dataclass(frozen=True, slots=True)

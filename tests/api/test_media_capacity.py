@@ -17,6 +17,7 @@ import pytest
 from api.conftest import Harness, assert_error, running_harness
 from majlis.errors import Conflict
 from majlis.media.runtime.process import MediaProcess
+from majlis.plane import Room
 from majlis.services.auth import Caller
 from majlis.services.spaces import Spaces
 from majlis.services.tokens import SESSION_AUDIENCE, Claims
@@ -91,7 +92,7 @@ async def test_a_server_whose_mixer_falls_behind_takes_no_new_space(tmp_path: Pa
                 "POST", "/spaces", host, json={"title": "two", "visibility": "public"}
             )
             body = assert_error(refused, 503, "media_full")
-            assert "(1)" in body["reason"], body
+            assert "(1)" in body["reason"] and "running late" in body["reason"], body
         finally:
             starving.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -113,12 +114,12 @@ async def test_a_start_that_lost_the_race_is_told_the_space_is_live(tmp_path: Pa
         rival: list[Space] = []
         raced = False
 
-        async def capacity() -> int:
+        async def capacity() -> Room:
             nonlocal raced
             if not raced:
                 raced = True
                 rival.append(await spaces.start(caller, later["id"]))
-            return 1
+            return Room(1)
 
         spaces = Spaces(s.store, s.events, s.clock, 0.0, capacity=capacity)
         with pytest.raises(Conflict):

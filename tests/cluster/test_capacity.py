@@ -104,6 +104,7 @@ def test_a_node_that_falls_behind_takes_no_new_spaces(tmp_path: Path) -> None:
                 # Each runs what it runs: the cluster's room is the five it has.
                 assert (status, body["error"]) == (503, "media_full"), body
                 assert "(5)" in str(body["reason"]), body
+                assert "running late" in str(body["reason"]), body
         # Caught up (ten seconds of punctual ticks): both take spaces again.
         wait_for(lambda: _metric(running.workers[0], "majlis_cluster_nodes_behind") == 0, 30)
         assert create("after")[0] == 201

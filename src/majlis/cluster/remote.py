@@ -28,6 +28,7 @@ from majlis.plane import (
     NodeInfo,
     NodeLoad,
     Resume,
+    Room,
     Sample,
     choose_node,
     decode_error,
@@ -135,10 +136,12 @@ class RemoteMedia:
         found = await self._bus.get_values(NODE_PREFIX)
         return [info for text in found.values() if (info := NodeInfo.from_json(text))]
 
-    async def capacity(self) -> int:
+    async def capacity(self) -> Room:
         """Live spaces the nodes announced now take in all: a draining node none, a node
         that is behind only those it runs."""
-        return sum(n.room for n in await self.nodes())
+        nodes = await self.nodes()
+        behind = any(n.behind and not n.draining for n in nodes)
+        return Room(sum(n.room for n in nodes), behind)
 
     async def playout_delays(self, space_id: str) -> dict[str, float]:
         """Nodes hand spaces over among themselves (membership.py); never asked here."""

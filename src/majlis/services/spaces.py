@@ -117,13 +117,18 @@ class Spaces:
         than its share, which its headroom absorbs; it is the hundredth that must not."""
         if self._capacity is None:
             return None
-        capacity = await self._capacity()
-        if capacity <= 0:
+        room = await self._capacity()
+        if room.spaces <= 0:
             return Overloaded("no media node is available", ROOM_RETRY_MS, code="media_full")
-        if await self._store.count_live_spaces() < capacity:
+        if await self._store.count_live_spaces() < room.spaces:
             return None
+        until = (
+            "its media is running late, and takes no more until it catches up; try again shortly"
+            if room.behind
+            else "try again when one ends"
+        )
         return Overloaded(
-            f"the server runs as many live spaces as it can ({capacity}); try again when one ends",
+            f"the server runs as many live spaces as it can now ({room.spaces}): {until}",
             ROOM_RETRY_MS,
             code="media_full",
         )
