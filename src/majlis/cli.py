@@ -372,7 +372,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from majlis.app import build_app, build_node_app, build_services
-    from majlis.serving import Server
+    from majlis.serving import KEEP_ALIVE_S, Server
 
     config = _load(args, host=args.host, port=args.port)
     logging.basicConfig(
@@ -420,6 +420,7 @@ def _serve(args: argparse.Namespace) -> int:
             loop="uvloop",
             ws="websockets-sansio",
             ws_max_size=65536,
+            timeout_keep_alive=KEEP_ALIVE_S,
             # The app reads X-Forwarded-For itself, from the proxies `trusted_proxies` names.
             proxy_headers=False,
         )

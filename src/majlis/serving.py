@@ -24,10 +24,15 @@ from collections.abc import Callable
 
 import uvicorn
 
-__all__ = ["Acceptor", "Server"]
+__all__ = ["KEEP_ALIVE_S", "Acceptor", "Server"]
 
 BATCH = 128  # connections accepted per turn of the loop, at most
 PAUSE_S = 0.1  # out of descriptors: wait this long before accepting again
+# How long an idle keep-alive connection stays open. uvicorn's default, 5 s, is also how
+# long httpx (and so our CLI and bots) keeps one: a request sent on it as the server
+# closes it is lost ("Server disconnected without sending a response"). Longer than
+# the clients', so that they always give up first.
+KEEP_ALIVE_S = 20
 
 log = logging.getLogger(__name__)
 
