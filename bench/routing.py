@@ -69,11 +69,11 @@ def main() -> None:
     for name, (method, path) in REQUESTS.items():
         scope = {"type": "http", "method": method, "path": path, "root_path": ""}
         scope |= {"headers": [], "query_string": b""}
-        assert scan(table.routes, scope) is table.find(scope)[1].get("route")
+        assert scan(table.routes, scope) is table.matches(scope)[1].get("route")
         scanned, indexed = [], []
         for _ in range(args.rounds):
             scanned.append(per_call_us(lambda s=scope: scan(table.routes, s), args.calls))
-            indexed.append(per_call_us(lambda s=scope: table.find(s), args.calls))
+            indexed.append(per_call_us(lambda s=scope: table.matches(s), args.calls))
         results[name] = {
             "scan_us": round(statistics.median(scanned), 2),
             "indexed_us": round(statistics.median(indexed), 2),

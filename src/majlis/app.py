@@ -424,9 +424,7 @@ def _capacity(
     capacity = config.node_capacity
 
     async def embedded() -> Room:
-        # Behind: the spaces it runs already are all it can take.
-        load = await plane.load()
-        return Room(min(capacity, load.spaces), behind=True) if load.behind else Room(capacity)
+        return (await plane.load()).room(capacity)
 
     return embedded
 

@@ -358,6 +358,13 @@ class NodeLoad:
     def behind(self) -> bool:
         return self.late_ms >= BEHIND_MS
 
+    def room(self, capacity: int) -> Room:
+        """What a node built for `capacity` spaces takes now: while behind, only those
+        it runs already."""
+        if self.behind:
+            return Room(min(capacity, self.spaces), behind=True)
+        return Room(capacity)
+
 
 class MediaPlane(Protocol):
     """What runs spaces' media, wherever it runs."""
@@ -477,9 +484,7 @@ class NodeInfo:
         """Spaces it would take now: none while draining, and none more while behind."""
         if self.draining:
             return 0
-        if self.behind:
-            return min(self.capacity, self.spaces)
-        return self.capacity
+        return NodeLoad(self.spaces, self.late_ms).room(self.capacity).spaces
 
     def to_json(self) -> str:
         return json.dumps(

@@ -81,7 +81,7 @@ async def test_it_chooses_the_route_the_router_would(tmp_path: Path) -> None:
                 for root in ("", "/base"):
                     scope = {"type": kind, "method": method, "path": root + path}
                     scope |= {"root_path": root, "headers": [], "query_string": b""}
-                    found, child = table.find(scope)
+                    found, child = table.matches(scope)
                     expected, expected_child = linear(table.routes, scope)
                     assert (found, child.get("route")) == (
                         expected,

@@ -161,7 +161,7 @@ def _route_of(scope: Scope, routes: IndexedRoutes) -> str:
     # got there is matched here, through the same index.
     route = scope.get("route")
     if route is None:
-        route = routes.find(scope)[1].get("route")
+        route = routes.matches(scope)[1].get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) and path else "unmatched"
 

@@ -48,7 +48,7 @@ class IndexedRoutes(BaseRoute):
             else:
                 self._insert(segments, index)
 
-    def find(self, scope: Scope) -> tuple[Match, Scope]:
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
         """(FULL or PARTIAL, child scope with "route") for the route the router would
         choose, or (NONE, {})."""
         partial: tuple[BaseRoute, Scope] | None = None
@@ -62,9 +62,6 @@ class IndexedRoutes(BaseRoute):
         if partial is None:
             return Match.NONE, {}
         return Match.PARTIAL, {**partial[1], "route": partial[0]}
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        return self.find(scope)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The router calls this after matches(), whose child scope named the route."""
