@@ -5,8 +5,8 @@ libraries and other files. For telling which of them grows in a soak (issue 13, 
     python3 bench/smaps.py --seconds 840 --out /tmp/smaps.jsonl &
     flock /tmp/majlis-bench.lock .venv/bin/python bench/soak.py --minutes 13 --warmup 3
 
-Each line: the time, the worker's pid, resident KB by kind, how many anonymous mappings
-there are, and the largest eight as [resident KB, size KB].
+Each line: the time, the worker's pid and allocator settings, resident KB by kind, how
+many anonymous mappings there are, and the largest eight as [resident KB, size KB].
 """
 
 from __future__ import annotations
@@ -26,6 +26,13 @@ MAPPING = re.compile(r"^[0-9a-f]+-[0-9a-f]+ ")
 def workers() -> list[int]:
     found = subprocess.run(["pgrep", "-f", WORKER], capture_output=True, text=True).stdout
     return [int(pid) for pid in found.split()]
+
+
+def allocator_env(pid: int) -> dict[str, str]:
+    """The worker's allocator settings, to tell side-by-side soaks apart."""
+    pairs = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    found = (pair.decode(errors="replace").partition("=") for pair in pairs)
+    return {key: value for key, _, value in found if key.startswith(("PYTHONMALLOC", "MALLOC_"))}
 
 
 def kind_of(name: str) -> str:
@@ -65,7 +72,12 @@ def main() -> None:
         while time.monotonic() < ends:
             for pid in workers():
                 try:
-                    row = {"t": round(time.time()), "pid": pid, **resident_by_kind(pid)}
+                    row = {
+                        "t": round(time.time()),
+                        "pid": pid,
+                        "env": allocator_env(pid),
+                        **resident_by_kind(pid),
+                    }
                 except OSError:
                     continue  # it ended between pgrep and the read
                 out.write(json.dumps(row) + "\n")

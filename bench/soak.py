@@ -17,6 +17,10 @@ Every 10 s: resident memory, open file descriptors and threads of the server and
 media worker. The summary compares the first sample after `--warmup` minutes with the
 median of the last five, and fits a slope over everything after the warm-up.
 
+`--env KEY=VALUE` sets an environment variable for the server and its media worker (the
+allocator's, say: PYTHONMALLOC=malloc, MALLOC_ARENA_MAX=2), so that two soaks side by side
+can compare them.
+
 With `--heap DIR` the media worker traces its allocations (_MAJLIS_HEAP_SNAPSHOTS,
 media/runtime/heap.py) and is asked for a snapshot at the end of the warm-up and at the
 end; the result lists the source lines whose live memory grew most between the two.
@@ -249,9 +253,11 @@ def churn_space(api: Api, title: str) -> str | None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="majlis-soak-"))
-    heap_env = {} if args.heap is None else {HEAP_SNAPSHOTS_ENV: str(args.heap)}
+    extra_env = dict(args.env)
+    if args.heap is not None:
+        extra_env[HEAP_SNAPSHOTS_ENV] = str(args.heap)
     heaps: list[Path] = []
-    with running_server(heap_env) as server:
+    with running_server(extra_env) as server:
         api = Api(server)
         api.register("host")
         api.register("churn")
@@ -314,6 +320,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def env_pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=60)
@@ -322,6 +335,14 @@ def main() -> None:
     parser.add_argument("--listeners", type=int, default=50)
     parser.add_argument("--pace", type=int, default=40, help="first per-request delay, ms")
     parser.add_argument("--heap", type=Path, help="trace the media worker's heap, snapshots here")
+    parser.add_argument(
+        "--env",
+        type=env_pair,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set for the server and its media worker (e.g. PYTHONMALLOC=malloc); repeatable",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     result = run(args)
