@@ -13,8 +13,10 @@ from 2,000 anonymous members who joined before each phase.
   clients ignore Retry-After, as a flood or a broken client would.
 - 2x polite, 5x polite: the same connections, each waiting out a refusal's Retry-After-Ms
   before its next request, as the web app and the CLI do.
-- A probe (this script, 20 heartbeats a second on connections of its own) records each
+- A probe (this script, 20 heartbeats a second on a connection of its own) records each
   answer's status and time, so that refusals and successes get percentiles of their own.
+  It waits out each refusal's Retry-After-Ms, as the web app does: it times how fast a
+  client that does as told is answered, not how long an impatient one is held.
 
     flock /tmp/majlis-bench.lock .venv/bin/python bench/overload.py --runs 3 --seconds 10 \
         --out bench/results/overload.json
@@ -170,6 +172,8 @@ class Probe:
                 except httpx.HTTPError:
                     status = 0
                 self.answers.append((status, time.perf_counter() - started))
+                if status in (429, 503):
+                    self._stop.wait(int(answer.headers.get("retry-after-ms", "1000")) / 1000)
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"sent": len(self.answers)}
@@ -209,6 +213,9 @@ def phase(
     result["goodput_per_s"] = round(result["s2xx"] / result["seconds"], 1)
     result["probe"] = probe.summary()
     result["loop_lag_ms_max"] = round(max(seen["loop_lag_ms"], default=0.0), 1)
+    shares = seen["shed_share"]
+    result["shed_share_mean"] = round(statistics.fmean(shares), 3) if shares else None
+    result["holds"] = max(seen["holds"], default=0) - min(seen["holds"], default=0)
     return result
 
 
@@ -293,6 +300,8 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "server_cpu_pct": med([r["cpu"].get("server_cpu_pct") for r in results]),
             "wrk_cpu_pct": med([r["cpu"].get("wrk0_cpu_pct") for r in results]),
             "others_cpu_pct": med([r["cpu"].get("others_cpu_pct") for r in results]),
+            "shed_share_mean": med([r.get("shed_share_mean") for r in results]),
+            "holds": med([r.get("holds") for r in results]),
         }
     return out
 

@@ -151,8 +151,15 @@ def wrk_result(process: subprocess.Popen[str]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def sampling_metrics(server: Server) -> Iterator[dict[str, list[float]]]:
-    """The admission rate and the loop's standing delay, every 0.25 s, while it runs."""
-    seen: dict[str, list[float]] = {"admission_rate": [], "loop_lag_ms": [], "behind": []}
+    """The admission rate, the loop's standing delay, the share of writes shed and the
+    connections held so far, every 0.25 s, while it runs."""
+    seen: dict[str, list[float]] = {
+        "admission_rate": [],
+        "loop_lag_ms": [],
+        "behind": [],
+        "shed_share": [],
+        "holds": [],
+    }
     stop = threading.Event()
 
     def sample() -> None:
@@ -162,6 +169,8 @@ def sampling_metrics(server: Server) -> Iterator[dict[str, list[float]]]:
                 seen["admission_rate"].append(metrics.get("majlis_admission_rate", -1))
                 seen["loop_lag_ms"].append(metrics.get("majlis_loop_lag_seconds", 0) * 1000)
                 seen["behind"].append(metrics.get("majlis_admission_behind", 0))
+                seen["shed_share"].append(metrics.get("majlis_shed_share", 0))
+                seen["holds"].append(metrics.get("majlis_connection_holds_total", 0))
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()

@@ -49,6 +49,7 @@ from majlis.api.roles import RoleRoutes
 from majlis.api.route_index import IndexedRoutes
 from majlis.api.routing import Endpoint, openapi, routes
 from majlis.api.rtc import RtcRoutes
+from majlis.api.shed_share import ShedShare
 from majlis.api.spaces import SpaceRoutes
 from majlis.api.transcripts import TranscriptRoutes
 from majlis.bus import open_bus
@@ -100,6 +101,7 @@ from majlis.services.suspensions import Suspensions
 from majlis.services.tokens import TokenService
 from majlis.services.transcripts import Transcripts
 from majlis.services.webhook import Webhook
+from majlis.serving import ConnectionHolds
 from majlis.signing import NODE, compact_key
 from majlis.store import open_store
 from majlis.store.base import Store
@@ -151,6 +153,7 @@ class Services:
     membership: Membership | None  # scaled mode with a node here: its place in the cluster
     security: SecurityState  # revocations and bans: SQL's copy back on the bus after restarts
     lag: LoopLag  # this worker's queueing delay: sheds writes, paces admission
+    shed_share: ShedShare | None  # the share of writes refused, following `lag`; None: never
     admission: AdmissionControl  # the waiting room's rate, following the delay
     origins: Origins  # HLS as this worker serves it (and cuts clips from)
     clip_audio: OriginClips
@@ -297,6 +300,7 @@ def build_services(
         membership=membership,
         security=SecurityState(store, bus, clock, SECURITY_CHECK_SECONDS),
         lag=lag,
+        shed_share=_shed_share(config),
         admission=admission,
         origins=origins,
         clip_audio=clip_audio,
@@ -482,7 +486,18 @@ def api_endpoints(s: Services) -> list[Endpoint]:
     ]
 
 
-def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -> Starlette:
+def _shed_share(config: Config) -> ShedShare | None:
+    target_s = config.overload_target_ms / 1000
+    return ShedShare(target_s) if target_s > 0 else None
+
+
+def build_app(
+    services: Services,
+    extra_routes: list[BaseRoute] | None = None,
+    holds: ConnectionHolds | None = None,
+) -> Starlette:
+    """The worker's ASGI app; `holds`: its server's connections, held unread while a client
+    ignores a Retry-After (majlis/serving/holds.py)."""
     endpoints = api_endpoints(services)
     document = openapi(endpoints, "Majlis", __version__)
 
@@ -521,7 +536,10 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         event_socket.route(),
         Route("/openapi.json", openapi_json),
         Route("/healthz", health),
-        metrics_route(metrics, [*_metric_sources(services), _socket_metrics(event_socket)]),
+        metrics_route(
+            metrics,
+            [*_metric_sources(services), _socket_metrics(event_socket), _hold_metrics(holds)],
+        ),
         *web_routes(_node_modules(config), _origin_of(config.edge_url), _exists(services.spaces)),
         Mount(
             "/hls",
@@ -547,8 +565,9 @@ def build_app(services: Services, extra_routes: list[BaseRoute] | None = None) -
         Middleware(
             ShedWrites,  # type: ignore[arg-type]
             lag=lag,
-            target_s=config.overload_target_ms / 1000,
+            share=services.shed_share,
             spare=is_join_path,
+            repeated=None if holds is None else holds.hold,
         ),
         # The node API is the cluster's own traffic: every listener's HLS arrives there
         # from a few workers' addresses.
@@ -773,6 +792,14 @@ def _listener_metrics(audience: Audience) -> Callable[[], Awaitable[list[Sample]
     return samples
 
 
+def _hold_metrics(holds: ConnectionHolds | None) -> Callable[[], Awaitable[list[Sample]]]:
+    async def samples() -> list[Sample]:
+        held = 0 if holds is None else holds.held
+        return [("majlis_connection_holds_total", {}, float(held))]
+
+    return samples
+
+
 def _socket_metrics(sockets: EventSocket) -> Callable[[], Awaitable[list[Sample]]]:
     async def samples() -> list[Sample]:
         return [("majlis_event_sockets", {}, float(sockets.open_count()))]
@@ -787,6 +814,7 @@ def _overload_metrics(services: Services) -> Callable[[], Awaitable[list[Sample]
         admission = services.admission
         return [
             ("majlis_loop_lag_seconds", {}, services.lag.standing()),
+            ("majlis_shed_share", {}, services.shed_share.share if services.shed_share else 0.0),
             ("majlis_admission_rate", {}, admission.rate),
             ("majlis_admission_behind", {}, 1.0 if admission.behind else 0.0),
         ]

@@ -372,7 +372,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from majlis.app import build_app, build_node_app, build_services
-    from majlis.serving import KEEP_ALIVE_S, Server
+    from majlis.serving import KEEP_ALIVE_S, ConnectionHolds, Server
 
     config = _load(args, host=args.host, port=args.port)
     logging.basicConfig(
@@ -408,7 +408,12 @@ def _serve(args: argparse.Namespace) -> int:
             },
         )
     asyncio.run(_check_backends(config, sql=args.command == "serve"))
-    app = build_node_app(config) if args.command == "media" else build_app(build_services(config))
+    holds = ConnectionHolds()
+    app = (
+        build_node_app(config)
+        if args.command == "media"
+        else build_app(build_services(config), holds=holds)
+    )
     what = "majlis media node" if args.command == "media" else "majlis"
     server = Server(
         uvicorn.Config(
@@ -423,7 +428,8 @@ def _serve(args: argparse.Namespace) -> int:
             timeout_keep_alive=KEEP_ALIVE_S,
             # The app reads X-Forwarded-For itself, from the proxies `trusted_proxies` names.
             proxy_headers=False,
-        )
+        ),
+        holds=holds,
     )
     print(
         f"{what} listening on {config.effective_public_url} (data in {config.data_dir})", flush=True

@@ -5,17 +5,22 @@ short tick and notes how late it wakes up, then yields once and notes how long t
 took to come back to it (one whole turn: reading every socket that is ready, and every
 task step queued ahead). Lateness alone under-reads: uvloop runs due timers at the start
 of a turn, so a timer waits only for the rest of the turn it fell due in, while a request
-waits for whole turns, one per step of its handler. Like CoDel, what counts is the *least* delay
-over the last interval: one slow moment (a garbage collection, a burst) passes, but a
-delay that stands for a whole interval means requests are queueing, and adding more only
-makes every answer later. While it stands above the target, writes under /api/ get 503
-with a jittered Retry-After before any of their work is done; reads, HLS and the event
-sockets go on (a listener's audio is the last thing to shed).
+waits for whole turns, one per step of its handler.
 
-Joins are spared up to SPARE_FACTOR times the target: the waiting room reads the same
-delay and answers them with tickets (services/admission.py), a place in line the client
-keeps, where a 503 sends it back to the end. Past that the worker is so far behind that
-even a ticket makes every other answer later, and joins are refused like other writes.
+Writes under /api/ are refused with 503 and a jittered Retry-After before any of their
+work is done, each with a probability that follows the delay (api/shed_share.py, PIE):
+it rises while the delay is over the target and decays while it is under, so the worker
+goes on serving what it can while it refuses the rest. Reads, HLS and the event sockets
+go on (a listener's audio is the last thing to shed). A client refused again within the
+Retry-After it was given is told to the `Refusals` sink, which may hold its connection
+(majlis/serving/holds.py): a flood that ignores Retry-After then waits it out anyway.
+
+Joins are spared up to SPARE_FACTOR times the target, by the *standing* delay: like
+CoDel, the least delay over the last interval, so one slow moment (a garbage collection,
+a burst) passes. The waiting room reads the same standing delay and answers joins with
+tickets (services/admission.py), a place in line the client keeps, where a 503 sends it
+back to the end. Past that the worker is so far behind that even a ticket makes every
+other answer later, and joins are refused like other writes.
 """
 
 from __future__ import annotations
@@ -25,17 +30,20 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from majlis.api.middleware import WRITE_METHODS, send_error
+from majlis.api.shed_share import ShedShare
 from majlis.errors import Overloaded
 
-__all__ = ["SPARE_FACTOR", "LoopLag", "ShedWrites", "is_join_path"]
+__all__ = ["SPARE_FACTOR", "LoopLag", "Refusals", "ShedWrites", "is_join_path"]
 
 TICK = 0.025  # seconds between looks at the loop
 INTERVAL = 0.5  # the least delay over this long is the standing delay
 SPARE_FACTOR = 3.0  # spared writes (joins) are shed only past this many times the target
+TOLD_MAX = 10_000  # clients remembered as told to wait, before the expired are dropped
 
 
 def is_join_path(path: str) -> bool:
@@ -54,6 +62,13 @@ class LoopLag:
         self._samples.append((at, late))
         while self._samples and self._samples[0][0] < at - INTERVAL:
             self._samples.popleft()
+
+    def latest(self) -> float:
+        """The last lateness seen, in seconds (0.0 before any, or when stale)."""
+        if not self._samples:
+            return 0.0
+        at, late = self._samples[-1]
+        return late if at >= self._clock() - INTERVAL else 0.0
 
     def standing(self) -> float:
         """The least lateness over the last interval, in seconds (0.0 before any)."""
@@ -74,37 +89,65 @@ class LoopLag:
             self.note(woke, max(0.0, woke - asked - TICK, turn))
 
 
+class Refusals(Protocol):
+    """Told of each write refused again within the Retry-After its client was given."""
+
+    def __call__(self, client: tuple[str, int], wait_s: float, /) -> None: ...
+
+
 class ShedWrites:
-    """503 with Retry-After for writes while the standing delay is over `target_s`
-    (over SPARE_FACTOR times that for paths `spare` accepts)."""
+    """503 with Retry-After for the `share` of writes (None: never shed); for paths
+    `spare` accepts, for all of them while the standing delay is over SPARE_FACTOR times
+    the share's target."""
 
     def __init__(
         self,
         app: ASGIApp,
         lag: LoopLag,
-        target_s: float,
+        share: ShedShare | None,
         spare: Callable[[str], bool] = lambda path: False,
+        repeated: Refusals | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.app = app
         self.lag = lag
-        self.target_s = target_s
         self.spare = spare
+        self.repeated = repeated
+        self._clock = clock
+        self._share = share
+        # client -> until when it was asked to wait; a client reusing its connection
+        # sooner ignored the Retry-After.
+        self._told: dict[tuple[str, int], float] = {}
         self.shed = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        share = self._share
         if (
             scope["type"] == "http"
-            and self.target_s > 0
+            and share is not None
             and scope["method"] in WRITE_METHODS
             and scope["path"].startswith("/api/")
-            and self.lag.standing() > self._limit(scope["path"])
+            and self._refuse(share, scope["path"])
         ):
             self.shed += 1
             # Jittered, so the refused do not all come back in the same instant.
             wait_ms = int(random.uniform(1000, 3000))
+            self._note(scope.get("client"), wait_ms / 1000)
             await send_error(send, Overloaded("the server is busy; try again shortly", wait_ms))
             return
         await self.app(scope, receive, send)
 
-    def _limit(self, path: str) -> float:
-        return self.target_s * SPARE_FACTOR if self.spare(path) else self.target_s
+    def _refuse(self, share: ShedShare, path: str) -> bool:
+        if self.spare(path):
+            return self.lag.standing() > share.target_s * SPARE_FACTOR
+        return random.random() < share.update(self.lag.latest())
+
+    def _note(self, client: tuple[str, int] | None, wait_s: float) -> None:
+        if not client:
+            return
+        now = self._clock()
+        if self.repeated is not None and self._told.get(client, 0.0) > now:
+            self.repeated(client, wait_s)
+        if len(self._told) > TOLD_MAX:
+            self._told = {c: until for c, until in self._told.items() if until > now}
+        self._told[client] = now + wait_s

@@ -24,7 +24,9 @@ from collections.abc import Callable
 
 import uvicorn
 
-__all__ = ["KEEP_ALIVE_S", "Acceptor", "Server"]
+from majlis.serving.holds import ConnectionHolds
+
+__all__ = ["BATCH", "KEEP_ALIVE_S", "Acceptor", "Server"]
 
 BATCH = 128  # connections accepted per turn of the loop, at most
 PAUSE_S = 0.1  # out of descriptors: wait this long before accepting again
@@ -122,11 +124,15 @@ class Acceptor:
 
 
 class Server(uvicorn.Server):
-    """uvicorn.Server whose sockets are served through Acceptors."""
+    """uvicorn.Server whose sockets are served through Acceptors, each connection
+    through `holds` when given."""
 
-    def __init__(self, config: uvicorn.Config, batch: int = BATCH) -> None:
+    def __init__(
+        self, config: uvicorn.Config, batch: int = BATCH, holds: ConnectionHolds | None = None
+    ) -> None:
         super().__init__(config)
         self.batch = batch
+        self.holds = holds
         self.acceptors: list[Acceptor] = []
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -154,4 +160,4 @@ class Server(uvicorn.Server):
             server_state=self.server_state,
             app_state=self.lifespan.state,
         )
-        return protocol
+        return protocol if self.holds is None else self.holds.wrap(protocol)

@@ -1,0 +1,7 @@
+"""uvicorn as Majlis runs it: connections accepted in batches (acceptor.py), and held
+while their client ignores a Retry-After it was given (holds.py)."""
+
+from majlis.serving.acceptor import BATCH, KEEP_ALIVE_S, Acceptor, Server
+from majlis.serving.holds import ConnectionHolds
+
+__all__ = ["BATCH", "KEEP_ALIVE_S", "Acceptor", "ConnectionHolds", "Server"]
