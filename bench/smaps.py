@@ -29,10 +29,11 @@ def workers() -> list[int]:
 
 
 def allocator_env(pid: int) -> dict[str, str]:
-    """The worker's allocator settings, to tell side-by-side soaks apart."""
+    """The worker's allocator and collector settings, to tell side-by-side soaks apart."""
     pairs = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     found = (pair.decode(errors="replace").partition("=") for pair in pairs)
-    return {key: value for key, _, value in found if key.startswith(("PYTHONMALLOC", "MALLOC_"))}
+    wanted = ("PYTHONMALLOC", "MALLOC_", "_MAJLIS_MEDIA_GC")
+    return {key: value for key, _, value in found if key.startswith(wanted)}
 
 
 def kind_of(name: str) -> str:

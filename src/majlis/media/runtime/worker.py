@@ -45,6 +45,7 @@ from majlis.media.runtime.channel import (
     encode_snapshot,
     read_frame,
 )
+from majlis.media.runtime.collector import Collector, collector_from_env
 from majlis.media.runtime.heap import snapshot_on_signal
 from majlis.media.runtime.node import MediaNode, NodeSettings
 from majlis.plane import Levels, MediaCommand, Sample, UnknownCommand, decode_command, encode_error
@@ -197,19 +198,23 @@ async def serve(sock: socket.socket, settings: NodeSettings) -> None:
     node.on_levels = levels
     node.on_captions = captions
     await node.start()
+    collector = collector_from_env(os.environ)
+    if collector is not None:
+        collector.freeze_startup()
+    collecting = asyncio.create_task(collector.run() if collector else asyncio.sleep(0))
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     commands: Commands = asyncio.Queue()
     following = asyncio.create_task(_follow(node, commands, outbox))
     offers: set[asyncio.Task[None]] = set()
-    reading = asyncio.create_task(_read(reader, node, commands, outbox, offers))
+    reading = asyncio.create_task(_read(reader, node, collector, commands, outbox, offers))
     stop_wait = asyncio.create_task(stopping.wait())
     try:
         await asyncio.wait({reading, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
         if reading.done() and reading.exception() is not None:
             log.error("the channel to the server broke: %r", reading.exception())
     finally:
-        for task in (following, *offers, reading, stop_wait):
+        for task in (following, collecting, *offers, reading, stop_wait):
             task.cancel()
         watchdog = exit_if_stuck(STOP_GRACE_S)
         # Closed, not ended: the next worker (or the next `majlis serve`) resumes them.
@@ -238,6 +243,7 @@ def exit_if_stuck(grace_s: float, exit: Callable[[int], object] = os._exit) -> t
 async def _read(
     reader: asyncio.StreamReader,
     node: MediaNode,
+    collector: Collector | None,
     commands: Commands,
     outbox: _Outbox,
     offers: set[asyncio.Task[None]],
@@ -256,7 +262,9 @@ async def _read(
             # One after another, as the bus delivers them: an end must not overtake its start.
             commands.put_nowait((command, header.get("id")))
         elif kind == "metrics":
-            outbox.send({"t": "reply", "id": header.get("id"), "samples": _metrics(node)})
+            outbox.send(
+                {"t": "reply", "id": header.get("id"), "samples": _metrics(node, collector)}
+            )
         elif kind == "load":
             load = node.measure_load()
             reply = {"t": "reply", "id": header.get("id")}
@@ -301,10 +309,11 @@ async def _offer(node: MediaNode, header: Message, outbox: _Outbox) -> None:
     outbox.send(reply)
 
 
-def _metrics(node: MediaNode) -> list[Sample]:
+def _metrics(node: MediaNode, collector: Collector | None) -> list[Sample]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return [
         *node.samples(),
+        *(collector.samples() if collector else []),
         # The server spans two processes: the parent's process_* samples are its own.
         ("majlis_media_worker_cpu_seconds_total", {}, usage.ru_utime + usage.ru_stime),
         ("majlis_media_worker_max_rss_kib", {}, float(usage.ru_maxrss)),
