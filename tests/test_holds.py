@@ -82,6 +82,16 @@ async def stop(server: Server, task: asyncio.Task[None]) -> None:
     await asyncio.wait_for(task, 10)
 
 
+class FarBehind(LoopLag):
+    """A loop a second behind, whatever is measured."""
+
+    def latest(self) -> float:
+        return 1.0
+
+    def standing(self) -> float:
+        return 1.0
+
+
 def address(server: Server) -> tuple[str, int]:
     host, port = server.acceptors[0]._sock.getsockname()
     return host, port
@@ -187,9 +197,9 @@ def test_a_client_ignoring_retry_after_waits_it_out_anyway(
     async def main() -> None:
         holds = ConnectionHolds()
         share = ShedShare(0.1)
-        share.share = 1.0  # refuse every write
+        share.share = 1.0  # refuse every write, and go on: the loop reads as far behind
         inner = Starlette(routes=[Route("/api/v1/{name}", echo, methods=["POST"])])
-        app = ShedWrites(inner, LoopLag(), share, repeated=holds.hold)
+        app = ShedWrites(inner, FarBehind(), share, repeated=holds.hold)
         server, task = await serving(app, holds)
         try:
             rude = await Connection.open(address(server))
