@@ -6,6 +6,7 @@ second, of those delays (CoDel's idea)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 
@@ -45,6 +46,24 @@ def test_a_delay_that_lasts_the_interval_stands_and_goes_stale() -> None:
     assert lag.standing() == 0.3
     clock.now += INTERVAL * 2  # the watcher stopped: no stale verdict
     assert lag.standing() == 0.0
+
+
+async def test_a_turn_too_long_for_the_watcher_to_see_end_counts_as_it_goes() -> None:
+    """The watcher notes a delay only when it wakes; in a turn longer than the interval it
+    cannot, and a stale sample must not read as calm to the requests of that turn."""
+    lag = LoopLag()
+    watching = asyncio.create_task(lag.watch())
+    await asyncio.sleep(0.1)  # it runs, and sleeps between looks
+    time.sleep(INTERVAL + 0.3)  # noqa: ASYNC251 (the point: one very long turn)
+    assert lag.latest() >= INTERVAL + 0.2
+    assert lag.standing() >= INTERVAL + 0.2
+    watching.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watching
+    assert lag.latest() < INTERVAL  # a watcher that stopped is not overdue
+    clock = Clock()
+    idle = LoopLag(clock)
+    assert idle.latest() == 0.0 and idle.standing() == 0.0  # never started
 
 
 async def ok(request: Request) -> PlainTextResponse:

@@ -57,6 +57,7 @@ class LoopLag:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._samples: deque[tuple[float, float]] = deque()  # (when, how late)
+        self._asleep_since: float | None = None  # the watcher's tick, while it waits
 
     def note(self, at: float, late: float) -> None:
         self._samples.append((at, late))
@@ -64,29 +65,44 @@ class LoopLag:
             self._samples.popleft()
 
     def latest(self) -> float:
-        """The last lateness seen, in seconds (0.0 before any, or when stale)."""
-        if not self._samples:
-            return 0.0
-        at, late = self._samples[-1]
-        return late if at >= self._clock() - INTERVAL else 0.0
+        """The delay now, in seconds: the last lateness seen or, while the watcher's own
+        wake-up is overdue, how overdue it is (a turn too long for the watcher to have
+        seen it end). 0.0 before any, or when the watcher is not running."""
+        overdue = self._overdue()
+        if not self._fresh():
+            return overdue
+        return max(self._samples[-1][1], overdue)
 
     def standing(self) -> float:
-        """The least lateness over the last interval, in seconds (0.0 before any)."""
-        if not self._samples:
-            return 0.0
-        newest = self._samples[-1][0]
-        if newest < self._clock() - INTERVAL:
-            return 0.0  # stale: the watcher is not running
+        """The least lateness over the last interval, in seconds (0.0 before any, or when
+        the watcher is not running); a wake-up overdue all interval long is what stood."""
+        if not self._fresh():
+            return self._overdue()
         return min(late for _, late in self._samples)
 
+    def _fresh(self) -> bool:
+        return bool(self._samples) and self._samples[-1][0] >= self._clock() - INTERVAL
+
+    def _overdue(self) -> float:
+        if self._asleep_since is None:
+            return 0.0
+        return max(0.0, self._clock() - self._asleep_since - TICK)
+
     async def watch(self) -> None:
-        while True:
-            asked = self._clock()
-            await asyncio.sleep(TICK)
-            woke = self._clock()
-            await asyncio.sleep(0)
-            turn = self._clock() - woke
-            self.note(woke, max(0.0, woke - asked - TICK, turn))
+        try:
+            while True:
+                await self._look()
+        finally:
+            self._asleep_since = None
+
+    async def _look(self) -> None:
+        asked = self._asleep_since = self._clock()
+        await asyncio.sleep(TICK)
+        woke = self._clock()
+        self._asleep_since = None
+        await asyncio.sleep(0)
+        turn = self._clock() - woke
+        self.note(woke, max(0.0, woke - asked - TICK, turn))
 
 
 class Refusals(Protocol):
