@@ -18,6 +18,11 @@ from 2,000 anonymous members who joined before each phase.
   It waits out each refusal's Retry-After-Ms, as the web app does: it times how fast a
   client that does as told is answered, not how long an impatient one is held.
 
+With `--unfrozen`, each target gets a second server whose startup heap is not frozen out
+of the garbage collector's full collections (as before 2026-12-07; cli.py), side by side.
+Each phase records the steal time of the server's CPU: a hypervisor that runs another
+machine on that vCPU looks like a slower server.
+
     flock /tmp/majlis-bench.lock .venv/bin/python bench/overload.py --runs 3 --seconds 10 \
         --out bench/results/overload.json
 """
@@ -39,7 +44,15 @@ from typing import Any, Literal
 import httpx
 import numpy as np
 
-from mediabench import CLIENT_CPU, Server, machine, running_server, wait_for_quiet
+from mediabench import (
+    CLIENT_CPU,
+    MAJLIS,
+    SERVER_CPU,
+    Server,
+    machine,
+    running_server,
+    wait_for_quiet,
+)
 from storm import (
     LUA_COMMON,
     anonymous_tokens,
@@ -190,6 +203,22 @@ class Probe:
         return out
 
 
+def cpu_times(cpu: int) -> list[int]:
+    """/proc/stat's jiffies for one CPU: user nice system idle iowait irq softirq steal."""
+    with open("/proc/stat") as stat:
+        for line in stat:
+            if line.startswith(f"cpu{cpu} "):
+                return [int(x) for x in line.split()[1:9]]
+    raise RuntimeError(f"no cpu{cpu} in /proc/stat")
+
+
+def steal_pct(before: list[int], after: list[int]) -> float:
+    """The share of a CPU's time the hypervisor gave to others (the server's CPU is
+    shared with other machines' vCPUs: a busy neighbour looks like a slower server)."""
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    return round(100 * spent[7] / max(1, sum(spent)), 1)
+
+
 def phase(
     server: Server,
     http: httpx.Client,
@@ -204,9 +233,10 @@ def phase(
     script = beats_script(server.data_dir, "beats", path, members[100:], mode)
     with sampling_metrics(server) as seen, Probe(server.url, path, members[:100]) as probe:
         wrk = start_wrk(server.url, script, seconds, connections)
-        opened = time.monotonic()
+        opened, times = time.monotonic(), cpu_times(SERVER_CPU)
         # Whether the server was saturated, and whether wrk (one thread) kept up.
         cpu = close_window(window(server, [wrk]), opened, seconds)
+        cpu["steal_pct"] = steal_pct(times, cpu_times(SERVER_CPU))
         result = wrk_result(wrk)
     result["cpu"] = cpu
     result["connections"] = connections
@@ -224,22 +254,36 @@ class Target:
     """One server, shedding at one target, with its space and members."""
 
     ms: float
+    frozen: bool  # the server's startup heap frozen out of collections (as shipped)
     server: Server
     http: httpx.Client
     space_id: str
     tokens: list[str]
 
 
-def prepare(stack: contextlib.ExitStack, ms: float) -> Target:
+def child(argv: list[str]) -> int:
+    """`majlis` without its startup heap frozen: the server as it was before."""
+    import gc
+
+    from majlis.cli import main
+
+    gc.freeze = lambda: None
+    return main(argv)
+
+
+def prepare(stack: contextlib.ExitStack, ms: float, frozen: bool) -> Target:
     env = {"MAJLIS_MEDIA": "false", "MAJLIS_OVERLOAD_TARGET_MS": str(ms)}
-    server = stack.enter_context(running_server(env))
+    program = (
+        (MAJLIS,) if frozen else (sys.executable, str(Path(__file__).resolve()), "--unfrozen-child")
+    )
+    server = stack.enter_context(running_server(env, program))
     http = stack.enter_context(httpx.Client(base_url=server.url, timeout=30))
     answer = http.post(
         f"{V1}/auth/register", json={"username": "host", "password": "bench-password-1"}
     )
     headers = {"Authorization": f"Bearer {answer.json()['token']}"}
     space_id = http.post(f"{V1}/spaces", json={"title": "overload"}, headers=headers).json()["id"]
-    return Target(ms, server, http, space_id, anonymous_tokens(http, MEMBERS))
+    return Target(ms, frozen, server, http, space_id, anonymous_tokens(http, MEMBERS))
 
 
 def one_run(target: Target, seconds: int) -> dict[str, dict[str, Any]]:
@@ -266,11 +310,12 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, list[dict[str, Any]]]]:
     moments of a shared machine."""
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     with contextlib.ExitStack() as stack:
-        targets = [prepare(stack, ms) for ms in args.targets]
+        variants = [True, False] if args.unfrozen else [True]
+        targets = [prepare(stack, ms, frozen) for ms in args.targets for frozen in variants]
         for _ in range(args.runs):
             for target in targets:
                 time.sleep(2.0)
-                key = f"target {target.ms:g} ms"
+                key = f"target {target.ms:g} ms" + ("" if target.frozen else " unfrozen")
                 for name, result in one_run(target, args.seconds).items():
                     runs.setdefault(key, {}).setdefault(name, []).append(result)
                     print(key, name, json.dumps(result), file=sys.stderr)
@@ -300,6 +345,7 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "server_cpu_pct": med([r["cpu"].get("server_cpu_pct") for r in results]),
             "wrk_cpu_pct": med([r["cpu"].get("wrk0_cpu_pct") for r in results]),
             "others_cpu_pct": med([r["cpu"].get("others_cpu_pct") for r in results]),
+            "steal_pct": med([r["cpu"].get("steal_pct") for r in results]),
             "shed_share_mean": med([r.get("shed_share_mean") for r in results]),
             "holds": med([r.get("holds") for r in results]),
         }
@@ -307,6 +353,8 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--unfrozen-child":
+        raise SystemExit(child(sys.argv[2:]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
@@ -317,6 +365,11 @@ def main() -> None:
         type=lambda text: [float(ms) for ms in text.split(",")],
         default=[150.0],
         help="overload_target_ms of each server, comma-separated (side by side)",
+    )
+    parser.add_argument(
+        "--unfrozen",
+        action="store_true",
+        help="beside each server, one whose startup heap is not frozen (before 2026-12-07)",
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -331,7 +384,12 @@ def main() -> None:
         "quiet_wait": quiet,
         "started": started,
         "uptime_after": uptime(),
-        "args": {"runs": args.runs, "seconds": args.seconds, "targets": args.targets},
+        "args": {
+            "runs": args.runs,
+            "seconds": args.seconds,
+            "targets": args.targets,
+            "unfrozen": args.unfrozen,
+        },
         "summary": {key: summarise(phases) for key, phases in runs.items()},
         "runs": runs,
     }

@@ -200,7 +200,7 @@ class Config:
     overload_target_ms: float = _key(
         150.0,
         _non_negative,
-        "shed writes (503) while the event loop's standing delay exceeds this; 0: never",
+        "the event loop delay a share of writes is shed (503) to hold; 0: never shed",
     )
     audience_sample_s: float = _key(
         10.0,

@@ -4,9 +4,9 @@ An ended space leaves reference cycles behind (aiortc's peer connections, the co
 buffers around them) that hold far more native memory than Python objects: PyAV codec
 contexts of ~200 KB, OpenSSL's DTLS state, numpy buffers. Python's collector sees only
 the objects, and a generation-2 collection runs only once the survivors have grown by a
-quarter of the long-lived heap, which in this worker took tens of minutes: a 60-minute
-soak grew 15 to 20 MB an hour, all of it in glibc's arenas and "in use", and one full
-collection gave back 10 MB of it (docs/benchmarks.md, "Memory over an hour").
+quarter of the long-lived heap: twice in 36 minutes of a soak, in which the worker grew
+by 14 MB, all of it in glibc's arenas and in use. One full collection then freed 6,013
+objects and 10 MB (docs/benchmarks.md, "Whose memory").
 
 A full collection walks every tracked object, ~54,000 after the imports, and took 60 to
 70 ms on a busy 2-core machine: long enough to make a 20 ms mixer tick late. So what
