@@ -251,6 +251,18 @@ def churn_space(api: Api, title: str) -> str | None:
     return space_id
 
 
+def end_churn(api: Api, space_id: str) -> float:
+    """Seconds the server took to end a churning space (-1: no answer in 30 s, which is
+    recorded rather than ending the soak; that space stays live)."""
+    started = time.monotonic()
+    try:
+        api.end_space("churn", space_id)
+    except httpx.TimeoutException:
+        print(json.dumps({"end_timed_out": space_id}), flush=True)
+        return -1.0
+    return round(time.monotonic() - started, 3)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="majlis-soak-"))
     extra_env = dict(args.env)
@@ -284,11 +296,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     ticks = os.sysconf("SC_CLK_TCK")
                     cpu = (jiffies(list(pids.values())) - cpu_before) / ticks
                     cpu_pct = 100 * cpu / (time.monotonic() - t0)
+                    ended_s = None
                     if churn_speaker is not None and churn is not None:
                         churn_speaker.wait(30)
-                        api.end_space("churn", churn)
+                        ended_s = end_churn(api, churn)
                     result.update(pace_ms=pace, server_cpu_pct=round(cpu_pct, 1))
                     result["churn_refused"] = churn is None
+                    result["churn_end_s"] = ended_s
                     chunks.append(result)
                     print(json.dumps({"chunk": len(chunks), **result}), flush=True)
                     # Steer towards the target share: the request part of the CPU scales
@@ -314,6 +328,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "non_2xx": sum(c["s401"] + c["s429"] + c["s503"] + c["sother"] for c in chunks),
         "socket_errors": sum(c["socket_errors"] for c in chunks),
         "churn_refused": sum(1 for c in chunks if c["churn_refused"]),
+        "churn_end_timeouts": sum(1 for c in chunks if c["churn_end_s"] == -1.0),
         "heap_growth": heap_growth(heaps[0], heaps[-1]) if len(heaps) > 1 else [],
         "chunks": chunks,
         "samples": samples,
