@@ -144,3 +144,12 @@ async def test_a_starved_worker_reports_itself_behind(media: MediaProcess) -> No
         os.kill(pid, signal.SIGCONT)
     load = await media.load()
     assert load.spaces == 1 and load.behind, load
+
+
+async def test_the_worker_freezes_its_startup_heap_and_collects_the_rest(
+    media: MediaProcess,
+) -> None:
+    """Issue 13, R6: media/runtime/collector.py runs in the real worker."""
+    samples = {name: value for name, _, value in await media.metrics()}
+    assert samples["majlis_media_gc_frozen"] > 10_000  # the imports, at least
+    assert samples["majlis_media_gc_collections_total"] == 0  # the first comes after 60 s
