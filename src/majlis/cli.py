@@ -416,9 +416,9 @@ def _serve(args: argparse.Namespace) -> int:
         else build_app(build_services(config), holds=holds)
     )
     # Everything alive now (modules, routes, services: ~95,000 objects) lives as long as
-    # the process. Frozen, a full collection no longer walks it: under overload, requests
-    # that wait survive into the old generation and set off full collections, each of
-    # which walked the whole heap (as in the media worker, media/runtime/collector.py).
+    # the process. Frozen, a full collection walks only what was made since, not all of
+    # it (as in the media worker, media/runtime/collector.py). Goodput under overload was
+    # the same within noise either way (docs/benchmarks.md, "A share, not all").
     gc.collect()
     gc.freeze()
     what = "majlis media node" if args.command == "media" else "majlis"
