@@ -27,6 +27,8 @@ BETA = 0.5  # per unit of (change in delay) / target, per update
 DECAY = 0.98  # per update while the delay stays under half the target
 MAX_STEP = 0.02  # the most one update may add once the share is over a tenth
 MAX_UPDATES = 8  # updates made up for after a quiet spell, at most
+# (share below, step divided by): RFC 8033's auto-tuning
+SCALES = ((1e-6, 2048), (1e-5, 512), (1e-4, 128), (1e-3, 32), (1e-2, 8), (0.1, 2))
 
 
 class ShedShare:
@@ -69,11 +71,7 @@ class ShedShare:
 def _scale(share: float) -> float:
     """Smaller steps while the share is small (RFC 8033, 5.2): at 1 % a step of the size
     that suits 50 % would overshoot many times over."""
-    for below, divisor in ((0.000001, 2048), (0.00001, 512), (0.0001, 128), (0.001, 32)):
+    for below, divisor in SCALES:
         if share < below:
             return 1 / divisor
-    if share < 0.01:
-        return 1 / 8
-    if share < 0.1:
-        return 1 / 2
     return 1.0
