@@ -1,12 +1,13 @@
 """Connections held unread while their client ignores a Retry-After.
 
 A refusal is cheap to decide but not to deliver: parsing the request, the ASGI cycle and
-writing the answer cost about two thirds of serving a heartbeat. A client that ignores
-Retry-After and sends again at once therefore keeps the worker busy refusing it. When
-the application says a client did just that, its connection is not read again until the
-wait it was given is over: what it sends meanwhile waits in the kernel's socket buffer,
-costing the worker nothing, and is read (and perhaps served) when the wait ends. Writing
-is not held, so the answer to the request in hand still goes out at once.
+writing the answer cost about two thirds of serving a heartbeat (docs/benchmarks.md,
+"Again, with the indexed routes"). A client that ignores Retry-After and sends again at
+once therefore keeps the worker busy refusing it. When the application says a client
+did just that, its connection is not read again until the wait it was given is over:
+what it sends meanwhile waits in the kernel's socket buffer, costing the worker nothing,
+and is read (and perhaps served) when the wait ends. Writing is not held, so the answer
+to the request in hand still goes out at once.
 
 Each connection's protocol (uvicorn's, or the WebSocket one it upgrades to) talks to a
 `HeldTransport` rather than the socket's transport, so that the protocol's own flow
