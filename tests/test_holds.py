@@ -5,9 +5,10 @@ ignoring Retry-After stops costing the worker. Real uvicorn, real sockets, both 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 import uvicorn
@@ -62,7 +63,9 @@ def app_holding(holds: ConnectionHolds) -> Starlette:
     )
 
 
-async def serving(app: ASGIApp, holds: ConnectionHolds) -> tuple[Server, asyncio.Task[None]]:
+@contextlib.asynccontextmanager
+async def serving(app: ASGIApp, holds: ConnectionHolds) -> AsyncIterator[tuple[str, int]]:
+    """`app` served as `majlis serve` serves it, with `holds`; its address."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
@@ -71,15 +74,15 @@ async def serving(app: ASGIApp, holds: ConnectionHolds) -> tuple[Server, asyncio
     )
     server = Server(config, holds=holds)
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    async with asyncio.timeout(10):
-        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for it
-            await asyncio.sleep(0.01)
-    return server, task
-
-
-async def stop(server: Server, task: asyncio.Task[None]) -> None:
-    server.should_exit = True
-    await asyncio.wait_for(task, 10)
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for it
+                await asyncio.sleep(0.01)
+        host, port = sock.getsockname()
+        yield host, port
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
 
 
 class FarBehind(LoopLag):
@@ -90,11 +93,6 @@ class FarBehind(LoopLag):
 
     def standing(self) -> float:
         return 1.0
-
-
-def address(server: Server) -> tuple[str, int]:
-    host, port = server.acceptors[0]._sock.getsockname()
-    return host, port
 
 
 class Connection:
@@ -134,10 +132,9 @@ def test_a_held_connection_is_read_only_when_its_hold_ends(
 ) -> None:
     async def main() -> None:
         holds = ConnectionHolds()
-        server, task = await serving(app_holding(holds), holds)
-        try:
-            held = await Connection.open(address(server))
-            other = await Connection.open(address(server))
+        async with serving(app_holding(holds), holds) as address:
+            held = await Connection.open(address)
+            other = await Connection.open(address)
             held.send("POST", "/hold")
             assert await held.answer() == (503, b"held")  # the answer in hand goes out
             started = time.monotonic()
@@ -156,8 +153,6 @@ def test_a_held_connection_is_read_only_when_its_hold_ends(
             async with asyncio.timeout(10):
                 while len(holds):  # noqa: ASYNC110 - closing is seen on a later turn
                     await asyncio.sleep(0.01)
-        finally:
-            await stop(server, task)
 
     run(asyncio.wait_for(main(), 30))
 
@@ -171,19 +166,16 @@ def test_pipelined_requests_and_websockets_pass_through(
 
     async def main() -> None:
         holds = ConnectionHolds()
-        server, task = await serving(app_holding(holds), holds)
-        try:
-            connection = await Connection.open(address(server))
+        async with serving(app_holding(holds), holds) as address:
+            connection = await Connection.open(address)
             connection.writer.write(b"".join(request("GET", f"/p{i}") for i in range(20)))
             for i in range(20):
                 assert await asyncio.wait_for(connection.answer(), 10) == (200, f"/p{i}".encode())
             await connection.close()
-            host, port = address(server)
+            host, port = address
             async with websockets.connect(f"ws://{host}:{port}/ws") as ws:
                 await ws.send("salaam")
                 assert await asyncio.wait_for(ws.recv(), 10) == "salaam"
-        finally:
-            await stop(server, task)
 
     run(asyncio.wait_for(main(), 30))
 
@@ -200,9 +192,8 @@ def test_a_client_ignoring_retry_after_waits_it_out_anyway(
         share.share = 1.0  # refuse every write, and go on: the loop reads as far behind
         inner = Starlette(routes=[Route("/api/v1/{name}", echo, methods=["POST"])])
         app = ShedWrites(inner, FarBehind(), share, repeated=holds.hold)
-        server, task = await serving(app, holds)
-        try:
-            rude = await Connection.open(address(server))
+        async with serving(app, holds) as address:
+            rude = await Connection.open(address)
             for _ in range(2):
                 started = time.monotonic()
                 rude.send("POST", "/api/v1/beat")
@@ -214,7 +205,5 @@ def test_a_client_ignoring_retry_after_waits_it_out_anyway(
             assert status == 503
             assert time.monotonic() - started >= 1.0  # Retry-After is 1-3 s
             await rude.close()
-        finally:
-            await stop(server, task)
 
     run(asyncio.wait_for(main(), 30))

@@ -65,17 +65,8 @@ class HeldProtocol(asyncio.Protocol):
         self._holds = holds
         self._transport: asyncio.Transport | None = None
         self._peer: Peer | None = None
-        self._inner_paused = False  # the inner protocol asked for no reads
+        self.inner_reads = True  # whether the inner protocol wants to be read (held or not)
         self._held: asyncio.TimerHandle | None = None
-
-    @property
-    def is_held(self) -> bool:
-        return self._held is not None
-
-    @property
-    def inner_reads(self) -> bool:
-        """Whether the inner protocol wants to be read (held or not)."""
-        return not self._inner_paused
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport, though uvloop's are not registered as asyncio.Transport.
@@ -116,7 +107,7 @@ class HeldProtocol(asyncio.Protocol):
         self._apply()
 
     def inner_wants_reads(self, wanted: bool) -> None:
-        self._inner_paused = not wanted
+        self.inner_reads = wanted
         self._apply()
 
     def _release(self) -> None:
@@ -127,7 +118,7 @@ class HeldProtocol(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        paused = self._inner_paused or self._held is not None
+        paused = not self.inner_reads or self._held is not None
         if paused and transport.is_reading():
             transport.pause_reading()
         elif not paused and not transport.is_reading():

@@ -199,9 +199,10 @@ async def serve(sock: socket.socket, settings: NodeSettings) -> None:
     node.on_captions = captions
     await node.start()
     collector = collector_from_env(os.environ)
+    background: list[asyncio.Task[None]] = []
     if collector is not None:
         collector.freeze_startup()
-    collecting = asyncio.create_task(collector.run() if collector else asyncio.sleep(0))
+        background.append(asyncio.create_task(collector.run()))
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     commands: Commands = asyncio.Queue()
@@ -214,7 +215,7 @@ async def serve(sock: socket.socket, settings: NodeSettings) -> None:
         if reading.done() and reading.exception() is not None:
             log.error("the channel to the server broke: %r", reading.exception())
     finally:
-        for task in (following, collecting, *offers, reading, stop_wait):
+        for task in (following, *background, *offers, reading, stop_wait):
             task.cancel()
         watchdog = exit_if_stuck(STOP_GRACE_S)
         # Closed, not ended: the next worker (or the next `majlis serve`) resumes them.
