@@ -271,8 +271,10 @@ def running_server(
         raise SystemExit(f"majlis serve did not start: {line!r} (see {data_dir}/server.log)")
     stdout = process.stdout
     threading.Thread(target=lambda: stdout.read(), daemon=True).start()
+    failed = True
     try:
         yield Server(match.group(0), process, data_dir, env)
+        failed = False
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -281,6 +283,10 @@ def running_server(
             process.kill()
             process.wait(5)
         log.close()
+        if failed:  # the log is what explains a failed run: keep it, whatever BENCH_KEEP says
+            kept = Path(tempfile.gettempdir()) / f"{data_dir.name}-server.log"
+            shutil.copyfile(data_dir / "server.log", kept)
+            print(f"the bench failed; the server's log is kept at {kept}", file=sys.stderr)
         if os.environ.get("BENCH_KEEP") is None:
             shutil.rmtree(data_dir, ignore_errors=True)
 
