@@ -18,8 +18,12 @@ from 2,000 anonymous members who joined before each phase.
   It waits out each refusal's Retry-After-Ms, as the web app does: it times how fast a
   client that does as told is answered, not how long an impatient one is held.
 
-With `--unfrozen`, each target gets a second server whose startup heap is not frozen out
-of the garbage collector's full collections (as before 2026-12-07; cli.py), side by side.
+With `--beside VARIANT`, each target gets a second server, side by side, that differs
+from the shipped one in one way:
+- `unfrozen`: its startup heap is not frozen out of the garbage collector's full
+  collections (as before 2026-12-07; cli.py);
+- `late`: writes are refused only in the application, never as their connection reads
+  them (as before 2026-12-08; majlis/serving/early.py).
 Each phase records the steal time of the server's CPU: a hypervisor that runs another
 machine on that vCPU looks like a slower server.
 
@@ -39,7 +43,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import httpx
 import numpy as np
@@ -110,6 +114,7 @@ end
 """
 
 Mode = Literal["closed", "paced", "polite"]
+Variant = Literal["shipped", "unfrozen", "late"]
 LOOPS: dict[Mode, str] = {"closed": "", "paced": DELAY, "polite": POLITE}
 # name: (multiple of the peak rate offered, how the clients behave)
 PHASES: dict[str, tuple[int, Mode]] = {
@@ -245,7 +250,8 @@ def phase(
     result["loop_lag_ms_max"] = round(max(seen["loop_lag_ms"], default=0.0), 1)
     shares = seen["shed_share"]
     result["shed_share_mean"] = round(statistics.fmean(shares), 3) if shares else None
-    result["holds"] = max(seen["holds"], default=0) - min(seen["holds"], default=0)
+    for key in ("holds", "shed_read", "shed_app"):
+        result[key] = max(seen[key], default=0) - min(seen[key], default=0)
     return result
 
 
@@ -254,27 +260,38 @@ class Target:
     """One server, shedding at one target, with its space and members."""
 
     ms: float
-    frozen: bool  # the server's startup heap frozen out of collections (as shipped)
+    variant: Variant
     server: Server
     http: httpx.Client
     space_id: str
     tokens: list[str]
 
 
-def child(argv: list[str]) -> int:
-    """`majlis` without its startup heap frozen: the server as it was before."""
+def child(variant: Variant, argv: list[str]) -> int:
+    """`majlis` as it was before one change (see `--beside`)."""
     import gc
 
     from majlis.cli import main
+    from majlis.serving import ConnectionHolds
 
-    gc.freeze = lambda: None
+    if variant == "unfrozen":
+        gc.freeze = lambda: None
+    elif variant == "late":
+        shipped = ConnectionHolds.__init__
+
+        def without_gate(self: ConnectionHolds, gate: Any = None, **kwargs: Any) -> None:
+            shipped(self, None, **kwargs)
+
+        ConnectionHolds.__init__ = without_gate  # type: ignore[method-assign]
     return main(argv)
 
 
-def prepare(stack: contextlib.ExitStack, ms: float, frozen: bool) -> Target:
+def prepare(stack: contextlib.ExitStack, ms: float, variant: Variant) -> Target:
     env = {"MAJLIS_MEDIA": "false", "MAJLIS_OVERLOAD_TARGET_MS": str(ms)}
     program = (
-        (MAJLIS,) if frozen else (sys.executable, str(Path(__file__).resolve()), "--unfrozen-child")
+        (MAJLIS,)
+        if variant == "shipped"
+        else (sys.executable, str(Path(__file__).resolve()), "--child", variant)
     )
     server = stack.enter_context(running_server(env, program))
     http = stack.enter_context(httpx.Client(base_url=server.url, timeout=30))
@@ -283,7 +300,7 @@ def prepare(stack: contextlib.ExitStack, ms: float, frozen: bool) -> Target:
     )
     headers = {"Authorization": f"Bearer {answer.json()['token']}"}
     space_id = http.post(f"{V1}/spaces", json={"title": "overload"}, headers=headers).json()["id"]
-    return Target(ms, frozen, server, http, space_id, anonymous_tokens(http, MEMBERS))
+    return Target(ms, variant, server, http, space_id, anonymous_tokens(http, MEMBERS))
 
 
 def one_run(target: Target, seconds: int) -> dict[str, dict[str, Any]]:
@@ -310,12 +327,13 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, list[dict[str, Any]]]]:
     moments of a shared machine."""
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     with contextlib.ExitStack() as stack:
-        variants = [True, False] if args.unfrozen else [True]
-        targets = [prepare(stack, ms, frozen) for ms in args.targets for frozen in variants]
+        variants: list[Variant] = ["shipped", *([args.beside] if args.beside else [])]
+        targets = [prepare(stack, ms, variant) for ms in args.targets for variant in variants]
         for _ in range(args.runs):
             for target in targets:
                 time.sleep(2.0)
-                key = f"target {target.ms:g} ms" + ("" if target.frozen else " unfrozen")
+                key = f"target {target.ms:g} ms"
+                key += "" if target.variant == "shipped" else f" {target.variant}"
                 for name, result in one_run(target, args.seconds).items():
                     runs.setdefault(key, {}).setdefault(name, []).append(result)
                     print(key, name, json.dumps(result), file=sys.stderr)
@@ -348,13 +366,15 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "steal_pct": med([r["cpu"].get("steal_pct") for r in results]),
             "shed_share_mean": med([r.get("shed_share_mean") for r in results]),
             "holds": med([r.get("holds") for r in results]),
+            "shed_read": med([r.get("shed_read") for r in results]),
+            "shed_app": med([r.get("shed_app") for r in results]),
         }
     return out
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--unfrozen-child":
-        raise SystemExit(child(sys.argv[2:]))
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        raise SystemExit(child(cast(Variant, sys.argv[2]), sys.argv[3:]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
@@ -367,9 +387,10 @@ def main() -> None:
         help="overload_target_ms of each server, comma-separated (side by side)",
     )
     parser.add_argument(
-        "--unfrozen",
-        action="store_true",
-        help="beside each server, one whose startup heap is not frozen (before 2026-12-07)",
+        "--beside",
+        choices=["unfrozen", "late"],
+        help="beside each server, one as before a change: its startup heap not frozen "
+        "(before 2026-12-07), or writes refused only in the app (before 2026-12-08)",
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -388,7 +409,7 @@ def main() -> None:
             "runs": args.runs,
             "seconds": args.seconds,
             "targets": args.targets,
-            "unfrozen": args.unfrozen,
+            "beside": args.beside,
         },
         "summary": {key: summarise(phases) for key, phases in runs.items()},
         "runs": runs,

@@ -151,14 +151,17 @@ def wrk_result(process: subprocess.Popen[str]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def sampling_metrics(server: Server) -> Iterator[dict[str, list[float]]]:
-    """The admission rate, the loop's standing delay, the share of writes shed and the
-    connections held so far, every 0.25 s, while it runs."""
+    """The admission rate, the loop's standing delay, the share of writes shed, the
+    connections held and the writes shed as read and in the app so far, every 0.25 s,
+    while it runs."""
     seen: dict[str, list[float]] = {
         "admission_rate": [],
         "loop_lag_ms": [],
         "behind": [],
         "shed_share": [],
         "holds": [],
+        "shed_read": [],
+        "shed_app": [],
     }
     stop = threading.Event()
 
@@ -171,6 +174,8 @@ def sampling_metrics(server: Server) -> Iterator[dict[str, list[float]]]:
                 seen["behind"].append(metrics.get("majlis_admission_behind", 0))
                 seen["shed_share"].append(metrics.get("majlis_shed_share", 0))
                 seen["holds"].append(metrics.get("majlis_connection_holds_total", 0))
+                seen["shed_read"].append(metrics.get('majlis_shed_total{stage="read"}', 0))
+                seen["shed_app"].append(metrics.get('majlis_shed_total{stage="app"}', 0))
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()

@@ -37,7 +37,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "bus": LEAVES,
     "segments": LEAVES,
     "services": LEAVES | {"store", "bus", "plane", "offers"},
-    "api": LEAVES | {"services", "store", "bus", "plane"},
+    # serving's contract too: the refusals a connection writes before the app (early.py).
+    "api": LEAVES | {"services", "store", "bus", "plane", "serving"},
     # The media plane talks to the control plane only through the bus and HTTP.
     "media": LEAVES | {"bus", "segments", "plane", "offers"},
     "edge": LEAVES,

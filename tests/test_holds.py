@@ -1,6 +1,8 @@
 """Issue 13, R2: a client refused again within the Retry-After it was given has its
-connection held unread until the wait is over (majlis/serving/holds.py), so that a flood
-ignoring Retry-After stops costing the worker. Real uvicorn, real sockets, both loops."""
+connection held unread until the wait is over, and while the worker sheds, writes are
+refused as their connection reads them, before uvicorn (majlis/serving/holds.py), so that
+a flood ignoring Retry-After stops costing the worker. Real uvicorn, real sockets, both
+loops."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 import uvicorn
@@ -21,9 +24,10 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 
-from majlis.api.overload import LoopLag, ShedWrites
+from majlis.api.overload import LoopLag, Shedding, ShedWrites
 from majlis.api.shed_share import ShedShare
 from majlis.serving import ConnectionHolds, Server
+from majlis.serving.early import Refusal
 
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
     "uvloop": uvloop.new_event_loop,
@@ -191,7 +195,7 @@ def test_a_client_ignoring_retry_after_waits_it_out_anyway(
         share = ShedShare(0.1)
         share.share = 1.0  # refuse every write, and go on: the loop reads as far behind
         inner = Starlette(routes=[Route("/api/v1/{name}", echo, methods=["POST"])])
-        app = ShedWrites(inner, FarBehind(), share, repeated=holds.hold)
+        app = ShedWrites(inner, Shedding(FarBehind(), share), told=holds.told)
         async with serving(app, holds) as address:
             rude = await Connection.open(address)
             for _ in range(2):
@@ -207,3 +211,160 @@ def test_a_client_ignoring_retry_after_waits_it_out_anyway(
             await rude.close()
 
     run(asyncio.wait_for(main(), 30))
+
+
+REFUSED = b'{"error": "overloaded"}'
+
+
+class Gate:
+    """Refuses every POST under /api/, as a worker shedding all writes would."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str]] = []
+
+    def __call__(self, method: str, path: str) -> Refusal | None:
+        self.asked.append((method, path))
+        if method != "POST" or not path.startswith("/api/"):
+            return None
+        headers = ((b"retry-after-ms", b"1500"), (b"content-length", str(len(REFUSED)).encode()))
+        return Refusal(503, headers, REFUSED, wait_s=HOLD_S)
+
+
+class Seen:
+    """The app behind the gate: what reached it, and a slow route to keep one busy."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    async def endpoint(self, request: Request) -> PlainTextResponse:
+        self.paths.append(request.url.path)
+        if request.url.path.endswith("/slow"):
+            await asyncio.sleep(0.3)
+        return PlainTextResponse(request.url.path)
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/{rest:path}", self.endpoint, methods=["GET", "POST"])])
+
+
+@dataclass
+class Gated:
+    """A server as `majlis serve` wires one: the holds with a gate, the app watched."""
+
+    gate: Gate
+    seen: Seen
+    holds: ConnectionHolds
+    address: tuple[str, int]
+
+
+@contextlib.asynccontextmanager
+async def gated(is_proxy: Callable[[str], bool] = lambda host: False) -> AsyncIterator[Gated]:
+    gate, seen = Gate(), Seen()
+    holds = ConnectionHolds(gate, is_proxy)
+    async with serving(holds.watching(seen.app()), holds) as address:
+        yield Gated(gate, seen, holds, address)
+
+
+def test_a_write_is_refused_as_it_is_read_and_never_reaches_the_app(
+    run: Callable[[Awaitable[None]], None],
+) -> None:
+    async def main() -> None:
+        async with gated() as g:
+            connection = await Connection.open(g.address)
+            connection.send("POST", "/api/v1/beat?x=1")
+            assert await connection.answer() == (503, REFUSED)
+            assert g.gate.asked == [("POST", "/api/v1/beat")]  # the path, without its query
+            # The same connection goes on: a read is asked about and served by the app.
+            connection.send("GET", "/api/v1/space")
+            assert await connection.answer() == (200, b"/api/v1/space")
+            # Sent in two pieces, a request is judged once it is whole.
+            head, body = post_with_body("/api/v1/beat", b'{"a": 1}')
+            connection.writer.write(head)
+            await asyncio.sleep(0.05)
+            connection.writer.write(body)
+            assert await connection.answer() == (503, REFUSED)
+            assert g.seen.paths == ["/api/v1/space"] and g.holds.refused_early == 2
+            await connection.close()
+
+    run(asyncio.wait_for(main(), 30))
+
+
+def test_what_the_connection_cannot_judge_goes_to_the_app(
+    run: Callable[[Awaitable[None]], None],
+) -> None:
+    """A percent-escaped path (the app decodes it), `Connection: close`, HTTP/1.0: the
+    application's own shedding answers those."""
+
+    async def main() -> None:
+        async with gated() as g:
+            for raw, path in [
+                (
+                    b"POST /api/v1/b%65at HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\n\r\n",
+                    "/api/v1/beat",
+                ),
+                (
+                    b"POST /api/v1/x HTTP/1.1\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+                    "/api/v1/x",
+                ),
+                (b"POST /api/v1/y HTTP/1.0\r\ncontent-length: 0\r\n\r\n", "/api/v1/y"),
+            ]:
+                connection = await Connection.open(g.address)
+                connection.writer.write(raw)
+                assert await connection.answer() == (200, path.encode())
+                await connection.close()
+            assert g.gate.asked == [] and g.holds.refused_early == 0
+
+    run(asyncio.wait_for(main(), 30))
+
+
+def test_a_refusal_never_overtakes_an_earlier_answer(
+    run: Callable[[Awaitable[None]], None],
+) -> None:
+    """A write read while the connection's last request is still in progress goes to the
+    app, and is answered after it: HTTP/1.1 answers in order."""
+
+    async def main() -> None:
+        async with gated() as g:
+            connection = await Connection.open(g.address)
+            connection.send("GET", "/slow")
+            await asyncio.sleep(0.05)  # read apart: its own turn
+            connection.send("POST", "/api/v1/beat")
+            assert await connection.answer() == (200, b"/slow")
+            assert await connection.answer() == (200, b"/api/v1/beat")
+            # Sent together, the same.
+            connection.writer.write(request("GET", "/slow") + request("POST", "/api/v1/beat"))
+            assert await connection.answer() == (200, b"/slow")
+            assert await connection.answer() == (200, b"/api/v1/beat")
+            # Answered, the connection is judged again.
+            connection.send("POST", "/api/v1/beat")
+            assert await connection.answer() == (503, REFUSED)
+            await connection.close()
+
+    run(asyncio.wait_for(main(), 30))
+
+
+def test_a_client_refused_early_and_back_at_once_waits_out_the_wait(
+    run: Callable[[Awaitable[None]], None],
+) -> None:
+    """...unless its connection comes from a proxy, which carries others' requests."""
+
+    async def main() -> None:
+        for proxy in (False, True):
+            async with gated(is_proxy=lambda host, proxy=proxy: proxy) as g:
+                rude = await Connection.open(g.address)
+                for _ in range(2):
+                    started = time.monotonic()
+                    rude.send("POST", "/api/v1/beat")
+                    assert await asyncio.wait_for(rude.answer(), 10) == (503, REFUSED)
+                rude.send("GET", "/after")
+                assert await asyncio.wait_for(rude.answer(), 10) == (200, b"/after")
+                waited = time.monotonic() - started
+                assert g.holds.held == (0 if proxy else 1)
+                assert (waited < HOLD_S / 2) if proxy else (waited >= HOLD_S - 0.05)
+                await rude.close()
+
+    run(asyncio.wait_for(main(), 30))
+
+
+def post_with_body(path: str, body: bytes) -> tuple[bytes, bytes]:
+    head = f"POST {path} HTTP/1.1\r\nhost: t\r\ncontent-length: {len(body)}\r\n\r\n"
+    return head.encode(), body

@@ -39,7 +39,7 @@ from majlis.api.middleware import BodyLimit, RateLimit, RateLimits, retry_header
 from majlis.api.moderation import ModerationRoutes
 from majlis.api.notices import NoticeRoutes
 from majlis.api.notifications import NotificationRoutes
-from majlis.api.overload import LoopLag, ShedWrites, is_join_path
+from majlis.api.overload import LoopLag, Shedding, ShedWrites, is_join_path
 from majlis.api.overview import OverviewRoutes
 from majlis.api.pages import web_routes
 from majlis.api.playback import PlaybackGuard
@@ -153,7 +153,7 @@ class Services:
     membership: Membership | None  # scaled mode with a node here: its place in the cluster
     security: SecurityState  # revocations and bans: SQL's copy back on the bus after restarts
     lag: LoopLag  # this worker's queueing delay: sheds writes, paces admission
-    shed_share: ShedShare | None  # the share of writes refused, following `lag`; None: never
+    shedding: Shedding  # which writes to refuse now, following `lag`
     admission: AdmissionControl  # the waiting room's rate, following the delay
     origins: Origins  # HLS as this worker serves it (and cuts clips from)
     clip_audio: OriginClips
@@ -300,7 +300,7 @@ def build_services(
         membership=membership,
         security=SecurityState(store, bus, clock, SECURITY_CHECK_SECONDS),
         lag=lag,
-        shed_share=_shed_share(config),
+        shedding=Shedding(lag, _shed_share(config), spare=is_join_path),
         admission=admission,
         origins=origins,
         clip_audio=clip_audio,
@@ -564,10 +564,8 @@ def build_app(
         # line) from the waiting room, whose rate follows the same delay.
         Middleware(
             ShedWrites,  # type: ignore[arg-type]
-            lag=lag,
-            share=services.shed_share,
-            spare=is_join_path,
-            repeated=None if holds is None else holds.hold,
+            shedding=services.shedding,
+            told=None if holds is None else holds.told,
         ),
         # The node API is the cluster's own traffic: every listener's HLS arrives there
         # from a few workers' addresses.
@@ -812,9 +810,13 @@ def _overload_metrics(services: Services) -> Callable[[], Awaitable[list[Sample]
 
     async def samples() -> list[Sample]:
         admission = services.admission
+        shedding = services.shedding
+        share = shedding.share
         return [
             ("majlis_loop_lag_seconds", {}, services.lag.standing()),
-            ("majlis_shed_share", {}, services.shed_share.share if services.shed_share else 0.0),
+            ("majlis_shed_share", {}, share.share if share else 0.0),
+            ("majlis_shed_total", {"stage": "read"}, float(shedding.shed_early)),
+            ("majlis_shed_total", {"stage": "app"}, float(shedding.shed - shedding.shed_early)),
             ("majlis_admission_rate", {}, admission.rate),
             ("majlis_admission_behind", {}, 1.0 if admission.behind else 0.0),
         ]

@@ -371,7 +371,9 @@ def _password(args: argparse.Namespace) -> str:
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from starlette.types import ASGIApp
 
+    from majlis.api.client_address import TrustedProxies
     from majlis.app import build_app, build_node_app, build_services
     from majlis.serving import KEEP_ALIVE_S, ConnectionHolds, Server
 
@@ -409,12 +411,19 @@ def _serve(args: argparse.Namespace) -> int:
             },
         )
     asyncio.run(_check_backends(config, sql=args.command == "serve"))
-    holds = ConnectionHolds()
-    app = (
-        build_node_app(config)
-        if args.command == "media"
-        else build_app(build_services(config), holds=holds)
-    )
+    app: ASGIApp
+    if args.command == "media":
+        holds = ConnectionHolds()
+        app = build_node_app(config)
+    else:
+        services = build_services(config)
+        # Writes are refused as they are read, by the rule the app sheds with; a
+        # proxy's connection carries other clients' requests, so it is never held.
+        holds = ConnectionHolds(
+            gate=services.shedding.early,
+            is_proxy=TrustedProxies.parse(config.trusted_proxies).trusts,
+        )
+        app = holds.watching(build_app(services, holds=holds))
     # Everything alive now (modules, routes, services: ~95,000 objects) lives as long as
     # the process. Frozen, a full collection walks only what was made since, not all of
     # it (as in the media worker, media/runtime/collector.py). Goodput under overload was

@@ -210,8 +210,8 @@ async def test_joins_get_tickets_while_other_writes_are_shed(tmp_path: Path) -> 
         lag.value = 0.2
         # As after the delay has stood over the target a while (tests/api/test_shed_share.py
         # has how the share gets there).
-        assert h.services.shed_share is not None
-        h.services.shed_share.share = 1.0
+        assert h.services.shedding.share is not None
+        h.services.shedding.share.share = 1.0
         refused = await h.call("POST", "/spaces", host, json={"title": "another"})
         assert_error(refused, 503, "overloaded")
         assert 1 <= int(refused.headers["retry-after"]) <= 3

@@ -16,7 +16,7 @@ from majlis.clock import Clock
 from majlis.errors import MajlisError, PayloadTooLarge, RateLimited, Unauthorized
 from majlis.services.auth import Authenticator
 
-__all__ = ["BodyLimit", "RateLimit", "RateLimits", "retry_headers", "send_error"]
+__all__ = ["BodyLimit", "RateLimit", "RateLimits", "error_parts", "retry_headers", "send_error"]
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -29,13 +29,19 @@ def retry_headers(error: MajlisError) -> dict[str, str]:
     return {"Retry-After": str(seconds), "Retry-After-Ms": str(error.retry_after_ms)}
 
 
-async def send_error(send: Send, error: MajlisError) -> None:
+def error_parts(error: MajlisError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The status, headers (with the content-length) and body that answer `error`."""
     # An edge or a browser must never keep a refusal meant for one request.
     headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
     headers += [(k.lower().encode(), v.encode()) for k, v in retry_headers(error).items()]
     body = orjson.dumps(error.body())
     headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    return error.status, headers, body
+
+
+async def send_error(send: Send, error: MajlisError) -> None:
+    status, headers, body = error_parts(error)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

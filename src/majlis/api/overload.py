@@ -11,9 +11,13 @@ Writes under /api/ are refused with 503 and a jittered Retry-After before any of
 work is done, each with a probability that follows the delay (api/shed_share.py, PIE):
 it rises while the delay is over the target and decays while it is under, so the worker
 goes on serving what it can while it refuses the rest. Reads, HLS and the event sockets
-go on (a listener's audio is the last thing to shed). A client refused again within the
-Retry-After it was given is told to the `Refusals` sink, which may hold its connection
-(majlis/serving/holds.py): a flood that ignores Retry-After then waits it out anyway.
+go on (a listener's audio is the last thing to shed). The same rule (`Shedding`) is put
+to each request twice: first as its connection reads it, before uvicorn parses it
+(majlis/serving/early.py), where most are answered for a fraction of the cost; then in
+the application, for what the connection could not judge. Each refused client is told
+to the connection holds (majlis/serving/holds.py): one refused again within the wait it
+was given has its connection held unread until the wait is over, so that a flood that
+ignores Retry-After waits it out anyway.
 
 Joins are spared up to SPARE_FACTOR times the target, by the *standing* delay: like
 CoDel, the least delay over the last interval, so one slow moment (a garbage collection,
@@ -34,16 +38,16 @@ from typing import Protocol
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from majlis.api.middleware import WRITE_METHODS, send_error
+from majlis.api.middleware import WRITE_METHODS, error_parts, send_error
 from majlis.api.shed_share import ShedShare
 from majlis.errors import Overloaded
+from majlis.serving.early import Refusal
 
-__all__ = ["SPARE_FACTOR", "LoopLag", "Refusals", "ShedWrites", "is_join_path"]
+__all__ = ["SPARE_FACTOR", "LoopLag", "ShedWrites", "Shedding", "Told", "is_join_path"]
 
 TICK = 0.025  # seconds between looks at the loop
 INTERVAL = 0.5  # the least delay over this long is the standing delay
 SPARE_FACTOR = 3.0  # spared writes (joins) are shed only past this many times the target
-TOLD_MAX = 10_000  # clients remembered as told to wait, before the expired are dropped
 
 
 def is_join_path(path: str) -> bool:
@@ -105,65 +109,72 @@ class LoopLag:
         self.note(woke, max(0.0, woke - asked - TICK, turn))
 
 
-class Refusals(Protocol):
-    """Told of each write refused again within the Retry-After its client was given."""
+class Told(Protocol):
+    """Told of each client refused, and the wait it was asked for (it may hold the
+    connection of a client that comes back sooner: majlis/serving/holds.py)."""
 
     def __call__(self, client: tuple[str, int], wait_s: float, /) -> None: ...
 
 
-class ShedWrites:
-    """503 with Retry-After for the `share` of writes (None: never shed); for paths
-    `spare` accepts, for all of them while the standing delay is over SPARE_FACTOR times
-    the share's target."""
+class Shedding:
+    """Which writes to refuse now: the `share` of writes (None: never shed), and for
+    paths `spare` accepts, all of them while the standing delay is over SPARE_FACTOR
+    times the share's target. The one rule for both places a write is refused: as the
+    connection reads it (`early`), and in the application (ShedWrites)."""
 
     def __init__(
         self,
-        app: ASGIApp,
         lag: LoopLag,
         share: ShedShare | None,
         spare: Callable[[str], bool] = lambda path: False,
-        repeated: Refusals | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.app = app
         self.lag = lag
+        self.share = share
         self.spare = spare
-        self.repeated = repeated
-        self._clock = clock
-        self._share = share
-        # client -> until when it was asked to wait; a client reusing its connection
-        # sooner ignored the Retry-After.
-        self._told: dict[tuple[str, int], float] = {}
-        self.shed = 0
+        self.shed = 0  # writes refused, in all
+        self.shed_early = 0  # of which as they were read
+
+    def refusal(self, method: str, path: str) -> Overloaded | None:
+        """The answer to a request to refuse, with its jittered wait; None to serve it."""
+        share = self.share
+        if share is None or method not in WRITE_METHODS or not path.startswith("/api/"):
+            return None
+        if self.spare(path):
+            refuse = self.lag.standing() > share.target_s * SPARE_FACTOR
+        else:
+            refuse = random.random() < share.update(self.lag.latest())
+        if not refuse:
+            return None
+        self.shed += 1
+        # Jittered, so the refused do not all come back in the same instant.
+        return Overloaded("the server is busy; try again shortly", int(random.uniform(1000, 3000)))
+
+    def early(self, method: str, path: str) -> Refusal | None:
+        """`refusal`, as the bytes a connection writes itself (a serving.early.Gate)."""
+        error = self.refusal(method, path)
+        if error is None:
+            return None
+        self.shed_early += 1
+        status, headers, body = error_parts(error)
+        return Refusal(status, tuple(headers), body, error.retry_after_ms / 1000)
+
+
+class ShedWrites:
+    """503 with Retry-After for the writes `shedding` refuses, before any of their work;
+    each refused client is `told`."""
+
+    def __init__(self, app: ASGIApp, shedding: Shedding, told: Told | None = None) -> None:
+        self.app = app
+        self.shedding = shedding
+        self.told = told
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        share = self._share
-        if (
-            scope["type"] == "http"
-            and share is not None
-            and scope["method"] in WRITE_METHODS
-            and scope["path"].startswith("/api/")
-            and self._refuse(share, scope["path"])
-        ):
-            self.shed += 1
-            # Jittered, so the refused do not all come back in the same instant.
-            wait_ms = int(random.uniform(1000, 3000))
-            self._note(scope.get("client"), wait_ms / 1000)
-            await send_error(send, Overloaded("the server is busy; try again shortly", wait_ms))
-            return
+        if scope["type"] == "http":
+            error = self.shedding.refusal(scope["method"], scope["path"])
+            if error is not None:
+                client = scope.get("client")
+                if client and self.told is not None:
+                    self.told((client[0], client[1]), error.retry_after_ms / 1000)
+                await send_error(send, error)
+                return
         await self.app(scope, receive, send)
-
-    def _refuse(self, share: ShedShare, path: str) -> bool:
-        if self.spare(path):
-            return self.lag.standing() > share.target_s * SPARE_FACTOR
-        return random.random() < share.update(self.lag.latest())
-
-    def _note(self, client: tuple[str, int] | None, wait_s: float) -> None:
-        if not client:
-            return
-        now = self._clock()
-        if self.repeated is not None and self._told.get(client, 0.0) > now:
-            self.repeated(client, wait_s)
-        if len(self._told) > TOLD_MAX:
-            self._told = {c: until for c, until in self._told.items() if until > now}
-        self._told[client] = now + wait_s

@@ -1,13 +1,19 @@
-"""Connections held unread while their client ignores a Retry-After.
+"""Connections held unread while their client ignores a Retry-After, and requests
+refused as they are read while the worker sheds load.
 
 A refusal is cheap to decide but not to deliver: parsing the request, the ASGI cycle and
 writing the answer cost about two thirds of serving a heartbeat (docs/benchmarks.md,
-"Again, with the indexed routes"). A client that ignores Retry-After and sends again at
-once therefore keeps the worker busy refusing it. When the application says a client
-did just that, its connection is not read again until the wait it was given is over:
-what it sends meanwhile waits in the kernel's socket buffer, costing the worker nothing,
-and is read (and perhaps served) when the wait ends. Writing is not held, so the answer
-to the request in hand still goes out at once.
+"Again, with the indexed routes"). So, per connection:
+
+- A client refused again within the Retry-After it was given (the application tells the
+  connections of each refusal) has its connection held: not read again until the wait
+  is over. What it sends meanwhile waits in the kernel's socket buffer, costing the
+  worker nothing, and is read (and perhaps served) when the wait ends. Writing is not
+  held, so the answer to the request in hand still goes out at once.
+- With a `Gate` (early.py), each whole request read on a connection with nothing in
+  progress is first put to the gate, and a refusal is written here, without uvicorn or
+  the application. The application's answers are counted (`watching`) so that a refusal
+  never overtakes the answer to an earlier request.
 
 Each connection's protocol (uvicorn's, or the WebSocket one it upgrades to) talks to a
 `HeldTransport` rather than the socket's transport, so that the protocol's own flow
@@ -15,36 +21,73 @@ control (pausing reads while a response is pending) and a hold are both honoured
 socket is read only when neither wants it paused.
 
 Only direct clients are held: behind a proxy one connection carries many clients'
-requests, and the address the application names (from X-Forwarded-For) has port 0,
-which matches no connection.
+requests. The address the application names for them (from X-Forwarded-For) has port 0,
+which matches no connection, and a refusal made here does not hold a connection from a
+peer `is_proxy` names.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, cast
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from majlis.serving.early import Gate, Refusal, RequestHead, render, requests_in
 
 __all__ = ["ConnectionHolds", "HeldProtocol", "HeldTransport"]
 
 Peer = tuple[str, int]
+# The start of a request kept back while it is read whole, at most: a head and a small
+# body (a heartbeat's is under 100 bytes). A longer one goes on to uvicorn as it comes.
+PARTIAL_MAX = 16 * 1024
+# An answer written straight to the socket is written only while its buffer holds less
+# than this: a client that sends and never reads must not fill this process's memory.
+WRITE_BUFFER_MAX = 64 * 1024
 
 
 class ConnectionHolds:
-    """The open connections by client address, and the holds put on them."""
+    """The open connections by client address, the holds put on them, and the `gate` that
+    refuses requests as they are read (None: every request goes to the application).
+    `is_proxy`: whether a peer's connection carries other clients' requests; such a
+    connection is never held for a refusal."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, gate: Gate | None = None, is_proxy: Callable[[str], bool] = lambda host: False
+    ) -> None:
+        self.gate = gate
+        self.is_proxy = is_proxy
         self._open: dict[Peer, HeldProtocol] = {}
         self.held = 0  # holds put on, in all
+        self.refused_early = 0  # requests refused by the gate, in all
 
     def wrap(self, protocol: asyncio.Protocol) -> HeldProtocol:
         return HeldProtocol(protocol, self)
+
+    def told(self, client: Peer, wait_s: float, /) -> None:
+        """`client` was refused and asked to wait `wait_s`: if it was refused within an
+        earlier wait, hold its connection (if it is open) until this one is over."""
+        connection = self._open.get(client)
+        if connection is not None:
+            connection.told(wait_s)
 
     def hold(self, client: Peer, seconds: float) -> None:
         """Read nothing more from `client`'s connection for `seconds` (if it is open)."""
         connection = self._open.get(client)
         if connection is not None:
-            self.held += 1
             connection.hold(seconds)
+
+    def answered(self, client: Peer) -> None:
+        """The application has answered a request of `client`'s."""
+        connection = self._open.get(client)
+        if connection is not None:
+            connection.answered()
+
+    def watching(self, app: ASGIApp) -> ASGIApp:
+        """`app`, telling these connections when each HTTP answer is done (the gate is
+        asked only on a connection with no request in progress)."""
+        return _Answers(app, self)
 
     def __len__(self) -> int:
         return len(self._open)
@@ -57,6 +100,21 @@ class ConnectionHolds:
             del self._open[peer]
 
 
+class _Answers:
+    def __init__(self, app: ASGIApp, holds: ConnectionHolds) -> None:
+        self.app = app
+        self.holds = holds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client") if scope["type"] == "http" else None
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            # The peer as uvicorn named it: the app may put a proxied client's in its place.
+            if client:
+                self.holds.answered((str(client[0]), int(client[1])))
+
+
 class HeldProtocol(asyncio.Protocol):
     """Stands between a socket's transport and the protocol that serves it."""
 
@@ -67,6 +125,14 @@ class HeldProtocol(asyncio.Protocol):
         self._peer: Peer | None = None
         self.inner_reads = True  # whether the inner protocol wants to be read (held or not)
         self._held: asyncio.TimerHandle | None = None
+        self._told_until = 0.0  # loop time until which the client was asked to wait
+        # For the gate: requests handed to the inner protocol and not yet answered, and
+        # whether the requests on this connection can be told apart at all.
+        self._pending = 0
+        self._opaque = holds.gate is None
+        self._partial = b""  # the start of a request, kept until it is whole
+        self._writes_paused = False
+        self._proxy = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport, though uvloop's are not registered as asyncio.Transport.
@@ -74,9 +140,29 @@ class HeldProtocol(asyncio.Protocol):
         self._peer = _peer_of(self._transport)
         if self._peer is not None:
             self._holds.opened(self._peer, self)
+            self._proxy = self._holds.is_proxy(self._peer[0])
         self.inner.connection_made(HeldTransport(self._transport, self))
 
     def data_received(self, data: bytes) -> None:
+        if self._opaque:
+            self.inner.data_received(data)
+            return
+        if self._partial:
+            data, self._partial = self._partial + data, b""
+        framed = requests_in(data)
+        if framed is None:
+            self._pass_opaque(data)
+            return
+        heads, whole = framed
+        if whole < len(data):  # it ends inside a request
+            if heads or self._pending or len(data) > PARTIAL_MAX:
+                self._pass_opaque(data)
+            else:
+                self._partial = data  # the rest of it follows
+            return
+        if self._pending == 0 and len(heads) == 1 and self._refuse(heads[0]):
+            return
+        self._pending += len(heads)
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -91,15 +177,36 @@ class HeldProtocol(asyncio.Protocol):
         self.inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
+        self._writes_paused = True
         self.inner.pause_writing()
 
     def resume_writing(self) -> None:
+        self._writes_paused = False
+        self._proxy = False
         self.inner.resume_writing()
+
+    def answered(self) -> None:
+        self._pending = max(0, self._pending - 1)
+
+    def upgraded(self, protocol: asyncio.Protocol) -> None:
+        """The inner protocol hands the connection to another (a WebSocket's)."""
+        self.inner = protocol
+        self._opaque = True  # what follows is not HTTP requests
+
+    def told(self, wait_s: float) -> None:
+        if self._proxy:
+            return
+        loop = asyncio.get_running_loop()
+        again = loop.time() < self._told_until
+        self._told_until = loop.time() + wait_s
+        if again:
+            self.hold(wait_s)
 
     def hold(self, seconds: float) -> None:
         transport = self._transport
         if transport is None or transport.is_closing():
             return
+        self._holds.held += 1
         if self._held is not None:
             self._held.cancel()
         loop = asyncio.get_running_loop()
@@ -109,6 +216,32 @@ class HeldProtocol(asyncio.Protocol):
     def inner_wants_reads(self, wanted: bool) -> None:
         self.inner_reads = wanted
         self._apply()
+
+    def _refuse(self, head: RequestHead) -> bool:
+        """Whether the gate refused the request in `head` (and it was answered here)."""
+        transport = self._transport
+        gate = self._holds.gate
+        path = head.target.split(b"?", 1)[0]
+        if (
+            gate is None
+            or transport is None
+            or not head.plain
+            or b"%" in path
+            or self._writes_paused
+            or transport.get_write_buffer_size() > WRITE_BUFFER_MAX
+        ):
+            return False
+        refusal: Refusal | None = gate(head.method.decode("latin-1"), path.decode("latin-1"))
+        if refusal is None:
+            return False
+        self._holds.refused_early += 1
+        transport.write(render(refusal))
+        self.told(refusal.wait_s)
+        return True
+
+    def _pass_opaque(self, data: bytes) -> None:
+        self._opaque = True
+        self.inner.data_received(data)
 
     def _release(self) -> None:
         self._held = None
@@ -150,7 +283,7 @@ class HeldTransport(asyncio.Transport):
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         if not isinstance(protocol, asyncio.Protocol):
             raise TypeError("a held connection serves stream protocols only")
-        self._owner.inner = protocol
+        self._owner.upgraded(protocol)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         return self._owner.inner

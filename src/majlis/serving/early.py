@@ -1,0 +1,108 @@
+"""Requests refused as they are read, before uvicorn parses them.
+
+A refusal decided in the ASGI application is cheap to decide but not to deliver: reading
+the request into a scope, a task for its cycle, the middleware and the answer's headers
+cost two thirds of serving a heartbeat (docs/benchmarks.md, "Again, with the indexed
+routes"), and the request waits for its task's turn of the loop like any other. While a
+worker sheds load, a held connection (holds.py) therefore asks a `Gate` about each whole
+request it reads, with the method and path taken from its first line, and writes the
+gate's refusal itself: the request never reaches uvicorn.
+
+Only a request that is safe to answer this way is asked about:
+- the connection has no request in progress (every request it handed on has been
+  answered), so the refusal cannot overtake an earlier answer;
+- the bytes read are exactly one whole HTTP/1.1 request, with no body or one of a given
+  Content-Length; not chunked, not an upgrade, no `Expect`, no `Connection: close`;
+- its path has no percent-escapes (the gate sees the path as the application would).
+Everything else goes to uvicorn as it came, and the application's own shedding answers
+it the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["Gate", "Refusal", "RequestHead", "render", "requests_in"]
+
+_STATUS = {429: b"Too Many Requests", 503: b"Service Unavailable"}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An answer given without the application, and the wait it asks of the client."""
+
+    status: int
+    headers: tuple[tuple[bytes, bytes], ...]  # with its content-length
+    body: bytes
+    wait_s: float
+
+
+class Gate(Protocol):
+    """Asked about a request read whole, by method and path: a refusal, or None to serve
+    it. It must be cheap, and the same rule as the application's own shedding."""
+
+    def __call__(self, method: str, path: str, /) -> Refusal | None: ...
+
+
+@dataclass(frozen=True)
+class RequestHead:
+    method: bytes
+    target: bytes
+    plain: bool  # safe to answer without uvicorn (see the module's docstring)
+
+
+def requests_in(data: bytes) -> tuple[list[RequestHead], int] | None:
+    """The whole requests at the start of `data`, and how many bytes they take: the rest
+    is the start of another. None if a request is framed in a way this does not follow
+    (chunked, a malformed request line or Content-Length): then the caller cannot know
+    where the next one begins."""
+    heads: list[RequestHead] = []
+    at = 0
+    while at < len(data):
+        end = data.find(b"\r\n\r\n", at)
+        if end < 0:
+            break
+        line_end = data.find(b"\r\n", at, end + 2)
+        parts = data[at:line_end].split(b" ")
+        fields = data[line_end:end].lower()  # starts at the "\r\n" ending the request line
+        if len(parts) != 3 or b"\ntransfer-encoding:" in fields:
+            return None
+        length = _content_length(fields)
+        if length is None:
+            return None
+        if end + 4 + length > len(data):
+            break
+        at = end + 4 + length
+        heads.append(RequestHead(parts[0], parts[1], _plain(parts[2], fields)))
+    return heads, at
+
+
+def render(refusal: Refusal) -> bytes:
+    """The refusal as an HTTP/1.1 response that keeps the connection open."""
+    reason = _STATUS.get(refusal.status, b"Refused")
+    lines = [b"HTTP/1.1 %d %s" % (refusal.status, reason)]
+    lines += [name + b": " + value for name, value in refusal.headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + refusal.body
+
+
+def _content_length(fields: bytes) -> int | None:
+    """0 without the header; None if it is given twice or is not a number."""
+    start = fields.find(b"\ncontent-length:")
+    if start < 0:
+        return 0
+    if fields.find(b"\ncontent-length:", start + 1) >= 0:
+        return None
+    value_end = fields.find(b"\r", start + 1)
+    value = fields[start + 16 : len(fields) if value_end < 0 else value_end].strip()
+    return int(value) if value.isdigit() else None
+
+
+def _plain(version: bytes, fields: bytes) -> bool:
+    if version != b"HTTP/1.1" or b"\nupgrade:" in fields or b"\nexpect:" in fields:
+        return False
+    start = fields.find(b"\nconnection:")
+    if start < 0:
+        return True
+    value_end = fields.find(b"\r", start + 1)
+    return b"close" not in fields[start : len(fields) if value_end < 0 else value_end]
