@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from majlis.serving.early import Refusal, RequestHead, render, requests_in
+from majlis.serving.early import (
+    CARRY_MAX,
+    Framer,
+    Frames,
+    Refusal,
+    RequestHead,
+    render,
+    requests_in,
+)
 
 BEAT = b'{"playback_token": "abc"}'
 
@@ -18,24 +26,52 @@ def post(
 
 
 def test_one_whole_request_with_a_body() -> None:
-    data = post()
-    assert requests_in(data) == (
-        [RequestHead(b"POST", b"/api/v1/spaces/s/heartbeat", plain=True)],
-        len(data),
-    )
+    head = RequestHead(b"POST", b"/api/v1/spaces/s/heartbeat", plain=True)
+    assert requests_in(post()) == Frames([head], b"", 0)
 
 
-def test_requests_sent_together_are_counted_and_the_rest_left() -> None:
+def test_requests_sent_together_are_counted_and_the_rest_carried() -> None:
     get = b"GET /hls/x.m3u8 HTTP/1.1\r\nhost: t\r\n\r\n"
-    data = post() + get + post()[:30]
-    heads, whole = requests_in(data) or ([], -1)
-    assert [h.method for h in heads] == [b"POST", b"GET"]
-    assert whole == len(post() + get)
+    frames = requests_in(post() + get + post()[:30])
+    assert frames is not None
+    assert [h.method for h in frames.heads] == [b"POST", b"GET"]
+    assert (frames.carry, frames.skip) == (post()[:30], 0)
 
 
-@pytest.mark.parametrize("cut", [5, 20, len(post()) - len(BEAT), len(post()) - 1])
-def test_a_request_cut_short_is_not_whole(cut: int) -> None:
-    assert requests_in(post()[:cut]) == ([], 0)
+@pytest.mark.parametrize("cut", [5, 20, len(post()) - len(BEAT) - 1])
+def test_a_head_cut_short_is_carried(cut: int) -> None:
+    assert requests_in(post()[:cut]) == Frames([], post()[:cut], 0)
+
+
+@pytest.mark.parametrize("missing", [1, len(BEAT)])
+def test_a_body_cut_short_is_skipped_when_it_comes(missing: int) -> None:
+    frames = requests_in(post()[:-missing])
+    assert frames is not None
+    assert (len(frames.heads), frames.carry, frames.skip) == (1, b"", missing)
+
+
+def test_the_framer_follows_requests_split_anywhere() -> None:
+    """Every way of cutting three requests into reads finds the same three heads, and the
+    framer is at a boundary exactly where a request ends."""
+    stream = post(b"/api/a") + b"GET /b HTTP/1.1\r\nhost: t\r\n\r\n" + post(b"/api/c")
+    ends = {len(post(b"/api/a")), len(stream) - len(post(b"/api/c")), len(stream)}
+    for cut in range(1, len(stream)):
+        framer = Framer()
+        first, second = framer.feed(stream[:cut]), None
+        assert framer.at_boundary() == (cut in ends)
+        second = framer.feed(stream[cut:])
+        assert first is not None and second is not None
+        assert [h.target for h in first + second] == [b"/api/a", b"/b", b"/api/c"]
+        assert framer.at_boundary()
+
+
+def test_the_framer_is_lost_for_good_on_what_it_cannot_follow() -> None:
+    framer = Framer()
+    assert framer.feed(b"POST /x HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n") is None
+    assert framer.feed(post()) is None and framer.lost and not framer.at_boundary()
+    endless = Framer()
+    assert endless.feed(b"GET /" + b"a" * (CARRY_MAX - 10)) == []  # a head in progress, carried
+    assert endless.feed(b"a" * 10) is None and endless.lost
 
 
 @pytest.mark.parametrize(
@@ -68,16 +104,14 @@ def test_only_plain_keep_alive_requests_may_be_answered_early(
     extra: bytes, version: bytes, plain: bool
 ) -> None:
     data = post(extra=extra).replace(b"HTTP/1.1", version, 1)
-    framed = requests_in(data)
-    assert framed is not None
-    assert [h.plain for h in framed[0]] == [plain]
+    frames = requests_in(data)
+    assert frames is not None
+    assert [h.plain for h in frames.heads] == [plain]
 
 
 def test_a_request_without_headers() -> None:
-    assert requests_in(b"GET / HTTP/1.1\r\n\r\n") == (
-        [RequestHead(b"GET", b"/", plain=True)],
-        18,
-    )
+    head = RequestHead(b"GET", b"/", plain=True)
+    assert requests_in(b"GET / HTTP/1.1\r\n\r\n") == Frames([head], b"", 0)
 
 
 def test_a_refusal_renders_as_a_keep_alive_response() -> None:

@@ -237,6 +237,7 @@ class Seen:
         self.paths: list[str] = []
 
     async def endpoint(self, request: Request) -> PlainTextResponse:
+        await request.body()  # all of it read before the answer, as the API's routes do
         self.paths.append(request.url.path)
         if request.url.path.endswith("/slow"):
             await asyncio.sleep(0.3)
@@ -276,13 +277,17 @@ def test_a_write_is_refused_as_it_is_read_and_never_reaches_the_app(
             # The same connection goes on: a read is asked about and served by the app.
             connection.send("GET", "/api/v1/space")
             assert await connection.answer() == (200, b"/api/v1/space")
-            # Sent in two pieces, a request is judged once it is whole.
-            head, body = post_with_body("/api/v1/beat", b'{"a": 1}')
+            # Sent in two pieces, a request goes to the app as it comes (a slow request
+            # is the app's to see and limit); the connection is judged again after it.
+            head, body = post_with_body("/api/v1/split", b'{"a": 1}')
             connection.writer.write(head)
             await asyncio.sleep(0.05)
             connection.writer.write(body)
+            assert await connection.answer() == (200, b"/api/v1/split")
+            connection.send("POST", "/api/v1/beat")
             assert await connection.answer() == (503, REFUSED)
-            assert g.seen.paths == ["/api/v1/space"] and g.holds.refused_early == 2
+            assert g.seen.paths == ["/api/v1/space", "/api/v1/split"]
+            assert g.holds.refused_early == 2
             await connection.close()
 
     run(asyncio.wait_for(main(), 30))

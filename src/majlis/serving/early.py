@@ -12,7 +12,9 @@ Only a request that is safe to answer this way is asked about:
 - the connection has no request in progress (every request it handed on has been
   answered), so the refusal cannot overtake an earlier answer;
 - the bytes read are exactly one whole HTTP/1.1 request, with no body or one of a given
-  Content-Length; not chunked, not an upgrade, no `Expect`, no `Connection: close`;
+  Content-Length; not chunked, not an upgrade, no `Expect`, no `Connection: close`
+  (a `Framer` follows where requests begin, so that a request split over reads is seen
+  as one; it is not judged, but the connection's next requests can be);
 - its path has no percent-escapes (the gate sees the path as the application would).
 Everything else goes to uvicorn as it came, and the application's own shedding answers
 it the same way.
@@ -23,9 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Gate", "Refusal", "RequestHead", "render", "requests_in"]
+__all__ = ["Framer", "Frames", "Gate", "Refusal", "RequestHead", "render", "requests_in"]
 
 _STATUS = {429: b"Too Many Requests", 503: b"Service Unavailable"}
+# A head longer than this is not followed (uvicorn's own limit on a head is larger; such a
+# connection's requests all go to the application).
+CARRY_MAX = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -52,17 +57,25 @@ class RequestHead:
     plain: bool  # safe to answer without uvicorn (see the module's docstring)
 
 
-def requests_in(data: bytes) -> tuple[list[RequestHead], int] | None:
-    """The whole requests at the start of `data`, and how many bytes they take: the rest
-    is the start of another. None if a request is framed in a way this does not follow
-    (chunked, a malformed request line or Content-Length): then the caller cannot know
-    where the next one begins."""
+@dataclass(frozen=True)
+class Frames:
+    """What one stretch of a connection's bytes holds."""
+
+    heads: list[RequestHead]  # requests whose head is in it (a body may follow later)
+    carry: bytes  # the start of a head that goes on in the next read
+    skip: int  # body bytes of the last request that are still to come
+
+
+def requests_in(data: bytes) -> Frames | None:
+    """The requests in `data`, which begins where a request does. None if one is framed
+    in a way this does not follow (chunked, a malformed request line or Content-Length):
+    then where the next request begins is unknown."""
     heads: list[RequestHead] = []
     at = 0
     while at < len(data):
         end = data.find(b"\r\n\r\n", at)
         if end < 0:
-            break
+            return Frames(heads, data[at:], 0)
         line_end = data.find(b"\r\n", at, end + 2)
         parts = data[at:line_end].split(b" ")
         fields = data[line_end:end].lower()  # starts at the "\r\n" ending the request line
@@ -71,11 +84,37 @@ def requests_in(data: bytes) -> tuple[list[RequestHead], int] | None:
         length = _content_length(fields)
         if length is None:
             return None
-        if end + 4 + length > len(data):
-            break
-        at = end + 4 + length
         heads.append(RequestHead(parts[0], parts[1], _plain(parts[2], fields)))
-    return heads, at
+        at = end + 4 + length
+    return Frames(heads, b"", at - len(data))
+
+
+class Framer:
+    """Where requests begin in a connection's bytes, read after read. It only watches:
+    every byte still goes to uvicorn as it comes (a request in progress, however slow,
+    is uvicorn's and the application's to see and to limit)."""
+
+    def __init__(self) -> None:
+        self._carry = b""  # the start of a head, seen in earlier reads
+        self._skip = 0  # body bytes of a request still to come
+        self.lost = False  # a request it could not frame: it knows no more boundaries
+
+    def at_boundary(self) -> bool:
+        return not self._carry and not self._skip and not self.lost
+
+    def feed(self, data: bytes) -> list[RequestHead] | None:
+        """The requests whose head ends in `data`; None once lost."""
+        if self.lost:
+            return None
+        skipped = min(self._skip, len(data))
+        self._skip -= skipped
+        data = self._carry + data[skipped:]
+        frames = requests_in(data)
+        if frames is None or len(frames.carry) > CARRY_MAX:
+            self.lost, self._carry, self._skip = True, b"", 0
+            return None
+        self._carry, self._skip = frames.carry, frames.skip
+        return frames.heads
 
 
 def render(refusal: Refusal) -> bytes:

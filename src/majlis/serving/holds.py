@@ -34,14 +34,11 @@ from typing import Any, cast
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from majlis.serving.early import Gate, Refusal, RequestHead, render, requests_in
+from majlis.serving.early import Framer, Gate, Refusal, RequestHead, render
 
 __all__ = ["ConnectionHolds", "HeldProtocol", "HeldTransport"]
 
 Peer = tuple[str, int]
-# The start of a request kept back while it is read whole, at most: a head and a small
-# body (a heartbeat's is under 100 bytes). A longer one goes on to uvicorn as it comes.
-PARTIAL_MAX = 16 * 1024
 # An answer written straight to the socket is written only while its buffer holds less
 # than this: a client that sends and never reads must not fill this process's memory.
 WRITE_BUFFER_MAX = 64 * 1024
@@ -127,10 +124,9 @@ class HeldProtocol(asyncio.Protocol):
         self._held: asyncio.TimerHandle | None = None
         self._told_until = 0.0  # loop time until which the client was asked to wait
         # For the gate: requests handed to the inner protocol and not yet answered, and
-        # whether the requests on this connection can be told apart at all.
+        # where they begin and end (None: no gate, nothing to follow).
         self._pending = 0
-        self._opaque = holds.gate is None
-        self._partial = b""  # the start of a request, kept until it is whole
+        self._framer: Framer | None = None if holds.gate is None else Framer()
         self._writes_paused = False
         self._proxy = False
 
@@ -144,25 +140,16 @@ class HeldProtocol(asyncio.Protocol):
         self.inner.connection_made(HeldTransport(self._transport, self))
 
     def data_received(self, data: bytes) -> None:
-        if self._opaque:
-            self.inner.data_received(data)
-            return
-        if self._partial:
-            data, self._partial = self._partial + data, b""
-        framed = requests_in(data)
-        if framed is None:
-            self._pass_opaque(data)
-            return
-        heads, whole = framed
-        if whole < len(data):  # it ends inside a request
-            if heads or self._pending or len(data) > PARTIAL_MAX:
-                self._pass_opaque(data)
-            else:
-                self._partial = data  # the rest of it follows
-            return
-        if self._pending == 0 and len(heads) == 1 and self._refuse(heads[0]):
-            return
-        self._pending += len(heads)
+        framer = self._framer
+        if framer is not None and not framer.lost:
+            idle = self._pending == 0 and framer.at_boundary()
+            heads = framer.feed(data)
+            if heads:
+                # Exactly one whole request, nothing before it in progress: judge it.
+                whole = idle and len(heads) == 1 and framer.at_boundary()
+                if whole and self._refuse(heads[0]):
+                    return
+                self._pending += len(heads)
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -182,7 +169,6 @@ class HeldProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writes_paused = False
-        self._proxy = False
         self.inner.resume_writing()
 
     def answered(self) -> None:
@@ -191,7 +177,7 @@ class HeldProtocol(asyncio.Protocol):
     def upgraded(self, protocol: asyncio.Protocol) -> None:
         """The inner protocol hands the connection to another (a WebSocket's)."""
         self.inner = protocol
-        self._opaque = True  # what follows is not HTTP requests
+        self._framer = None  # what follows is not HTTP requests
 
     def told(self, wait_s: float) -> None:
         if self._proxy:
@@ -238,10 +224,6 @@ class HeldProtocol(asyncio.Protocol):
         transport.write(render(refusal))
         self.told(refusal.wait_s)
         return True
-
-    def _pass_opaque(self, data: bytes) -> None:
-        self._opaque = True
-        self.inner.data_received(data)
 
     def _release(self) -> None:
         self._held = None
