@@ -217,12 +217,18 @@ REFUSED = b'{"error": "overloaded"}'
 
 
 class Gate:
-    """Refuses every POST under /api/, as a worker shedding all writes would."""
+    """Refuses every POST under /api/ while `on`, as a worker shedding all writes would."""
+
+    methods = frozenset({b"POST"})
 
     def __init__(self) -> None:
         self.asked: list[tuple[str, str]] = []
+        self.on = True
 
-    def __call__(self, method: str, path: str) -> Refusal | None:
+    def armed(self) -> bool:
+        return self.on
+
+    def early(self, method: str, path: str) -> Refusal | None:
         self.asked.append((method, path))
         if method != "POST" or not path.startswith("/api/"):
             return None
@@ -316,6 +322,12 @@ def test_what_the_connection_cannot_judge_goes_to_the_app(
                 connection.writer.write(raw)
                 assert await connection.answer() == (200, path.encode())
                 await connection.close()
+            # Nor is anything asked while the gate would refuse nothing.
+            g.gate.on = False
+            connection = await Connection.open(g.address)
+            connection.send("POST", "/api/v1/beat")
+            assert await connection.answer() == (200, b"/api/v1/beat")
+            await connection.close()
             assert g.gate.asked == [] and g.holds.refused_early == 0
 
     run(asyncio.wait_for(main(), 30))

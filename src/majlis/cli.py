@@ -420,7 +420,7 @@ def _serve(args: argparse.Namespace) -> int:
         # Writes are refused as they are read, by the rule the app sheds with; a
         # proxy's connection carries other clients' requests, so it is never held.
         holds = ConnectionHolds(
-            gate=services.shedding.early,
+            gate=services.shedding,
             is_proxy=TrustedProxies.parse(config.trusted_proxies).trusts,
         )
         app = holds.watching(build_app(services, holds=holds))

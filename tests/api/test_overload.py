@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 import time
 
@@ -147,6 +148,23 @@ async def test_each_refused_client_is_told_with_the_wait_it_was_given() -> None:
     for answer, (_, wait_s) in zip(answers, told, strict=True):
         assert wait_s == int(answer.headers["retry-after-ms"]) / 1000
         assert 1.0 <= wait_s <= 3.0
+
+
+def test_disarmed_shedding_refuses_nothing() -> None:
+    """`armed()` lets a connection skip asking (serving/early.py): it must never be False
+    where `refusal` could refuse. Delays and shares across the target, spared or not."""
+    random_state = random.Random(7)
+    for _ in range(2000):
+        clock = Clock()
+        share = ShedShare(0.1, clock)
+        share.share = random_state.choice([0.0, 0.0, 1e-4, 0.3, 1.0])
+        lag = standing_lag(clock, random_state.uniform(0.0, 0.5))
+        shedding = Shedding(lag, share, spare=is_join_path)
+        clock.now += random_state.choice([0.0, 0.03, 0.2])
+        armed = shedding.armed()
+        for path in ("/api/v1/thing", "/api/v1/spaces/s1/join"):
+            refused = [shedding.refusal("POST", path) for _ in range(20)]
+            assert armed or refused == [None] * 20, (share.share, lag.latest(), path)
 
 
 async def test_a_busy_loop_comes_to_refuse_writes_and_calm_serves_them() -> None:

@@ -133,6 +133,14 @@ class Shedding:
         self.spare = spare
         self.shed = 0  # writes refused, in all
         self.shed_early = 0  # of which as they were read
+        self.methods = frozenset(method.encode() for method in WRITE_METHODS)
+
+    def armed(self) -> bool:
+        """Whether `refusal` may refuse anything now: the share is above 0, or the delay
+        is over the target (below it, neither the share nor the spared paths' rule can
+        refuse). Cheaper than asking, and the same answer."""
+        share = self.share
+        return share is not None and (share.share > 0.0 or self.lag.latest() > share.target_s)
 
     def refusal(self, method: str, path: str) -> Overloaded | None:
         """The answer to a request to refuse, with its jittered wait; None to serve it."""
@@ -150,7 +158,8 @@ class Shedding:
         return Overloaded("the server is busy; try again shortly", int(random.uniform(1000, 3000)))
 
     def early(self, method: str, path: str) -> Refusal | None:
-        """`refusal`, as the bytes a connection writes itself (a serving.early.Gate)."""
+        """`refusal`, as the answer a connection writes itself (Shedding is the
+        serving.early.Gate: `methods` are the ones it may refuse)."""
         error = self.refusal(method, path)
         if error is None:
             return None

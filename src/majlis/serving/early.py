@@ -8,29 +8,39 @@ worker sheds load, a held connection (holds.py) therefore asks a `Gate` about ea
 request it reads, with the method and path taken from its first line, and writes the
 gate's refusal itself: the request never reaches uvicorn.
 
-Only a request that is safe to answer this way is asked about:
+Only a request that is safe to answer this way is asked about (`judgeable`):
 - the connection has no request in progress (every request it handed on has been
   answered), so the refusal cannot overtake an earlier answer;
-- the bytes read are exactly one whole HTTP/1.1 request, with no body or one of a given
-  Content-Length; not chunked, not an upgrade, no `Expect`, no `Connection: close`
-  (a `Framer` follows where requests begin, so that a request split over reads is seen
-  as one; it is not judged, but the connection's next requests can be);
+- the bytes read are exactly one whole request (a `Framer` follows where requests begin,
+  read after read, without holding any bytes back), with a method the gate may refuse;
+- it is HTTP/1.1 with no body or one of a given Content-Length: not chunked, not an
+  upgrade, no `Expect`, no `Connection: close`;
 - its path has no percent-escapes (the gate sees the path as the application would).
 Everything else goes to uvicorn as it came, and the application's own shedding answers
 it the same way.
+
+Every request read on a gated connection is framed, shedding or not, so the framing is
+a few byte searches (about a microsecond), and a request line is read only for a method
+the gate names.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Framer", "Frames", "Gate", "Refusal", "RequestHead", "render", "requests_in"]
+__all__ = ["CARRY_MAX", "Framer", "Gate", "Refusal", "judgeable", "render"]
 
 _STATUS = {429: b"Too Many Requests", 503: b"Service Unavailable"}
 # A head longer than this is not followed (uvicorn's own limit on a head is larger; such a
 # connection's requests all go to the application).
 CARRY_MAX = 16 * 1024
+# The fields that decide where a request's body ends. (Regular expressions: a search of a
+# head for these costs less than lowering a copy of it to find them.)
+_FRAMING = re.compile(rb"\r\n(content-length|transfer-encoding)[ \t]*:[ \t]*([^\r]*)", re.I)
+# Fields that ask for more than a plain answer on a connection kept open.
+_NOT_PLAIN = re.compile(rb"\r\n(?:upgrade|expect)[ \t]*:|\r\nconnection[ \t]*:[^\r]*close", re.I)
 
 
 @dataclass(frozen=True)
@@ -44,49 +54,20 @@ class Refusal:
 
 
 class Gate(Protocol):
-    """Asked about a request read whole, by method and path: a refusal, or None to serve
-    it. It must be cheap, and the same rule as the application's own shedding."""
+    """Asked about a request read whole: a refusal, or None to serve it. It must be cheap,
+    and the same rule as the application's own shedding."""
 
-    def __call__(self, method: str, path: str, /) -> Refusal | None: ...
+    @property
+    def methods(self) -> frozenset[bytes]:
+        """The methods it may refuse: a request with another is never asked about."""
+        ...
 
+    def armed(self) -> bool:
+        """False while it would refuse nothing: then nothing is asked, and the reading
+        stays a few byte searches."""
+        ...
 
-@dataclass(frozen=True)
-class RequestHead:
-    method: bytes
-    target: bytes
-    plain: bool  # safe to answer without uvicorn (see the module's docstring)
-
-
-@dataclass(frozen=True)
-class Frames:
-    """What one stretch of a connection's bytes holds."""
-
-    heads: list[RequestHead]  # requests whose head is in it (a body may follow later)
-    carry: bytes  # the start of a head that goes on in the next read
-    skip: int  # body bytes of the last request that are still to come
-
-
-def requests_in(data: bytes) -> Frames | None:
-    """The requests in `data`, which begins where a request does. None if one is framed
-    in a way this does not follow (chunked, a malformed request line or Content-Length):
-    then where the next request begins is unknown."""
-    heads: list[RequestHead] = []
-    at = 0
-    while at < len(data):
-        end = data.find(b"\r\n\r\n", at)
-        if end < 0:
-            return Frames(heads, data[at:], 0)
-        line_end = data.find(b"\r\n", at, end + 2)
-        parts = data[at:line_end].split(b" ")
-        fields = data[line_end:end].lower()  # starts at the "\r\n" ending the request line
-        if len(parts) != 3 or b"\ntransfer-encoding:" in fields:
-            return None
-        length = _content_length(fields)
-        if length is None:
-            return None
-        heads.append(RequestHead(parts[0], parts[1], _plain(parts[2], fields)))
-        at = end + 4 + length
-    return Frames(heads, b"", at - len(data))
+    def early(self, method: str, path: str, /) -> Refusal | None: ...
 
 
 class Framer:
@@ -102,19 +83,56 @@ class Framer:
     def at_boundary(self) -> bool:
         return not self._carry and not self._skip and not self.lost
 
-    def feed(self, data: bytes) -> list[RequestHead] | None:
-        """The requests whose head ends in `data`; None once lost."""
+    def feed(self, data: bytes) -> int | None:
+        """How many requests' heads end in `data`; None once lost (chunked, a malformed
+        or repeated Content-Length, a head over CARRY_MAX)."""
         if self.lost:
             return None
-        skipped = min(self._skip, len(data))
-        self._skip -= skipped
-        data = self._carry + data[skipped:]
-        frames = requests_in(data)
-        if frames is None or len(frames.carry) > CARRY_MAX:
-            self.lost, self._carry, self._skip = True, b"", 0
-            return None
-        self._carry, self._skip = frames.carry, frames.skip
-        return frames.heads
+        if self._skip:
+            skipped = min(self._skip, len(data))
+            self._skip -= skipped
+            data = data[skipped:]
+        if self._carry:
+            data, self._carry = self._carry + data, b""
+        heads, at, size = 0, 0, len(data)
+        while at < size:
+            end = data.find(b"\r\n\r\n", at)
+            if end < 0:
+                if size - at > CARRY_MAX:
+                    self._lose()
+                    return None
+                self._carry = data[at:]
+                return heads
+            length = _body_length(data, at, end + 2)
+            if length is None:
+                self._lose()
+                return None
+            heads += 1
+            at = end + 4 + length
+        self._skip = at - size
+        return heads
+
+    def _lose(self) -> None:
+        self.lost, self._carry, self._skip = True, b"", 0
+
+
+def judgeable(data: bytes, methods: frozenset[bytes]) -> tuple[str, str] | None:
+    """The method and path of the one whole request in `data`, if it may be answered
+    without uvicorn and its method is one of `methods`; None otherwise."""
+    space = data.find(b" ")
+    method = data[:space]
+    if method not in methods:
+        return None
+    line_end = data.find(b"\r\n")
+    target_end = data.rfind(b" ", space + 1, line_end)
+    if target_end < 0 or data[target_end + 1 : line_end] != b"HTTP/1.1":
+        return None
+    path = data[space + 1 : target_end].partition(b"?")[0]
+    if b"%" in path or b" " in path:
+        return None
+    if _NOT_PLAIN.search(data, line_end, data.find(b"\r\n\r\n") + 2):
+        return None
+    return method.decode("latin-1"), path.decode("latin-1")
 
 
 def render(refusal: Refusal) -> bytes:
@@ -125,23 +143,13 @@ def render(refusal: Refusal) -> bytes:
     return b"\r\n".join(lines) + b"\r\n\r\n" + refusal.body
 
 
-def _content_length(fields: bytes) -> int | None:
-    """0 without the header; None if it is given twice or is not a number."""
-    start = fields.find(b"\ncontent-length:")
-    if start < 0:
+def _body_length(data: bytes, start: int, end: int) -> int | None:
+    """The Content-Length of the head in data[start:end] (0 without one); None if it is
+    chunked, or the length is given twice or is not a number."""
+    found = _FRAMING.search(data, start, end)
+    if found is None:
         return 0
-    if fields.find(b"\ncontent-length:", start + 1) >= 0:
+    if found.group(1).lower() != b"content-length" or _FRAMING.search(data, found.end(), end):
         return None
-    value_end = fields.find(b"\r", start + 1)
-    value = fields[start + 16 : len(fields) if value_end < 0 else value_end].strip()
+    value = found.group(2).rstrip(b" \t")
     return int(value) if value.isdigit() else None
-
-
-def _plain(version: bytes, fields: bytes) -> bool:
-    if version != b"HTTP/1.1" or b"\nupgrade:" in fields or b"\nexpect:" in fields:
-        return False
-    start = fields.find(b"\nconnection:")
-    if start < 0:
-        return True
-    value_end = fields.find(b"\r", start + 1)
-    return b"close" not in fields[start : len(fields) if value_end < 0 else value_end]

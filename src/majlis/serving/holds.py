@@ -34,7 +34,7 @@ from typing import Any, cast
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from majlis.serving.early import Framer, Gate, Refusal, RequestHead, render
+from majlis.serving.early import Framer, Gate, judgeable, render
 
 __all__ = ["ConnectionHolds", "HeldProtocol", "HeldTransport"]
 
@@ -146,10 +146,9 @@ class HeldProtocol(asyncio.Protocol):
             heads = framer.feed(data)
             if heads:
                 # Exactly one whole request, nothing before it in progress: judge it.
-                whole = idle and len(heads) == 1 and framer.at_boundary()
-                if whole and self._refuse(heads[0]):
+                if idle and heads == 1 and framer.at_boundary() and self._refused(data):
                     return
-                self._pending += len(heads)
+                self._pending += heads
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -203,21 +202,20 @@ class HeldProtocol(asyncio.Protocol):
         self.inner_reads = wanted
         self._apply()
 
-    def _refuse(self, head: RequestHead) -> bool:
-        """Whether the gate refused the request in `head` (and it was answered here)."""
+    def _refused(self, request: bytes) -> bool:
+        """Whether the gate refused `request`, one whole request (answered here if so)."""
         transport = self._transport
         gate = self._holds.gate
-        path = head.target.split(b"?", 1)[0]
         if (
             gate is None
             or transport is None
-            or not head.plain
-            or b"%" in path
+            or not gate.armed()
             or self._writes_paused
             or transport.get_write_buffer_size() > WRITE_BUFFER_MAX
         ):
             return False
-        refusal: Refusal | None = gate(head.method.decode("latin-1"), path.decode("latin-1"))
+        asked = judgeable(request, gate.methods)
+        refusal = None if asked is None else gate.early(*asked)
         if refusal is None:
             return False
         self._holds.refused_early += 1
