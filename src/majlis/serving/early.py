@@ -11,8 +11,10 @@ gate's refusal itself: the request never reaches uvicorn.
 Only a request that is safe to answer this way is asked about (`judgeable`):
 - the connection has no request in progress (every request it handed on has been
   answered), so the refusal cannot overtake an earlier answer;
-- the bytes read are exactly one whole request (a `Framer` follows where requests begin,
-  read after read, without holding any bytes back), with a method the gate may refuse;
+- the bytes read are one request, from its start: whole, or its head whole and its body
+  still to come (a `Framer` follows where requests begin, read after read, without
+  holding any bytes back), with a method the gate may refuse. A request refused with
+  its body to come has that body dropped as it arrives;
 - it is HTTP/1.1 with no body or one of a given Content-Length: not chunked, not an
   upgrade, no `Expect`, no `Connection: close`;
 - its path has no percent-escapes (the gate sees the path as the application would).
@@ -83,6 +85,16 @@ class Framer:
     def at_boundary(self) -> bool:
         return not self._carry and not self._skip and not self.lost
 
+    def in_body(self) -> bool:
+        """Whether the last head fed ended a request whose body is still to come."""
+        return self._skip > 0
+
+    def drop_body(self) -> int:
+        """Forget the body still to come (its request was answered without uvicorn): how
+        many bytes of it the connection must drop as they arrive."""
+        skipped, self._skip = self._skip, 0
+        return skipped
+
     def feed(self, data: bytes) -> int | None:
         """How many requests' heads end in `data`; None once lost (chunked, a malformed
         or repeated Content-Length, a head over CARRY_MAX)."""
@@ -117,8 +129,8 @@ class Framer:
 
 
 def judgeable(data: bytes, methods: frozenset[bytes]) -> tuple[str, str] | None:
-    """The method and path of the one whole request in `data`, if it may be answered
-    without uvicorn and its method is one of `methods`; None otherwise."""
+    """The method and path of the request at the start of `data` (its head whole), if it
+    may be answered without uvicorn and its method is one of `methods`; None otherwise."""
     space = data.find(b" ")
     method = data[:space]
     if method not in methods:

@@ -127,6 +127,7 @@ class HeldProtocol(asyncio.Protocol):
         # where they begin and end (None: no gate, nothing to follow).
         self._pending = 0
         self._framer: Framer | None = None if holds.gate is None else Framer()
+        self._dropping = 0  # bytes still to come of a refused request's body
         self._writes_paused = False
         self._proxy = False
 
@@ -140,13 +141,22 @@ class HeldProtocol(asyncio.Protocol):
         self.inner.connection_made(HeldTransport(self._transport, self))
 
     def data_received(self, data: bytes) -> None:
+        if self._dropping:  # the body of a request answered here
+            dropped = min(self._dropping, len(data))
+            self._dropping -= dropped
+            data = data[dropped:]
+            if not data:
+                return
         framer = self._framer
         if framer is not None and not framer.lost:
             idle = self._pending == 0 and framer.at_boundary()
             heads = framer.feed(data)
             if heads:
-                # Exactly one whole request, nothing before it in progress: judge it.
-                if idle and heads == 1 and framer.at_boundary() and self._refused(data):
+                # One request from its start, nothing before it in progress, nothing
+                # after it but its own body: judge it by its head.
+                alone = framer.at_boundary() or framer.in_body()
+                if idle and heads == 1 and alone and self._refused(data):
+                    self._dropping = framer.drop_body()
                     return
                 self._pending += heads
         self.inner.data_received(data)
@@ -203,7 +213,8 @@ class HeldProtocol(asyncio.Protocol):
         self._apply()
 
     def _refused(self, request: bytes) -> bool:
-        """Whether the gate refused `request`, one whole request (answered here if so)."""
+        """Whether the gate refused the request `request` begins with, its head whole
+        (answered here if so)."""
         transport = self._transport
         gate = self._holds.gate
         if (
