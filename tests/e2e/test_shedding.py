@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 import httpx
-from tests.e2e.harness import running_server
+
+from .harness import running_server
 
 CONNECTIONS = 200
 BURST_S = 20.0  # at most; it ends once the server has refused some as they were read
