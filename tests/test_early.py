@@ -9,6 +9,8 @@ import pytest
 from majlis.serving.early import CARRY_MAX, Framer, Refusal, judgeable, render
 
 BEAT = b'{"playback_token": "abc"}'
+# A body may hold anything, a head's end included: only the framing says where it ends.
+ODD = b"GET /not-a-request HTTP/1.1\r\n\r\n"
 WRITES = frozenset({b"POST", b"PUT", b"PATCH", b"DELETE"})
 
 
@@ -31,8 +33,8 @@ def test_whole_requests_are_counted_and_leave_the_framer_at_a_boundary() -> None
 def test_the_framer_follows_requests_split_anywhere() -> None:
     """Every way of cutting three requests into two reads finds the same three heads, and
     the framer is at a boundary exactly where a request ends."""
-    stream = post(b"/api/a") + GET + post(b"/api/c")
-    ends = {len(post(b"/api/a")), len(post(b"/api/a") + GET)}
+    stream = post(b"/api/a", ODD) + GET + post(b"/api/c", ODD)
+    ends = {len(post(b"/api/a", ODD)), len(post(b"/api/a", ODD) + GET)}
     for cut in range(1, len(stream)):
         framer = Framer()
         first = framer.feed(stream[:cut])
@@ -44,9 +46,13 @@ def test_the_framer_follows_requests_split_anywhere() -> None:
 
 def test_a_body_that_comes_a_byte_at_a_time_is_skipped() -> None:
     framer = Framer()
-    data = post() + GET
+    data = post(body=ODD) + GET
     heads = [framer.feed(data[i : i + 1]) for i in range(len(data))]
     assert sum(h or 0 for h in heads) == 2 and framer.at_boundary()
+    assert [i for i, h in enumerate(heads) if h] == [
+        len(post(body=ODD)) - len(ODD) - 1,
+        len(data) - 1,
+    ]
 
 
 @pytest.mark.parametrize(

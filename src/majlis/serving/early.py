@@ -104,6 +104,8 @@ class Framer:
             skipped = min(self._skip, len(data))
             self._skip -= skipped
             data = data[skipped:]
+            if self._skip:
+                return 0  # all of it body
         if self._carry:
             data, self._carry = self._carry + data, b""
         heads, at, size = 0, 0, len(data)
