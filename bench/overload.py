@@ -250,6 +250,8 @@ def phase(
     result["loop_lag_ms_max"] = round(max(seen["loop_lag_ms"], default=0.0), 1)
     shares = seen["shed_share"]
     result["shed_share_mean"] = round(statistics.fmean(shares), 3) if shares else None
+    flights = seen["in_flight"]
+    result["in_flight_median"] = statistics.median(flights) if flights else None
     for key in ("holds", "shed_read", "shed_app"):
         result[key] = max(seen[key], default=0) - min(seen[key], default=0)
     return result
@@ -368,6 +370,7 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "holds": med([r.get("holds") for r in results]),
             "shed_read": med([r.get("shed_read") for r in results]),
             "shed_app": med([r.get("shed_app") for r in results]),
+            "in_flight_median": med([r.get("in_flight_median") for r in results]),
         }
     return out
 

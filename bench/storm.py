@@ -162,6 +162,7 @@ def sampling_metrics(server: Server) -> Iterator[dict[str, list[float]]]:
         "holds": [],
         "shed_read": [],
         "shed_app": [],
+        "in_flight": [],
     }
     stop = threading.Event()
 
@@ -176,6 +177,7 @@ def sampling_metrics(server: Server) -> Iterator[dict[str, list[float]]]:
                 seen["holds"].append(metrics.get("majlis_connection_holds_total", 0))
                 seen["shed_read"].append(metrics.get('majlis_shed_total{stage="read"}', 0))
                 seen["shed_app"].append(metrics.get('majlis_shed_total{stage="app"}', 0))
+                seen["in_flight"].append(metrics.get("majlis_http_in_flight", 0))
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()

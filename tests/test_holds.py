@@ -351,6 +351,7 @@ def test_a_refusal_never_overtakes_an_earlier_answer(
             connection = await Connection.open(g.address)
             connection.send("GET", "/slow")
             await asyncio.sleep(0.05)  # read apart: its own turn
+            assert g.holds.in_flight == 1  # /slow, in the app
             connection.send("POST", "/api/v1/beat")
             assert await connection.answer() == (200, b"/slow")
             assert await connection.answer() == (200, b"/api/v1/beat")
@@ -361,6 +362,7 @@ def test_a_refusal_never_overtakes_an_earlier_answer(
             # Answered, the connection is judged again.
             connection.send("POST", "/api/v1/beat")
             assert await connection.answer() == (503, REFUSED)
+            assert g.holds.in_flight == 0
             await connection.close()
 
     run(asyncio.wait_for(main(), 30))

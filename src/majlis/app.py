@@ -792,8 +792,12 @@ def _listener_metrics(audience: Audience) -> Callable[[], Awaitable[list[Sample]
 
 def _hold_metrics(holds: ConnectionHolds | None) -> Callable[[], Awaitable[list[Sample]]]:
     async def samples() -> list[Sample]:
-        held = 0 if holds is None else holds.held
-        return [("majlis_connection_holds_total", {}, float(held))]
+        if holds is None:
+            return []
+        return [
+            ("majlis_connection_holds_total", {}, float(holds.held)),
+            ("majlis_http_in_flight", {}, float(holds.in_flight)),
+        ]
 
     return samples
 

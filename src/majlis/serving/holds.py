@@ -58,6 +58,7 @@ class ConnectionHolds:
         self._open: dict[Peer, HeldProtocol] = {}
         self.held = 0  # holds put on, in all
         self.refused_early = 0  # requests refused by the gate, in all
+        self.in_flight = 0  # HTTP requests in the application now (`watching`)
 
     def wrap(self, protocol: asyncio.Protocol) -> HeldProtocol:
         return HeldProtocol(protocol, self)
@@ -103,10 +104,15 @@ class _Answers:
         self.holds = holds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        client = scope.get("client") if scope["type"] == "http" else None
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        self.holds.in_flight += 1
         try:
             await self.app(scope, receive, send)
         finally:
+            self.holds.in_flight -= 1
             # The peer as uvicorn named it: the app may put a proxied client's in its place.
             if client:
                 self.holds.answered((str(client[0]), int(client[1])))
