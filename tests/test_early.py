@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from majlis.serving.early import CARRY_MAX, Framer, Refusal, judgeable, render
+from majlis.serving.early import CARRY_MAX, Framer, Judge, Refusal, judgeable, render
 
 BEAT = b'{"playback_token": "abc"}'
 # A body may hold anything, a head's end included: only the framing says where it ends.
@@ -110,3 +110,55 @@ def test_a_refusal_renders_as_a_keep_alive_response() -> None:
     assert render(refusal) == (
         b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 2\r\ncontent-length: 22\r\n\r\n" + body
     )
+
+
+NO = Refusal(503, (), b"", wait_s=1.0)
+
+
+class Gate:
+    """Refuses every POST while armed."""
+
+    methods = frozenset({b"POST"})
+
+    def __init__(self) -> None:
+        self.on = True
+
+    def armed(self) -> bool:
+        return self.on
+
+    def early(self, method: str, path: str) -> Refusal | None:
+        return NO
+
+
+def test_a_judge_refuses_by_the_head_and_drops_the_body_as_it_comes() -> None:
+    judge = Judge(Gate())
+    request = post(body=ODD)
+    head_end = len(request) - len(ODD)
+    assert judge.read(request[:head_end], may_answer=True) == (b"", NO)
+    assert judge.read(ODD[:5], may_answer=True) == (b"", None)  # dropped
+    # The rest of the body, then a read: the read goes on, nothing else of it.
+    assert judge.read(ODD[5:] + GET, may_answer=True) == (GET, None)
+
+
+def test_a_judge_never_answers_ahead_of_a_request_in_progress() -> None:
+    judge = Judge(Gate())
+    assert judge.read(GET, may_answer=True) == (GET, None)  # handed on: in progress
+    assert judge.read(post(), may_answer=True) == (post(), None)  # behind it: handed on
+    judge.answered()
+    assert judge.read(post(), may_answer=True) == (post(), None)  # still one in progress
+    judge.answered()
+    judge.answered()
+    assert judge.read(post(), may_answer=True) == (b"", NO)  # nothing before it now
+
+
+def test_a_judge_hands_on_what_it_may_not_answer() -> None:
+    gate = Gate()
+    judge = Judge(gate)
+    # Two requests in one read; a client that reads too slowly; a disarmed gate.
+    assert judge.read(post() + post(), may_answer=True) == (post() + post(), None)
+    judge.answered()
+    judge.answered()
+    assert judge.read(post(), may_answer=False) == (post(), None)
+    judge.answered()
+    gate.on = False
+    assert judge.read(post(), may_answer=True) == (post(), None)

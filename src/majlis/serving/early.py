@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["CARRY_MAX", "Framer", "Gate", "Refusal", "judgeable", "render"]
+__all__ = ["CARRY_MAX", "Framer", "Gate", "Judge", "Refusal", "judgeable", "render"]
 
 _STATUS = {429: b"Too Many Requests", 503: b"Service Unavailable"}
 # A head longer than this is not followed (uvicorn's own limit on a head is larger; such a
@@ -128,6 +128,54 @@ class Framer:
 
     def _lose(self) -> None:
         self.lost, self._carry, self._skip = True, b"", 0
+
+
+class Judge:
+    """One connection's requests as they are read: which the `gate` refuses before
+    uvicorn sees them. It counts the requests handed on until they are `answered`, so a
+    refusal never overtakes an earlier answer, and drops a refused request's body."""
+
+    def __init__(self, gate: Gate) -> None:
+        self._gate = gate
+        self._framer = Framer()
+        self._pending = 0  # requests handed on and not yet answered
+        self._dropping = 0  # bytes still to come of a refused request's body
+
+    def answered(self) -> None:
+        self._pending = max(0, self._pending - 1)
+
+    def read(self, data: bytes, may_answer: bool) -> tuple[bytes, Refusal | None]:
+        """What of `data` goes on to uvicorn, and the refusal to write for the request it
+        held, if any (only if `may_answer`: the connection can take a write now)."""
+        if self._dropping:
+            dropped = min(self._dropping, len(data))
+            self._dropping -= dropped
+            data = data[dropped:]
+            if not data:
+                return data, None
+        framer = self._framer
+        if framer.lost:
+            return data, None
+        idle = self._pending == 0 and framer.at_boundary()
+        heads = framer.feed(data)
+        if not heads:
+            return data, None
+        # One request from its start, nothing before it in progress, nothing after it
+        # but its own body: judge it by its head.
+        alone = framer.at_boundary() or framer.in_body()
+        refusal = self._judge(data) if idle and heads == 1 and alone and may_answer else None
+        if refusal is None:
+            self._pending += heads
+            return data, None
+        self._dropping = framer.drop_body()
+        return b"", refusal
+
+    def _judge(self, request: bytes) -> Refusal | None:
+        gate = self._gate
+        if not gate.armed():
+            return None
+        asked = judgeable(request, gate.methods)
+        return None if asked is None else gate.early(*asked)
 
 
 def judgeable(data: bytes, methods: frozenset[bytes]) -> tuple[str, str] | None:

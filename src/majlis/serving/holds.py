@@ -34,7 +34,7 @@ from typing import Any, cast
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from majlis.serving.early import Framer, Gate, judgeable, render
+from majlis.serving.early import Gate, Judge, Refusal, render
 
 __all__ = ["ConnectionHolds", "HeldProtocol", "HeldTransport"]
 
@@ -129,11 +129,7 @@ class HeldProtocol(asyncio.Protocol):
         self.inner_reads = True  # whether the inner protocol wants to be read (held or not)
         self._held: asyncio.TimerHandle | None = None
         self._told_until = 0.0  # loop time until which the client was asked to wait
-        # For the gate: requests handed to the inner protocol and not yet answered, and
-        # where they begin and end (None: no gate, nothing to follow).
-        self._pending = 0
-        self._framer: Framer | None = None if holds.gate is None else Framer()
-        self._dropping = 0  # bytes still to come of a refused request's body
+        self._judge = None if holds.gate is None else Judge(holds.gate)
         self._writes_paused = False
         self._proxy = False
 
@@ -147,24 +143,13 @@ class HeldProtocol(asyncio.Protocol):
         self.inner.connection_made(HeldTransport(self._transport, self))
 
     def data_received(self, data: bytes) -> None:
-        if self._dropping:  # the body of a request answered here
-            dropped = min(self._dropping, len(data))
-            self._dropping -= dropped
-            data = data[dropped:]
+        judge = self._judge
+        if judge is not None:
+            data, refusal = judge.read(data, self._may_answer())
+            if refusal is not None:
+                self._answer(refusal)
             if not data:
                 return
-        framer = self._framer
-        if framer is not None and not framer.lost:
-            idle = self._pending == 0 and framer.at_boundary()
-            heads = framer.feed(data)
-            if heads:
-                # One request from its start, nothing before it in progress, nothing
-                # after it but its own body: judge it by its head.
-                alone = framer.at_boundary() or framer.in_body()
-                if idle and heads == 1 and alone and self._refused(data):
-                    self._dropping = framer.drop_body()
-                    return
-                self._pending += heads
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -187,12 +172,13 @@ class HeldProtocol(asyncio.Protocol):
         self.inner.resume_writing()
 
     def answered(self) -> None:
-        self._pending = max(0, self._pending - 1)
+        if self._judge is not None:
+            self._judge.answered()
 
     def upgraded(self, protocol: asyncio.Protocol) -> None:
         """The inner protocol hands the connection to another (a WebSocket's)."""
         self.inner = protocol
-        self._framer = None  # what follows is not HTTP requests
+        self._judge = None  # what follows is not HTTP requests
 
     def told(self, wait_s: float) -> None:
         if self._proxy:
@@ -218,27 +204,21 @@ class HeldProtocol(asyncio.Protocol):
         self.inner_reads = wanted
         self._apply()
 
-    def _refused(self, request: bytes) -> bool:
-        """Whether the gate refused the request `request` begins with, its head whole
-        (answered here if so)."""
+    def _may_answer(self) -> bool:
+        """Whether a refusal may be written now: not while the client reads too slowly."""
         transport = self._transport
-        gate = self._holds.gate
-        if (
-            gate is None
-            or transport is None
-            or not gate.armed()
-            or self._writes_paused
-            or transport.get_write_buffer_size() > WRITE_BUFFER_MAX
-        ):
-            return False
-        asked = judgeable(request, gate.methods)
-        refusal = None if asked is None else gate.early(*asked)
-        if refusal is None:
-            return False
+        return (
+            transport is not None
+            and not self._writes_paused
+            and transport.get_write_buffer_size() <= WRITE_BUFFER_MAX
+        )
+
+    def _answer(self, refusal: Refusal) -> None:
+        if self._transport is None:
+            return
         self._holds.refused_early += 1
-        transport.write(render(refusal))
+        self._transport.write(render(refusal))
         self.told(refusal.wait_s)
-        return True
 
     def _release(self) -> None:
         self._held = None
