@@ -6,7 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from majlis.serving.early import CARRY_MAX, Framer, Judge, Refusal, judgeable, render
+from majlis.serving.early import (
+    CARRY_MAX,
+    Framer,
+    Judge,
+    Refusal,
+    forwarded,
+    judgeable,
+    render,
+)
 
 BEAT = b'{"playback_token": "abc"}'
 # A body may hold anything, a head's end included: only the framing says where it ends.
@@ -162,3 +170,9 @@ def test_a_judge_hands_on_what_it_may_not_answer() -> None:
     judge.answered()
     gate.on = False
     assert judge.read(post(), may_answer=True) == (post(), None)
+
+
+def test_a_request_forwarded_for_another_client_is_told_apart() -> None:
+    assert forwarded(post(extra=b"X-Forwarded-For: 203.0.113.9\r\n"))
+    assert not forwarded(post())
+    assert not forwarded(post(body=b"\r\nx-forwarded-for: 1.2.3.4"))  # in the body

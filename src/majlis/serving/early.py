@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["CARRY_MAX", "Framer", "Gate", "Judge", "Refusal", "judgeable", "render"]
+__all__ = ["CARRY_MAX", "Framer", "Gate", "Judge", "Refusal", "forwarded", "judgeable", "render"]
 
 _STATUS = {429: b"Too Many Requests", 503: b"Service Unavailable"}
 # A head longer than this is not followed (uvicorn's own limit on a head is larger; such a
@@ -41,6 +41,8 @@ CARRY_MAX = 16 * 1024
 # The fields that decide where a request's body ends. (Regular expressions: a search of a
 # head for these costs less than lowering a copy of it to find them.)
 _FRAMING = re.compile(rb"\r\n(content-length|transfer-encoding)[ \t]*:[ \t]*([^\r]*)", re.I)
+# A field a proxy adds to name the client it forwards for.
+_FORWARDED = re.compile(rb"\r\nx-forwarded-for[ \t]*:", re.I)
 # Fields that ask for more than a plain answer on a connection kept open.
 _NOT_PLAIN = re.compile(rb"\r\n(?:upgrade|expect)[ \t]*:|\r\nconnection[ \t]*:[^\r]*close", re.I)
 
@@ -195,6 +197,12 @@ def judgeable(data: bytes, methods: frozenset[bytes]) -> tuple[str, str] | None:
     if _NOT_PLAIN.search(data, line_end, data.find(b"\r\n\r\n") + 2):
         return None
     return method.decode("latin-1"), path.decode("latin-1")
+
+
+def forwarded(request: bytes) -> bool:
+    """Whether the request at the start of `request` (its head whole) was forwarded by a
+    proxy for another client (it names one in X-Forwarded-For)."""
+    return _FORWARDED.search(request, 0, request.find(b"\r\n\r\n") + 2) is not None
 
 
 def render(refusal: Refusal) -> bytes:

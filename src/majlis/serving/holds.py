@@ -22,8 +22,8 @@ socket is read only when neither wants it paused.
 
 Only direct clients are held: behind a proxy one connection carries many clients'
 requests. The address the application names for them (from X-Forwarded-For) has port 0,
-which matches no connection, and a refusal made here does not hold a connection from a
-peer `is_proxy` names.
+which matches no connection; a refusal made here holds a connection from a peer
+`is_proxy` names only for a request that names no other client.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any, cast
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from majlis.serving.early import Gate, Judge, Refusal, render
+from majlis.serving.early import Gate, Judge, Refusal, forwarded, render
 
 __all__ = ["ConnectionHolds", "HeldProtocol", "HeldTransport"]
 
@@ -47,8 +47,8 @@ WRITE_BUFFER_MAX = 64 * 1024
 class ConnectionHolds:
     """The open connections by client address, the holds put on them, and the `gate` that
     refuses requests as they are read (None: every request goes to the application).
-    `is_proxy`: whether a peer's connection carries other clients' requests; such a
-    connection is never held for a refusal."""
+    `is_proxy`: whether a peer may forward other clients' requests; its connection is
+    not held for refusing one that names another client (X-Forwarded-For)."""
 
     def __init__(
         self, gate: Gate | None = None, is_proxy: Callable[[str], bool] = lambda host: False
@@ -145,11 +145,13 @@ class HeldProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         judge = self._judge
         if judge is not None:
-            data, refusal = judge.read(data, self._may_answer())
+            passed, refusal = judge.read(data, self._may_answer())
             if refusal is not None:
-                self._answer(refusal)
-            if not data:
+                # A proxy's connection carries other clients' requests: not held for one.
+                self._answer(refusal, hold=not (self._proxy and forwarded(data)))
+            if not passed:
                 return
+            data = passed
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -181,8 +183,6 @@ class HeldProtocol(asyncio.Protocol):
         self._judge = None  # what follows is not HTTP requests
 
     def told(self, wait_s: float) -> None:
-        if self._proxy:
-            return
         loop = asyncio.get_running_loop()
         again = loop.time() < self._told_until
         self._told_until = loop.time() + wait_s
@@ -213,12 +213,13 @@ class HeldProtocol(asyncio.Protocol):
             and transport.get_write_buffer_size() <= WRITE_BUFFER_MAX
         )
 
-    def _answer(self, refusal: Refusal) -> None:
+    def _answer(self, refusal: Refusal, hold: bool) -> None:
         if self._transport is None:
             return
         self._holds.refused_early += 1
         self._transport.write(render(refusal))
-        self.told(refusal.wait_s)
+        if hold:
+            self.told(refusal.wait_s)
 
     def _release(self) -> None:
         self._held = None
