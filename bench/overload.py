@@ -23,7 +23,9 @@ from the shipped one in one way:
 - `unfrozen`: its startup heap is not frozen out of the garbage collector's full
   collections (as before 2026-12-07; cli.py);
 - `late`: writes are refused only in the application, never as their connection reads
-  them (as before 2026-12-08; majlis/serving/early.py).
+  them (as before 2026-12-08; majlis/serving/early.py);
+- `lazygc`: the garbage collector's first generation is collected every 20,000 new
+  objects instead of 700, so that fewer requests in flight are walked and promoted.
 Each phase records the steal time of the server's CPU: a hypervisor that runs another
 machine on that vCPU looks like a slower server.
 
@@ -114,7 +116,8 @@ end
 """
 
 Mode = Literal["closed", "paced", "polite"]
-Variant = Literal["shipped", "unfrozen", "late"]
+Variant = Literal["shipped", "unfrozen", "late", "lazygc"]
+LAZY_GC_THRESHOLD = 20_000  # the `lazygc` variant's first-generation threshold (700 shipped)
 LOOPS: dict[Mode, str] = {"closed": "", "paced": DELAY, "polite": POLITE}
 # name: (multiple of the peak rate offered, how the clients behave)
 PHASES: dict[str, tuple[int, Mode]] = {
@@ -278,6 +281,14 @@ def child(variant: Variant, argv: list[str]) -> int:
 
     if variant == "unfrozen":
         gc.freeze = lambda: None
+    elif variant == "lazygc":
+        freeze = gc.freeze
+
+        def freeze_then_lazy() -> None:
+            freeze()
+            gc.set_threshold(LAZY_GC_THRESHOLD, 10, 10)
+
+        gc.freeze = freeze_then_lazy
     elif variant == "late":
         shipped = ConnectionHolds.__init__
 
@@ -391,9 +402,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--beside",
-        choices=["unfrozen", "late"],
-        help="beside each server, one as before a change: its startup heap not frozen "
-        "(before 2026-12-07), or writes refused only in the app (before 2026-12-08)",
+        choices=["unfrozen", "late", "lazygc"],
+        help="beside each server, one that differs in one way: its startup heap not frozen "
+        "(before 2026-12-07), writes refused only in the app (before 2026-12-08), or "
+        f"the collector's first generation collected every {LAZY_GC_THRESHOLD:,} objects",
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
