@@ -13,8 +13,9 @@ it rises while the delay is over the target and decays while it is under, so the
 goes on serving what it can while it refuses the rest. Reads, HLS and the event sockets
 go on (a listener's audio is the last thing to shed). The same rule (`Shedding`) is put
 to each request twice: first as its connection reads it, before uvicorn parses it
-(majlis/serving/early.py), where most are answered for a fraction of the cost; then in
-the application, for what the connection could not judge. Each refused client is told
+(majlis/serving/early.py), where those it can judge are answered for a fraction of the
+cost; then in the application, for the rest (about half under a flood: the first writes
+of a burst, and those on a connection with a request in progress). Each refused client is told
 to the connection holds (majlis/serving/holds.py): one refused again within the wait it
 was given has its connection held unread until the wait is over, so that a flood that
 ignores Retry-After waits it out anyway.
