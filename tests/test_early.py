@@ -142,34 +142,39 @@ def test_a_judge_refuses_by_the_head_and_drops_the_body_as_it_comes() -> None:
     judge = Judge(Gate())
     request = post(body=ODD)
     head_end = len(request) - len(ODD)
-    assert judge.read(request[:head_end], may_answer=True) == (b"", NO)
-    assert judge.read(ODD[:5], may_answer=True) == (b"", None)  # dropped
+    assert judge.read(request[:head_end], may_answer=True) == (b"", NO, False)
+    assert judge.read(ODD[:5], may_answer=True) == (b"", None, False)  # dropped
     # The rest of the body, then a read: the read goes on, nothing else of it.
-    assert judge.read(ODD[5:] + GET, may_answer=True) == (GET, None)
+    assert judge.read(ODD[5:] + GET, may_answer=True) == (GET, None, False)
+    judge.answered()  # the read
+    # The rest of a refused body, then a forwarded request: refused, and said to be.
+    ahead = post(extra=b"X-Forwarded-For: 203.0.113.9\r\n")
+    assert judge.read(post(body=ODD)[:-3], may_answer=True) == (b"", NO, False)
+    assert judge.read(ODD[-3:] + ahead, may_answer=True) == (b"", NO, True)
 
 
 def test_a_judge_never_answers_ahead_of_a_request_in_progress() -> None:
     judge = Judge(Gate())
-    assert judge.read(GET, may_answer=True) == (GET, None)  # handed on: in progress
-    assert judge.read(post(), may_answer=True) == (post(), None)  # behind it: handed on
+    assert judge.read(GET, may_answer=True) == (GET, None, False)  # in progress
+    assert judge.read(post(), may_answer=True) == (post(), None, False)  # behind it: handed on
     judge.answered()
-    assert judge.read(post(), may_answer=True) == (post(), None)  # still one in progress
+    assert judge.read(post(), may_answer=True) == (post(), None, False)  # still one in progress
     judge.answered()
     judge.answered()
-    assert judge.read(post(), may_answer=True) == (b"", NO)  # nothing before it now
+    assert judge.read(post(), may_answer=True) == (b"", NO, False)  # nothing before it now
 
 
 def test_a_judge_hands_on_what_it_may_not_answer() -> None:
     gate = Gate()
     judge = Judge(gate)
     # Two requests in one read; a client that reads too slowly; a disarmed gate.
-    assert judge.read(post() + post(), may_answer=True) == (post() + post(), None)
+    assert judge.read(post() + post(), may_answer=True) == (post() + post(), None, False)
     judge.answered()
     judge.answered()
-    assert judge.read(post(), may_answer=False) == (post(), None)
+    assert judge.read(post(), may_answer=False) == (post(), None, False)
     judge.answered()
     gate.on = False
-    assert judge.read(post(), may_answer=True) == (post(), None)
+    assert judge.read(post(), may_answer=True) == (post(), None, False)
 
 
 def test_a_request_forwarded_for_another_client_is_told_apart() -> None:

@@ -30,9 +30,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-__all__ = ["CARRY_MAX", "Framer", "Gate", "Judge", "Refusal", "forwarded", "judgeable", "render"]
+__all__ = [
+    "CARRY_MAX",
+    "Framer",
+    "Gate",
+    "Judge",
+    "Read",
+    "Refusal",
+    "forwarded",
+    "judgeable",
+    "render",
+]
 
 _STATUS = {429: b"Too Many Requests", 503: b"Service Unavailable"}
 # A head longer than this is not followed (uvicorn's own limit on a head is larger; such a
@@ -132,6 +142,14 @@ class Framer:
         self.lost, self._carry, self._skip = True, b"", 0
 
 
+class Read(NamedTuple):
+    """What a connection does with one read."""
+
+    passed: bytes  # what goes on to uvicorn
+    refusal: Refusal | None  # to write, for the request the read held
+    forwarded: bool  # that request named another client (X-Forwarded-For)
+
+
 class Judge:
     """One connection's requests as they are read: which the `gate` refuses before
     uvicorn sees them. It counts the requests handed on until they are `answered`, so a
@@ -146,7 +164,7 @@ class Judge:
     def answered(self) -> None:
         self._pending = max(0, self._pending - 1)
 
-    def read(self, data: bytes, may_answer: bool) -> tuple[bytes, Refusal | None]:
+    def read(self, data: bytes, may_answer: bool) -> Read:
         """What of `data` goes on to uvicorn, and the refusal to write for the request it
         held, if any (only if `may_answer`: the connection can take a write now)."""
         if self._dropping:
@@ -154,23 +172,23 @@ class Judge:
             self._dropping -= dropped
             data = data[dropped:]
             if not data:
-                return data, None
+                return Read(data, None, False)
         framer = self._framer
         if framer.lost:
-            return data, None
+            return Read(data, None, False)
         idle = self._pending == 0 and framer.at_boundary()
         heads = framer.feed(data)
         if not heads:
-            return data, None
+            return Read(data, None, False)
         # One request from its start, nothing before it in progress, nothing after it
         # but its own body: judge it by its head.
         alone = framer.at_boundary() or framer.in_body()
         refusal = self._judge(data) if idle and heads == 1 and alone and may_answer else None
         if refusal is None:
             self._pending += heads
-            return data, None
+            return Read(data, None, False)
         self._dropping = framer.drop_body()
-        return b"", refusal
+        return Read(b"", refusal, forwarded(data))
 
     def _judge(self, request: bytes) -> Refusal | None:
         gate = self._gate

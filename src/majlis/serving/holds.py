@@ -34,7 +34,7 @@ from typing import Any, cast
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from majlis.serving.early import Gate, Judge, Refusal, forwarded, render
+from majlis.serving.early import Gate, Judge, Refusal, render
 
 __all__ = ["ConnectionHolds", "HeldProtocol", "HeldTransport"]
 
@@ -145,13 +145,13 @@ class HeldProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         judge = self._judge
         if judge is not None:
-            passed, refusal = judge.read(data, self._may_answer())
-            if refusal is not None:
+            read = judge.read(data, self._may_answer())
+            if read.refusal is not None:
                 # A proxy's connection carries other clients' requests: not held for one.
-                self._answer(refusal, hold=not (self._proxy and forwarded(data)))
-            if not passed:
+                self._answer(read.refusal, hold=not (self._proxy and read.forwarded))
+            if not read.passed:
                 return
-            data = passed
+            data = read.passed
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
