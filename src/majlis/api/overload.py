@@ -15,10 +15,10 @@ go on (a listener's audio is the last thing to shed). The same rule (`Shedding`)
 to each request twice: first as its connection reads it, before uvicorn parses it
 (majlis/serving/early.py), where those it can judge are answered for a fraction of the
 cost; then in the application, for the rest (about half under a flood: the first writes
-of a burst, and those on a connection with a request in progress). Each refused client is told
-to the connection holds (majlis/serving/holds.py): one refused again within the wait it
-was given has its connection held unread until the wait is over, so that a flood that
-ignores Retry-After waits it out anyway.
+of a burst, and those on a connection with a request in progress). Each refused client
+is told to the connection holds (majlis/serving/holds.py): one refused again within the
+wait it was given has its connection held unread until the wait is over, so that a
+flood that ignores Retry-After waits it out anyway.
 
 Joins are spared up to SPARE_FACTOR times the target, by the *standing* delay: like
 CoDel, the least delay over the last interval, so one slow moment (a garbage collection,
