@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _CATEGORIES = ["harassment", "hate", "spam", "off_topic", "other"]
+# New objects between collections of the garbage collector's young generation, in a
+# serving process (Python's default: 700).
+YOUNG_GC = 20_000
 
 
 def _moderate_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -430,6 +433,10 @@ def _serve(args: argparse.Namespace) -> int:
     # the same within noise either way (docs/benchmarks.md, "A share, not all").
     gc.collect()
     gc.freeze()
+    # The young generation is collected every YOUNG_GC objects, not 700: under overload
+    # ~1,500 requests are in hand, and each collection walked and promoted their objects
+    # (docs/benchmarks.md, "A lazier collector, shipped").
+    gc.set_threshold(YOUNG_GC, *gc.get_threshold()[1:])
     what = "majlis media node" if args.command == "media" else "majlis"
     server = Server(
         uvicorn.Config(
