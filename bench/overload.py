@@ -24,8 +24,11 @@ from the shipped one in one way:
   collections (as before 2026-12-07; cli.py);
 - `late`: writes are refused only in the application, never as their connection reads
   them (as before 2026-12-08; majlis/serving/early.py);
-- `lazygc`: the garbage collector's first generation is collected every 20,000 new
-  objects instead of 700, so that fewer requests in flight are walked and promoted.
+- `eagergc`: the garbage collector's young generation is collected every 700 new
+  objects, Python's default (as before 2026-12-08), not every 20,000 (cli.py);
+- `door`: at most 32 writes in the application at once, the rest waiting unread at the
+  door and refused if they waited past the target (MAJLIS_OVERLOAD_WRITES_AT_ONCE=32;
+  majlis/serving/door.py; off as shipped).
 Each phase records the steal time of the server's CPU: a hypervisor that runs another
 machine on that vCPU looks like a slower server.
 
@@ -116,8 +119,9 @@ end
 """
 
 Mode = Literal["closed", "paced", "polite"]
-Variant = Literal["shipped", "unfrozen", "late", "lazygc"]
-LAZY_GC_THRESHOLD = 20_000  # the `lazygc` variant's first-generation threshold (700 shipped)
+Variant = Literal["shipped", "unfrozen", "late", "eagergc", "door"]
+EAGER_GC = 700  # the `eagergc` variant's young-generation threshold (Python's default)
+DOOR = 32  # the `door` variant's writes at once
 LOOPS: dict[Mode, str] = {"closed": "", "paced": DELAY, "polite": POLITE}
 # name: (multiple of the peak rate offered, how the clients behave)
 PHASES: dict[str, tuple[int, Mode]] = {
@@ -255,7 +259,7 @@ def phase(
     result["shed_share_mean"] = round(statistics.fmean(shares), 3) if shares else None
     flights = seen["in_flight"]
     result["in_flight_median"] = statistics.median(flights) if flights else None
-    for key in ("holds", "shed_read", "shed_app"):
+    for key in ("holds", "shed_read", "shed_app", "door_waited"):
         result[key] = max(seen[key], default=0) - min(seen[key], default=0)
     return result
 
@@ -281,14 +285,13 @@ def child(variant: Variant, argv: list[str]) -> int:
 
     if variant == "unfrozen":
         gc.freeze = lambda: None
-    elif variant == "lazygc":
-        freeze = gc.freeze
+    elif variant == "eagergc":
+        shipped_set = gc.set_threshold
 
-        def freeze_then_lazy() -> None:
-            freeze()
-            gc.set_threshold(LAZY_GC_THRESHOLD, 10, 10)
+        def eager(young: int, *older: int) -> None:
+            shipped_set(EAGER_GC, *older)
 
-        gc.freeze = freeze_then_lazy
+        gc.set_threshold = eager
     elif variant == "late":
         shipped = ConnectionHolds.__init__
 
@@ -301,9 +304,11 @@ def child(variant: Variant, argv: list[str]) -> int:
 
 def prepare(stack: contextlib.ExitStack, ms: float, variant: Variant) -> Target:
     env = {"MAJLIS_MEDIA": "false", "MAJLIS_OVERLOAD_TARGET_MS": str(ms)}
+    if variant == "door":
+        env["MAJLIS_OVERLOAD_WRITES_AT_ONCE"] = str(DOOR)
     program = (
         (MAJLIS,)
-        if variant == "shipped"
+        if variant in ("shipped", "door")
         else (sys.executable, str(Path(__file__).resolve()), "--child", variant)
     )
     server = stack.enter_context(running_server(env, program))
@@ -382,6 +387,7 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "shed_read": med([r.get("shed_read") for r in results]),
             "shed_app": med([r.get("shed_app") for r in results]),
             "in_flight_median": med([r.get("in_flight_median") for r in results]),
+            "door_waited": med([r.get("door_waited") for r in results]),
         }
     return out
 
@@ -402,10 +408,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--beside",
-        choices=["unfrozen", "late", "lazygc"],
+        choices=["unfrozen", "late", "eagergc", "door"],
         help="beside each server, one that differs in one way: its startup heap not frozen "
-        "(before 2026-12-07), writes refused only in the app (before 2026-12-08), or "
-        f"the collector's first generation collected every {LAZY_GC_THRESHOLD:,} objects",
+        "(before 2026-12-07), writes refused only in the app (before 2026-12-08), the "
+        f"collector's young generation collected every {EAGER_GC} objects (before "
+        f"2026-12-08), or {DOOR} writes at once let in at the door",
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()

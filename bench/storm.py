@@ -152,8 +152,8 @@ def wrk_result(process: subprocess.Popen[str]) -> dict[str, Any]:
 @contextlib.contextmanager
 def sampling_metrics(server: Server) -> Iterator[dict[str, list[float]]]:
     """The admission rate, the loop's standing delay, the share of writes shed, the
-    connections held and the writes shed as read and in the app so far, every 0.25 s,
-    while it runs."""
+    connections held, the writes shed as read and in the app and those that waited at the
+    door so far, every 0.25 s, while it runs."""
     seen: dict[str, list[float]] = {
         "admission_rate": [],
         "loop_lag_ms": [],
@@ -163,6 +163,7 @@ def sampling_metrics(server: Server) -> Iterator[dict[str, list[float]]]:
         "shed_read": [],
         "shed_app": [],
         "in_flight": [],
+        "door_waited": [],
     }
     stop = threading.Event()
 
@@ -178,6 +179,7 @@ def sampling_metrics(server: Server) -> Iterator[dict[str, list[float]]]:
                 seen["shed_read"].append(metrics.get('majlis_shed_total{stage="read"}', 0))
                 seen["shed_app"].append(metrics.get('majlis_shed_total{stage="app"}', 0))
                 seen["in_flight"].append(metrics.get("majlis_http_in_flight", 0))
+                seen["door_waited"].append(metrics.get("majlis_door_waited_total", 0))
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()

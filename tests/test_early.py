@@ -121,6 +121,7 @@ def test_a_refusal_renders_as_a_keep_alive_response() -> None:
 
 
 NO = Refusal(503, (), b"", wait_s=1.0)
+BEAT_REQUEST = ("POST", "/api/v1/spaces/s/heartbeat")
 
 
 class Gate:
@@ -134,7 +135,7 @@ class Gate:
     def armed(self) -> bool:
         return self.on
 
-    def early(self, method: str, path: str) -> Refusal | None:
+    def early(self, method: str, path: str, waited_s: float) -> Refusal | None:
         return NO
 
 
@@ -142,39 +143,67 @@ def test_a_judge_refuses_by_the_head_and_drops_the_body_as_it_comes() -> None:
     judge = Judge(Gate())
     request = post(body=ODD)
     head_end = len(request) - len(ODD)
-    assert judge.read(request[:head_end], may_answer=True) == (b"", NO, False)
-    assert judge.read(ODD[:5], may_answer=True) == (b"", None, False)  # dropped
+    assert judge.read(request[:head_end], may_answer=True) == (b"", NO, False, None)
+    assert judge.read(ODD[:5], may_answer=True) == (b"", None, False, None)  # dropped
     # The rest of the body, then a read: the read goes on, nothing else of it.
-    assert judge.read(ODD[5:] + GET, may_answer=True) == (GET, None, False)
+    assert judge.read(ODD[5:] + GET, may_answer=True) == (GET, None, False, None)
     judge.answered()  # the read
     # The rest of a refused body, then a forwarded request: refused, and said to be.
     ahead = post(extra=b"X-Forwarded-For: 203.0.113.9\r\n")
-    assert judge.read(post(body=ODD)[:-3], may_answer=True) == (b"", NO, False)
-    assert judge.read(ODD[-3:] + ahead, may_answer=True) == (b"", NO, True)
+    assert judge.read(post(body=ODD)[:-3], may_answer=True) == (b"", NO, False, None)
+    assert judge.read(ODD[-3:] + ahead, may_answer=True) == (b"", NO, True, None)
 
 
 def test_a_judge_never_answers_ahead_of_a_request_in_progress() -> None:
     judge = Judge(Gate())
-    assert judge.read(GET, may_answer=True) == (GET, None, False)  # in progress
-    assert judge.read(post(), may_answer=True) == (post(), None, False)  # behind it: handed on
+    assert judge.read(GET, may_answer=True) == (GET, None, False, None)  # in progress
+    assert judge.read(post(), may_answer=True) == (
+        post(),
+        None,
+        False,
+        None,
+    )  # behind it: handed on
     judge.answered()
-    assert judge.read(post(), may_answer=True) == (post(), None, False)  # still one in progress
+    assert judge.read(post(), may_answer=True) == (
+        post(),
+        None,
+        False,
+        None,
+    )  # still one in progress
     judge.answered()
     judge.answered()
-    assert judge.read(post(), may_answer=True) == (b"", NO, False)  # nothing before it now
+    assert judge.read(post(), may_answer=True) == (b"", NO, False, None)  # nothing before it now
 
 
 def test_a_judge_hands_on_what_it_may_not_answer() -> None:
     gate = Gate()
     judge = Judge(gate)
     # Two requests in one read; a client that reads too slowly; a disarmed gate.
-    assert judge.read(post() + post(), may_answer=True) == (post() + post(), None, False)
+    assert judge.read(post() + post(), may_answer=True) == (post() + post(), None, False, None)
     judge.answered()
     judge.answered()
-    assert judge.read(post(), may_answer=False) == (post(), None, False)
+    # Those two could still have been judged: they may wait at the door (door.py).
+    assert judge.read(post(), may_answer=False) == (post(), None, False, BEAT_REQUEST)
     judge.answered()
     gate.on = False
-    assert judge.read(post(), may_answer=True) == (post(), None, False)
+    assert judge.read(post(), may_answer=True) == (post(), None, False, BEAT_REQUEST)
+
+
+def test_a_request_refused_after_its_wait_is_withdrawn_and_its_body_dropped() -> None:
+    """Judge.refuse: the door's refusal of a request already handed on to it."""
+    gate = Gate()
+    gate.on = False
+    judge = Judge(gate)
+    request = post(body=ODD)
+    head_end = len(request) - len(ODD)
+    read = judge.read(request[:head_end], may_answer=True)
+    assert read == (request[:head_end], None, False, BEAT_REQUEST)
+    assert read.request is not None
+    assert judge.refuse(read.request, 0.5) == NO
+    assert judge.read(ODD + GET, may_answer=True) == (GET, None, False, None)  # body dropped
+    judge.answered()  # the read: nothing else is in progress, the withdrawn one is not
+    gate.on = True
+    assert judge.read(post(), may_answer=True) == (b"", NO, False, None)
 
 
 def test_a_request_forwarded_for_another_client_is_told_apart() -> None:

@@ -26,7 +26,7 @@ from starlette.websockets import WebSocket
 
 from majlis.api.overload import LoopLag, Shedding, ShedWrites
 from majlis.api.shed_share import ShedShare
-from majlis.serving import ConnectionHolds, Server
+from majlis.serving import ConnectionHolds, Door, Server
 from majlis.serving.early import Refusal
 
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
@@ -217,20 +217,27 @@ REFUSED = b'{"error": "overloaded"}'
 
 
 class Gate:
-    """Refuses every POST under /api/ while `on`, as a worker shedding all writes would."""
+    """Refuses every POST under /api/ while `on`, as a worker shedding all writes would,
+    and one that waited at the door longer than `wait_limit`."""
 
     methods = frozenset({b"POST"})
 
     def __init__(self) -> None:
         self.asked: list[tuple[str, str]] = []
+        self.waits: list[float] = []
         self.on = True
+        self.wait_limit = 10.0
 
     def armed(self) -> bool:
         return self.on
 
-    def early(self, method: str, path: str) -> Refusal | None:
+    def early(self, method: str, path: str, waited_s: float) -> Refusal | None:
         self.asked.append((method, path))
+        if waited_s:
+            self.waits.append(waited_s)
         if method != "POST" or not path.startswith("/api/"):
+            return None
+        if not self.on and waited_s <= self.wait_limit:
             return None
         headers = ((b"retry-after-ms", b"1500"), (b"content-length", str(len(REFUSED)).encode()))
         return Refusal(503, headers, REFUSED, wait_s=HOLD_S)
@@ -264,9 +271,11 @@ class Gated:
 
 
 @contextlib.asynccontextmanager
-async def gated(is_proxy: Callable[[str], bool] = lambda host: False) -> AsyncIterator[Gated]:
+async def gated(
+    is_proxy: Callable[[str], bool] = lambda host: False, door: Door | None = None
+) -> AsyncIterator[Gated]:
     gate, seen = Gate(), Seen()
-    holds = ConnectionHolds(gate, is_proxy)
+    holds = ConnectionHolds(gate, is_proxy, door)
     async with serving(holds.watching(seen.app()), holds) as address:
         yield Gated(gate, seen, holds, address)
 
@@ -398,3 +407,99 @@ def test_a_client_refused_early_and_back_at_once_waits_out_the_wait(
 def post_with_body(path: str, body: bytes) -> tuple[bytes, bytes]:
     head = f"POST {path} HTTP/1.1\r\nhost: t\r\ncontent-length: {len(body)}\r\n\r\n"
     return head.encode(), body
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        while not condition():  # noqa: ASYNC110 - what the server does, seen from outside
+            await asyncio.sleep(0.01)
+
+
+def test_a_write_waits_at_the_door_while_the_app_has_enough(
+    run: Callable[[Awaitable[None]], None],
+) -> None:
+    """One write at a time: the next waits, unread further, and goes in when the first is
+    answered; reads never wait there."""
+
+    async def main() -> None:
+        door = Door(1)
+        async with gated(door=door) as g:
+            g.gate.on = False
+            first, second, reader = [await Connection.open(g.address) for _ in range(3)]
+            first.send("POST", "/api/v1/slow")
+            await until(lambda: door.inside == 1)
+            second.send("POST", "/api/v1/beat")
+            await until(lambda: door.waiting == 1)
+            reader.send("GET", "/api/v1/read")
+            assert await asyncio.wait_for(reader.answer(), 10) == (200, b"/api/v1/read")
+            # /slow still in the app, the beat at the door.
+            assert g.seen.paths == ["/api/v1/slow", "/api/v1/read"]
+            assert await asyncio.wait_for(second.answer(), 10) == (200, b"/api/v1/beat")
+            assert await first.answer() == (200, b"/api/v1/slow")
+            assert g.seen.paths == ["/api/v1/slow", "/api/v1/read", "/api/v1/beat"]
+            # It was asked about with the time it waited: most of /slow's 0.3 s.
+            assert len(g.gate.waits) == 1 and 0.1 < g.gate.waits[0] < 5.0
+            await until(lambda: door.inside == 0)
+            assert door.waited == 1
+            for connection in (first, second, reader):
+                await connection.close()
+
+    run(asyncio.wait_for(main(), 30))
+
+
+def test_a_write_that_waited_too_long_is_refused_as_it_is_let_in(
+    run: Callable[[Awaitable[None]], None],
+) -> None:
+    """...without reaching the app, its body dropped as it comes; the connection goes on."""
+
+    async def main() -> None:
+        door = Door(1)
+        async with gated(door=door) as g:
+            g.gate.on, g.gate.wait_limit = False, 0.1
+            first, second = [await Connection.open(g.address) for _ in range(2)]
+            first.send("POST", "/api/v1/slow")
+            await until(lambda: door.inside == 1)
+            head, body = post_with_body("/api/v1/beat", b'{"a": 1}')
+            second.writer.write(head)
+            await until(lambda: door.waiting == 1)
+            second.writer.write(body)  # waits in the kernel, unread
+            assert await asyncio.wait_for(second.answer(), 10) == (503, REFUSED)
+            assert await first.answer() == (200, b"/api/v1/slow")
+            second.send("GET", "/api/v1/after")
+            assert await asyncio.wait_for(second.answer(), 10) == (200, b"/api/v1/after")
+            assert g.seen.paths == ["/api/v1/slow", "/api/v1/after"]
+            assert g.holds.refused_early == 1
+            await until(lambda: door.inside == 0)
+            for connection in (first, second):
+                await connection.close()
+
+    run(asyncio.wait_for(main(), 30))
+
+
+def test_a_connection_that_goes_frees_its_place_at_the_door(
+    run: Callable[[Awaitable[None]], None],
+) -> None:
+    """Gone while inside, or while waiting: no place is kept for it, and the next write
+    goes straight in. (One gone while waiting is seen gone only once it is read again,
+    as it is let in: a connection waiting at the door is not read, not even its end.)"""
+
+    async def main() -> None:
+        door = Door(1)
+        async with gated(door=door) as g:
+            g.gate.on = False
+            inside, waiting = [await Connection.open(g.address) for _ in range(2)]
+            inside.send("POST", "/api/v1/slow")
+            await until(lambda: door.inside == 1)
+            waiting.send("POST", "/api/v1/beat")
+            await until(lambda: door.waiting == 1)
+            await waiting.close()
+            await inside.close()
+            await until(lambda: len(g.holds) == 0)
+            assert door.inside == 0 and door.waiting == 0
+            later = await Connection.open(g.address)
+            later.send("POST", "/api/v1/beat")
+            assert await asyncio.wait_for(later.answer(), 10) == (200, b"/api/v1/beat")
+            await until(lambda: door.inside == 0)
+            await later.close()
+
+    run(asyncio.wait_for(main(), 30))

@@ -794,10 +794,18 @@ def _hold_metrics(holds: ConnectionHolds | None) -> Callable[[], Awaitable[list[
     async def samples() -> list[Sample]:
         if holds is None:
             return []
-        return [
+        samples: list[Sample] = [
             ("majlis_connection_holds_total", {}, float(holds.held)),
             ("majlis_http_in_flight", {}, float(holds.in_flight)),
         ]
+        door = holds.door
+        if door is not None:
+            samples += [
+                ("majlis_door_inside", {}, float(door.inside)),
+                ("majlis_door_waiting", {}, float(door.waiting)),
+                ("majlis_door_waited_total", {}, float(door.waited)),
+            ]
+        return samples
 
     return samples
 

@@ -202,6 +202,12 @@ class Config:
         _non_negative,
         "the event loop delay a share of writes is shed (503) to hold; 0: never shed",
     )
+    overload_writes_at_once: int = _key(
+        0,
+        _non_negative,
+        "writes one worker works on at once; more wait unread at the door, in order, and one "
+        "that waited past overload_target_ms is refused (0: no door, the default)",
+    )
     audience_sample_s: float = _key(
         10.0,
         _non_negative,

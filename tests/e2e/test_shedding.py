@@ -71,3 +71,35 @@ def test_a_flood_of_writes_is_refused_as_it_is_read(tmp_path: Path) -> None:
                 assert b"cache-control: no-store" in answer
             # Reads are never shed: the space list is served throughout.
             assert http.get("/api/v1/spaces").status_code == 200
+
+
+def metric(metrics: str, name: str) -> float:
+    found = re.search(rf"^{name} (\S+)$", metrics, re.M)
+    assert found, f"{name} is not in /metrics"
+    return float(found.group(1))
+
+
+def test_with_a_door_writes_wait_for_a_place_and_none_is_kept_after(tmp_path: Path) -> None:
+    """`overload_writes_at_once`: one write in the app at a time, the rest waiting at the
+    door (majlis/serving/door.py); refused if they waited past the target. After the
+    flood every place is free again."""
+    with running_server(
+        tmp_path / "data", overload_target_ms="5", overload_writes_at_once="1", media="false"
+    ) as server:
+        url = httpx.URL(server.url)
+        with httpx.Client(base_url=server.url, timeout=20) as http:
+            refused = asyncio.run(flood(url.host, url.port or 80, time.monotonic() + 3))
+            metrics = http.get("/metrics").text
+            assert metric(metrics, "majlis_door_waited_total") > 0
+            assert refused and read_refusals(metrics) > 0  # some waited past 5 ms
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                metrics = http.get("/metrics").text
+                if metric(metrics, "majlis_door_inside") == 0:
+                    break
+                time.sleep(0.05)
+            assert metric(metrics, "majlis_door_inside") == 0
+            assert metric(metrics, "majlis_door_waiting") == 0
+            # A write after it goes straight in, to the app's own answer.
+            answer = http.post("/api/v1/spaces/nosuch/heartbeat", json={})
+            assert answer.status_code == 400 and "playback_token" in answer.text

@@ -143,25 +143,30 @@ class Shedding:
         share = self.share
         return share is not None and (share.share > 0.0 or self.lag.latest() > share.target_s)
 
-    def refusal(self, method: str, path: str) -> Overloaded | None:
-        """The answer to a request to refuse, with its jittered wait; None to serve it."""
+    def refusal(self, method: str, path: str, waited_s: float = 0.0) -> Overloaded | None:
+        """The answer to a request to refuse, with its jittered wait; None to serve it.
+        `waited_s`: how long it waited at the door (serving/door.py); one that waited
+        longer than the target (SPARE_FACTOR times it, for the paths `spare` accepts) is
+        refused whatever the loop's delay."""
         share = self.share
         if share is None or method not in WRITE_METHODS or not path.startswith("/api/"):
             return None
         if self.spare(path):
-            refuse = self.lag.standing() > share.target_s * SPARE_FACTOR
+            limit = share.target_s * SPARE_FACTOR
+            refuse = waited_s > limit or self.lag.standing() > limit
         else:
-            refuse = random.random() < share.update(self.lag.latest())
+            refuse = waited_s > share.target_s
+            refuse = refuse or random.random() < share.update(self.lag.latest())
         if not refuse:
             return None
         self.shed += 1
         # Jittered, so the refused do not all come back in the same instant.
         return Overloaded("the server is busy; try again shortly", int(random.uniform(1000, 3000)))
 
-    def early(self, method: str, path: str) -> Refusal | None:
+    def early(self, method: str, path: str, waited_s: float) -> Refusal | None:
         """`refusal`, as the answer a connection writes itself (Shedding is the
         serving.early.Gate: `methods` are the ones it may refuse)."""
-        error = self.refusal(method, path)
+        error = self.refusal(method, path, waited_s)
         if error is None:
             return None
         self.shed_early += 1

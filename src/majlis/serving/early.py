@@ -81,7 +81,9 @@ class Gate(Protocol):
         stays a few byte searches."""
         ...
 
-    def early(self, method: str, path: str, /) -> Refusal | None: ...
+    def early(self, method: str, path: str, waited_s: float, /) -> Refusal | None:
+        """`waited_s`: how long the request waited at the door (door.py) before this."""
+        ...
 
 
 class Framer:
@@ -148,6 +150,9 @@ class Read(NamedTuple):
     passed: bytes  # what goes on to uvicorn
     refusal: Refusal | None  # to write, for the request the read held
     forwarded: bool  # that request named another client (X-Forwarded-For)
+    # The method and path of the one request `passed` holds, if it could have been judged
+    # (and still can be, by `Judge.refuse`): it may wait at the door.
+    request: tuple[str, str] | None = None
 
 
 class Judge:
@@ -163,6 +168,16 @@ class Judge:
 
     def answered(self) -> None:
         self._pending = max(0, self._pending - 1)
+
+    def refuse(self, request: tuple[str, str], waited_s: float) -> Refusal | None:
+        """The gate's answer, after `waited_s` at the door, to the request the last read
+        passed on; refused, that request is withdrawn (as if never handed on) and the rest
+        of its body is dropped as it arrives."""
+        refusal = self._gate.early(*request, waited_s)
+        if refusal is not None:
+            self._pending = max(0, self._pending - 1)
+            self._dropping = self._framer.drop_body()
+        return refusal
 
     def read(self, data: bytes, may_answer: bool) -> Read:
         """What of `data` goes on to uvicorn, and the refusal to write for the request it
@@ -183,19 +198,16 @@ class Judge:
         # One request from its start, nothing before it in progress, nothing after it
         # but its own body: judge it by its head.
         alone = framer.at_boundary() or framer.in_body()
-        refusal = self._judge(data) if idle and heads == 1 and alone and may_answer else None
+        gate = self._gate
+        asked = judgeable(data, gate.methods) if idle and heads == 1 and alone else None
+        refusal = None
+        if asked is not None and may_answer and gate.armed():
+            refusal = gate.early(*asked, 0.0)
         if refusal is None:
             self._pending += heads
-            return Read(data, None, False)
+            return Read(data, None, False, asked)
         self._dropping = framer.drop_body()
         return Read(b"", refusal, forwarded(data))
-
-    def _judge(self, request: bytes) -> Refusal | None:
-        gate = self._gate
-        if not gate.armed():
-            return None
-        asked = judgeable(request, gate.methods)
-        return None if asked is None else gate.early(*asked)
 
 
 def judgeable(data: bytes, methods: frozenset[bytes]) -> tuple[str, str] | None:

@@ -14,6 +14,10 @@ writing the answer cost about two thirds of serving a heartbeat (docs/benchmarks
   progress is first put to the gate, and a refusal is written here, without uvicorn or
   the application. The application's answers are counted (`watching`) so that a refusal
   never overtakes the answer to an earlier request.
+- With a `Door` as well (door.py), such a request that is a write goes on to the
+  application only while the door has room; otherwise its connection is read no
+  further, and waits at the door with the request's bytes until an answer lets it in,
+  when the gate is asked again with the time it waited.
 
 Each connection's protocol (uvicorn's, or the WebSocket one it upgrades to) talks to a
 `HeldTransport` rather than the socket's transport, so that the protocol's own flow
@@ -34,7 +38,8 @@ from typing import Any, cast
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from majlis.serving.early import Gate, Judge, Refusal, render
+from majlis.serving.door import Door
+from majlis.serving.early import Gate, Judge, Refusal, forwarded, render
 
 __all__ = ["ConnectionHolds", "HeldProtocol", "HeldTransport"]
 
@@ -48,13 +53,21 @@ class ConnectionHolds:
     """The open connections by client address, the holds put on them, and the `gate` that
     refuses requests as they are read (None: every request goes to the application).
     `is_proxy`: whether a peer may forward other clients' requests; its connection is
-    not held for refusing one that names another client (X-Forwarded-For)."""
+    not held for refusing one that names another client (X-Forwarded-For). `door`: how
+    many of the writes the gate may refuse go on to the application at once (only with a
+    gate)."""
 
     def __init__(
-        self, gate: Gate | None = None, is_proxy: Callable[[str], bool] = lambda host: False
+        self,
+        gate: Gate | None = None,
+        is_proxy: Callable[[str], bool] = lambda host: False,
+        door: Door | None = None,
     ) -> None:
+        if door is not None and gate is None:
+            raise ValueError("a door needs a gate: a write that waited too long is refused")
         self.gate = gate
         self.is_proxy = is_proxy
+        self.door = door
         self._open: dict[Peer, HeldProtocol] = {}
         self.held = 0  # holds put on, in all
         self.refused_early = 0  # requests refused by the gate, in all
@@ -132,6 +145,11 @@ class HeldProtocol(asyncio.Protocol):
         self._judge = None if holds.gate is None else Judge(holds.gate)
         self._writes_paused = False
         self._proxy = False
+        self._door = holds.door
+        self._inside = False  # a write of this connection's holds a place inside the door
+        # At the door: the bytes of a write read whole, its method and path, and whether
+        # it named another client.
+        self._waiting: tuple[bytes, tuple[str, str], bool] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport, though uvloop's are not registered as asyncio.Transport.
@@ -152,12 +170,42 @@ class HeldProtocol(asyncio.Protocol):
             if not read.passed:
                 return
             data = read.passed
+            door = self._door
+            if door is not None and read.request is not None:
+                if not door.enter():
+                    self._wait(door, data, read.request)
+                    return
+                self._inside = True
         self.inner.data_received(data)
+
+    def let_in(self, waited_s: float) -> bool:
+        """The door lets this connection's waiting write in (door.Waiting): it goes on to
+        the application, or is refused for how long it waited."""
+        waiting, self._waiting = self._waiting, None
+        self._apply()
+        if waiting is None or self._judge is None:
+            return False  # the connection went while it waited
+        data, request, named = waiting
+        if self._may_answer():
+            refusal = self._judge.refuse(request, waited_s)
+            if refusal is not None:
+                self._answer(refusal, hold=not (self._proxy and named))
+                return False
+        self._inside = True
+        self.inner.data_received(data)
+        return True
+
+    def _wait(self, door: Door, data: bytes, request: tuple[str, str]) -> None:
+        self._waiting = data, request, forwarded(data)
+        self._apply()  # read no further: neither loop reads a paused socket again
+        door.wait(self)
 
     def eof_received(self) -> bool | None:
         return self.inner.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._waiting = None
+        self._leave()
         if self._held is not None:
             self._held.cancel()
             self._held = None
@@ -176,6 +224,15 @@ class HeldProtocol(asyncio.Protocol):
     def answered(self) -> None:
         if self._judge is not None:
             self._judge.answered()
+        self._leave()
+
+    def _leave(self) -> None:
+        """This connection's write inside the door was answered (or the connection went:
+        its place is freed then, not when the application is done with it, which no
+        connection is left to say)."""
+        if self._inside and self._door is not None:
+            self._inside = False
+            self._door.left()
 
     def upgraded(self, protocol: asyncio.Protocol) -> None:
         """The inner protocol hands the connection to another (a WebSocket's)."""
@@ -229,7 +286,7 @@ class HeldProtocol(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        paused = not self.inner_reads or self._held is not None
+        paused = not self.inner_reads or self._held is not None or self._waiting is not None
         if paused and transport.is_reading():
             transport.pause_reading()
         elif not paused and not transport.is_reading():

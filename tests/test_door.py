@@ -1,0 +1,67 @@
+"""Issue 13, R2: writes let into the application a few at a time, the rest waiting at the
+door in order (majlis/serving/door.py). The door itself, with a fake clock; its use on
+real connections is in test_holds.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from majlis.serving.door import Door
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 50.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Waiter:
+    """A connection with a write at the door; `gone` ones (closed, or refused as they
+    are let in) take no place."""
+
+    def __init__(self, name: str, let_in: list[tuple[str, float]], gone: bool = False) -> None:
+        self.name, self._let_in, self.gone = name, let_in, gone
+
+    def let_in(self, waited_s: float) -> bool:
+        self._let_in.append((self.name, round(waited_s, 6)))
+        return not self.gone
+
+
+def test_writes_past_the_limit_wait_and_go_in_as_others_leave_in_order() -> None:
+    clock = Clock()
+    door, let_in = Door(2, clock), []
+    assert door.enter() and door.enter()
+    assert not door.enter()  # full
+    for i, name in enumerate("abc"):
+        clock.now += 0.01
+        door.wait(Waiter(name, let_in))
+        assert door.waiting == i + 1
+    clock.now += 0.1
+    door.left()
+    assert let_in == [("a", 0.12)] and door.inside == 2 and door.waiting == 2
+    assert not door.enter()  # b and c are first
+    door.left()
+    door.left()
+    assert let_in == [("a", 0.12), ("b", 0.11), ("c", 0.1)]
+    assert door.inside == 2 and door.waiting == 0 and door.waited == 3
+    door.left()
+    door.left()
+    assert door.inside == 0 and door.enter()
+
+
+def test_a_waiter_gone_or_refused_takes_no_place() -> None:
+    door, let_in = Door(1, Clock()), []
+    assert door.enter()
+    door.wait(Waiter("gone", let_in, gone=True))
+    door.wait(Waiter("refused", let_in, gone=True))
+    door.wait(Waiter("served", let_in))
+    door.left()
+    assert [name for name, _ in let_in] == ["gone", "refused", "served"]
+    assert door.inside == 1 and door.waiting == 0
+
+
+def test_a_door_lets_one_in_at_least() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        Door(0)
