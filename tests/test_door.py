@@ -51,6 +51,21 @@ def test_writes_past_the_limit_wait_and_go_in_as_others_leave_in_order() -> None
     assert door.inside == 0 and door.enter()
 
 
+def test_waiting_writes_go_in_by_the_batch_once_half_the_places_are_free() -> None:
+    door, let_in = Door(4, Clock()), []
+    for _ in range(4):
+        assert door.enter()
+    for name in "abcde":
+        door.wait(Waiter(name, let_in))
+    door.left()
+    assert let_in == [] and door.inside == 3  # three of four still inside: none yet
+    door.left()
+    assert [name for name, _ in let_in] == ["a", "b"] and door.inside == 4
+    door.left()
+    door.left()
+    assert [name for name, _ in let_in] == ["a", "b", "c", "d"] and door.waiting == 1
+
+
 def test_a_waiter_gone_or_refused_takes_no_place() -> None:
     door, let_in = Door(1, Clock()), []
     assert door.enter()

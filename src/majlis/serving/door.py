@@ -6,9 +6,14 @@ in the CPU's caches by the time its next step runs, and 330 connections with no 
 between requests were served ~12 % fewer a second than 32 (docs/benchmarks.md, "The
 door"). So a write read whole on a connection with nothing else in progress goes on to
 the application only while fewer than `limit` are in hand. Otherwise that connection is
-read no further and waits its turn, in order, with the bytes of its request kept; each
-answer lets the next one in. The backlog waits where it costs nothing (one request per
-connection here, the rest in the kernel's socket buffers) and the loop's turns stay short.
+read no further and waits its turn, in order, with the bytes of its request kept. The
+backlog waits where it costs nothing (one request per connection here, the rest in the
+kernel's socket buffers) and the loop's turns stay short.
+
+Waiting writes are let in by the batch: once answers have freed half the places, as
+many as fill them. Let in one at a time, as each answer went out, the door served 15 %
+fewer a second (docs/benchmarks.md, "The door"), and writing each answer to its socket
+took twice as long; why is not settled.
 
 The wait at the door is a queueing delay the shedding rule is told of: a write that
 waited longer than the target is refused as it is let in (api/overload.py), so that the
@@ -41,6 +46,7 @@ class Door:
         if limit < 1:
             raise ValueError("the door must let at least one write in at a time")
         self.limit = limit
+        self.low_water = limit // 2  # waiting writes go in once no more are inside
         self._clock = clock
         self.inside = 0  # writes in the application now
         self._waiting: deque[tuple[Waiting, float]] = deque()
@@ -64,8 +70,11 @@ class Door:
         self._waiting.append((who, self._clock()))
 
     def left(self) -> None:
-        """A write inside was answered, or its connection went: the next may go in."""
+        """A write inside was answered, or its connection went: once half the places
+        are free, the next writes waiting go in, as many as there are places."""
         self.inside = max(0, self.inside - 1)
+        if self.inside > self.low_water:
+            return
         while self.inside < self.limit and self._waiting:
             who, since = self._waiting.popleft()
             self.inside += 1  # before let_in, which may answer at once and leave
