@@ -177,7 +177,7 @@ def test_a_judge_never_answers_ahead_of_a_request_in_progress() -> None:
 
 def test_a_judge_hands_on_what_it_may_not_answer() -> None:
     gate = Gate()
-    judge = Judge(gate)
+    judge = Judge(gate, at_door=True)
     # Two requests in one read; a client that reads too slowly; a disarmed gate.
     assert judge.read(post() + post(), may_answer=True) == (post() + post(), None, False, None)
     judge.answered()
@@ -187,13 +187,16 @@ def test_a_judge_hands_on_what_it_may_not_answer() -> None:
     judge.answered()
     gate.on = False
     assert judge.read(post(), may_answer=True) == (post(), None, False, BEAT_REQUEST)
+    # Without a door, a disarmed gate's connection does not even read the request line.
+    judge = Judge(gate)
+    assert judge.read(post(), may_answer=True) == (post(), None, False, None)
 
 
 def test_a_request_refused_after_its_wait_is_withdrawn_and_its_body_dropped() -> None:
     """Judge.refuse: the door's refusal of a request already handed on to it."""
     gate = Gate()
     gate.on = False
-    judge = Judge(gate)
+    judge = Judge(gate, at_door=True)
     request = post(body=ODD)
     head_end = len(request) - len(ODD)
     read = judge.read(request[:head_end], may_answer=True)

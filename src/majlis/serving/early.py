@@ -22,8 +22,8 @@ Everything else goes to uvicorn as it came, and the application's own shedding a
 it the same way.
 
 Every request read on a gated connection is framed, shedding or not, so the framing is
-a few byte searches (about a microsecond), and a request line is read only for a method
-the gate names.
+a few byte searches (about a microsecond), and a request line is read only while the
+gate is armed (or a door waits for it: door.py), and only for a method the gate names.
 """
 
 from __future__ import annotations
@@ -158,10 +158,13 @@ class Read(NamedTuple):
 class Judge:
     """One connection's requests as they are read: which the `gate` refuses before
     uvicorn sees them. It counts the requests handed on until they are `answered`, so a
-    refusal never overtakes an earlier answer, and drops a refused request's body."""
+    refusal never overtakes an earlier answer, and drops a refused request's body.
+    `at_door`: each request it could judge is named in its `Read` (for the door), armed
+    or not; otherwise the request line is read only while the gate is armed."""
 
-    def __init__(self, gate: Gate) -> None:
+    def __init__(self, gate: Gate, at_door: bool = False) -> None:
         self._gate = gate
+        self._at_door = at_door
         self._framer = Framer()
         self._pending = 0  # requests handed on and not yet answered
         self._dropping = 0  # bytes still to come of a refused request's body
@@ -199,10 +202,10 @@ class Judge:
         # but its own body: judge it by its head.
         alone = framer.at_boundary() or framer.in_body()
         gate = self._gate
-        asked = judgeable(data, gate.methods) if idle and heads == 1 and alone else None
-        refusal = None
-        if asked is not None and may_answer and gate.armed():
-            refusal = gate.early(*asked, 0.0)
+        one = idle and heads == 1 and alone
+        armed = one and gate.armed()
+        asked = judgeable(data, gate.methods) if armed or (one and self._at_door) else None
+        refusal = gate.early(*asked, 0.0) if asked is not None and armed and may_answer else None
         if refusal is None:
             self._pending += heads
             return Read(data, None, False, asked)

@@ -142,7 +142,8 @@ class HeldProtocol(asyncio.Protocol):
         self.inner_reads = True  # whether the inner protocol wants to be read (held or not)
         self._held: asyncio.TimerHandle | None = None
         self._told_until = 0.0  # loop time until which the client was asked to wait
-        self._judge = None if holds.gate is None else Judge(holds.gate)
+        gate = holds.gate
+        self._judge = None if gate is None else Judge(gate, at_door=holds.door is not None)
         self._writes_paused = False
         self._proxy = False
         self._door = holds.door
