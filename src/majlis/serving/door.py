@@ -1,14 +1,13 @@
 """Writes let into the application a few at a time; the rest wait at the door, unread.
 
-What a worker spends on a request grows with how many it has in hand at once. A turn of
-the event loop that reads, parses and answers 300 requests leaves each one's objects cold
-in the CPU's caches by the time its next step runs, and 330 connections with no pause
-between requests were served ~12 % fewer a second than 32 (docs/benchmarks.md, "The
-door"). So a write read whole on a connection with nothing else in progress goes on to
-the application only while fewer than `limit` are in hand. Otherwise that connection is
-read no further and waits its turn, in order, with the bytes of its request kept. The
-backlog waits where it costs nothing (one request per connection here, the rest in the
-kernel's socket buffers) and the loop's turns stay short.
+A write read whole on a connection with nothing else in progress goes on to the
+application only while fewer than `limit` are in hand. Otherwise that connection is read
+no further and waits its turn, in order, with the bytes of its request kept. The backlog
+waits where it costs nothing (one request per connection here, the rest in the kernel's
+socket buffers), and the loop's turns stay short: a served write is answered within a
+few of them, however many connections wait. (It was meant to win back what a worker
+loses with many connections, 330 with no pause served ~10 % fewer a second than 32, and
+does not: docs/benchmarks.md, "The door".)
 
 Waiting writes are let in by the batch: once answers have freed half the places, as
 many as fill them. Let in one at a time, as each answer went out, the door served 15 %
