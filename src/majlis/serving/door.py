@@ -45,7 +45,7 @@ class Door:
         if limit < 1:
             raise ValueError("the door must let at least one write in at a time")
         self.limit = limit
-        self.low_water = limit // 2  # waiting writes go in once no more are inside
+        self.low_water = limit // 2  # waiting writes go in once no more than this are inside
         self._clock = clock
         self.inside = 0  # writes in the application now
         self._waiting: deque[tuple[Waiting, float]] = deque()

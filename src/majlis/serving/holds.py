@@ -148,9 +148,8 @@ class HeldProtocol(asyncio.Protocol):
         self._proxy = False
         self._door = holds.door
         self._inside = False  # a write of this connection's holds a place inside the door
-        # At the door: the bytes of a write read whole, its method and path, and whether
-        # it named another client.
-        self._waiting: tuple[bytes, tuple[str, str], bool] | None = None
+        # At the door: the bytes of a write read whole, and its method and path.
+        self._waiting: tuple[bytes, tuple[str, str]] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport, though uvloop's are not registered as asyncio.Transport.
@@ -186,18 +185,18 @@ class HeldProtocol(asyncio.Protocol):
         self._apply()
         if waiting is None or self._judge is None:
             return False  # the connection went while it waited
-        data, request, named = waiting
+        data, request = waiting
         if self._may_answer():
             refusal = self._judge.refuse(request, waited_s)
             if refusal is not None:
-                self._answer(refusal, hold=not (self._proxy and named))
+                self._answer(refusal, hold=not (self._proxy and forwarded(data)))
                 return False
         self._inside = True
         self.inner.data_received(data)
         return True
 
     def _wait(self, door: Door, data: bytes, request: tuple[str, str]) -> None:
-        self._waiting = data, request, forwarded(data)
+        self._waiting = data, request
         self._apply()  # read no further: neither loop reads a paused socket again
         door.wait(self)
 
