@@ -80,3 +80,31 @@ def test_a_waiter_gone_or_refused_takes_no_place() -> None:
 def test_a_door_lets_one_in_at_least() -> None:
     with pytest.raises(ValueError, match="at least one"):
         Door(0)
+
+
+def test_the_standing_wait_is_the_least_of_the_last_half_second() -> None:
+    clock = Clock()
+    door, let_in = Door(1, clock), []
+    assert door.standing() == 0.0
+    assert door.enter()
+    clock.now += 0.6  # the last write to walk straight in did so longer ago than that
+    assert door.standing() == 0.0  # and nobody waits
+    door.wait(Waiter("a", let_in))
+    clock.now += 0.3
+    assert door.standing() == pytest.approx(0.3)  # none let in yet: the first in line
+    door.wait(Waiter("b", let_in))
+    clock.now += 0.1
+    door.left()  # a goes in after 0.4 s
+    clock.now += 0.2
+    door.left()  # b after 0.3 s
+    assert door.standing() == pytest.approx(0.3)
+    door.wait(Waiter("c", let_in))
+    clock.now += 0.45
+    assert door.standing() == pytest.approx(0.3)  # b, 0.45 s ago, is still in the interval
+    clock.now += 0.1
+    assert door.standing() == pytest.approx(0.55)  # now c, waiting since, is what stands
+    door.left()
+    door.left()
+    assert door.standing() == pytest.approx(0.55)  # c went in after waiting that long
+    assert door.enter()
+    assert door.standing() == 0.0  # a write walked in: the queue did not stand

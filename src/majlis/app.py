@@ -101,7 +101,7 @@ from majlis.services.suspensions import Suspensions
 from majlis.services.tokens import TokenService
 from majlis.services.transcripts import Transcripts
 from majlis.services.webhook import Webhook
-from majlis.serving import ConnectionHolds
+from majlis.serving import ConnectionHolds, Door
 from majlis.signing import NODE, compact_key
 from majlis.store import open_store
 from majlis.store.base import Store
@@ -152,9 +152,10 @@ class Services:
     cluster: RemoteMedia | None  # scaled mode: nodes found on the bus
     membership: Membership | None  # scaled mode with a node here: its place in the cluster
     security: SecurityState  # revocations and bans: SQL's copy back on the bus after restarts
-    lag: LoopLag  # this worker's queueing delay: sheds writes, paces admission
+    lag: LoopLag  # the event loop's delay: sheds writes
+    door: Door | None  # writes past overload_writes_at_once wait here, unread
     shedding: Shedding  # which writes to refuse now, following `lag`
-    admission: AdmissionControl  # the waiting room's rate, following the delay
+    admission: AdmissionControl  # the waiting room's rate, following `delay`
     origins: Origins  # HLS as this worker serves it (and cuts clips from)
     clip_audio: OriginClips
     clips: Clips
@@ -191,12 +192,34 @@ def load_secret(config: Config) -> bytes:
     return path.read_text().strip().encode()
 
 
+def _door(config: Config) -> Door | None:
+    """The door writes wait at past overload_writes_at_once; none without a target, for
+    then nothing would refuse a write that waited too long."""
+    if not (config.overload_writes_at_once and config.overload_target_ms):
+        return None
+    return Door(config.overload_writes_at_once)
+
+
+def _delay(lag: LoopLag, door: Door | None) -> Callable[[], float]:
+    """This worker's standing queueing delay: the loop's, or the door's, whichever is
+    longer. A door keeps the loop calm through an overload; the wait moves to it."""
+    if door is None:
+        return lag.standing
+    return lambda: max(lag.standing(), door.standing())
+
+
 def build_services(
-    config: Config, clock: Clock | None = None, lag: LoopLag | None = None
+    config: Config,
+    clock: Clock | None = None,
+    lag: LoopLag | None = None,
+    door: Door | None = None,
 ) -> Services:
-    """Every service of a worker; `lag` replaces the event loop's own measure (tests)."""
+    """Every service of a worker; `lag` replaces the event loop's own measure, `door` the
+    configured one (tests)."""
     clock = clock or SystemClock()
     lag = lag or LoopLag()
+    door = door or _door(config)
+    delay = _delay(lag, door)
     model_dir = _caption_model(config)  # first: a bad setting stops us before anything starts
     store = open_store(config.effective_database_url)
     bus = open_bus(config.bus_url)
@@ -243,7 +266,7 @@ def build_services(
             floor=config.admission_min_rate,
             target_s=config.admission_target_ms / 1000,
         ),
-        lag.standing,
+        delay,
         clock,
     )
     policy = ListenerPolicy(
@@ -300,6 +323,7 @@ def build_services(
         membership=membership,
         security=SecurityState(store, bus, clock, SECURITY_CHECK_SECONDS),
         lag=lag,
+        door=door,
         shedding=Shedding(lag, _shed_share(config), spare=is_join_path),
         admission=admission,
         origins=origins,
@@ -322,7 +346,7 @@ def build_services(
             store,
             audience,
             moderators,
-            lag.standing,
+            delay,
             None if cluster is None else cluster.nodes,
         ),
         missed=None
@@ -804,6 +828,7 @@ def _hold_metrics(holds: ConnectionHolds | None) -> Callable[[], Awaitable[list[
                 ("majlis_door_inside", {}, float(door.inside)),
                 ("majlis_door_waiting", {}, float(door.waiting)),
                 ("majlis_door_waited_total", {}, float(door.waited)),
+                ("majlis_door_wait_seconds", {}, door.standing()),
             ]
         return samples
 

@@ -378,7 +378,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from majlis.api.client_address import TrustedProxies
     from majlis.app import build_app, build_node_app, build_services
-    from majlis.serving import KEEP_ALIVE_S, ConnectionHolds, Door, Server
+    from majlis.serving import KEEP_ALIVE_S, ConnectionHolds, Server
 
     config = _load(args, host=args.host, port=args.port)
     logging.basicConfig(
@@ -422,12 +422,10 @@ def _serve(args: argparse.Namespace) -> int:
         services = build_services(config)
         # Writes are refused as they are read, by the rule the app sheds with; a
         # proxy's connection carries other clients' requests, so it is never held.
-        at_once = config.overload_writes_at_once
         holds = ConnectionHolds(
             gate=services.shedding,
             is_proxy=TrustedProxies.parse(config.trusted_proxies).trusts,
-            # Without shedding, nothing would refuse a write that waited too long.
-            door=Door(at_once) if at_once and config.overload_target_ms else None,
+            door=services.door,
         )
         app = holds.watching(build_app(services, holds=holds))
     # Everything alive now (modules, routes, services: ~95,000 objects) lives as long as

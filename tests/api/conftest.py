@@ -40,6 +40,7 @@ from majlis.api.overload import LoopLag
 from majlis.app import Services, build_app, build_services
 from majlis.config import load_config
 from majlis.services.tokens import SESSION_AUDIENCE
+from majlis.serving.door import Door
 from majlis.types import User
 
 V1 = "/api/v1"
@@ -232,16 +233,17 @@ class Harness:
 
 @contextlib.asynccontextmanager
 async def running_harness(
-    data_dir: Path, *, lag: LoopLag | None = None, **flags: object
+    data_dir: Path, *, lag: LoopLag | None = None, door: Door | None = None, **flags: object
 ) -> AsyncIterator[Harness]:
     """The app with its lifespan running; `flags` override config keys (`media=True` for
-    a media worker); `lag`, if given, stands in for the event loop's measured delay."""
+    a media worker); `lag`, if given, stands in for the event loop's measured delay, and
+    `door` for the configured one."""
     # No media worker unless asked for: spawning one costs each test about half a second,
     # and most test the control plane alone.
     defaults = {"data_dir": data_dir, "secret_key": SECRET, "media": False}
     config = load_config(environ={}, flags={**defaults, **RELAXED_LIMITS, **flags})
     clock = OffsetClock()
-    services = build_services(config, clock, lag)
+    services = build_services(config, clock, lag, door)
     app = build_app(services)
     async with app.router.lifespan_context(app):
         harness = Harness(services, clock, app)

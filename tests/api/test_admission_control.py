@@ -20,6 +20,7 @@ from majlis.services.admission import (
     AdmissionControl,
     AdmissionSettings,
 )
+from majlis.serving.door import Door
 
 TARGET_S = 0.05
 
@@ -134,19 +135,35 @@ async def storm(
     return [(who, await join(h, space_id, who)) for who in crowd]
 
 
-@pytest.mark.parametrize("late", [False, True])
-async def test_a_late_worker_answers_a_join_storm_with_tickets(late: bool, tmp_path: Path) -> None:
+class Waiter:
+    """A write at the door that is never let in (the test only measures the wait)."""
+
+    def let_in(self, waited_s: float) -> bool:
+        raise AssertionError("no place frees in this test")
+
+
+@pytest.mark.parametrize("late", ["", "loop", "door"])
+async def test_a_late_worker_answers_a_join_storm_with_tickets(late: str, tmp_path: Path) -> None:
     """Rate 100/s, burst 100. Calm, 30 joins are all admitted; behind (and only then) the
-    rate is 50/s with a burst of 25, so 25 are admitted and 5 wait in line."""
-    lag = SetLag()
+    rate is 50/s with a burst of 25, so 25 are admitted and 5 wait in line. Behind is a
+    late loop, or writes waiting at the door while the loop is calm (the door keeps it
+    so: the wait moves there)."""
+    lag, door_clock = SetLag(), [0.0]
+    door = Door(1, lambda: door_clock[0])
     flags = {"admission_rate": 100.0, "admission_burst": 100, "admission_target_ms": 50.0}
-    async with running_harness(tmp_path, lag=lag, **flags) as h:
+    async with running_harness(tmp_path, lag=lag, door=door, **flags) as h:
         h.clock.freeze()  # tokens refill only when the test moves time
         host = await h.account("host")
         space = await h.create_space(host)
         crowd = await members(h, 40)
         assert all(r.status_code == 200 for _, r in await storm(h, space["id"], crowd[:10]))
-        lag.value = 0.2 if late else 0.0
+        if late == "loop":
+            lag.value = 0.2
+        elif late == "door":
+            assert door.enter()  # the harness calls the app directly: nothing passes it
+            door.wait(Waiter())
+            door_clock[0] += 1.0
+            assert door.standing() == 1.0
         answers = await storm(h, space["id"], crowd[10:])
         statuses = [r.status_code for _, r in answers]
         if not late:

@@ -91,6 +91,7 @@ def test_with_a_door_writes_wait_for_a_place_and_none_is_kept_after(tmp_path: Pa
             refused = asyncio.run(flood(url.host, url.port or 80, time.monotonic() + 3))
             metrics = http.get("/metrics").text
             assert metric(metrics, "majlis_door_waited_total") > 0
+            assert metric(metrics, "majlis_door_wait_seconds") >= 0.0
             assert refused and read_refusals(metrics) > 0  # some waited past 5 ms
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:

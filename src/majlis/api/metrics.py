@@ -49,17 +49,20 @@ HELP: dict[str, str] = {
     "process_cpu_seconds_total": "CPU seconds used by this worker (user and system)",
     "process_max_rss_kib": "the largest resident set of this worker so far, KiB",
     "process_time_seconds": "Unix time of this scrape",
-    "majlis_loop_lag_seconds": "this worker's standing queueing delay (event-loop lag)",
+    "majlis_loop_lag_seconds": "this worker's event loop's standing delay (its lag)",
     "majlis_shed_share": "the share of writes this worker refuses now (0-1), following its delay",
     "majlis_connection_holds_total": "connections held unread for ignoring a Retry-After",
     "majlis_http_in_flight": "HTTP requests this worker's application is answering now",
     "majlis_door_inside": "writes let into this worker's application and not yet answered",
     "majlis_door_waiting": "writes waiting at this worker's door, their connections unread",
     "majlis_door_waited_total": "writes that waited at the door for a place",
+    "majlis_door_wait_seconds": "the standing wait at the door: the least of the last half "
+    "second's, or the first in line's while none is let in",
     "majlis_shed_total": "writes refused for overload, by stage: as the connection read them "
     "(not in majlis_http_requests_total) or in the app",
     "majlis_admission_rate": "listeners per second the waiting room admits now, per space",
-    "majlis_admission_behind": "1 while the waiting room's rate is cut for a late loop",
+    "majlis_admission_behind": "1 while the waiting room's rate is cut for a late worker "
+    "(its loop, or its door)",
     "majlis_listeners": "listeners of each live space, counted by presence",
     "majlis_waiting_room_depth": "tickets not yet admitted, per live space, as of its last join",
     "majlis_event_sockets": "event sockets open on this worker",

@@ -16,7 +16,10 @@ took twice as long; why is not settled.
 
 The wait at the door is a queueing delay the shedding rule is told of: a write that
 waited longer than the target is refused as it is let in (api/overload.py), so that the
-refused hear it within about the target, and those who do as told come back later.
+refused hear it within about the target, and those who do as told come back later. Its
+standing value (`standing`) is the worker's delay for whoever paces by it, the waiting
+room first: a door keeps the event loop calm through an overload, so the loop's own delay
+no longer says the worker is behind.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ from collections.abc import Callable
 from typing import Protocol
 
 __all__ = ["Door", "Waiting"]
+
+# The least wait over this long is the standing wait, as for the loop's delay
+# (api/overload.py): a queue that emptied once in it was not standing.
+INTERVAL = 0.5
 
 
 class Waiting(Protocol):
@@ -50,6 +57,8 @@ class Door:
         self.inside = 0  # writes in the application now
         self._waiting: deque[tuple[Waiting, float]] = deque()
         self.waited = 0  # writes that had to wait, in all
+        self._walked_in_at = -INTERVAL  # when a write last went in without waiting
+        self._waits: deque[tuple[float, float]] = deque()  # (let in at, after waiting)
 
     @property
     def waiting(self) -> int:
@@ -61,6 +70,7 @@ class Door:
         if self.inside >= self.limit or self._waiting:
             return False
         self.inside += 1
+        self._walked_in_at = self._clock()
         return True
 
     def wait(self, who: Waiting) -> None:
@@ -68,14 +78,36 @@ class Door:
         self.waited += 1
         self._waiting.append((who, self._clock()))
 
+    def standing(self) -> float:
+        """The wait at the door that stood over the last interval, in seconds: 0.0 if a
+        write walked straight in during it; else the least wait of those let in during
+        it; else, with none let in, how long the first in line has waited."""
+        now = self._clock()
+        if now - self._walked_in_at <= INTERVAL:
+            return 0.0
+        while self._waits and self._waits[0][0] < now - INTERVAL:
+            self._waits.popleft()
+        if self._waits:
+            return min(waited for _, waited in self._waits)
+        if self._waiting:
+            return now - self._waiting[0][1]
+        return 0.0
+
     def left(self) -> None:
         """A write inside was answered, or its connection went: once half the places
         are free, the next writes waiting go in, as many as there are places."""
         self.inside = max(0, self.inside - 1)
         if self.inside > self.low_water:
             return
+        now = self._clock()
         while self.inside < self.limit and self._waiting:
             who, since = self._waiting.popleft()
             self.inside += 1  # before let_in, which may answer at once and leave
-            if not who.let_in(self._clock() - since):
+            self._note(now, now - since)
+            if not who.let_in(now - since):
                 self.inside -= 1
+
+    def _note(self, now: float, waited: float) -> None:
+        self._waits.append((now, waited))
+        while self._waits[0][0] < now - INTERVAL:
+            self._waits.popleft()
