@@ -68,13 +68,20 @@ def app_holding(holds: ConnectionHolds) -> Starlette:
 
 
 @contextlib.asynccontextmanager
-async def serving(app: ASGIApp, holds: ConnectionHolds) -> AsyncIterator[tuple[str, int]]:
+async def serving(
+    app: ASGIApp, holds: ConnectionHolds, keep_alive: int = 5
+) -> AsyncIterator[tuple[str, int]]:
     """`app` served as `majlis serve` serves it, with `holds`; its address."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
     config = uvicorn.Config(
-        app, log_level="warning", lifespan="off", http="httptools", ws="websockets-sansio"
+        app,
+        log_level="warning",
+        lifespan="off",
+        http="httptools",
+        ws="websockets-sansio",
+        timeout_keep_alive=keep_alive,
     )
     server = Server(config, holds=holds)
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -501,5 +508,64 @@ def test_a_connection_that_goes_frees_its_place_at_the_door(
             assert await asyncio.wait_for(later.answer(), 10) == (200, b"/api/v1/beat")
             await until(lambda: door.inside == 0)
             await later.close()
+
+    run(asyncio.wait_for(main(), 30))
+
+
+def test_a_connection_owing_a_request_too_long_is_closed(
+    run: Callable[[Awaitable[None]], None],
+) -> None:
+    """Nothing sent, part of a head, or nothing more after an answer: closed once it has
+    owed a whole request longer than allowed. Not while its request is in the app, nor
+    while the worker holds it, nor a WebSocket."""
+
+    async def main() -> None:
+        holds, release = ConnectionHolds(), asyncio.Event()
+
+        async def slow(request: Request) -> PlainTextResponse:
+            await release.wait()
+            return PlainTextResponse("slow")
+
+        routes = [Route("/slow", slow), WebSocketRoute("/ws", talk), Route("/{name}", echo)]
+        async with serving(holds.watching(Starlette(routes=routes)), holds) as address:
+            silent, partial, answered, busy, held = [
+                await Connection.open(address) for _ in range(5)
+            ]
+            partial.writer.write(b"GET /x HTTP/1.1\r\nho")
+            answered.send("GET", "/a")
+            assert await answered.answer() == (200, b"/a")
+            busy.send("GET", "/slow")
+            holds.hold(held.writer.get_extra_info("sockname"), 30)
+            host, port = address
+            async with websockets.connect(f"ws://{host}:{port}/ws") as ws:
+                await until(lambda: len(holds) == 6)
+                now = time.monotonic()
+                assert holds.close_quiet(60, now + 59) == 0
+                assert holds.close_quiet(60, now + 61) == 3
+                for gone in (silent, partial, answered):
+                    assert await asyncio.wait_for(gone.reader.read(), 10) == b""
+                await ws.send("salaam")
+                assert await asyncio.wait_for(ws.recv(), 10) == "salaam"
+            release.set()
+            assert await asyncio.wait_for(busy.answer(), 10) == (200, b"slow")
+            assert holds.closed_quiet == 3 and len(holds) == 2  # busy and held
+
+    run(asyncio.wait_for(main(), 30))
+
+
+def test_the_server_closes_a_connection_that_never_sends_a_request(
+    run: Callable[[Awaitable[None]], None],
+) -> None:
+    """uvicorn closes a connection idle after an answer, never one that sent nothing: the
+    server does, after as long as uvicorn's keep-alive."""
+
+    async def main() -> None:
+        holds = ConnectionHolds()
+        async with serving(holds.watching(app_holding(holds)), holds, keep_alive=1) as address:
+            silent = await Connection.open(address)
+            started = time.monotonic()
+            assert await asyncio.wait_for(silent.reader.read(), 10) == b""
+            assert time.monotonic() - started >= 1.0
+            assert holds.closed_quiet == 1
 
     run(asyncio.wait_for(main(), 30))

@@ -821,6 +821,7 @@ def _hold_metrics(holds: ConnectionHolds | None) -> Callable[[], Awaitable[list[
         samples: list[Sample] = [
             ("majlis_connection_holds_total", {}, float(holds.held)),
             ("majlis_http_in_flight", {}, float(holds.in_flight)),
+            ("majlis_connections_closed_quiet_total", {}, float(holds.closed_quiet)),
         ]
         door = holds.door
         if door is not None:

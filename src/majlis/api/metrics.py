@@ -53,6 +53,8 @@ HELP: dict[str, str] = {
     "majlis_shed_share": "the share of writes this worker refuses now (0-1), following its delay",
     "majlis_connection_holds_total": "connections held unread for ignoring a Retry-After",
     "majlis_http_in_flight": "HTTP requests this worker's application is answering now",
+    "majlis_connections_closed_quiet_total": "connections closed for owing a whole request "
+    "longer than the keep-alive (sent nothing, or part of a head)",
     "majlis_door_inside": "writes let into this worker's application and not yet answered",
     "majlis_door_waiting": "writes waiting at this worker's door, their connections unread",
     "majlis_door_waited_total": "writes that waited at the door for a place",

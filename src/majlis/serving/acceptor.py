@@ -134,6 +134,7 @@ class Server(uvicorn.Server):
         self.batch = batch
         self.holds = holds
         self.acceptors: list[Acceptor] = []
+        self._closing_quiet: asyncio.Task[None] | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         if sockets is None:
@@ -145,8 +146,15 @@ class Server(uvicorn.Server):
             acceptor = Acceptor(sock, self._protocol, loop, self.batch)
             acceptor.start()
             self.acceptors.append(acceptor)
+        if self.holds is not None:
+            # As long as an idle keep-alive connection lives: sending nothing, or part of a
+            # head, keeps a connection no longer than sending a whole request and no more.
+            after_s = self.config.timeout_keep_alive
+            self._closing_quiet = loop.create_task(self.holds.closing_quiet(after_s))
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._closing_quiet is not None:
+            self._closing_quiet.cancel()
         for acceptor in self.acceptors:
             acceptor.close()
         for acceptor in self.acceptors:

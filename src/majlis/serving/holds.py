@@ -24,6 +24,11 @@ Each connection's protocol (uvicorn's, or the WebSocket one it upgrades to) talk
 control (pausing reads while a response is pending) and a hold are both honoured: the
 socket is read only when neither wants it paused.
 
+A connection that owes the worker a request, from its opening or its last answer on,
+and has not sent a whole head within `after_s` is closed (`close_quiet`): uvicorn closes
+an idle keep-alive connection, but never one that sent nothing yet, nor one that sent
+part of a head and stopped. Without this, anyone could hold descriptors for ever.
+
 Only direct clients are held: behind a proxy one connection carries many clients'
 requests. The address the application names for them (from X-Forwarded-For) has port 0,
 which matches no connection; a refusal made here holds a connection from a peer
@@ -33,6 +38,7 @@ which matches no connection; a refusal made here holds a connection from a peer
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -72,6 +78,7 @@ class ConnectionHolds:
         self.held = 0  # holds put on, in all
         self.refused_early = 0  # requests refused by the gate, in all
         self.in_flight = 0  # HTTP requests in the application now (`watching`)
+        self.closed_quiet = 0  # connections closed for owing a request too long, in all
 
     def wrap(self, protocol: asyncio.Protocol) -> HeldProtocol:
         return HeldProtocol(protocol, self)
@@ -89,11 +96,33 @@ class ConnectionHolds:
         if connection is not None:
             connection.hold(seconds)
 
+    def started(self, client: Peer) -> None:
+        """The application has a request of `client`'s in hand."""
+        connection = self._open.get(client)
+        if connection is not None:
+            connection.started()
+
     def answered(self, client: Peer) -> None:
         """The application has answered a request of `client`'s."""
         connection = self._open.get(client)
         if connection is not None:
             connection.answered()
+
+    def close_quiet(self, after_s: float, now: float | None = None) -> int:
+        """Close each connection that has owed a whole request for longer than `after_s`
+        (not one held, or waiting at the door: that wait is the worker's); how many."""
+        now = time.monotonic() if now is None else now
+        quiet = [c for c in self._open.values() if c.owed_for(now) > after_s]
+        for connection in quiet:
+            connection.close()
+        self.closed_quiet += len(quiet)
+        return len(quiet)
+
+    async def closing_quiet(self, after_s: float, every_s: float = 1.0) -> None:
+        """`close_quiet` every `every_s`, until cancelled."""
+        while True:
+            await asyncio.sleep(every_s)
+            self.close_quiet(after_s)
 
     def watching(self, app: ASGIApp) -> ASGIApp:
         """`app`, telling these connections when each HTTP answer is done (the gate is
@@ -121,6 +150,8 @@ class _Answers:
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
+        if client:
+            self.holds.started((str(client[0]), int(client[1])))
         self.holds.in_flight += 1
         try:
             await self.app(scope, receive, send)
@@ -150,6 +181,9 @@ class HeldProtocol(asyncio.Protocol):
         self._inside = False  # a write of this connection's holds a place inside the door
         # At the door: the bytes of a write read whole, and its method and path.
         self._waiting: tuple[bytes, tuple[str, str]] | None = None
+        # Since when the client has owed a whole request (None: one is in the application,
+        # or the connection is a WebSocket's).
+        self._owing_since: float | None = time.monotonic()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport, though uvloop's are not registered as asyncio.Transport.
@@ -221,10 +255,26 @@ class HeldProtocol(asyncio.Protocol):
         self._writes_paused = False
         self.inner.resume_writing()
 
+    def started(self) -> None:
+        self._owing_since = None
+
     def answered(self) -> None:
+        self._owing_since = time.monotonic()
         if self._judge is not None:
             self._judge.answered()
         self._leave()
+
+    def owed_for(self, now: float) -> float:
+        """How long the client has owed a whole request; 0.0 while it owes none, or while
+        the worker is what keeps it waiting (a hold, the door)."""
+        since = self._owing_since
+        if since is None or self._held is not None or self._waiting is not None:
+            return 0.0
+        return now - since
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
 
     def _leave(self) -> None:
         """This connection's write inside the door was answered (or the connection went:
@@ -238,6 +288,7 @@ class HeldProtocol(asyncio.Protocol):
         """The inner protocol hands the connection to another (a WebSocket's)."""
         self.inner = protocol
         self._judge = None  # what follows is not HTTP requests
+        self._owing_since = None  # nor owed: a WebSocket may be quiet, pinged by its own
 
     def told(self, wait_s: float) -> None:
         loop = asyncio.get_running_loop()
@@ -274,6 +325,7 @@ class HeldProtocol(asyncio.Protocol):
         if self._transport is None:
             return
         self._holds.refused_early += 1
+        self._owing_since = time.monotonic()  # answered: the next request is owed from now
         self._transport.write(render(refusal))
         if hold:
             self.told(refusal.wait_s)
