@@ -146,14 +146,14 @@ class Shedding:
     def refusal(self, method: str, path: str, waited_s: float = 0.0) -> Overloaded | None:
         """The answer to a request to refuse, with its jittered wait; None to serve it.
         `waited_s`: how long it waited at the door (serving/door.py); one that waited
-        longer than the target (SPARE_FACTOR times it, for the paths `spare` accepts) is
-        refused whatever the loop's delay."""
+        longer than the target is refused whatever the loop's delay, except on the paths
+        `spare` accepts: a join that waited is answered with a ticket, since the waiting
+        room follows the door's wait (app._delay), where a 503 would send it to the back."""
         share = self.share
         if share is None or method not in WRITE_METHODS or not path.startswith("/api/"):
             return None
         if self.spare(path):
-            limit = share.target_s * SPARE_FACTOR
-            refuse = waited_s > limit or self.lag.standing() > limit
+            refuse = self.lag.standing() > share.target_s * SPARE_FACTOR
         else:
             refuse = waited_s > share.target_s
             refuse = refuse or random.random() < share.update(self.lag.latest())

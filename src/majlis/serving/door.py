@@ -16,7 +16,8 @@ took twice as long; why is not settled.
 
 The wait at the door is a queueing delay the shedding rule is told of: a write that
 waited longer than the target is refused as it is let in (api/overload.py), so that the
-refused hear it within about the target, and those who do as told come back later. Its
+refused hear it within about the target, and those who do as told come back later (a
+join goes on instead, to the waiting room's ticket). Its
 standing value (`standing`) is the worker's delay for whoever paces by it, the waiting
 room first: a door keeps the event loop calm through an overload, so the loop's own delay
 no longer says the worker is behind.
