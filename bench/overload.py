@@ -26,14 +26,23 @@ from the shipped one in one way:
   them (as before 2026-12-08; majlis/serving/early.py);
 - `eagergc`: the garbage collector's young generation is collected every 700 new
   objects, Python's default (as before 2026-12-08), not every 20,000 (cli.py);
-- `door`: at most 32 writes in the application at once, the rest waiting unread at the
-  door and refused if they waited past the target (MAJLIS_OVERLOAD_WRITES_AT_ONCE=32;
-  majlis/serving/door.py; off as shipped).
+- `door`: a door of `--door` writes at once, not the shipped 32
+  (MAJLIS_OVERLOAD_WRITES_AT_ONCE; majlis/serving/door.py); `--door 0` is no door at all,
+  as shipped before 2026-12-08.
 Each phase records the steal time of the server's CPU: a hypervisor that runs another
 machine on that vCPU looks like a slower server.
 
+With `--scaled`, every server runs the scaled mode: a PostgreSQL database of its own
+(made for the run, dropped after) and a Redis database of its own (flushed), the local
+servers of this machine. They are not pinned: they take CPU from wrk or the server, as
+they would on a small box, and each phase's `others_cpu_pct` says how much. Each server
+runs a media node too (a cluster creates no space without one); its space has no
+speaker, so its mixer only ticks.
+
     flock /tmp/majlis-bench.lock .venv/bin/python bench/overload.py --runs 3 --seconds 10 \
         --out bench/results/overload.json
+    flock /tmp/majlis-bench.lock .venv/bin/python bench/overload.py --scaled --beside door \
+        --door 0 --targets 25 --runs 2 --seconds 8 --out bench/results/overload_scaled.json
 """
 
 from __future__ import annotations
@@ -43,9 +52,12 @@ import contextlib
 import json
 import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -121,7 +133,10 @@ end
 Mode = Literal["closed", "paced", "polite"]
 Variant = Literal["shipped", "unfrozen", "late", "eagergc", "door"]
 EAGER_GC = 700  # the `eagergc` variant's young-generation threshold (Python's default)
-DOOR = 32  # the `door` variant's writes at once
+DOOR = 0  # the `door` variant's writes at once, unless --door says: none
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+REDIS = "redis://127.0.0.1:6379"
+REDIS_DBS = (12, 13)  # --scaled: one per server, side by side (the tests use 0-15, never at once)
 LOOPS: dict[Mode, str] = {"closed": "", "paced": DELAY, "polite": POLITE}
 # name: (multiple of the peak rate offered, how the clients behave)
 PHASES: dict[str, tuple[int, Mode]] = {
@@ -302,10 +317,28 @@ def child(variant: Variant, argv: list[str]) -> int:
     return main(argv)
 
 
-def prepare(stack: contextlib.ExitStack, ms: float, variant: Variant) -> Target:
+@contextlib.contextmanager
+def scaled_backends(redis_db: int) -> Iterator[dict[str, str]]:
+    """A fresh PostgreSQL database and a flushed Redis database, as a server's env."""
+    name = f"majlis_bench_{uuid.uuid4().hex[:10]}"
+    subprocess.run(["psql", f"{POSTGRES}/postgres", "-qc", f'CREATE DATABASE "{name}"'], check=True)
+    bus = f"{REDIS}/{redis_db}"
+    subprocess.run(["redis-cli", "-u", bus, "flushdb"], check=True, capture_output=True)
+    try:
+        yield {"MAJLIS_DATABASE_URL": f"{POSTGRES}/{name}", "MAJLIS_BUS_URL": bus}
+    finally:
+        drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+        subprocess.run(["psql", f"{POSTGRES}/postgres", "-qc", drop], check=False)
+
+
+def prepare(
+    stack: contextlib.ExitStack, ms: float, variant: Variant, door: int, redis_db: int | None
+) -> Target:
     env = {"MAJLIS_MEDIA": "false", "MAJLIS_OVERLOAD_TARGET_MS": str(ms)}
     if variant == "door":
-        env["MAJLIS_OVERLOAD_WRITES_AT_ONCE"] = str(DOOR)
+        env["MAJLIS_OVERLOAD_WRITES_AT_ONCE"] = str(door)
+    if redis_db is not None:
+        env |= stack.enter_context(scaled_backends(redis_db)) | {"MAJLIS_MEDIA": "true"}
     program = (
         (MAJLIS,)
         if variant in ("shipped", "door")
@@ -346,7 +379,13 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, list[dict[str, Any]]]]:
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     with contextlib.ExitStack() as stack:
         variants: list[Variant] = ["shipped", *([args.beside] if args.beside else [])]
-        targets = [prepare(stack, ms, variant) for ms in args.targets for variant in variants]
+        pairs = [(ms, variant) for ms in args.targets for variant in variants]
+        if args.scaled and len(pairs) > len(REDIS_DBS):
+            raise SystemExit(f"--scaled runs at most {len(REDIS_DBS)} servers side by side")
+        targets = [
+            prepare(stack, ms, variant, args.door, REDIS_DBS[i] if args.scaled else None)
+            for i, (ms, variant) in enumerate(pairs)
+        ]
         for _ in range(args.runs):
             for target in targets:
                 time.sleep(2.0)
@@ -412,7 +451,11 @@ def main() -> None:
         help="beside each server, one that differs in one way: its startup heap not frozen "
         "(before 2026-12-07), writes refused only in the app (before 2026-12-08), the "
         f"collector's young generation collected every {EAGER_GC} objects (before "
-        f"2026-12-08), or {DOOR} writes at once let in at the door",
+        "2026-12-08), or writes let in at the door, --door at once",
+    )
+    parser.add_argument("--door", type=int, default=DOOR, help="the door variant's limit")
+    parser.add_argument(
+        "--scaled", action="store_true", help="PostgreSQL and Redis (this machine's) behind each"
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -432,6 +475,8 @@ def main() -> None:
             "seconds": args.seconds,
             "targets": args.targets,
             "beside": args.beside,
+            "door": args.door if args.beside == "door" else None,
+            "scaled": args.scaled,
         },
         "summary": {key: summarise(phases) for key, phases in runs.items()},
         "runs": runs,

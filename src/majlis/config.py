@@ -203,10 +203,11 @@ class Config:
         "the event loop delay a share of writes is shed (503) to hold; 0: never shed",
     )
     overload_writes_at_once: int = _key(
-        0,
+        32,
         _non_negative,
         "writes one worker works on at once; more wait unread at the door, in order, and one "
-        "that waited past overload_target_ms is refused (0: no door, the default)",
+        "that waited past overload_target_ms is refused (a join goes on to the waiting room "
+        "instead); 0: no door",
     )
     audience_sample_s: float = _key(
         10.0,
