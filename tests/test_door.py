@@ -4,6 +4,8 @@ real connections is in test_holds.py."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from majlis.serving.door import Door
@@ -108,3 +110,20 @@ def test_the_standing_wait_is_the_least_of_the_last_half_second() -> None:
     assert door.standing() == pytest.approx(0.55)  # c went in after waiting that long
     assert door.enter()
     assert door.standing() == 0.0  # a write walked in: the queue did not stand
+
+
+def test_the_standing_wait_is_the_least_however_the_waits_come() -> None:
+    """Against the plain minimum over the last half second, for waits in any order."""
+    rng, clock = random.Random(7), Clock()
+    door, let_in = Door(1, clock), []
+    assert door.enter()
+    clock.now += 0.6  # none walks straight in from here on
+    history: list[tuple[float, float]] = []
+    for _ in range(400):
+        door.wait(Waiter("w", let_in))
+        clock.now += rng.uniform(0.0, 0.2)
+        door.left()  # the one inside leaves; the waiter goes in
+        history.append((clock.now, let_in[-1][1]))
+        clock.now += rng.uniform(0.0, 0.05)
+        recent = [waited for at, waited in history if at >= clock.now - 0.5]
+        assert door.standing() == pytest.approx(min(recent), abs=1e-6), len(history)

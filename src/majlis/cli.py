@@ -417,7 +417,7 @@ def _serve(args: argparse.Namespace) -> int:
     app: ASGIApp
     if args.command == "media":
         holds = ConnectionHolds()
-        app = build_node_app(config)
+        app = holds.watching(build_node_app(config))
     else:
         services = build_services(config)
         # Writes are refused as they are read, by the rule the app sheds with; a

@@ -17,10 +17,10 @@ took twice as long; why is not settled.
 The wait at the door is a queueing delay the shedding rule is told of: a write that
 waited longer than the target is refused as it is let in (api/overload.py), so that the
 refused hear it within about the target, and those who do as told come back later (a
-join goes on instead, to the waiting room's ticket). Its
-standing value (`standing`) is the worker's delay for whoever paces by it, the waiting
-room first: a door keeps the event loop calm through an overload, so the loop's own delay
-no longer says the worker is behind.
+join goes on instead, to the waiting room's ticket). Its standing value (`standing`) is
+the worker's delay for whoever paces by it, the waiting room first: a door keeps the
+event loop calm through an overload, so the loop's own delay no longer says the worker
+is behind.
 """
 
 from __future__ import annotations
@@ -59,7 +59,10 @@ class Door:
         self._waiting: deque[tuple[Waiting, float]] = deque()
         self.waited = 0  # writes that had to wait, in all
         self._walked_in_at = -INTERVAL  # when a write last went in without waiting
-        self._waits: deque[tuple[float, float]] = deque()  # (let in at, after waiting)
+        # (let in at, after waiting) of the last interval's let-ins, each wait shorter than
+        # those after it: a longer one let in before a shorter is never the least again,
+        # so the least is the first, however many are let in (a join asks each time).
+        self._waits: deque[tuple[float, float]] = deque()
 
     @property
     def waiting(self) -> int:
@@ -89,7 +92,7 @@ class Door:
         while self._waits and self._waits[0][0] < now - INTERVAL:
             self._waits.popleft()
         if self._waits:
-            return min(waited for _, waited in self._waits)
+            return self._waits[0][1]
         if self._waiting:
             return now - self._waiting[0][1]
         return 0.0
@@ -109,6 +112,9 @@ class Door:
                 self.inside -= 1
 
     def _note(self, now: float, waited: float) -> None:
-        self._waits.append((now, waited))
-        while self._waits[0][0] < now - INTERVAL:
-            self._waits.popleft()
+        waits = self._waits
+        while waits and waits[-1][1] >= waited:
+            waits.pop()
+        waits.append((now, waited))
+        while waits[0][0] < now - INTERVAL:
+            waits.popleft()

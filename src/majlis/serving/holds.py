@@ -79,6 +79,7 @@ class ConnectionHolds:
         self.refused_early = 0  # requests refused by the gate, in all
         self.in_flight = 0  # HTTP requests in the application now (`watching`)
         self.closed_quiet = 0  # connections closed for owing a request too long, in all
+        self._watching = False  # whether the app tells us of its requests (`watching`)
 
     def wrap(self, protocol: asyncio.Protocol) -> HeldProtocol:
         return HeldProtocol(protocol, self)
@@ -110,7 +111,10 @@ class ConnectionHolds:
 
     def close_quiet(self, after_s: float, now: float | None = None) -> int:
         """Close each connection that has owed a whole request for longer than `after_s`
-        (not one held, or waiting at the door: that wait is the worker's); how many."""
+        (not one held, or waiting at the door: that wait is the worker's); how many.
+        None before `watching`: without it, a request in hand would look owed."""
+        if not self._watching:
+            return 0
         now = time.monotonic() if now is None else now
         quiet = [c for c in self._open.values() if c.owed_for(now) > after_s]
         for connection in quiet:
@@ -127,6 +131,7 @@ class ConnectionHolds:
     def watching(self, app: ASGIApp) -> ASGIApp:
         """`app`, telling these connections when each HTTP answer is done (the gate is
         asked only on a connection with no request in progress)."""
+        self._watching = True
         return _Answers(app, self)
 
     def __len__(self) -> int:
