@@ -149,7 +149,14 @@ async def test_a_starved_worker_reports_itself_behind(media: MediaProcess) -> No
 async def test_the_worker_freezes_its_startup_heap_and_collects_the_rest(
     media: MediaProcess,
 ) -> None:
-    """Issue 13, R6: media/runtime/collector.py runs in the real worker."""
-    samples = {name: value for name, _, value in await media.metrics()}
+    """Issue 13, R6: media/runtime/collector.py runs in the real worker. Asked again while
+    it does not answer in time (`metrics` then has only the process's own samples): on a
+    busy machine, or just after the test before stopped it forty times, it may not."""
+    samples: dict[str, float] = {}
+    for _ in range(20):
+        samples = {name: value for name, _, value in await media.metrics()}
+        if "majlis_media_gc_frozen" in samples:
+            break
+    assert "majlis_media_gc_frozen" in samples, f"the worker never answered: {samples}"
     assert samples["majlis_media_gc_frozen"] > 10_000  # the imports, at least
     assert samples["majlis_media_gc_collections_total"] == 0  # the first comes after 60 s
