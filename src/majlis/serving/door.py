@@ -89,8 +89,7 @@ class Door:
         now = self._clock()
         if now - self._walked_in_at <= INTERVAL:
             return 0.0
-        while self._waits and self._waits[0][0] < now - INTERVAL:
-            self._waits.popleft()
+        self._forget(now)
         if self._waits:
             return self._waits[0][1]
         if self._waiting:
@@ -101,7 +100,7 @@ class Door:
         """A write inside was answered, or its connection went: once half the places
         are free, the next writes waiting go in, as many as there are places."""
         self.inside = max(0, self.inside - 1)
-        if self.inside > self.low_water:
+        if self.inside > self.low_water or not self._waiting:
             return
         now = self._clock()
         while self.inside < self.limit and self._waiting:
@@ -116,5 +115,9 @@ class Door:
         while waits and waits[-1][1] >= waited:
             waits.pop()
         waits.append((now, waited))
-        while waits[0][0] < now - INTERVAL:
-            waits.popleft()
+        self._forget(now)
+
+    def _forget(self, now: float) -> None:
+        """Drop the waits let in before the last interval."""
+        while self._waits and self._waits[0][0] < now - INTERVAL:
+            self._waits.popleft()

@@ -154,17 +154,18 @@ class _Answers:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # The peer as uvicorn named it: the app may put a proxied client's in its place.
         client = scope.get("client")
-        if client:
-            self.holds.started((str(client[0]), int(client[1])))
+        peer = (str(client[0]), int(client[1])) if client else None
+        if peer:
+            self.holds.started(peer)
         self.holds.in_flight += 1
         try:
             await self.app(scope, receive, send)
         finally:
             self.holds.in_flight -= 1
-            # The peer as uvicorn named it: the app may put a proxied client's in its place.
-            if client:
-                self.holds.answered((str(client[0]), int(client[1])))
+            if peer:
+                self.holds.answered(peer)
 
 
 class HeldProtocol(asyncio.Protocol):
